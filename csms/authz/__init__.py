@@ -1,0 +1,1 @@
+"""Authorization decisions. ``model``, ``policy`` and ``ports`` are pure (stdlib only)."""

@@ -1,0 +1,300 @@
+"""Typed, frozen configuration read from ``config.toml`` plus environment overrides.
+
+Why this is hand-written rather than pydantic: the rules are few (known keys only,
+exact types, a handful of ranges) and the error must name the offending key the way
+an operator writes it (``ocpi.port``), which a ten-line walker over dataclass fields
+does with no extra dependency.
+
+Overrides: ``CSMS__<SECTION>__<KEY>=value`` (case-insensitive), parsed as the field's
+type. ``[partners.<name>]`` tables hold per-partner authorization overrides.
+
+Errors: every problem raises :class:`ConfigError` whose message starts with the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+ENV_PREFIX = "CSMS__"
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; ``key`` names the culprit."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = 9000
+    path_prefix: str = "/ocpp"
+    unknown_chargers: Literal["reject", "accept", "pending"] = "reject"
+    heartbeat_interval_s: int = 300
+    pending_retry_interval_s: int = 60
+    tls_cert: str = ""
+    tls_key: str = ""
+    listen_backlog: int = 4096
+    max_message_bytes: int = 65536
+    ping_interval_s: float = 60.0
+    call_timeout_s: float = 30.0
+    charge_point_id_max_length: int = 48
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = "var/csms.sqlite3"
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    host: str = "127.0.0.1"
+    port: int = 9100
+    token: str = "change-me-admin-token"
+
+
+@dataclass(frozen=True)
+class OcpiConfig:
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 9200
+    public_base_url: str = "http://127.0.0.1:9200"
+    country_code: str = "NL"
+    party_id: str = "CPO"
+    business_name: str = "Example CPO"
+    business_website: str = ""
+    http_timeout_s: float = 10.0
+    connection_limit_per_partner: int = 512
+    token_sync_interval_s: float = 86400.0
+    token_sync_page_size: int = 1000
+    page_limit: int = 1000
+
+
+@dataclass(frozen=True)
+class AuthzConfig:
+    charger_authorize_timeout_s: float = 20.0
+    authorize_deadline_s: float = 5.0
+    id_tag_expiry_s: int = 86400
+    authorize_reuse_window_s: int = 900
+    concurrent_tx: Literal["reject", "allow"] = "reject"
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+@dataclass(frozen=True)
+class PartnerOverride:
+    """Per-partner settings, keyed ``[partners.<COUNTRY>-<PARTY>]`` e.g. ``[partners.NL-EMS]``."""
+
+    authorize_deadline_s: float | None = None
+    fallback_allowed_offline: Literal["accept", "reject"] | None = None
+    fallback_allowed: Literal["accept", "reject"] | None = None
+    uid_prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    ocpi: OcpiConfig = field(default_factory=OcpiConfig)
+    authz: AuthzConfig = field(default_factory=AuthzConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    partners: Mapping[str, PartnerOverride] = field(default_factory=dict)
+
+    def partner(self, key: str) -> PartnerOverride:
+        return self.partners.get(key.upper(), PartnerOverride())
+
+
+_SECTIONS: dict[str, type] = {
+    f.name: f.default_factory().__class__  # type: ignore[misc]
+    for f in dataclasses.fields(Config)
+    if f.name != "partners"
+}
+
+
+def _coerce(key: str, tp: Any, value: Any, from_env: bool) -> Any:
+    """Check ``value`` against the annotation ``tp``; env strings are parsed first."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None or (from_env and value == ""):
+            return None
+        return _coerce(key, args[0], value, from_env)
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(key, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if from_env and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, f"must be a list of strings, got {value!r}")
+        return tuple(value)
+    if tp is bool:
+        if from_env and isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if from_env and isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                raise ConfigError(key, f"must be an integer, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if from_env and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(key, f"must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, got {value!r}")
+        return value
+    raise ConfigError(key, f"unsupported type {tp!r}")  # pragma: no cover - programming error
+
+
+def _build(cls: type, prefix: str, raw: Mapping[str, Any], from_env: Mapping[str, bool]) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise ConfigError(f"{prefix}.{key}", "unknown key")
+    values = {
+        k: _coerce(f"{prefix}.{k}", hints[k], v, from_env.get(k, False)) for k, v in raw.items()
+    }
+    return cls(**values)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(name, "environment override must be CSMS__<SECTION>__<KEY>")
+        out.setdefault(parts[0], {})[parts[1]] = value
+    return out
+
+
+def _validate(cfg: Config) -> None:
+    def positive(key: str, value: float) -> None:
+        if value <= 0:
+            raise ConfigError(key, f"must be greater than 0, got {value}")
+
+    for key, value in (
+        ("server.port", cfg.server.port),
+        ("admin.port", cfg.admin.port),
+        ("ocpi.port", cfg.ocpi.port),
+    ):
+        if not 0 <= value <= 65535:
+            raise ConfigError(key, f"must be a TCP port 0..65535, got {value}")
+    positive("server.heartbeat_interval_s", cfg.server.heartbeat_interval_s)
+    positive("server.call_timeout_s", cfg.server.call_timeout_s)
+    positive("server.max_message_bytes", cfg.server.max_message_bytes)
+    positive("authz.charger_authorize_timeout_s", cfg.authz.charger_authorize_timeout_s)
+    positive("authz.id_tag_expiry_s", cfg.authz.id_tag_expiry_s)
+    positive("ocpi.page_limit", cfg.ocpi.page_limit)
+    positive("ocpi.token_sync_page_size", cfg.ocpi.token_sync_page_size)
+    if not cfg.server.path_prefix.startswith("/"):
+        raise ConfigError("server.path_prefix", "must start with '/'")
+    if bool(cfg.server.tls_cert) != bool(cfg.server.tls_key):
+        raise ConfigError("server.tls_key", "tls_cert and tls_key must be set together")
+    if not cfg.admin.token or cfg.admin.token.isspace():
+        raise ConfigError("admin.token", "must not be empty")
+    limit = deadline_ceiling(cfg.authz.charger_authorize_timeout_s)
+    deadlines = [("authz.authorize_deadline_s", cfg.authz.authorize_deadline_s)]
+    deadlines += [
+        (f"partners.{name}.authorize_deadline_s", p.authorize_deadline_s)
+        for name, p in cfg.partners.items()
+        if p.authorize_deadline_s is not None
+    ]
+    for key, value in deadlines:
+        positive(key, value)
+        if value > limit:
+            raise ConfigError(
+                key,
+                f"{value} s is not comfortably shorter than authz.charger_authorize_timeout_s "
+                f"({cfg.authz.charger_authorize_timeout_s} s); at most {limit:g} s is allowed",
+            )
+    if len(cfg.ocpi.country_code) != 2:
+        raise ConfigError("ocpi.country_code", "must be 2 characters (ISO 3166-1 alpha-2)")
+    if not 1 <= len(cfg.ocpi.party_id) <= 3:
+        raise ConfigError("ocpi.party_id", "must be 1 to 3 characters")
+
+
+def deadline_ceiling(charger_timeout_s: float) -> float:
+    """The longest authorize deadline we accept: half the charger's timeout.
+
+    Half leaves room for the charger's own network latency and our queueing, so the
+    fallback answer always lands before the charger gives up on the CALL.
+    """
+    return charger_timeout_s / 2
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (may be missing: defaults apply) and apply ``CSMS__`` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if p.exists():
+            try:
+                raw = tomllib.loads(p.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(str(p), f"not valid TOML: {exc}") from None
+        else:
+            raise ConfigError(str(p), "config file not found")
+    env = _env_overrides(os.environ if environ is None else environ)
+    sections: dict[str, Any] = {}
+    for name in raw:
+        if name not in _SECTIONS and name != "partners":
+            raise ConfigError(name, "unknown section")
+    for name in env:
+        if name not in _SECTIONS:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()}", "unknown section in override")
+    for name, cls in _SECTIONS.items():
+        section = raw.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(name, "must be a table")
+        merged = dict(section)
+        merged.update(env.get(name, {}))
+        flags = {k: True for k in env.get(name, {})}
+        sections[name] = _build(cls, name, merged, flags)
+    partners_raw = raw.get("partners", {})
+    if not isinstance(partners_raw, dict):
+        raise ConfigError("partners", "must be a table of tables")
+    partners: dict[str, PartnerOverride] = {}
+    for key, table in partners_raw.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"partners.{key}", "must be a table")
+        partners[key.upper()] = _build(PartnerOverride, f"partners.{key}", table, {})
+    cfg = Config(**sections, partners=types.MappingProxyType(partners))
+    _validate(cfg)
+    return cfg

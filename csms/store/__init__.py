@@ -1,0 +1,1 @@
+"""aiosqlite store: :mod:`db` (connection), :mod:`schema` (all tables), one repository module per area."""

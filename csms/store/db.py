@@ -1,0 +1,112 @@
+"""The aiosqlite adapter: one connection, WAL, migrations applied on open.
+
+Why one connection: SQLite has a single writer anyway; one connection (aiosqlite's own
+worker thread) serialises writes without lock retries, and WAL lets readers in other
+processes (the CLI, backups) read while we write. Repositories in this package take a
+:class:`Database` and hold the SQL for their own tables; the schema lives in
+:mod:`csms.store.schema` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from csms.store import schema
+
+
+class Executor:
+    """Statement helpers over the shared connection, with no locking of their own."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows changed."""
+        cur = await self.conn.execute(sql, params)
+        n = cur.rowcount
+        await cur.close()
+        return n
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self.conn.executemany(sql, rows)
+
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an INSERT; returns the new rowid."""
+        cur = await self.conn.execute(sql, params)
+        rowid = cur.lastrowid
+        await cur.close()
+        assert rowid is not None
+        return rowid
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+        async with self.conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+
+class Database(Executor):
+    """Writes outside :meth:`transaction` take the same lock, so a lone statement from one
+    coroutine never lands inside (and is never rolled back with) another's transaction.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        super().__init__(conn)
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> Database:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=5000",
+            "PRAGMA temp_store=MEMORY",
+        ):
+            await conn.execute(pragma)
+        db = cls(conn, path)
+        async with db.transaction() as tx:
+            await schema.migrate(tx)
+        return db
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._lock:
+            return await super().execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        async with self._lock:
+            await super().executemany(sql, rows)
+
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._lock:
+            return await super().insert(sql, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Executor]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on an unlocked executor; rolled back on error."""
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            tx = Executor(self.conn)
+            try:
+                yield tx
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            else:
+                await self.conn.execute("COMMIT")

@@ -1,0 +1,220 @@
+"""Every table the CSMS keeps, as an append-only list of named migrations.
+
+Why append-only and named: an installed database records which names it has applied,
+so a release only ever adds steps; editing an applied step would leave old databases
+silently different from new ones. Add a new ``(name, sql)`` at the end, never change
+one that has shipped.
+
+Conventions: ``*_norm`` columns hold the upper-cased lookup key of a case-insensitive
+identifier, the plain column its original spelling. Times are ISO-8601 UTC strings;
+``*_at`` is when *we* received or wrote something, charger-reported times keep their
+own column so offline history is stored as sent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from csms.store.db import Executor
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_ocpp_core",
+        """
+        CREATE TABLE chargers (
+            id                  TEXT PRIMARY KEY,
+            password_hash       TEXT,
+            registration_status TEXT NOT NULL DEFAULT 'Accepted',
+            vendor              TEXT,
+            model               TEXT,
+            serial_number       TEXT,
+            charge_box_serial   TEXT,
+            firmware_version    TEXT,
+            iccid               TEXT,
+            imsi                TEXT,
+            meter_type          TEXT,
+            meter_serial        TEXT,
+            created_at          TEXT NOT NULL,
+            last_boot_at        TEXT,
+            last_heartbeat_at   TEXT,
+            last_connected_at   TEXT,
+            last_disconnected_at TEXT,
+            firmware_status     TEXT,
+            diagnostics_status  TEXT
+        );
+
+        CREATE TABLE connectors (
+            charger_id          TEXT NOT NULL,
+            connector_id        INTEGER NOT NULL,
+            status              TEXT NOT NULL,
+            error_code          TEXT NOT NULL,
+            info                TEXT,
+            vendor_id           TEXT,
+            vendor_error_code   TEXT,
+            status_timestamp    TEXT,
+            received_at         TEXT NOT NULL,
+            PRIMARY KEY (charger_id, connector_id)
+        );
+
+        CREATE TABLE status_notifications (
+            id                  INTEGER PRIMARY KEY,
+            charger_id          TEXT NOT NULL,
+            connector_id        INTEGER NOT NULL,
+            status              TEXT NOT NULL,
+            error_code          TEXT NOT NULL,
+            info                TEXT,
+            vendor_id           TEXT,
+            vendor_error_code   TEXT,
+            status_timestamp    TEXT,
+            received_at         TEXT NOT NULL
+        );
+        CREATE INDEX status_notifications_charger ON status_notifications (charger_id, id);
+
+        -- Everything a charger sent that has no table of its own (Boot history,
+        -- Firmware/Diagnostics status, DataTransfer), kept verbatim.
+        CREATE TABLE charger_events (
+            id                  INTEGER PRIMARY KEY,
+            charger_id          TEXT NOT NULL,
+            action              TEXT NOT NULL,
+            payload             TEXT NOT NULL,
+            received_at         TEXT NOT NULL
+        );
+        CREATE INDEX charger_events_charger ON charger_events (charger_id, id);
+
+        -- The local token table serving the authorization seam without roaming.
+        CREATE TABLE id_tags (
+            id_tag_norm         TEXT PRIMARY KEY,
+            id_tag              TEXT NOT NULL,
+            status              TEXT NOT NULL,
+            expiry_date         TEXT,
+            parent_id_tag       TEXT,
+            created_at          TEXT NOT NULL,
+            updated_at          TEXT NOT NULL
+        );
+
+        -- AUTOINCREMENT: SQLite never hands out a rowid again, even after deletes or a
+        -- restart, which is the durable never-reused sequence transaction ids need.
+        CREATE TABLE transactions (
+            id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+            charger_id          TEXT NOT NULL,
+            connector_id        INTEGER NOT NULL,
+            id_tag              TEXT NOT NULL,
+            id_tag_norm         TEXT NOT NULL,
+            meter_start         INTEGER NOT NULL,
+            start_timestamp     TEXT NOT NULL,
+            start_received_at   TEXT NOT NULL,
+            reservation_id      INTEGER,
+            start_status        TEXT NOT NULL,
+            parent_id_tag       TEXT,
+            authorization_reference TEXT,
+            partner_id          TEXT,
+            token_type          TEXT,
+            token_country_code  TEXT,
+            token_party_id      TEXT,
+            contract_id         TEXT,
+            auth_method         TEXT,
+            meter_stop          INTEGER,
+            stop_timestamp      TEXT,
+            stop_received_at    TEXT,
+            stop_reason         TEXT,
+            stop_id_tag         TEXT,
+            UNIQUE (charger_id, connector_id, id_tag_norm, start_timestamp, meter_start)
+        );
+        CREATE INDEX transactions_active ON transactions (id_tag_norm) WHERE stop_received_at IS NULL;
+        CREATE INDEX transactions_charger ON transactions (charger_id, connector_id);
+
+        -- StopTransaction messages that did not stop a live transaction: unknown ids,
+        -- -1 (started offline and never numbered), and repeats of an earlier stop.
+        CREATE TABLE stop_records (
+            id                  INTEGER PRIMARY KEY,
+            charger_id          TEXT NOT NULL,
+            transaction_id      INTEGER NOT NULL,
+            kind                TEXT NOT NULL CHECK (kind IN ('orphan', 'duplicate')),
+            id_tag              TEXT,
+            meter_stop          INTEGER NOT NULL,
+            stop_timestamp      TEXT NOT NULL,
+            reason              TEXT,
+            transaction_data    TEXT,
+            received_at         TEXT NOT NULL
+        );
+
+        CREATE TABLE meter_values (
+            id                  INTEGER PRIMARY KEY,
+            charger_id          TEXT NOT NULL,
+            connector_id        INTEGER NOT NULL,
+            transaction_id      INTEGER,
+            source              TEXT NOT NULL,
+            timestamp           TEXT NOT NULL,
+            received_at         TEXT NOT NULL,
+            value               TEXT NOT NULL,
+            context             TEXT,
+            format              TEXT,
+            measurand           TEXT,
+            phase               TEXT,
+            location            TEXT,
+            unit                TEXT
+        );
+        CREATE INDEX meter_values_tx ON meter_values (transaction_id, timestamp);
+        """,
+    ),
+    (
+        "0002_authorizations",
+        """
+        CREATE TABLE authorizations (
+            id                  INTEGER PRIMARY KEY,
+            decided_at          TEXT NOT NULL,
+            charger_id          TEXT,
+            connector_id        INTEGER,
+            trigger             TEXT NOT NULL,
+            uid                 TEXT NOT NULL,
+            uid_norm            TEXT NOT NULL,
+            partner_id          TEXT,
+            token_type          TEXT,
+            source              TEXT NOT NULL,
+            allowed             TEXT,
+            status              TEXT NOT NULL,
+            authorization_reference TEXT,
+            display_text        TEXT,
+            latency_ms          REAL NOT NULL,
+            reason              TEXT
+        );
+        CREATE INDEX authorizations_recent ON authorizations (charger_id, uid_norm, decided_at);
+        """,
+    ),
+]
+
+
+async def migrate(db: Executor) -> list[str]:
+    """Apply every migration not yet recorded; returns the names applied now."""
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = {row["name"] for row in await db.fetchall("SELECT name FROM schema_migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        for statement in _split(sql):
+            await db.execute(statement)
+        await db.execute(
+            "INSERT INTO schema_migrations (name, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+            (name,),
+        )
+        applied.append(name)
+    return applied
+
+
+def _split(sql: str) -> list[str]:
+    """Split a migration on ``;`` at line ends (our SQL has no semicolons inside literals)."""
+    parts, buf = [], []
+    for line in sql.splitlines():
+        stripped = line.split("--", 1)[0].rstrip()
+        buf.append(stripped)
+        if stripped.endswith(";"):
+            parts.append("\n".join(buf).strip())
+            buf = []
+    tail = "\n".join(buf).strip()
+    if tail:
+        parts.append(tail)
+    return [p for p in parts if p and p != ";"]

@@ -1,0 +1,35 @@
+"""Store: migrations apply once, transactions roll back, sequence survives reopen."""
+
+import pytest
+
+from csms.store import schema
+from csms.store.db import Database
+
+
+async def test_migrations_apply_once_and_wal_is_on(tmp_path):
+    path = str(tmp_path / "s.sqlite3")
+    db = await Database.open(path)
+    mode = await db.fetchone("PRAGMA journal_mode")
+    assert mode[0] == "wal"
+    names = [
+        r["name"] for r in await db.fetchall("SELECT name FROM schema_migrations ORDER BY name")
+    ]
+    assert names == [n for n, _ in schema.MIGRATIONS]
+    await db.close()
+    db = await Database.open(path)
+    async with db.transaction() as tx:
+        assert await schema.migrate(tx) == []
+    await db.close()
+
+
+async def test_transaction_rolls_back_on_error(tmp_path):
+    db = await Database.open(str(tmp_path / "s.sqlite3"))
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO charger_events (charger_id, action, payload, received_at) VALUES ('A','x','{}','t')"
+            )
+            raise RuntimeError("boom")
+    row = await db.fetchone("SELECT count(*) AS n FROM charger_events")
+    assert row["n"] == 0
+    await db.close()
