@@ -1,0 +1,75 @@
+"""``csms serve``: run the CSMS until SIGINT/SIGTERM.
+
+Why the signal handling lives here and not in :class:`csms.app.CsmsApp`: the app is
+also started inside tests and other programs that own their own loop and signals; only
+the process entry point may decide that a signal means "stop everything".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from typing import Any
+
+from csms import logs
+from csms.cli.client import add_command
+from csms.config import Config, ConfigError, load
+
+
+def register(subparsers: Any) -> None:
+    p = add_command(
+        subparsers, "serve", _serve, "run the OCPP server, admin API and OCPI", admin=False
+    )
+    p.add_argument("--config", default=None, help="config file (default: none, defaults apply)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        config = load(args.config, os.environ)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    return serve(config)
+
+
+def serve(config: Config) -> int:
+    """Configure logs, run the app until a signal; returns the exit code."""
+    logs.configure(config.log.level, config.log.format)
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is absent on Windows only
+        runner = asyncio.run
+    try:
+        return int(runner(run_until_signal(config)))
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
+
+
+async def run_until_signal(config: Config) -> int:
+    from csms.app import CsmsApp
+
+    log = logs.get("csms.serve")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except NotImplementedError:  # pragma: no cover - Windows
+            pass
+    try:
+        app = await CsmsApp.start(config)
+    except OSError as exc:
+        log.error("startup_failed", error=str(exc))
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        await stop.wait()
+        log.info("shutdown_requested")
+    finally:
+        await app.stop()
+    return 0
