@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 def normalise(uid: str) -> str:
@@ -68,6 +69,9 @@ class AuthRequest:
     trigger: str = "Authorize"  # "Authorize" | "StartTransaction"
     connector_id: int | None = None
     token_type: str = "RFID"
+    # ``time.monotonic()`` when the CALL arrived; the deadline counts from here so that
+    # queueing before the authorizer is reached is charged against it too.
+    received_at: float | None = None
 
     @property
     def uid_norm(self) -> str:
@@ -97,3 +101,121 @@ class Decision:
     @property
     def accepted(self) -> bool:
         return self.status is AuthStatus.ACCEPTED
+
+
+class UnreachableKind(enum.StrEnum):
+    """Why a real-time call gave no answer; every kind leads to the fallback rule."""
+
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    SERVER_ERROR = "server_error"  # HTTP 5xx, or a hub's 4002/4003
+    MALFORMED = "malformed"  # not JSON, not an OCPI envelope, or not an AuthorizationInfo
+    NO_ENDPOINT = "no_endpoint"  # the partner is not registered / has no tokens SENDER
+    ERROR = "error"  # anything else that went wrong on our side of the call
+
+
+@dataclass(frozen=True, slots=True)
+class CachedToken:
+    """A token an eMSP pushed to us or that a sync fetched (OCPI ``Token``, the fields we use)."""
+
+    country_code: str
+    party_id: str
+    uid: str
+    token_type: str
+    contract_id: str
+    valid: bool
+    whitelist: Whitelist
+    group_id: str | None = None
+    issuer: str = ""
+    visual_number: str | None = None
+    language: str | None = None
+    last_updated: str = ""
+
+    @property
+    def partner_id(self) -> str:
+        """The ``[partners.<COUNTRY>-<PARTY>]`` key of the eMSP owning the token."""
+        return f"{self.country_code.upper()}-{self.party_id.upper()}"
+
+    @property
+    def uid_norm(self) -> str:
+        return normalise(self.uid)
+
+
+class LocationRefs(NamedTuple):
+    """OCPI ``LocationReferences`` of the charger (and connector) asking."""
+
+    location_id: str
+    evse_uids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteVerdict:
+    """A definite real-time answer: the eMSP knows the token (``AuthorizationInfo``)."""
+
+    partner_id: str
+    allowed: Allowed
+    token: CachedToken | None = None
+    authorization_reference: str | None = None
+    display_text: str | None = None
+    location: LocationRefs | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUnknown:
+    """A definite real-time answer: the eMSP does not know the token (HTTP 404 / 2004)."""
+
+    partner_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """No answer from the eMSP (never a definite one): the fallback rule decides."""
+
+    partner_id: str
+    kind: UnreachableKind
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRefused:
+    """The eMSP answered, but not with a verdict: 401/403, 2001/2002 or another 4xx.
+
+    Why this is not "unreachable": a refusal is a configuration or protocol problem
+    between the parties, and letting the driver charge for free until someone notices
+    would turn every misconfiguration into an open charger.
+    """
+
+    partner_id: str
+    detail: str = ""
+
+
+RemoteOutcome = RemoteVerdict | TokenUnknown | Unreachable | RemoteRefused
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackRules:
+    """What to do with a cached token when its eMSP is unreachable (per partner)."""
+
+    allowed_offline_accept: bool = True
+    allowed_accept: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One row of the ``authorizations`` table and one ``authorization_decided`` event."""
+
+    decided_at: str
+    charger_id: str | None
+    connector_id: int | None
+    trigger: str
+    uid: str
+    uid_norm: str
+    partner_id: str | None
+    token_type: str | None
+    source: str
+    allowed: str | None
+    status: str
+    authorization_reference: str | None
+    display_text: str | None
+    latency_ms: float
+    reason: str
