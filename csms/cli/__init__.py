@@ -22,6 +22,10 @@ from csms.cli.client import AdminError, CliError
 
 COMMAND_MODULES: list[str] = [
     "csms.cli.serve",
+    "csms.cli.chargers",
+    "csms.cli.tokens",
+    "csms.cli.transactions",
+    "csms.cli.calls",
 ]
 
 

@@ -1,0 +1,115 @@
+"""The admin aiohttp application: bearer auth, JSON errors, and the route tables.
+
+Why the auth is a middleware with a constant-time compare: every route but
+``/api/health`` (a liveness probe for load balancers, which carry no token) needs the
+same check, and comparing with ``hmac.compare_digest`` does not leak the token's
+prefix through response timing.
+
+Other engineers' routes join through ``extra_routes`` (see
+:meth:`csms.app.CsmsApp.add_admin_routes`); they get the same auth and error
+rendering. Handlers reach the running system via ``request.app[CSMS_APP]``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from csms import logs
+from csms.admin import calls, chargers, tokens, transactions
+from csms.admin.http import ApiError, json_response
+
+if TYPE_CHECKING:
+    from csms.app import CsmsApp
+
+CSMS_APP: web.AppKey[Any] = web.AppKey("csms_app", object)
+PUBLIC_PATHS = frozenset({"/api/health"})
+
+log = logs.get("csms.admin")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+def create_admin_app(
+    csms_app: CsmsApp, extra_routes: Sequence[web.AbstractRouteDef] = ()
+) -> web.Application:
+    app = web.Application(
+        middlewares=[_errors, _auth(csms_app.config.admin.token)],
+        client_max_size=1024 * 1024,
+    )
+    app[CSMS_APP] = csms_app
+    app.router.add_get("/api/health", health)
+    app.add_routes(chargers.routes)
+    app.add_routes(tokens.routes)
+    app.add_routes(transactions.routes)
+    app.add_routes(calls.routes)
+    app.add_routes(list(extra_routes))
+    return app
+
+
+async def start_admin_api(
+    csms_app: CsmsApp, extra_routes: Sequence[web.AbstractRouteDef] = ()
+) -> tuple[web.AppRunner, int]:
+    """Serve the admin API on ``admin.host``/``admin.port``; returns the runner and bound port."""
+    cfg = csms_app.config.admin
+    runner = web.AppRunner(create_admin_app(csms_app, extra_routes), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.host, cfg.port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    port = sockets[0].getsockname()[1] if sockets else cfg.port
+    return runner, int(port)
+
+
+def _auth(token: str) -> Any:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "missing or wrong bearer token (Authorization: Bearer <admin.token>)",
+            )
+        return await handler(request)
+
+    return auth
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        resp = json_response(exc.body(), status=exc.status)
+        if exc.status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="csms-admin"'
+        return resp
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+            exc.status, "http_error"
+        )
+        return json_response({"error": code, "message": exc.reason}, status=exc.status)
+    except Exception:
+        log.exception("admin_request_failed", method=request.method, path=request.path)
+        return json_response(
+            {"error": "internal", "message": "internal error; see the server log"}, status=500
+        )

@@ -1,0 +1,177 @@
+"""``/api/chargers``: the registry joined with live connection state and connector status.
+
+Reads are SQL over the shared schema here (an admin read model: one query per list
+rather than one per charger); writes go through the store's ``ChargerRepo`` so password
+hashing and id rules live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from csms.admin.http import ApiError, field, json_response, read_object
+from csms.store.db import Database
+
+routes = web.RouteTableDef()
+
+CHARGER_COLUMNS = (
+    "id",
+    "registration_status",
+    "vendor",
+    "model",
+    "serial_number",
+    "charge_box_serial",
+    "firmware_version",
+    "iccid",
+    "imsi",
+    "meter_type",
+    "meter_serial",
+    "created_at",
+    "last_boot_at",
+    "last_heartbeat_at",
+    "last_connected_at",
+    "last_disconnected_at",
+    "firmware_status",
+    "diagnostics_status",
+)
+CONNECTOR_COLUMNS = (
+    "connector_id",
+    "status",
+    "error_code",
+    "info",
+    "vendor_id",
+    "vendor_error_code",
+    "status_timestamp",
+    "received_at",
+)
+_SELECT = (
+    f"SELECT {', '.join(CHARGER_COLUMNS)}, password_hash IS NOT NULL AS has_password FROM chargers"
+)
+
+
+async def load_charger_row(db: Database, charger_id: str) -> Mapping[str, Any] | None:
+    return await db.fetchone(f"{_SELECT} WHERE id = ?", (charger_id,))
+
+
+async def _connectors(
+    db: Database, charger_id: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    sql = f"SELECT charger_id, {', '.join(CONNECTOR_COLUMNS)} FROM connectors"
+    params: tuple[Any, ...] = ()
+    if charger_id is not None:
+        sql += " WHERE charger_id = ?"
+        params = (charger_id,)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in await db.fetchall(sql + " ORDER BY charger_id, connector_id", params):
+        out.setdefault(row["charger_id"], []).append({c: row[c] for c in CONNECTOR_COLUMNS})
+    return out
+
+
+def _view(
+    row: Mapping[str, Any], connectors: list[dict[str, Any]], connected: bool
+) -> dict[str, Any]:
+    doc = {c: row[c] for c in CHARGER_COLUMNS}
+    doc["has_password"] = bool(row["has_password"])
+    doc["connected"] = connected
+    doc["connectors"] = connectors
+    return doc
+
+
+def _app(request: web.Request) -> Any:
+    from csms.admin.app import CSMS_APP
+
+    return request.app[CSMS_APP]
+
+
+def _repo(csms_app: Any) -> Any:
+    from csms.store.chargers import ChargerRepo
+
+    return ChargerRepo(csms_app.db)
+
+
+@routes.get("/api/chargers")
+async def list_chargers(request: web.Request) -> web.Response:
+    csms_app = _app(request)
+    gateway = csms_app.gateway
+    rows = await csms_app.db.fetchall(f"{_SELECT} ORDER BY id")
+    conns = await _connectors(csms_app.db)
+    return json_response(
+        {
+            "chargers": [
+                _view(r, conns.get(r["id"], []), gateway.is_connected(r["id"])) for r in rows
+            ]
+        }
+    )
+
+
+@routes.get("/api/chargers/{charger_id}")
+async def get_charger(request: web.Request) -> web.Response:
+    csms_app = _app(request)
+    charger_id = request.match_info["charger_id"]
+    row = await load_charger_row(csms_app.db, charger_id)
+    if row is None:
+        raise ApiError(404, "unknown_charger", f"no charger {charger_id!r} in the registry")
+    conns = await _connectors(csms_app.db, charger_id)
+    doc = _view(row, conns.get(charger_id, []), csms_app.gateway.is_connected(charger_id))
+    active = await csms_app.db.fetchall(
+        "SELECT id, connector_id, id_tag, start_timestamp, meter_start FROM transactions "
+        "WHERE charger_id = ? AND stop_received_at IS NULL ORDER BY id",
+        (charger_id,),
+    )
+    doc["active_transactions"] = [dict(r) for r in active]
+    return json_response(doc)
+
+
+def validate_charger_id(charger_id: Any, max_length: int) -> str:
+    if not isinstance(charger_id, str) or not charger_id:
+        raise ApiError(400, "invalid_body", "field 'id' is required and must be a non-empty string")
+    if len(charger_id) > max_length:
+        raise ApiError(
+            400,
+            "invalid_body",
+            f"field 'id' is longer than server.charge_point_id_max_length ({max_length})",
+        )
+    bad = [c for c in charger_id if not c.isprintable() or c.isspace() or c in "/?#%"]
+    if bad:
+        raise ApiError(
+            400,
+            "invalid_body",
+            f"field 'id' may not contain whitespace, control characters or any of / ? # %, "
+            f"found {bad[0]!r}",
+        )
+    return charger_id
+
+
+@routes.post("/api/chargers")
+async def add_charger(request: web.Request) -> web.Response:
+    csms_app = _app(request)
+    doc = await read_object(request)
+    unknown = sorted(set(doc) - {"id", "password"})
+    if unknown:
+        raise ApiError(400, "invalid_body", f"unknown field(s): {', '.join(unknown)}")
+    charger_id = validate_charger_id(
+        doc.get("id"), csms_app.config.server.charge_point_id_max_length
+    )
+    password = field(doc, "password", str)
+    if await load_charger_row(csms_app.db, charger_id) is not None:
+        raise ApiError(409, "already_exists", f"charger {charger_id!r} is already registered")
+    try:
+        await _repo(csms_app).add(charger_id, password)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_body", str(exc)) from None
+    row = await load_charger_row(csms_app.db, charger_id)
+    assert row is not None
+    return json_response(_view(row, [], csms_app.gateway.is_connected(charger_id)), status=201)
+
+
+@routes.delete("/api/chargers/{charger_id}")
+async def remove_charger(request: web.Request) -> web.Response:
+    csms_app = _app(request)
+    charger_id = request.match_info["charger_id"]
+    if await load_charger_row(csms_app.db, charger_id) is None:
+        raise ApiError(404, "unknown_charger", f"no charger {charger_id!r} in the registry")
+    await _repo(csms_app).remove(charger_id)
+    return json_response({"id": charger_id, "removed": True})

@@ -1,0 +1,79 @@
+"""``csms chargers add|list|show|remove``: the charger registry."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from csms.cli.client import add_command, client_from_args, emit, print_fields, print_table, quote
+
+
+def register(subparsers: Any) -> None:
+    group = subparsers.add_parser("chargers", help="manage the charger registry")
+    sub = group.add_subparsers(dest="chargers_command", metavar="ACTION")
+    sub.required = True
+    p = add_command(sub, "add", _add, "register a charger (it may then connect)")
+    p.add_argument("id", help="charge point id, the last path segment of its OCPP URL")
+    p.add_argument("--password", help="HTTP Basic password (security profile 1/2)")
+    add_command(sub, "list", _list, "list chargers with connection and connector status")
+    p = add_command(sub, "show", _show, "one charger in detail")
+    p.add_argument("id")
+    p = add_command(sub, "remove", _remove, "remove a charger from the registry")
+    p.add_argument("id")
+
+
+def _connectors(doc: dict[str, Any]) -> str:
+    return " ".join(f"{c['connector_id']}:{c['status']}" for c in doc.get("connectors", []))
+
+
+def _list(args: argparse.Namespace) -> int:
+    data = client_from_args(args).get("/api/chargers")
+
+    def human(d: Any) -> None:
+        rows = [
+            {
+                **c,
+                "connectors": _connectors(c),
+                "model": f"{c.get('vendor') or ''} {c.get('model') or ''}".strip(),
+            }
+            for c in d["chargers"]
+        ]
+        print_table(
+            rows,
+            ["id", "connected", "registration_status", "model", "last_heartbeat_at", "connectors"],
+        )
+
+    return emit(args, data, human)
+
+
+def _add(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"id": args.id}
+    if args.password is not None:
+        body["password"] = args.password
+    data = client_from_args(args).post("/api/chargers", body)
+    return emit(args, data, lambda d: print(f"charger {d['id']} added"))
+
+
+def _show(args: argparse.Namespace) -> int:
+    data = client_from_args(args).get(f"/api/chargers/{quote(args.id)}")
+
+    def human(d: Any) -> None:
+        print_fields({k: v for k, v in d.items() if k not in ("connectors", "active_transactions")})
+        print()
+        print_table(
+            d.get("connectors", []),
+            ["connector_id", "status", "error_code", "info", "status_timestamp"],
+        )
+        if d.get("active_transactions"):
+            print()
+            print_table(
+                d["active_transactions"],
+                ["id", "connector_id", "id_tag", "start_timestamp", "meter_start"],
+            )
+
+    return emit(args, data, human)
+
+
+def _remove(args: argparse.Namespace) -> int:
+    data = client_from_args(args).delete(f"/api/chargers/{quote(args.id)}")
+    return emit(args, data, lambda d: print(f"charger {d['id']} removed"))
