@@ -1,0 +1,61 @@
+"""The :class:`Authorizer` served from the local ``id_tags`` table, used until (and beside)
+the roaming-aware authorization service.
+
+Rules: unknown -> Invalid; Blocked/Expired/Invalid as stored; Accepted with an
+``expiry_date`` in the past -> Expired; Accepted -> expiryDate = now + authz.id_tag_expiry_s
+(never later than the tag's own expiry), so the charger's cache forgets it in time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from csms.authz.model import AuthMethod, AuthRequest, AuthStatus, Decision, Source
+from csms.store.db import Database
+from csms.store.id_tags import IdTagRepo
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _parse(value: str) -> datetime | None:
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class LocalTokenAuthorizer:
+    def __init__(self, db: Database, id_tag_expiry_s: int) -> None:
+        self.repo = IdTagRepo(db)
+        self.expiry = timedelta(seconds=id_tag_expiry_s)
+
+    async def authorize(self, request: AuthRequest) -> Decision:
+        row = await self.repo.get(request.uid)
+        if row is None:
+            return Decision(AuthStatus.INVALID, Source.LOCAL, reason="unknown idTag")
+        now = datetime.now(UTC)
+        status = AuthStatus(row.status)
+        own_expiry = _parse(row.expiry_date) if row.expiry_date else None
+        if status is AuthStatus.ACCEPTED and own_expiry is not None and own_expiry <= now:
+            status = AuthStatus.EXPIRED
+        if status is not AuthStatus.ACCEPTED:
+            return Decision(
+                status,
+                Source.LOCAL,
+                reason=f"idTag is {status.value}",
+                parent_id_tag=row.parent_id_tag,
+            )
+        expiry = now + self.expiry
+        if own_expiry is not None and own_expiry < expiry:
+            expiry = own_expiry
+        return Decision(
+            AuthStatus.ACCEPTED,
+            Source.LOCAL,
+            parent_id_tag=row.parent_id_tag,
+            expiry_date=_iso(expiry),
+            token_type=request.token_type,
+            auth_method=AuthMethod.WHITELIST,
+        )

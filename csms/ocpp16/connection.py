@@ -1,0 +1,170 @@
+"""One charger's WebSocket session: the read loop, answers to its CALLs, our outstanding CALL.
+
+Why one read loop that never waits on slow work: CALLRESULTs to our own calls are
+resolved right in the loop, and handlers that may await something slow (see
+:data:`csms.ocpp16.actions.SLOW`) run in their own task. A charger whose idTag takes
+seconds to authorize therefore still answers a GetConfiguration at once, and one
+charger's traffic never delays another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from csms.ocpp16 import errors, framing, schemas
+from csms.ocpp16.actions import ALL_OCPP16, CHARGER_INITIATED, SLOW
+
+log = structlog.get_logger("csms.ocpp")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    charger_id: str
+    connected_at: str
+    remote_address: str
+    subprotocol: str | None
+
+
+class Dispatcher(Protocol):
+    """Answers one validated charger-initiated CALL; raises OcppError for a CALLERROR."""
+
+    async def handle(
+        self, conn: ChargerConnection, action: str, payload: dict[str, Any]
+    ) -> Any: ...
+
+
+class ChargerConnection:
+    def __init__(
+        self,
+        charger_id: str,
+        ws: ServerConnection,
+        dispatcher: Dispatcher,
+        info: ConnectionInfo,
+        registration_status: str,
+    ) -> None:
+        self.charger_id = charger_id
+        self.ws = ws
+        self.info = info
+        self.registration_status = registration_status
+        self.replaced = False
+        self._dispatcher = dispatcher
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._call_lock = asyncio.Lock()
+        self._pending_id: str | None = None
+        self._pending: asyncio.Future[framing.CallResult | framing.CallError] | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def serve(self) -> None:
+        """Read until the socket closes; then fail our pending call and stop handler tasks."""
+        try:
+            async for raw in self.ws:
+                try:
+                    frame = framing.parse(raw)
+                except framing.FrameError as exc:
+                    await self._bad_frame(exc)
+                    continue
+                if type(frame) is framing.Call:
+                    if frame.action in SLOW:
+                        task = asyncio.create_task(self._answer(frame))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+                    else:
+                        await self._answer(frame)
+                else:
+                    self._resolve(frame)  # type: ignore[arg-type]
+        except ConnectionClosed:
+            pass
+        finally:
+            self._closed = True
+            if self._pending is not None and not self._pending.done():
+                self._pending.set_exception(errors.ChargerNotConnected(self.charger_id))
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def _bad_frame(self, exc: framing.FrameError) -> None:
+        log.warning(
+            "ocpp.bad_frame", code=exc.code, reason=exc.description, unique_id=exc.unique_id
+        )
+        if exc.reply:
+            await self._send(framing.error(exc.unique_id, exc.code, exc.description))
+        elif self._pending_id == exc.unique_id and self._pending and not self._pending.done():
+            self._pending.set_exception(
+                errors.InvalidCallResult(self.charger_id, "?", exc.description)
+            )
+
+    def _resolve(self, frame: framing.CallResult | framing.CallError) -> None:
+        if self._pending_id != frame.unique_id or self._pending is None or self._pending.done():
+            log.warning("ocpp.unexpected_result", unique_id=frame.unique_id)
+            return
+        self._pending.set_result(frame)
+
+    async def _answer(self, call: framing.Call) -> None:
+        action = call.action
+        try:
+            if action not in CHARGER_INITIATED:
+                if action in ALL_OCPP16:
+                    raise errors.OcppError(
+                        errors.NOT_SUPPORTED, f"{action} is not accepted from a charge point"
+                    )
+                raise errors.OcppError(errors.NOT_IMPLEMENTED, f"unknown action {action!r}")
+            try:
+                schemas.validate_request(action, call.payload)
+            except schemas.SchemaViolation as exc:
+                raise errors.OcppError(exc.code, exc.message) from None
+            response = await self._dispatcher.handle(self, action, call.payload)
+            try:
+                schemas.validate_response(action, response)
+            except schemas.SchemaViolation as exc:
+                log.error("ocpp.invalid_own_response", action=action, reason=exc.message)
+                raise errors.OcppError(errors.INTERNAL_ERROR, "internal error") from None
+            out = framing.result(call.unique_id, response)
+        except errors.OcppError as exc:
+            if exc.code != errors.INTERNAL_ERROR:
+                log.info("ocpp.call_rejected", action=action, code=exc.code, reason=exc.description)
+            out = framing.error(call.unique_id, exc.code, exc.description, exc.details)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("ocpp.handler_failed", action=action, unique_id=call.unique_id)
+            out = framing.error(call.unique_id, errors.INTERNAL_ERROR, "internal error")
+        await self._send(out)
+
+    async def _send(self, text: str) -> None:
+        try:
+            await self.ws.send(text)
+        except ConnectionClosed:
+            log.debug("ocpp.send_after_close")
+
+    async def call(self, action: str, payload: Any) -> framing.CallResult | framing.CallError:
+        """Send one CALL and wait for its answer; OCPP-J allows one outstanding CALL, hence the
+        lock. The caller bounds the whole wait (lock included) with its timeout."""
+        async with self._call_lock:
+            if self._closed:
+                raise errors.ChargerNotConnected(self.charger_id)
+            unique_id = str(uuid.uuid4())
+            fut: asyncio.Future[framing.CallResult | framing.CallError] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._pending_id, self._pending = unique_id, fut
+            try:
+                try:
+                    await self.ws.send(framing.call(unique_id, action, payload))
+                except ConnectionClosed:
+                    raise errors.ChargerNotConnected(self.charger_id) from None
+                return await fut
+            finally:
+                self._pending_id, self._pending = None, None
+
+    async def close(self, reason: str) -> None:
+        await self.ws.close(1000, reason)

@@ -1,0 +1,117 @@
+"""OCPP-J frames: ``[2, id, action, payload]``, ``[3, id, payload]``, ``[4, id, code, desc, details]``.
+
+Parsing never raises anything but :class:`FrameError`, which carries the CALLERROR to send.
+When the unique id cannot be read (not JSON, not an array, id not a string) the answer
+uses unique id ``"-1"``: the charger cannot correlate it, but it learns its frame was bad
+and the exchange is logged on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from csms.ocpp16 import errors
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+UNKNOWN_ID = "-1"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    unique_id: str
+    action: str
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    unique_id: str
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CallError:
+    unique_id: str
+    code: str
+    description: str
+    details: Any
+
+
+Frame = Call | CallResult | CallError
+
+
+class FrameError(Exception):
+    """A frame we cannot use. ``reply`` is False for broken CALLRESULT/CALLERROR frames:
+    OCPP-J never answers a result, so those are only logged (and fail a pending call)."""
+
+    def __init__(self, code: str, description: str, unique_id: str, reply: bool = True) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.unique_id = unique_id
+        self.reply = reply
+
+
+def parse(raw: str | bytes) -> Frame:
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise FrameError(
+            errors.FORMATION_VIOLATION, "frame is not valid JSON", UNKNOWN_ID
+        ) from None
+    if not isinstance(msg, list) or not msg:
+        raise FrameError(
+            errors.FORMATION_VIOLATION, "frame must be a non-empty JSON array", UNKNOWN_ID
+        )
+    kind = msg[0]
+    uid = msg[1] if len(msg) > 1 and isinstance(msg[1], str) and msg[1] else None
+    if uid is None:
+        raise FrameError(
+            errors.FORMATION_VIOLATION, "frame must carry a non-empty string unique id", UNKNOWN_ID
+        )
+    if kind == CALL and type(kind) is int:
+        if len(msg) == 3:
+            raise FrameError(errors.PROTOCOL_ERROR, "CALL frame is missing its payload", uid)
+        if len(msg) != 4:
+            raise FrameError(
+                errors.FORMATION_VIOLATION, "CALL frame must have exactly 4 elements", uid
+            )
+        if not isinstance(msg[2], str):
+            raise FrameError(errors.FORMATION_VIOLATION, "CALL action must be a string", uid)
+        return Call(uid, msg[2], msg[3])
+    if kind == CALLRESULT and type(kind) is int:
+        if len(msg) != 3:
+            raise FrameError(
+                errors.FORMATION_VIOLATION,
+                "CALLRESULT frame must have 3 elements",
+                uid,
+                reply=False,
+            )
+        return CallResult(uid, msg[2])
+    if kind == CALLERROR and type(kind) is int:
+        if len(msg) not in (4, 5) or not isinstance(msg[2], str) or not isinstance(msg[3], str):
+            raise FrameError(
+                errors.FORMATION_VIOLATION,
+                "CALLERROR frame must be [4, id, code, description, details]",
+                uid,
+                reply=False,
+            )
+        return CallError(uid, msg[2], msg[3], msg[4] if len(msg) == 5 else {})
+    raise FrameError(
+        errors.FORMATION_VIOLATION, f"unknown message type id {kind!r} (expected 2, 3 or 4)", uid
+    )
+
+
+def call(unique_id: str, action: str, payload: Any) -> str:
+    return orjson.dumps([CALL, unique_id, action, payload]).decode()
+
+
+def result(unique_id: str, payload: Any) -> str:
+    return orjson.dumps([CALLRESULT, unique_id, payload]).decode()
+
+
+def error(unique_id: str, code: str, description: str, details: Any = None) -> str:
+    return orjson.dumps([CALLERROR, unique_id, code, description, details or {}]).decode()

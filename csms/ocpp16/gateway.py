@@ -1,0 +1,86 @@
+"""CSMS-initiated calls: the ONE wrapper every caller (admin API, OCPI commands) goes through.
+
+Why one wrapper: validating our request, bounding the wait, validating the charger's
+answer and turning every failure into a typed :mod:`csms.ocpp16.errors` exception happens
+in one place, so no caller ever gets a silent ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from csms.ocpp16 import errors, framing, schemas
+from csms.ocpp16.actions import CSMS_INITIATED
+from csms.ocpp16.connection import ChargerConnection, ConnectionInfo
+
+log = structlog.get_logger("csms.ocpp")
+
+
+class ChargerGateway:
+    def __init__(self, call_timeout_s: float) -> None:
+        self.call_timeout_s = call_timeout_s
+        self._live: dict[str, ChargerConnection] = {}
+
+    def connections(self) -> dict[str, ConnectionInfo]:
+        return {cid: conn.info for cid, conn in self._live.items()}
+
+    def is_connected(self, charger_id: str) -> bool:
+        return charger_id in self._live
+
+    def connection(self, charger_id: str) -> ChargerConnection | None:
+        return self._live.get(charger_id)
+
+    async def call(
+        self, charger_id: str, action: str, payload: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send ``action`` with the camelCase ``payload`` and return the charger's camelCase answer.
+
+        Raises ChargerNotConnected, CallTimeout, CallErrorReceived, InvalidCallPayload or
+        InvalidCallResult (all :class:`csms.ocpp16.errors.GatewayError`).
+        """
+        if action not in CSMS_INITIATED:
+            raise errors.InvalidCallPayload(action, "not an OCPP 1.6 central-system action")
+        try:
+            schemas.validate_request(action, payload)
+        except schemas.SchemaViolation as exc:
+            raise errors.InvalidCallPayload(action, exc.message) from None
+        conn = self._live.get(charger_id)
+        if conn is None:
+            raise errors.ChargerNotConnected(charger_id)
+        limit = self.call_timeout_s if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                answer = await conn.call(action, payload)
+        except TimeoutError:
+            log.warning("ocpp.call_timeout", charge_point_id=charger_id, action=action)
+            raise errors.CallTimeout(charger_id, action, limit) from None
+        except errors.InvalidCallResult as exc:
+            raise errors.InvalidCallResult(charger_id, action, exc.message) from None
+        if type(answer) is framing.CallError:
+            details = answer.details if isinstance(answer.details, dict) else {}
+            raise errors.CallErrorReceived(
+                charger_id, action, answer.code, answer.description, details
+            )
+        try:
+            schemas.validate_response(action, answer.payload)
+        except schemas.SchemaViolation as exc:
+            raise errors.InvalidCallResult(charger_id, action, exc.message) from None
+        return answer.payload  # type: ignore[no-any-return]
+
+    def attach(self, conn: ChargerConnection) -> ChargerConnection | None:
+        """Make ``conn`` THE session of its charger; returns the one it replaces, if any."""
+        old = self._live.get(conn.charger_id)
+        self._live[conn.charger_id] = conn
+        if old is not None:
+            old.replaced = True
+        return old
+
+    def detach(self, conn: ChargerConnection) -> None:
+        if self._live.get(conn.charger_id) is conn:
+            del self._live[conn.charger_id]
+
+    def all(self) -> list[ChargerConnection]:
+        return list(self._live.values())

@@ -1,0 +1,271 @@
+"""Answers to every charge-point-initiated OCPP 1.6 message, each persisted before answering.
+
+Payloads arrive schema-valid (camelCase, as on the wire) and are read directly, with no
+conversion layer on the hot path. Facts that others care about (transactions, meter
+values, connector status) are written in one store transaction together with the
+:class:`~csms.ocpp16.events.ChargerEvents` callback.
+
+Before a charger is Accepted (registration Pending or Rejected) it may only send
+:data:`~csms.ocpp16.actions.ALLOWED_BEFORE_ACCEPTED`; anything else is answered
+``SecurityError``. The registration is re-read from the store before refusing, so an
+operator's accept takes effect without waiting for the next boot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from csms.authz.model import AuthRequest, AuthStatus, Decision, Source, normalise
+from csms.authz.ports import Authorizer
+from csms.config import Config
+from csms.logs import mask
+from csms.ocpp16 import errors
+from csms.ocpp16.actions import ALLOWED_BEFORE_ACCEPTED
+from csms.ocpp16.datatransfer import VendorRegistry
+from csms.ocpp16.events import ChargerEvents
+from csms.store.chargers import ChargerRepo, ConnectorRepo, now_iso
+from csms.store.db import Database
+from csms.store.events import ChargerEventRepo
+from csms.store.meter_values import MeterValueRepo, samples_of
+from csms.store.transactions import TransactionRepo
+
+if TYPE_CHECKING:
+    from csms.ocpp16.connection import ChargerConnection
+
+log = structlog.get_logger("csms.ocpp")
+
+Handler = Callable[["ChargerConnection", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def id_tag_info(
+    status: str, parent_id_tag: str | None = None, expiry: str | None = None
+) -> dict[str, Any]:
+    info: dict[str, Any] = {"status": status}
+    if expiry:
+        info["expiryDate"] = expiry
+    if parent_id_tag:
+        info["parentIdTag"] = parent_id_tag
+    return info
+
+
+def _decision_info(d: Decision) -> dict[str, Any]:
+    return id_tag_info(d.status.value, d.parent_id_tag, d.expiry_date if d.accepted else None)
+
+
+class Handlers:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        authorizer: Authorizer,
+        events: ChargerEvents,
+        vendors: VendorRegistry,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.authorizer = authorizer
+        self.events = events
+        self.vendors = vendors
+        self.chargers = ChargerRepo(db)
+        self.transactions = TransactionRepo(db)
+        self._table: dict[str, Handler] = {
+            "BootNotification": self.boot_notification,
+            "Heartbeat": self.heartbeat,
+            "StatusNotification": self.status_notification,
+            "Authorize": self.authorize,
+            "StartTransaction": self.start_transaction,
+            "StopTransaction": self.stop_transaction,
+            "MeterValues": self.meter_values,
+            "DataTransfer": self.data_transfer,
+            "FirmwareStatusNotification": self.firmware_status,
+            "DiagnosticsStatusNotification": self.diagnostics_status,
+        }
+
+    async def handle(self, conn: ChargerConnection, action: str, payload: dict[str, Any]) -> Any:
+        if conn.registration_status != "Accepted" and action not in ALLOWED_BEFORE_ACCEPTED:
+            status = await self.chargers.registration_status(conn.charger_id)
+            conn.registration_status = status or "Rejected"
+            if conn.registration_status != "Accepted":
+                raise errors.OcppError(
+                    errors.SECURITY_ERROR,
+                    f"registration is {conn.registration_status}: {action} is refused until the "
+                    "central system accepts this charge point",
+                )
+        return await self._table[action](conn, payload)
+
+    async def _authorize(self, request: AuthRequest) -> Decision:
+        """The Authorizer must not raise; if it does anyway, the token is Invalid (logged) so
+        the message is still answered and a transaction still stored."""
+        try:
+            return await self.authorizer.authorize(request)
+        except Exception:
+            log.exception(
+                "ocpp.authorizer_failed", id_tag=mask(request.uid), trigger=request.trigger
+            )
+            return Decision(AuthStatus.INVALID, Source.FALLBACK, reason="authorizer failed")
+
+    async def boot_notification(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
+        now = now_iso()
+        async with self.db.transaction() as tx:
+            status = await ChargerRepo.record_boot(tx, conn.charger_id, p, now)
+            await ChargerEventRepo.add(tx, conn.charger_id, "BootNotification", p, now)
+        conn.registration_status = status
+        server = self.config.server
+        interval = (
+            server.heartbeat_interval_s if status == "Accepted" else server.pending_retry_interval_s
+        )
+        log.info(
+            "ocpp.boot", status=status, vendor=p["chargePointVendor"], model=p["chargePointModel"]
+        )
+        return {"status": status, "currentTime": now, "interval": interval}
+
+    async def heartbeat(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
+        now = now_iso()
+        await self.chargers.touch_heartbeat(conn.charger_id, now)
+        return {"currentTime": now}
+
+    async def status_notification(
+        self, conn: ChargerConnection, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        now = now_iso()
+        async with self.db.transaction() as tx:
+            await ConnectorRepo.record_status(tx, conn.charger_id, p, now)
+            await self.events.status_changed(
+                tx,
+                conn.charger_id,
+                p["connectorId"],
+                p["status"],
+                p["errorCode"],
+                p.get("timestamp"),
+            )
+        return {}
+
+    async def authorize(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
+        decision = await self._authorize(AuthRequest(conn.charger_id, p["idTag"], "Authorize"))
+        return {"idTagInfo": _decision_info(decision)}
+
+    async def start_transaction(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
+        cid, connector, id_tag = conn.charger_id, int(p["connectorId"]), p["idTag"]
+        norm, ts, meter_start = normalise(id_tag), p["timestamp"], int(p["meterStart"])
+        earlier = await self.transactions.find_start(self.db, cid, connector, norm, ts, meter_start)
+        if earlier is not None:
+            log.info("ocpp.start_retry", transaction_id=earlier.id)
+            return {
+                "transactionId": earlier.id,
+                "idTagInfo": id_tag_info(earlier.start_status, earlier.parent_id_tag),
+            }
+        d = await self._authorize(AuthRequest(cid, id_tag, "StartTransaction", connector))
+        values = {
+            "charger_id": cid,
+            "connector_id": connector,
+            "id_tag": id_tag,
+            "id_tag_norm": norm,
+            "meter_start": meter_start,
+            "start_timestamp": ts,
+            "start_received_at": now_iso(),
+            "reservation_id": p.get("reservationId"),
+            "start_status": d.status.value,
+            "parent_id_tag": d.parent_id_tag,
+            "authorization_reference": d.authorization_reference,
+            "partner_id": d.partner_id,
+            "token_type": d.token_type,
+            "token_country_code": d.token_country_code,
+            "token_party_id": d.token_party_id,
+            "contract_id": d.contract_id,
+            "auth_method": d.auth_method.value if d.auth_method else None,
+        }
+        async with self.db.transaction() as tx:
+            txn, created = await self.transactions.insert_start(tx, values)
+            if created:
+                await self.events.transaction_started(tx, txn)
+        log.info(
+            "ocpp.transaction_started",
+            transaction_id=txn.id,
+            connector_id=connector,
+            id_tag=mask(id_tag),
+            status=txn.start_status,
+        )
+        if not created:
+            return {
+                "transactionId": txn.id,
+                "idTagInfo": id_tag_info(txn.start_status, txn.parent_id_tag),
+            }
+        return {"transactionId": txn.id, "idTagInfo": _decision_info(d)}
+
+    async def stop_transaction(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
+        cid, tid, now = conn.charger_id, int(p["transactionId"]), now_iso()
+        samples = samples_of(p.get("transactionData") or [])
+        kind: str | None = None
+        async with self.db.transaction() as tx:
+            txn = await TransactionRepo.get_in(tx, tid)
+            if txn is None or txn.charger_id != cid:
+                kind = "orphan"
+            elif not txn.active:
+                kind = "duplicate"
+            if kind is not None:
+                await TransactionRepo.add_stop_record(tx, cid, kind, p, now)
+            else:
+                assert txn is not None
+                if samples:
+                    await MeterValueRepo.add(
+                        tx, cid, txn.connector_id, tid, "StopTransaction", samples, now
+                    )
+                    await self.events.meter_values(tx, cid, txn.connector_id, tid, samples)
+                txn = await TransactionRepo.stop(
+                    tx,
+                    tid,
+                    int(p["meterStop"]),
+                    p["timestamp"],
+                    now,
+                    p.get("reason"),
+                    p.get("idTag"),
+                )
+                await self.events.transaction_stopped(tx, txn)
+        if kind is not None:
+            log.warning("ocpp.stop_unmatched", transaction_id=tid, kind=kind)
+        else:
+            log.info("ocpp.transaction_stopped", transaction_id=tid, reason=p.get("reason"))
+        stop_tag = p.get("idTag")
+        if stop_tag is None:
+            return {}
+        if txn is not None and kind is None and normalise(stop_tag) == txn.id_tag_norm:
+            # The token that started it: its start decision stands, no second round trip.
+            return {"idTagInfo": id_tag_info(txn.start_status, txn.parent_id_tag)}
+        d = await self._authorize(AuthRequest(cid, stop_tag, "StopTransaction"))
+        return {"idTagInfo": _decision_info(d)}
+
+    async def meter_values(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
+        cid, connector, tid = conn.charger_id, int(p["connectorId"]), p.get("transactionId")
+        samples = samples_of(p["meterValue"])
+        async with self.db.transaction() as tx:
+            await MeterValueRepo.add(tx, cid, connector, tid, "MeterValues", samples, now_iso())
+            await self.events.meter_values(tx, cid, connector, tid, samples)
+        return {}
+
+    async def data_transfer(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
+        async with self.db.transaction() as tx:
+            await ChargerEventRepo.add(tx, conn.charger_id, "DataTransfer", p, now_iso())
+        return await self.vendors.dispatch(
+            conn.charger_id, p["vendorId"], p.get("messageId"), p.get("data")
+        )
+
+    async def firmware_status(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
+        async with self.db.transaction() as tx:
+            await ChargerRepo.set_firmware_status(tx, conn.charger_id, p["status"])
+            await ChargerEventRepo.add(
+                tx, conn.charger_id, "FirmwareStatusNotification", p, now_iso()
+            )
+        return {}
+
+    async def diagnostics_status(
+        self, conn: ChargerConnection, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        async with self.db.transaction() as tx:
+            await ChargerRepo.set_diagnostics_status(tx, conn.charger_id, p["status"])
+            await ChargerEventRepo.add(
+                tx, conn.charger_id, "DiagnosticsStatusNotification", p, now_iso()
+            )
+        return {}

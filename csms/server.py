@@ -1,0 +1,244 @@
+"""The OCPP 1.6J WebSocket server: ``ws[s]://HOST:PORT{path_prefix}/{charge_point_id}``.
+
+Everything that can be refused is refused at the HTTP handshake with a status and a
+plain-text reason, before any OCPP traffic: a bad path (404), an invalid id (400), a
+client not offering subprotocol ``ocpp1.6`` (400), an unknown id under policy
+``reject`` (404), missing or wrong HTTP Basic credentials for a charger that has a
+password (401 + ``WWW-Authenticate: Basic``). A second connection for the same id
+replaces the first, which is closed; there are never two live sessions for one id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ssl
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from urllib.parse import unquote
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from csms.authz.ports import Authorizer
+from csms.config import Config
+from csms.ocpp16.connection import ChargerConnection, ConnectionInfo
+from csms.ocpp16.datatransfer import VendorHandler, VendorRegistry
+from csms.ocpp16.events import ChargerEvents, NoEvents
+from csms.ocpp16.gateway import ChargerGateway
+from csms.ocpp16.handlers import Handlers
+from csms.store.chargers import ChargerRepo, charger_id_problem, now_iso
+from csms.store.db import Database
+from csms.store.passwords import check_password
+
+SUBPROTOCOL = "ocpp1.6"
+log = structlog.get_logger("csms.ocpp")
+
+
+def _offered_subprotocols(headers: Headers) -> list[str]:
+    return [
+        p.strip()
+        for value in headers.get_all("Sec-WebSocket-Protocol")
+        for p in value.split(",")
+        if p.strip()
+    ]
+
+
+def _basic_credentials(headers: Headers) -> tuple[str, str] | None:
+    value = headers.get("Authorization")
+    if not value:
+        return None
+    scheme, _, encoded = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = (
+            base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+        )
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+@dataclass
+class OcppServer:
+    """A running server; ``port`` is the bound port (config may say 0)."""
+
+    port: int
+    gateway: ChargerGateway
+    vendors: VendorRegistry
+    _server: Server
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def register_vendor(
+        self, vendor_id: str, handler: VendorHandler, message_id: str | None = None
+    ) -> None:
+        self.vendors.register_vendor(vendor_id, handler, message_id)
+
+    async def close(self) -> None:
+        self._server.close(close_connections=True)
+        await self._server.wait_closed()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+
+class _Endpoint:
+    """The handshake checks and the per-connection handler, sharing config and store."""
+
+    def __init__(self, config: Config, db: Database, handlers: Handlers, gateway: ChargerGateway):
+        self.config = config
+        self.chargers = ChargerRepo(db)
+        self.handlers = handlers
+        self.gateway = gateway
+        self.prefix = config.server.path_prefix.rstrip("/") + "/"
+        self.background: set[asyncio.Task[None]] = set()
+
+    def _refuse(
+        self, ws: ServerConnection, status: HTTPStatus, text: str, charger_id: str | None = None
+    ) -> Response:
+        log.info(
+            "ocpp.handshake_refused", status=int(status), reason=text, charge_point_id=charger_id
+        )
+        return ws.respond(status, text + "\n")
+
+    async def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if not path.startswith(self.prefix):
+            return self._refuse(
+                ws,
+                HTTPStatus.NOT_FOUND,
+                f"unknown path; connect to {self.prefix}{{charge_point_id}}",
+            )
+        charger_id = unquote(path[len(self.prefix) :])
+        if "/" in charger_id:
+            return self._refuse(
+                ws,
+                HTTPStatus.NOT_FOUND,
+                f"unknown path; connect to {self.prefix}{{charge_point_id}}",
+            )
+        problem = charger_id_problem(charger_id, self.config.server.charge_point_id_max_length)
+        if problem:
+            return self._refuse(ws, HTTPStatus.BAD_REQUEST, problem)
+        if SUBPROTOCOL not in _offered_subprotocols(request.headers):
+            return self._refuse(
+                ws,
+                HTTPStatus.BAD_REQUEST,
+                f"the client must offer WebSocket subprotocol {SUBPROTOCOL} "
+                "(Sec-WebSocket-Protocol header); this server speaks only OCPP 1.6J",
+                charger_id,
+            )
+        facts = await self.chargers.auth_facts(charger_id)
+        if facts is None:
+            policy = self.config.server.unknown_chargers
+            if policy == "reject":
+                return self._refuse(ws, HTTPStatus.NOT_FOUND, "unknown charge point id", charger_id)
+            status = "Accepted" if policy == "accept" else "Pending"
+            await self.chargers.auto_register(charger_id, status)
+            log.info("ocpp.auto_registered", charge_point_id=charger_id, status=status)
+            facts = (status, None)
+        registration, pw_hash = facts
+        if pw_hash is not None:
+            creds = _basic_credentials(request.headers)
+            ok = (
+                creds is not None
+                and creds[0] == charger_id
+                and await check_password(charger_id, creds[1], pw_hash)
+            )
+            if not ok:
+                response = self._refuse(
+                    ws,
+                    HTTPStatus.UNAUTHORIZED,
+                    "HTTP Basic credentials missing or wrong (user = charge point id)",
+                    charger_id,
+                )
+                response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
+                return response
+        ws.csms_charger_id = charger_id  # type: ignore[attr-defined]
+        ws.csms_registration = registration  # type: ignore[attr-defined]
+        return None
+
+    async def handler(self, ws: ServerConnection) -> None:
+        charger_id: str = ws.csms_charger_id  # type: ignore[attr-defined]
+        structlog.contextvars.bind_contextvars(charge_point_id=charger_id)
+        remote = ws.remote_address
+        connected_at = now_iso()
+        info = ConnectionInfo(
+            charger_id,
+            connected_at,
+            f"{remote[0]}:{remote[1]}" if remote else "",
+            ws.subprotocol,
+        )
+        conn = ChargerConnection(
+            charger_id,
+            ws,
+            self.handlers,
+            info,
+            ws.csms_registration,  # type: ignore[attr-defined]
+        )
+        old = self.gateway.attach(conn)
+        if old is not None:
+            log.info(
+                "ocpp.replaced", old_remote=old.info.remote_address, new_remote=info.remote_address
+            )
+            task = asyncio.create_task(old.close("replaced by a newer connection of the same id"))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+        log.info("ocpp.connected", remote=info.remote_address)
+        try:
+            await self.chargers.mark_connected(charger_id, connected_at)
+            await conn.serve()
+        finally:
+            self.gateway.detach(conn)
+            log.info(
+                "ocpp.disconnected",
+                code=ws.close_code,
+                reason=ws.close_reason,
+                replaced=conn.replaced,
+            )
+            if not conn.replaced:
+                try:
+                    await self.chargers.mark_disconnected(charger_id, now_iso())
+                except Exception:
+                    log.exception("ocpp.mark_disconnected_failed")
+
+
+def _tls_context(config: Config) -> ssl.SSLContext | None:
+    if not config.server.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+    return ctx
+
+
+async def start_ocpp_server(
+    config: Config,
+    db: Database,
+    authorizer: Authorizer,
+    events: ChargerEvents | None = None,
+    vendors: VendorRegistry | None = None,
+) -> OcppServer:
+    """Bind and serve; returns once listening. ``config.server.port`` may be 0."""
+    vendors = vendors or VendorRegistry()
+    gateway = ChargerGateway(config.server.call_timeout_s)
+    handlers = Handlers(config, db, authorizer, events or NoEvents(), vendors)
+    endpoint = _Endpoint(config, db, handlers, gateway)
+    s = config.server
+    server = await serve(
+        endpoint.handler,
+        s.host,
+        s.port,
+        process_request=endpoint.process_request,
+        subprotocols=[SUBPROTOCOL],
+        max_size=s.max_message_bytes,
+        ping_interval=s.ping_interval_s or None,
+        compression=None,
+        ssl=_tls_context(config),
+        backlog=s.listen_backlog,
+    )
+    port = next(iter(server.sockets)).getsockname()[1]
+    log.info("ocpp.listening", host=s.host, port=port, tls=bool(s.tls_cert), path=s.path_prefix)
+    return OcppServer(port, gateway, vendors, server, endpoint.background)

@@ -1,0 +1,263 @@
+"""The charger registry (``chargers``) and per-connector current status (``connectors``,
+``status_notifications``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from csms.store.db import Database, Executor
+from csms.store.passwords import hash_password
+
+REGISTRATION_STATUSES = ("Accepted", "Pending", "Rejected")
+_ID_CHARS = re.compile(r"[A-Za-z0-9._:\-]+")
+
+
+def now_iso() -> str:
+    """Our own clock as ISO-8601 UTC with milliseconds and ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def charger_id_problem(charger_id: str, max_length: int = 48) -> str | None:
+    """Why ``charger_id`` is not a usable charge point id, or None when it is.
+
+    Allowed: 1..max_length characters from ``A-Z a-z 0-9 . _ : -`` (safe in URLs, logs
+    and OCPI EVSE ids without escaping).
+    """
+    if not charger_id:
+        return "charge point id is empty"
+    if len(charger_id) > max_length:
+        return f"charge point id is longer than {max_length} characters"
+    if not _ID_CHARS.fullmatch(charger_id):
+        return "charge point id may only contain letters, digits and . _ : -"
+    return None
+
+
+class ChargerExists(ValueError):
+    def __init__(self, charger_id: str) -> None:
+        super().__init__(f"charger {charger_id!r} already exists")
+        self.charger_id = charger_id
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerRow:
+    id: str
+    registration_status: str
+    has_password: bool
+    vendor: str | None
+    model: str | None
+    serial_number: str | None
+    charge_box_serial: str | None
+    firmware_version: str | None
+    iccid: str | None
+    imsi: str | None
+    meter_type: str | None
+    meter_serial: str | None
+    created_at: str
+    last_boot_at: str | None
+    last_heartbeat_at: str | None
+    last_connected_at: str | None
+    last_disconnected_at: str | None
+    firmware_status: str | None
+    diagnostics_status: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> ChargerRow:
+        data = {k: row[k] for k in cls.__slots__ if k != "has_password"}  # type: ignore[attr-defined]
+        return cls(has_password=row["password_hash"] is not None, **data)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorRow:
+    charger_id: str
+    connector_id: int
+    status: str
+    error_code: str
+    info: str | None
+    vendor_id: str | None
+    vendor_error_code: str | None
+    status_timestamp: str | None
+    received_at: str
+
+
+class ChargerRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(
+        self, charger_id: str, password: str | None = None, registration_status: str = "Accepted"
+    ) -> ChargerRow:
+        """Register a charger; ``password`` enables HTTP Basic auth for it. Raises
+        ValueError for a bad id/status and :class:`ChargerExists` for a duplicate."""
+        problem = charger_id_problem(charger_id)
+        if problem:
+            raise ValueError(problem)
+        if registration_status not in REGISTRATION_STATUSES:
+            raise ValueError(f"registration status must be one of {REGISTRATION_STATUSES}")
+        pw_hash = hash_password(password) if password else None
+        n = await self.db.execute(
+            "INSERT INTO chargers (id, password_hash, registration_status, created_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (charger_id, pw_hash, registration_status, now_iso()),
+        )
+        if n == 0:
+            raise ChargerExists(charger_id)
+        row = await self.get(charger_id)
+        assert row is not None
+        return row
+
+    async def remove(self, charger_id: str) -> bool:
+        return await self.db.execute("DELETE FROM chargers WHERE id = ?", (charger_id,)) > 0
+
+    async def get(self, charger_id: str) -> ChargerRow | None:
+        row = await self.db.fetchone("SELECT * FROM chargers WHERE id = ?", (charger_id,))
+        return ChargerRow.from_row(row) if row else None
+
+    async def list(self) -> list[ChargerRow]:
+        rows = await self.db.fetchall("SELECT * FROM chargers ORDER BY id")
+        return [ChargerRow.from_row(r) for r in rows]
+
+    async def set_registration_status(self, charger_id: str, status: str) -> bool:
+        if status not in REGISTRATION_STATUSES:
+            raise ValueError(f"registration status must be one of {REGISTRATION_STATUSES}")
+        n = await self.db.execute(
+            "UPDATE chargers SET registration_status = ? WHERE id = ?", (status, charger_id)
+        )
+        return n > 0
+
+    async def set_password(self, charger_id: str, password: str | None) -> bool:
+        pw_hash = hash_password(password) if password else None
+        n = await self.db.execute(
+            "UPDATE chargers SET password_hash = ? WHERE id = ?", (pw_hash, charger_id)
+        )
+        return n > 0
+
+    async def auth_facts(self, charger_id: str) -> tuple[str, str | None] | None:
+        """(registration_status, password_hash) for the handshake, or None if unknown."""
+        row = await self.db.fetchone(
+            "SELECT registration_status, password_hash FROM chargers WHERE id = ?", (charger_id,)
+        )
+        return (row[0], row[1]) if row else None
+
+    async def auto_register(self, charger_id: str, registration_status: str) -> None:
+        await self.db.execute(
+            "INSERT INTO chargers (id, registration_status, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO NOTHING",
+            (charger_id, registration_status, now_iso()),
+        )
+
+    async def registration_status(self, charger_id: str) -> str | None:
+        row = await self.db.fetchone(
+            "SELECT registration_status FROM chargers WHERE id = ?", (charger_id,)
+        )
+        return row[0] if row else None
+
+    async def mark_connected(self, charger_id: str, at: str) -> None:
+        await self.db.execute(
+            "UPDATE chargers SET last_connected_at = ? WHERE id = ?", (at, charger_id)
+        )
+
+    async def mark_disconnected(self, charger_id: str, at: str) -> None:
+        await self.db.execute(
+            "UPDATE chargers SET last_disconnected_at = ? WHERE id = ?", (at, charger_id)
+        )
+
+    async def touch_heartbeat(self, charger_id: str, at: str) -> None:
+        await self.db.execute(
+            "UPDATE chargers SET last_heartbeat_at = ? WHERE id = ?", (at, charger_id)
+        )
+
+    @staticmethod
+    async def record_boot(ex: Executor, charger_id: str, p: dict[str, Any], at: str) -> str:
+        """Store what a BootNotification says; returns the registration status to answer."""
+        await ex.execute(
+            "UPDATE chargers SET vendor = ?, model = ?, serial_number = ?, charge_box_serial = ?, "
+            "firmware_version = ?, iccid = ?, imsi = ?, meter_type = ?, meter_serial = ?, "
+            "last_boot_at = ?, last_heartbeat_at = ? WHERE id = ?",
+            (
+                p["chargePointVendor"],
+                p["chargePointModel"],
+                p.get("chargePointSerialNumber"),
+                p.get("chargeBoxSerialNumber"),
+                p.get("firmwareVersion"),
+                p.get("iccid"),
+                p.get("imsi"),
+                p.get("meterType"),
+                p.get("meterSerialNumber"),
+                at,
+                at,
+                charger_id,
+            ),
+        )
+        row = await ex.fetchone(
+            "SELECT registration_status FROM chargers WHERE id = ?", (charger_id,)
+        )
+        return row[0] if row else "Rejected"
+
+    @staticmethod
+    async def set_firmware_status(ex: Executor, charger_id: str, status: str) -> None:
+        await ex.execute(
+            "UPDATE chargers SET firmware_status = ? WHERE id = ?", (status, charger_id)
+        )
+
+    @staticmethod
+    async def set_diagnostics_status(ex: Executor, charger_id: str, status: str) -> None:
+        await ex.execute(
+            "UPDATE chargers SET diagnostics_status = ? WHERE id = ?", (status, charger_id)
+        )
+
+
+class ConnectorRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    async def record_status(ex: Executor, charger_id: str, p: dict[str, Any], at: str) -> None:
+        """Upsert the current row and append the history row (charger timestamp as sent)."""
+        params = (
+            charger_id,
+            p["connectorId"],
+            p["status"],
+            p["errorCode"],
+            p.get("info"),
+            p.get("vendorId"),
+            p.get("vendorErrorCode"),
+            p.get("timestamp"),
+            at,
+        )
+        await ex.execute(
+            "INSERT INTO status_notifications (charger_id, connector_id, status, error_code, info, "
+            "vendor_id, vendor_error_code, status_timestamp, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params,
+        )
+        await ex.execute(
+            "INSERT INTO connectors (charger_id, connector_id, status, error_code, info, vendor_id, "
+            "vendor_error_code, status_timestamp, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (charger_id, connector_id) DO UPDATE SET status = excluded.status, "
+            "error_code = excluded.error_code, info = excluded.info, vendor_id = excluded.vendor_id, "
+            "vendor_error_code = excluded.vendor_error_code, "
+            "status_timestamp = excluded.status_timestamp, received_at = excluded.received_at",
+            params,
+        )
+
+    async def list(self, charger_id: str | None = None) -> list[ConnectorRow]:
+        if charger_id is None:
+            rows = await self.db.fetchall(
+                "SELECT * FROM connectors ORDER BY charger_id, connector_id"
+            )
+        else:
+            rows = await self.db.fetchall(
+                "SELECT * FROM connectors WHERE charger_id = ? ORDER BY connector_id",
+                (charger_id,),
+            )
+        return [ConnectorRow(**dict(r)) for r in rows]
+
+    async def history(self, charger_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM status_notifications WHERE charger_id = ? ORDER BY id DESC LIMIT ?",
+            (charger_id, limit),
+        )
+        return [dict(r) for r in rows]

@@ -1,0 +1,90 @@
+"""``id_tags``: the local token table behind :class:`csms.local_authz.LocalTokenAuthorizer`.
+
+Keys are case-insensitive (``normalise`` = upper-case); the original spelling is kept
+for display and answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from csms.authz.model import normalise
+from csms.store.chargers import now_iso
+from csms.store.db import Database
+
+ID_TAG_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid")
+
+
+@dataclass(frozen=True, slots=True)
+class IdTagRow:
+    id_tag: str
+    status: str
+    expiry_date: str | None
+    parent_id_tag: str | None
+    created_at: str
+    updated_at: str
+
+
+class IdTagRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(
+        self,
+        id_tag: str,
+        status: str = "Accepted",
+        expiry_date: str | None = None,
+        parent_id_tag: str | None = None,
+    ) -> IdTagRow:
+        """Create or replace the tag (an existing tag takes the new values)."""
+        if not id_tag or len(id_tag) > 20:
+            raise ValueError("idTag must be 1 to 20 characters (OCPP 1.6 CiString20)")
+        if status not in ID_TAG_STATUSES:
+            raise ValueError(f"status must be one of {ID_TAG_STATUSES}")
+        if parent_id_tag is not None and len(parent_id_tag) > 20:
+            raise ValueError("parentIdTag must be at most 20 characters")
+        now = now_iso()
+        await self.db.execute(
+            "INSERT INTO id_tags (id_tag_norm, id_tag, status, expiry_date, parent_id_tag, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id_tag_norm) DO "
+            "UPDATE SET id_tag = excluded.id_tag, status = excluded.status, "
+            "expiry_date = excluded.expiry_date, parent_id_tag = excluded.parent_id_tag, "
+            "updated_at = excluded.updated_at",
+            (normalise(id_tag), id_tag, status, expiry_date, parent_id_tag, now, now),
+        )
+        row = await self.get(id_tag)
+        assert row is not None
+        return row
+
+    async def get(self, id_tag: str) -> IdTagRow | None:
+        row = await self.db.fetchone(
+            "SELECT id_tag, status, expiry_date, parent_id_tag, created_at, updated_at "
+            "FROM id_tags WHERE id_tag_norm = ?",
+            (normalise(id_tag),),
+        )
+        return IdTagRow(**dict(row)) if row else None
+
+    async def list(self) -> list[IdTagRow]:
+        rows = await self.db.fetchall(
+            "SELECT id_tag, status, expiry_date, parent_id_tag, created_at, updated_at "
+            "FROM id_tags ORDER BY id_tag_norm"
+        )
+        return [IdTagRow(**dict(r)) for r in rows]
+
+    async def block(self, id_tag: str) -> bool:
+        return await self.set_status(id_tag, "Blocked")
+
+    async def set_status(self, id_tag: str, status: str) -> bool:
+        if status not in ID_TAG_STATUSES:
+            raise ValueError(f"status must be one of {ID_TAG_STATUSES}")
+        n = await self.db.execute(
+            "UPDATE id_tags SET status = ?, updated_at = ? WHERE id_tag_norm = ?",
+            (status, now_iso(), normalise(id_tag)),
+        )
+        return n > 0
+
+    async def remove(self, id_tag: str) -> bool:
+        return (
+            await self.db.execute("DELETE FROM id_tags WHERE id_tag_norm = ?", (normalise(id_tag),))
+            > 0
+        )
