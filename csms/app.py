@@ -47,7 +47,7 @@ def default_authorizer(app: CsmsApp) -> Authorizer:
     """The local id_tags table: what a CSMS without roaming authorizes against."""
     from csms.local_authz import LocalTokenAuthorizer
 
-    return LocalTokenAuthorizer(app.db, app.config)  # type: ignore[call-arg]
+    return LocalTokenAuthorizer(app.db, app.config.authz.id_tag_expiry_s)
 
 
 class CsmsApp:

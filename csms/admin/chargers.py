@@ -126,22 +126,13 @@ async def get_charger(request: web.Request) -> web.Response:
 
 
 def validate_charger_id(charger_id: Any, max_length: int) -> str:
-    if not isinstance(charger_id, str) or not charger_id:
-        raise ApiError(400, "invalid_body", "field 'id' is required and must be a non-empty string")
-    if len(charger_id) > max_length:
-        raise ApiError(
-            400,
-            "invalid_body",
-            f"field 'id' is longer than server.charge_point_id_max_length ({max_length})",
-        )
-    bad = [c for c in charger_id if not c.isprintable() or c.isspace() or c in "/?#%"]
-    if bad:
-        raise ApiError(
-            400,
-            "invalid_body",
-            f"field 'id' may not contain whitespace, control characters or any of / ? # %, "
-            f"found {bad[0]!r}",
-        )
+    from csms.store.chargers import charger_id_problem
+
+    if not isinstance(charger_id, str):
+        raise ApiError(400, "invalid_body", "field 'id' is required and must be a string")
+    problem = charger_id_problem(charger_id, max_length)
+    if problem:
+        raise ApiError(400, "invalid_body", f"field 'id': {problem}")
     return charger_id
 
 
@@ -156,10 +147,14 @@ async def add_charger(request: web.Request) -> web.Response:
         doc.get("id"), csms_app.config.server.charge_point_id_max_length
     )
     password = field(doc, "password", str)
-    if await load_charger_row(csms_app.db, charger_id) is not None:
-        raise ApiError(409, "already_exists", f"charger {charger_id!r} is already registered")
+    from csms.store.chargers import ChargerExists
+
     try:
         await _repo(csms_app).add(charger_id, password)
+    except ChargerExists:
+        raise ApiError(
+            409, "already_exists", f"charger {charger_id!r} is already registered"
+        ) from None
     except ValueError as exc:
         raise ApiError(400, "invalid_body", str(exc)) from None
     row = await load_charger_row(csms_app.db, charger_id)
