@@ -1,0 +1,156 @@
+"""The OCPI aiohttp application factory: routes, auth middleware, envelope on every answer.
+
+Why a module list: each OCPI module (tokens here; locations, sessions, ... by others)
+is an :class:`OcpiModule` that adds its own routes; the version-details document is
+built from the same list, so what we advertise is exactly what we serve.
+
+Authentication (middleware, before any handler):
+
+* no/unknown ``Authorization`` → 401 (envelope);
+* a partner still in the handshake (TOKEN_A, or our TOKEN_B before their answer) may
+  only reach versions, version details and credentials → 401 elsewhere;
+* otherwise the :class:`~roaming.partners.Partner` is attached as ``request["partner"]``.
+
+``X-Request-ID`` / ``X-Correlation-ID`` are echoed (generated when absent) on every
+response, errors included, and bound to the log context.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from roaming import auth
+from roaming.client import OcpiClient
+from roaming.envelope import Unauthorized, error_response
+from roaming.models import InterfaceRole, ModuleID
+from roaming.partners import Partner, PartnerStatus
+from roaming.settings import CREDENTIALS_PATH, DETAILS_PATH, VERSIONS_PATH, RoamingSettings
+from roaming.store_sqlite import RoamingStore
+
+log = structlog.get_logger("roaming.app")
+
+CONFIG_PATHS = frozenset({VERSIONS_PATH, DETAILS_PATH, CREDENTIALS_PATH})
+
+RegisteredHook = Callable[[Partner], Awaitable[None] | None]
+
+
+@dataclass
+class RoamingContext:
+    """Everything a module handler may need; ``services`` holds other engineers' ports."""
+
+    settings: RoamingSettings
+    store: RoamingStore
+    client: OcpiClient
+    services: dict[str, Any] = field(default_factory=dict)
+    on_registered: list[RegisteredHook] = field(default_factory=list)
+
+    async def registered(self, partner: Partner) -> None:
+        """Run the after-registration hooks (e.g. the first token sync); never raises."""
+        for hook in self.on_registered:
+            try:
+                result = hook(partner)
+                if result is not None:
+                    await result
+            except Exception:
+                log.exception("ocpi.registered_hook_failed", partner=partner.key)
+
+
+@dataclass(frozen=True)
+class OcpiModule:
+    """One OCPI module interface we serve: advertised in version details and routed."""
+
+    identifier: ModuleID | str
+    role: InterfaceRole
+    path: str
+    add_routes: Callable[[web.Application, RoamingContext], None]
+
+
+CTX_KEY: web.AppKey[RoamingContext] = web.AppKey("ocpi_ctx", RoamingContext)
+MODULES_KEY: web.AppKey[tuple[OcpiModule, ...]] = web.AppKey("ocpi_modules", tuple)
+
+
+def ctx_of(request: web.Request) -> RoamingContext:
+    return request.app[CTX_KEY]
+
+
+def partner_of(request: web.Request) -> Partner:
+    """The authenticated caller (set by the middleware for every routed request)."""
+    partner: Partner = request["partner"]
+    return partner
+
+
+def _ids(request: web.Request) -> tuple[str, str]:
+    rid = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+    cid = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+    return rid, cid
+
+
+async def _authenticate(request: web.Request, ctx: RoamingContext) -> None:
+    header = request.headers.get("Authorization")
+    if not header:
+        raise Unauthorized("missing Authorization header (expected 'Token <token>')")
+    partner = None
+    presented = None
+    for cand in auth.candidates(header):
+        partner = await ctx.store.partner_by_token_hash(cand.hash)
+        if partner is not None:
+            presented = cand
+            break
+    if partner is None or presented is None:
+        raise Unauthorized("unknown credentials token")
+    if partner.status is PartnerStatus.UNREGISTERED:
+        raise Unauthorized("credentials token is no longer valid")
+    if not partner.registered and request.path.rstrip("/") not in CONFIG_PATHS:
+        raise Unauthorized(
+            "this token may only be used for versions and credentials until registration completes"
+        )
+    request["partner"] = partner
+    request["presented_token"] = presented
+
+
+@web.middleware
+async def _ocpi_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    rid, cid = _ids(request)
+    request["request_id"], request["correlation_id"] = rid, cid
+    ctx = request.app[CTX_KEY]
+    with structlog.contextvars.bound_contextvars(request_id=rid, correlation_id=cid):
+        try:
+            await _authenticate(request, ctx)
+            resp = await handler(request)
+        except Exception as exc:
+            resp, unexpected = error_response(exc)
+            if unexpected:
+                log.exception("ocpi.handler_error", method=request.method, path=request.path)
+            elif resp.status >= 400 or isinstance(exc, Exception):
+                log.info(
+                    "ocpi.refused",
+                    method=request.method,
+                    path=request.path,
+                    http_status=resp.status,
+                    reason=str(exc)[:200],
+                )
+    resp.headers["X-Request-ID"] = rid
+    resp.headers["X-Correlation-ID"] = cid
+    return resp
+
+
+def create_ocpi_app(ctx: RoamingContext, modules: Sequence[OcpiModule]) -> web.Application:
+    """The OCPI server application: versions, credentials and every module in ``modules``."""
+    from roaming import credentials, versions  # local: they import this module's types
+
+    app = web.Application(middlewares=[_ocpi_middleware], client_max_size=4 * 1024 * 1024)
+    app[CTX_KEY] = ctx
+    app[MODULES_KEY] = tuple(modules)
+    versions.add_routes(app, ctx)
+    credentials.add_routes(app, ctx)
+    for module in modules:
+        module.add_routes(app, ctx)
+    return app

@@ -1,0 +1,100 @@
+"""Pagination of Sender GET lists (OCPI §1.8), shared by every module that serves one.
+
+Why the Link is built from ``public_base_url``: partners must follow it verbatim, and
+behind a proxy the request's own host is not what they can reach. The Link keeps every
+original filter and always carries ``limit`` (some clients forget it otherwise).
+
+Usage in a handler::
+
+    page = page_params(request)                 # raises 2001 on a bad parameter
+    total, items = await my_query(page)         # offset/limit/date_from/date_to applied
+    return page_response(request, items, total, page)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from roaming.app import ctx_of
+from roaming.envelope import InvalidParameters, ok
+from roaming.models import ValidationError, datetime_str, parse_datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    offset: int
+    limit: int
+    date_from: str | None
+    date_to: str | None
+    page_limit: int
+
+    @property
+    def date_from_dt(self) -> datetime | None:
+        return parse_datetime(self.date_from) if self.date_from else None
+
+    @property
+    def date_to_dt(self) -> datetime | None:
+        return parse_datetime(self.date_to) if self.date_to else None
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParameters(f"{name}: must be a non-negative integer, got {raw!r}") from None
+    if value < 0:
+        raise InvalidParameters(f"{name}: must be a non-negative integer, got {raw!r}")
+    return value
+
+
+def page_params(
+    request: web.Request, *, page_limit: int | None = None, require_date_from: bool = False
+) -> PageParams:
+    """Parse ``offset``/``limit``/``date_from``/``date_to``; ``limit`` capped at the page limit."""
+    cap = page_limit or ctx_of(request).settings.page_limit
+    offset = _int_param(request, "offset", 0)
+    limit = min(_int_param(request, "limit", cap), cap)
+    dates: dict[str, str | None] = {}
+    for name in ("date_from", "date_to"):
+        raw = request.query.get(name)
+        if raw is None or raw == "":
+            dates[name] = None
+            continue
+        try:
+            dates[name] = datetime_str(raw, name)
+        except ValidationError as exc:
+            raise InvalidParameters(str(exc)) from None
+    if require_date_from and dates["date_from"] is None:
+        raise InvalidParameters("date_from: required for this list")
+    return PageParams(offset, limit, dates["date_from"], dates["date_to"], cap)
+
+
+def page_headers(
+    request: web.Request, total: int, page: PageParams, returned: int
+) -> dict[str, str]:
+    headers = {"X-Total-Count": str(total), "X-Limit": str(page.page_limit)}
+    next_offset = page.offset + returned
+    if returned > 0 and next_offset < total:
+        query = [(k, v) for k, v in request.query.items() if k not in ("offset", "limit")]
+        query += [("offset", str(next_offset)), ("limit", str(page.limit))]
+        base = ctx_of(request).settings.url(request.path)
+        headers["Link"] = f'<{base}?{urlencode(query)}>; rel="next"'
+    return headers
+
+
+def page_response(
+    request: web.Request, items: Sequence[Any], total: int, page: PageParams
+) -> web.Response:
+    """Envelope with ``items`` (already JSON-ready) plus Link / X-Total-Count / X-Limit."""
+    resp = ok(list(items))
+    resp.headers.update(page_headers(request, total, page, len(items)))
+    return resp

@@ -1,0 +1,135 @@
+"""What roaming needs from the outside: a SQL database and the stores built on it.
+
+Why Protocols: roaming must never import csms, yet it keeps its tables in the CSMS's
+single SQLite connection (one writer, one file to back up). The CSMS ``Database`` fits
+:class:`SqlDatabase` structurally, so the wiring passes it in and roaming stays free of
+csms imports; tests and a future PostgreSQL adapter can do the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from roaming.models import Token
+from roaming.partners import Partner
+
+
+class SqlExecutor(Protocol):
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+
+class SqlDatabase(SqlExecutor, Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[SqlExecutor]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """A token as the CPO holds it, with the partner that owns it (its key, e.g. NL-EMS)."""
+
+    partner_key: str
+    token: Token
+    removed: bool
+    received_at: str
+
+    # Convenience accessors for the authorization service.
+    @property
+    def country_code(self) -> str:
+        return self.token.country_code
+
+    @property
+    def party_id(self) -> str:
+        return self.token.party_id
+
+    @property
+    def uid(self) -> str:
+        return self.token.uid
+
+    @property
+    def type(self) -> str:
+        return self.token.type.value
+
+    @property
+    def contract_id(self) -> str:
+        return self.token.contract_id
+
+    @property
+    def group_id(self) -> str | None:
+        return self.token.group_id
+
+    @property
+    def valid(self) -> bool:
+        return self.token.valid
+
+    @property
+    def whitelist(self) -> str:
+        return self.token.whitelist.value
+
+    @property
+    def language(self) -> str | None:
+        return self.token.language
+
+    @property
+    def last_updated(self) -> str:
+        return self.token.last_updated
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRun:
+    id: int
+    partner_key: str
+    kind: str  # "full" | "incremental"
+    status: str  # "running" | "complete" | "failed"
+    started_at: str
+    finished_at: str | None
+    date_from: str | None
+    pages: int
+    tokens_seen: int
+    tokens_invalid: int
+    tokens_removed: int
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "partner": self.partner_key,
+            "kind": self.kind,
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "date_from": self.date_from,
+            "pages": self.pages,
+            "tokens_seen": self.tokens_seen,
+            "tokens_invalid": self.tokens_invalid,
+            "tokens_removed": self.tokens_removed,
+            "error": self.error,
+        }
+
+
+class TokenReader(Protocol):
+    """What the authorization service reads."""
+
+    async def get_token(self, uid_norm: str, token_type: str | None) -> list[StoredToken]: ...
+    async def registered_partners_with_tokens_sender(self) -> list[Partner]: ...
+
+
+class PartnerLookup(Protocol):
+    async def partner_by_token_hash(self, token_hash: str) -> Partner | None: ...
+    async def partner_by_key(self, key: str) -> Partner | None: ...
+
+
+__all__ = [
+    "AsyncIterator",
+    "PartnerLookup",
+    "SqlDatabase",
+    "SqlExecutor",
+    "StoredToken",
+    "SyncRun",
+    "TokenReader",
+]

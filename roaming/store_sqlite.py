@@ -1,0 +1,511 @@
+"""Roaming's own SQL (partners, tokens, token sync runs) over the shared database.
+
+Why a partner cache: every OCPI request resolves its caller from a token hash; the
+partner table is tiny and changes only through this class (the CLI goes through the
+admin API of the same process), so an in-memory map invalidated on every write saves a
+query per request without ever serving a stale token.
+
+Why batch upserts with a generation column: a full token sync may carry a million
+tokens. Each page is written with one ``executemany`` in one transaction, stamping
+``sync_generation = run id``; after a complete run one ``UPDATE`` marks every token of
+that partner with an older generation (and not pushed since the run started) as
+removed. Nothing is ever loaded into memory to compute the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from roaming.models import (
+    CredentialsRole,
+    Endpoint,
+    EnergyContract,
+    InterfaceRole,
+    ModuleID,
+    ProfileType,
+    Token,
+    TokenType,
+    WhitelistType,
+    norm,
+    now_str,
+)
+from roaming.partners import Partner, PartnerStatus, TokenKind
+from roaming.ports import SqlDatabase, SqlExecutor, StoredToken, SyncRun
+
+_PARTNER_COLS = (
+    "id, key, country_code, party_id, status, initiated_by, roles, token_in_kind, token_out, "
+    "auth_encoding, versions_url, version, endpoints, created_at, updated_at, registered_at"
+)
+
+_TOKEN_COLS = (
+    "country_code, party_id, uid, type, contract_id, visual_number, issuer, group_id, valid, "
+    "whitelist, language, default_profile_type, energy_contract, last_updated, removed, "
+    "received_at"
+)
+
+_UPSERT = """
+INSERT INTO ocpi_tokens (
+    country_code_norm, party_id_norm, uid_norm, type, partner_id, country_code, party_id, uid,
+    contract_id, visual_number, issuer, group_id, valid, whitelist, language,
+    default_profile_type, energy_contract, last_updated, removed, sync_generation, received_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+ON CONFLICT (country_code_norm, party_id_norm, uid_norm, type) DO UPDATE SET
+    partner_id = excluded.partner_id, country_code = excluded.country_code,
+    party_id = excluded.party_id, uid = excluded.uid, contract_id = excluded.contract_id,
+    visual_number = excluded.visual_number, issuer = excluded.issuer,
+    group_id = excluded.group_id, valid = excluded.valid, whitelist = excluded.whitelist,
+    language = excluded.language, default_profile_type = excluded.default_profile_type,
+    energy_contract = excluded.energy_contract, last_updated = excluded.last_updated,
+    removed = 0, sync_generation = MAX(sync_generation, excluded.sync_generation),
+    received_at = excluded.received_at
+"""
+
+
+def _token_row(partner_id: int, t: Token, generation: int, received_at: str) -> tuple[Any, ...]:
+    return (
+        t.country_code.upper(),
+        t.party_id.upper(),
+        t.uid.upper(),
+        t.type.value,
+        partner_id,
+        t.country_code,
+        t.party_id,
+        t.uid,
+        t.contract_id,
+        t.visual_number,
+        t.issuer,
+        t.group_id,
+        1 if t.valid else 0,
+        t.whitelist.value,
+        t.language,
+        t.default_profile_type.value if t.default_profile_type else None,
+        orjson.dumps(t.energy_contract.to_json()).decode() if t.energy_contract else None,
+        t.last_updated,
+        generation,
+        received_at,
+    )
+
+
+def _token_from_row(row: Any) -> Token:
+    ec = row["energy_contract"]
+    dpt = row["default_profile_type"]
+    return Token(
+        country_code=row["country_code"],
+        party_id=row["party_id"],
+        uid=row["uid"],
+        type=TokenType(row["type"]),
+        contract_id=row["contract_id"],
+        issuer=row["issuer"],
+        valid=bool(row["valid"]),
+        whitelist=WhitelistType(row["whitelist"]),
+        last_updated=row["last_updated"],
+        visual_number=row["visual_number"],
+        group_id=row["group_id"],
+        language=row["language"],
+        default_profile_type=ProfileType(dpt) if dpt else None,
+        energy_contract=EnergyContract.from_json(orjson.loads(ec)) if ec else None,
+    )
+
+
+def _partner_from_row(row: Any) -> Partner:
+    kind = row["token_in_kind"]
+    return Partner(
+        id=row["id"],
+        key=row["key"],
+        country_code=row["country_code"],
+        party_id=row["party_id"],
+        status=PartnerStatus(row["status"]),
+        initiated_by=row["initiated_by"],
+        roles=tuple(
+            CredentialsRole.from_json(r, "roles") for r in orjson.loads(row["roles"] or "[]")
+        ),
+        token_in_kind=TokenKind(kind) if kind else None,
+        token_out=row["token_out"],
+        auth_encoding=row["auth_encoding"],
+        versions_url=row["versions_url"],
+        version=row["version"],
+        endpoints=tuple(
+            Endpoint.from_json(e, "endpoints") for e in orjson.loads(row["endpoints"] or "[]")
+        ),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        registered_at=row["registered_at"],
+    )
+
+
+def _sync_from_row(row: Any) -> SyncRun:
+    return SyncRun(
+        id=row["id"],
+        partner_key=row["key"],
+        kind=row["kind"],
+        status=row["status"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        date_from=row["date_from"],
+        pages=row["pages"],
+        tokens_seen=row["tokens_seen"],
+        tokens_invalid=row["tokens_invalid"],
+        tokens_removed=row["tokens_removed"],
+        error=row["error"],
+    )
+
+
+class RoamingStore:
+    """Partners, tokens and token sync runs in the CSMS's SQLite database."""
+
+    def __init__(self, db: SqlDatabase) -> None:
+        self.db = db
+        self._by_hash: dict[str, Partner | None] = {}
+
+    def _invalidate(self) -> None:
+        self._by_hash.clear()
+
+    # ------------------------------------------------------------------ partners
+
+    async def partner_by_token_hash(self, token_hash: str) -> Partner | None:
+        if token_hash in self._by_hash:
+            return self._by_hash[token_hash]
+        row = await self.db.fetchone(
+            f"SELECT {_PARTNER_COLS} FROM ocpi_partners "
+            "WHERE token_in_hash = ? OR token_in_next_hash = ?",
+            (token_hash, token_hash),
+        )
+        partner = _partner_from_row(row) if row else None
+        if len(self._by_hash) > 10_000:
+            self._by_hash.clear()  # unknown hashes must not grow the cache without bound
+        self._by_hash[token_hash] = partner
+        return partner
+
+    async def partner_by_key(self, key: str) -> Partner | None:
+        row = await self.db.fetchone(
+            f"SELECT {_PARTNER_COLS} FROM ocpi_partners WHERE key = ?", (key.upper(),)
+        )
+        return _partner_from_row(row) if row else None
+
+    async def partner_by_id(self, partner_id: int) -> Partner | None:
+        row = await self.db.fetchone(
+            f"SELECT {_PARTNER_COLS} FROM ocpi_partners WHERE id = ?", (partner_id,)
+        )
+        return _partner_from_row(row) if row else None
+
+    async def list_partners(self) -> list[Partner]:
+        rows = await self.db.fetchall(f"SELECT {_PARTNER_COLS} FROM ocpi_partners ORDER BY key")
+        return [_partner_from_row(r) for r in rows]
+
+    async def registered_partners_with_tokens_sender(self) -> list[Partner]:
+        """Registered partners whose version details list a tokens SENDER interface."""
+        return [
+            p
+            for p in await self.list_partners()
+            if p.registered and p.endpoint(ModuleID.TOKENS, InterfaceRole.SENDER)
+        ]
+
+    async def create_invited(
+        self,
+        key: str,
+        country_code: str,
+        party_id: str,
+        token_in_hash: str,
+        *,
+        kind: TokenKind,
+        initiated_by: str,
+        versions_url: str | None = None,
+    ) -> Partner:
+        """A partner row awaiting the handshake; re-inviting a known key replaces its token.
+
+        Tokens a partner pushed earlier stay attached to the row (same id).
+        """
+        now = now_str()
+        async with self.db.transaction() as tx:
+            existing = await tx.fetchone(
+                "SELECT id, status FROM ocpi_partners WHERE key = ?", (key,)
+            )
+            if existing is not None:
+                if existing["status"] == PartnerStatus.REGISTERED:
+                    raise ValueError(f"partner {key} is registered; unregister it first")
+                await tx.execute(
+                    "UPDATE ocpi_partners SET status = 'invited', initiated_by = ?, "
+                    "token_in_hash = ?, token_in_kind = ?, token_in_next_hash = NULL, "
+                    "token_out = NULL, versions_url = ?, updated_at = ? WHERE id = ?",
+                    (initiated_by, token_in_hash, kind.value, versions_url, now, existing["id"]),
+                )
+                pid = existing["id"]
+            else:
+                pid = await tx.insert(
+                    "INSERT INTO ocpi_partners (key, country_code, party_id, status, "
+                    "initiated_by, token_in_hash, token_in_kind, versions_url, created_at, "
+                    "updated_at) VALUES (?, ?, ?, 'invited', ?, ?, ?, ?, ?, ?)",
+                    (
+                        key,
+                        country_code,
+                        party_id,
+                        initiated_by,
+                        token_in_hash,
+                        kind.value,
+                        versions_url,
+                        now,
+                        now,
+                    ),
+                )
+        self._invalidate()
+        partner = await self.partner_by_id(pid)
+        assert partner is not None
+        return partner
+
+    async def complete_registration(
+        self,
+        partner_id: int,
+        *,
+        key: str | None = None,
+        roles: Sequence[CredentialsRole],
+        token_in_hash: str,
+        token_in_kind: TokenKind,
+        token_out: str,
+        auth_encoding: str,
+        versions_url: str,
+        version: str,
+        endpoints: Sequence[Endpoint],
+    ) -> Partner:
+        """Switch to registered with the new tokens in one write (old token dead at once).
+
+        ``key`` re-keys a provisional row (we initiated and learnt their ids only from
+        the answer); an older row with that key is merged into this one.
+        """
+        now = now_str()
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT key, registered_at FROM ocpi_partners WHERE id = ?", (partner_id,)
+            )
+            if row is None:
+                raise LookupError(f"partner id {partner_id} vanished during registration")
+            target_id = partner_id
+            if key is not None and key != row["key"]:
+                other = await tx.fetchone("SELECT id FROM ocpi_partners WHERE key = ?", (key,))
+                if other is not None:
+                    # Keep the older row (its tokens point at it); drop the provisional one.
+                    await tx.execute("DELETE FROM ocpi_partners WHERE id = ?", (partner_id,))
+                    target_id = other["id"]
+                cc, _, pid = key.partition("-")
+                await tx.execute(
+                    "UPDATE ocpi_partners SET key = ?, country_code = ?, party_id = ? WHERE id = ?",
+                    (key, cc, pid, target_id),
+                )
+            await tx.execute(
+                "UPDATE ocpi_partners SET status = 'registered', roles = ?, token_in_hash = ?, "
+                "token_in_kind = ?, token_in_next_hash = NULL, token_out = ?, auth_encoding = ?, "
+                "versions_url = ?, version = ?, endpoints = ?, updated_at = ?, "
+                "registered_at = ? WHERE id = ?",
+                (
+                    orjson.dumps([r.to_json() for r in roles]).decode(),
+                    token_in_hash,
+                    token_in_kind.value,
+                    token_out,
+                    auth_encoding,
+                    versions_url,
+                    version,
+                    orjson.dumps([e.to_json() for e in endpoints]).decode(),
+                    now,
+                    now,
+                    target_id,
+                ),
+            )
+        self._invalidate()
+        partner = await self.partner_by_id(target_id)
+        assert partner is not None
+        return partner
+
+    async def delete_partner_row(self, partner_id: int) -> None:
+        """Drop a provisional row of a registration that never completed."""
+        await self.db.execute(
+            "DELETE FROM ocpi_partners WHERE id = ? AND status = 'invited'", (partner_id,)
+        )
+        self._invalidate()
+
+    async def set_next_token(self, partner_id: int, token_hash: str | None) -> None:
+        await self.db.execute(
+            "UPDATE ocpi_partners SET token_in_next_hash = ?, updated_at = ? WHERE id = ?",
+            (token_hash, now_str(), partner_id),
+        )
+        self._invalidate()
+
+    async def set_auth_encoding(self, partner_id: int, encoding: str) -> None:
+        await self.db.execute(
+            "UPDATE ocpi_partners SET auth_encoding = ?, updated_at = ? WHERE id = ?",
+            (encoding, now_str(), partner_id),
+        )
+        self._invalidate()
+
+    async def unregister(self, partner_id: int) -> None:
+        """Every token of this partner stops working now; its pushed tokens stay stored."""
+        await self.db.execute(
+            "UPDATE ocpi_partners SET status = 'unregistered', token_in_hash = NULL, "
+            "token_in_next_hash = NULL, token_out = NULL, updated_at = ? WHERE id = ?",
+            (now_str(), partner_id),
+        )
+        self._invalidate()
+
+    # ------------------------------------------------------------------ tokens
+
+    async def upsert_token(self, partner_id: int, token: Token) -> bool:
+        """Store one pushed token; returns True if it was new (or previously removed)."""
+        async with self.db.transaction() as tx:
+            existing = await tx.fetchone(
+                "SELECT removed FROM ocpi_tokens WHERE country_code_norm = ? AND "
+                "party_id_norm = ? AND uid_norm = ? AND type = ?",
+                (norm(token.country_code), norm(token.party_id), norm(token.uid), token.type.value),
+            )
+            await tx.execute(_UPSERT, _token_row(partner_id, token, 0, now_str()))
+        return existing is None
+
+    async def upsert_tokens(
+        self,
+        partner_id: int,
+        tokens: Sequence[Token],
+        generation: int,
+        tx: SqlExecutor | None = None,
+    ) -> None:
+        """Write one sync page in one statement batch."""
+        now = now_str()
+        rows = [_token_row(partner_id, t, generation, now) for t in tokens]
+        if tx is not None:
+            await tx.executemany(_UPSERT, rows)
+            return
+        async with self.db.transaction() as t:
+            await t.executemany(_UPSERT, rows)
+
+    async def find_token(
+        self,
+        country_code: str,
+        party_id: str,
+        uid: str,
+        token_type: str,
+        *,
+        include_removed: bool = False,
+    ) -> StoredToken | None:
+        row = await self.db.fetchone(
+            f"SELECT {_TOKEN_COLS}, p.key AS partner_key FROM ocpi_tokens t "
+            "JOIN ocpi_partners p ON p.id = t.partner_id "
+            "WHERE country_code_norm = ? AND party_id_norm = ? AND uid_norm = ? AND type = ?",
+            (norm(country_code), norm(party_id), norm(uid), token_type),
+        )
+        if row is None or (row["removed"] and not include_removed):
+            return None
+        return self._stored(row)
+
+    @staticmethod
+    def _stored(row: Any) -> StoredToken:
+        return StoredToken(
+            partner_key=row["partner_key"],
+            token=_token_from_row(row),
+            removed=bool(row["removed"]),
+            received_at=row["received_at"],
+        )
+
+    async def get_token(self, uid_norm: str, token_type: str | None) -> list[StoredToken]:
+        """Every partner's token with this uid (and type); removed ones flagged, not hidden."""
+        if token_type is None:
+            rows = await self.db.fetchall(
+                f"SELECT {_TOKEN_COLS}, p.key AS partner_key FROM ocpi_tokens t "
+                "JOIN ocpi_partners p ON p.id = t.partner_id WHERE uid_norm = ?",
+                (norm(uid_norm),),
+            )
+        else:
+            rows = await self.db.fetchall(
+                f"SELECT {_TOKEN_COLS}, p.key AS partner_key FROM ocpi_tokens t "
+                "JOIN ocpi_partners p ON p.id = t.partner_id WHERE uid_norm = ? AND type = ?",
+                (norm(uid_norm), token_type),
+            )
+        return [self._stored(r) for r in rows]
+
+    async def count_tokens(self, partner_id: int, *, removed: bool | None = None) -> int:
+        if removed is None:
+            row = await self.db.fetchone(
+                "SELECT count(*) AS n FROM ocpi_tokens WHERE partner_id = ?", (partner_id,)
+            )
+        else:
+            row = await self.db.fetchone(
+                "SELECT count(*) AS n FROM ocpi_tokens WHERE partner_id = ? AND removed = ?",
+                (partner_id, 1 if removed else 0),
+            )
+        return int(row["n"])
+
+    # ------------------------------------------------------------------ sync runs
+
+    async def start_sync(
+        self, partner_id: int, kind: str, date_from: str | None
+    ) -> tuple[int, str]:
+        started = now_str()
+        run_id = await self.db.insert(
+            "INSERT INTO ocpi_token_syncs (partner_id, kind, status, started_at, date_from) "
+            "VALUES (?, ?, 'running', ?, ?)",
+            (partner_id, kind, started, date_from),
+        )
+        return run_id, started
+
+    async def sync_page(
+        self, partner_id: int, run_id: int, tokens: Sequence[Token], invalid: int, generation: int
+    ) -> None:
+        """One page: tokens upserted and run progress bumped, atomically."""
+        now = now_str()
+        rows = [_token_row(partner_id, t, generation, now) for t in tokens]
+        async with self.db.transaction() as tx:
+            if rows:
+                await tx.executemany(_UPSERT, rows)
+            await tx.execute(
+                "UPDATE ocpi_token_syncs SET pages = pages + 1, tokens_seen = tokens_seen + ?, "
+                "tokens_invalid = tokens_invalid + ? WHERE id = ?",
+                (len(rows), invalid, run_id),
+            )
+
+    async def finish_sync(
+        self, partner_id: int, run_id: int, started_at: str, *, sweep: bool
+    ) -> int:
+        """Mark the run complete; after a full run, sweep tokens it did not see."""
+        removed = 0
+        async with self.db.transaction() as tx:
+            if sweep:
+                removed = await tx.execute(
+                    "UPDATE ocpi_tokens SET removed = 1 WHERE partner_id = ? AND "
+                    "sync_generation < ? AND removed = 0 AND received_at < ?",
+                    (partner_id, run_id, started_at),
+                )
+            await tx.execute(
+                "UPDATE ocpi_token_syncs SET status = 'complete', finished_at = ?, "
+                "tokens_removed = ? WHERE id = ?",
+                (now_str(), removed, run_id),
+            )
+        return removed
+
+    async def fail_sync(self, run_id: int, error: str) -> None:
+        await self.db.execute(
+            "UPDATE ocpi_token_syncs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+            (now_str(), error[:500], run_id),
+        )
+
+    async def sync_runs(self, partner_id: int, limit: int = 10) -> list[SyncRun]:
+        rows = await self.db.fetchall(
+            "SELECT s.*, p.key AS key FROM ocpi_token_syncs s JOIN ocpi_partners p "
+            "ON p.id = s.partner_id WHERE s.partner_id = ? ORDER BY s.id DESC LIMIT ?",
+            (partner_id, limit),
+        )
+        return [_sync_from_row(r) for r in rows]
+
+    async def last_complete_sync(self, partner_id: int) -> SyncRun | None:
+        row = await self.db.fetchone(
+            "SELECT s.*, p.key AS key FROM ocpi_token_syncs s JOIN ocpi_partners p "
+            "ON p.id = s.partner_id WHERE s.partner_id = ? AND s.status = 'complete' "
+            "ORDER BY s.id DESC LIMIT 1",
+            (partner_id,),
+        )
+        return _sync_from_row(row) if row else None
+
+    async def fail_stale_runs(self) -> None:
+        """Runs left 'running' by a crash are failed at start-up (they removed nothing)."""
+        await self.db.execute(
+            "UPDATE ocpi_token_syncs SET status = 'failed', finished_at = ?, "
+            "error = 'interrupted (process stopped)' WHERE status = 'running'",
+            (now_str(),),
+        )
