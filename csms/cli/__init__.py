@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "csms.cli.tokens",
     "csms.cli.transactions",
     "csms.cli.calls",
+    "csms.cli.authorizations",
 ]
 
 
