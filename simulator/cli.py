@@ -1,0 +1,257 @@
+"""``csms-sim``: run scenarios, stay connected as a live charger, generate load, echo.
+
+Exit codes: 0 success; 1 the CSMS refused (HTTP 401/404 at the handshake, Rejected
+boot) or a scenario expectation failed, with the reason on stderr; 2 bad usage.
+
+    csms-sim run --url ws://127.0.0.1:9000/ocpp --id CP1 --id-tag TAG1 --scenario basic
+    csms-sim run ... --chargers 10 --id-pattern 'CP{n:04d}' --id-tags TAG1,TAG2 --seed 7
+    csms-sim serve --url ws://127.0.0.1:9000/ocpp --id CP1
+    csms-sim scenarios
+    csms-sim load --url ws://127.0.0.1:9000/ocpp --chargers 100 --calls 20000
+    csms-sim echo-server --port 9900
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from simulator.chargepoint import ConnectFailed, SimulatedChargePoint, SimulatorError
+from simulator.scenarios.runner import (
+    ScenarioError,
+    builtin_names,
+    load_scenario,
+    run_scenario,
+)
+
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+def _err(line: str) -> None:
+    print(f"csms-sim: {line}", file=sys.stderr, flush=True)
+
+
+def charger_ids(args: argparse.Namespace) -> list[str]:
+    if args.chargers <= 1:
+        return [args.id]
+    return [args.id_pattern.format(n=n, id=args.id) for n in range(1, args.chargers + 1)]
+
+
+def pick_tags(args: argparse.Namespace, count: int) -> list[str]:
+    """Deterministic per ``--seed``: the same run picks the same tag for the same charger."""
+    tags = [t for t in (args.id_tags or "").split(",") if t] or [args.id_tag]
+    rng = random.Random(args.seed)
+    return [tags[0] if len(tags) == 1 else rng.choice(tags) for _ in range(count)]
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        _err(str(exc))
+        return 2
+    ids = charger_ids(args)
+    tags = pick_tags(args, len(ids))
+    overrides: dict[str, Any] = {"response_timeout": args.timeout}
+    if args.connectors is not None:
+        overrides["connectors"] = args.connectors
+    single = len(ids) == 1
+
+    async def one(n: int, cp_id: str) -> tuple[str, bool, str | None]:
+        say = _out if single or args.verbose else (lambda _line: None)
+        if not single and args.verbose:
+            say = lambda line, p=cp_id: _out(f"{p}: {line}")  # noqa: E731
+        result = await run_scenario(
+            scenario,
+            url=args.url,
+            cp_id=cp_id,
+            id_tag=tags[n],
+            password=args.password,
+            say=say,
+            seed=args.seed + n,
+            **overrides,
+        )
+        return cp_id, result.ok, result.error
+
+    if single:
+        _out(f"scenario {scenario.name}: {scenario.description}")
+    outcomes = await asyncio.gather(*(one(n, cp_id) for n, cp_id in enumerate(ids)))
+    failed = [(cp_id, err) for cp_id, ok, err in outcomes if not ok]
+    for cp_id, err in failed:
+        _err(f"{cp_id}: {err}" if not single else str(err))
+    if not single:
+        _out(f"{len(ids) - len(failed)}/{len(ids)} chargers completed scenario {scenario.name}")
+    if not failed and single:
+        _out("ok")
+    return 1 if failed else 0
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    """Connect, boot, report every connector, then answer CSMS calls until interrupted."""
+    ids = charger_ids(args)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    chargers: list[SimulatedChargePoint] = []
+    try:
+        for cp_id in ids:
+            cp = SimulatedChargePoint(
+                args.url,
+                cp_id,
+                password=args.password,
+                connectors=args.connectors or 2,
+                response_timeout=args.timeout,
+                meter_interval_s=args.meter_interval,
+                on_call=lambda action, payload, c=cp_id: _out(f"{c} <- {action} {payload}"),
+            )
+            chargers.append(cp)
+            await cp.open()
+            resp = await cp.boot(retry=True, attempts=args.boot_attempts, announce=True)
+            if resp.get("status") != "Accepted":
+                _err(
+                    f"{cp_id}: BootNotification {resp.get('status')} after {args.boot_attempts} attempts"
+                )
+                return 1
+            _out(f"{cp_id} ready (heartbeat {resp.get('interval')} s)")
+        _out(f"serving {len(chargers)} charger(s); Ctrl-C to stop")
+        while not stop.is_set():
+            done = await asyncio.wait(
+                [asyncio.ensure_future(stop.wait())]
+                + [asyncio.ensure_future(cp.wait_closed(timeout=1e9)) for cp in chargers],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for fut in done[1]:
+                fut.cancel()
+            if stop.is_set():
+                break
+            for cp in chargers:
+                if not cp.connected and not any(t.get_name() == "reset" for t in cp._tasks):
+                    _out(f"{cp.id} connection lost; reconnecting")
+                    await _reconnect_with_backoff(cp)
+        return 0
+    finally:
+        for cp in chargers:
+            await cp.close()
+
+
+async def _reconnect_with_backoff(cp: SimulatedChargePoint) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await cp.reconnect(boot=True)
+            return
+        except ConnectFailed as exc:
+            _err(f"{cp.id}: {exc}; retry in {delay:g} s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
+
+
+async def cmd_load(args: argparse.Namespace) -> int:
+    from simulator import load
+
+    return await load.main(args)
+
+
+async def cmd_echo(args: argparse.Namespace) -> int:
+    from simulator import load
+
+    return await load.serve_echo(args.host, args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="csms-sim", description="OCPP 1.6J charge point simulator")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def charger_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--url", default="ws://127.0.0.1:9000/ocpp", help="CSMS base URL; the id is appended"
+        )
+        sp.add_argument("--id", default="CP1", help="charge point id (single charger)")
+        sp.add_argument("--password", default=None, help="HTTP Basic password (security profile 1)")
+        sp.add_argument("--connectors", type=int, default=None, help="connectors per charger")
+        sp.add_argument("--chargers", type=int, default=1, help="how many chargers in this process")
+        sp.add_argument("--id-pattern", default="CP{n:04d}", help="id pattern when --chargers > 1")
+        sp.add_argument("--seed", type=int, default=0, help="seed for every random choice")
+        sp.add_argument(
+            "--timeout", type=float, default=30.0, help="seconds to wait for each answer"
+        )
+
+    run = sub.add_parser("run", help="run a scenario and print each step")
+    charger_opts(run)
+    run.add_argument("--id-tag", default="TAG1", help="idTag the scenario presents")
+    run.add_argument(
+        "--id-tags", default=None, help="comma-separated idTags, one picked per charger"
+    )
+    run.add_argument(
+        "--scenario",
+        default="basic",
+        help=f"built-in ({', '.join(builtin_names())}) or a .toml path",
+    )
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="print every step of every charger"
+    )
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="stay connected and answer CSMS calls until Ctrl-C")
+    charger_opts(serve)
+    serve.add_argument(
+        "--meter-interval", type=int, default=60, help="MeterValueSampleInterval (s)"
+    )
+    serve.add_argument("--boot-attempts", type=int, default=5)
+    serve.set_defaults(func=cmd_serve)
+
+    sc = sub.add_parser("scenarios", help="list built-in scenarios")
+    sc.set_defaults(func=None)
+
+    ld = sub.add_parser("load", help="load generator (lean client, pre-encoded frames)")
+    from simulator import load
+
+    load.add_arguments(ld)
+    ld.set_defaults(func=cmd_load)
+
+    echo = sub.add_parser(
+        "echo-server", help="bare OCPP echo server to calibrate the load generator"
+    )
+    echo.add_argument("--host", default="127.0.0.1")
+    echo.add_argument("--port", type=int, default=9900)
+    echo.set_defaults(func=cmd_echo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "scenarios":
+        for name in builtin_names():
+            scenario = load_scenario(name)
+            _out(f"{name:<22} {scenario.description}")
+        return 0
+    try:
+        runner = asyncio.run
+        if args.command in ("load", "echo-server"):
+            with contextlib.suppress(ImportError):
+                import uvloop
+
+                runner = uvloop.run  # type: ignore[assignment]
+        return runner(args.func(args))
+    except ConnectFailed as exc:
+        _err(str(exc))
+        return 1
+    except SimulatorError as exc:
+        _err(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
