@@ -73,6 +73,12 @@ class OcpiModule:
 
 CTX_KEY: web.AppKey[RoamingContext] = web.AppKey("ocpi_ctx", RoamingContext)
 MODULES_KEY: web.AppKey[tuple[OcpiModule, ...]] = web.AppKey("ocpi_modules", tuple)
+PARTNER: web.RequestKey[Partner] = web.RequestKey("ocpi_partner", Partner)
+PRESENTED: web.RequestKey[auth.PresentedToken] = web.RequestKey(
+    "ocpi_presented_token", auth.PresentedToken
+)
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("ocpi_request_id", str)
+CORRELATION_ID: web.RequestKey[str] = web.RequestKey("ocpi_correlation_id", str)
 
 
 def ctx_of(request: web.Request) -> RoamingContext:
@@ -81,8 +87,7 @@ def ctx_of(request: web.Request) -> RoamingContext:
 
 def partner_of(request: web.Request) -> Partner:
     """The authenticated caller (set by the middleware for every routed request)."""
-    partner: Partner = request["partner"]
-    return partner
+    return request[PARTNER]
 
 
 def _ids(request: web.Request) -> tuple[str, str]:
@@ -110,8 +115,8 @@ async def _authenticate(request: web.Request, ctx: RoamingContext) -> None:
         raise Unauthorized(
             "this token may only be used for versions and credentials until registration completes"
         )
-    request["partner"] = partner
-    request["presented_token"] = presented
+    request[PARTNER] = partner
+    request[PRESENTED] = presented
 
 
 @web.middleware
@@ -119,7 +124,7 @@ async def _ocpi_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     rid, cid = _ids(request)
-    request["request_id"], request["correlation_id"] = rid, cid
+    request[REQUEST_ID], request[CORRELATION_ID] = rid, cid
     ctx = request.app[CTX_KEY]
     with structlog.contextvars.bound_contextvars(request_id=rid, correlation_id=cid):
         try:

@@ -27,7 +27,7 @@ import structlog
 from aiohttp import web
 
 from roaming import auth
-from roaming.app import RoamingContext, ctx_of, partner_of
+from roaming.app import PRESENTED, RoamingContext, ctx_of, partner_of
 from roaming.client import CallTarget, PartnerRejected, Peer, RoamingError
 from roaming.envelope import (
     ClientApiUnusable,
@@ -146,7 +146,7 @@ def _check_roles(partner: Partner, creds: Credentials) -> None:
 
 async def get_credentials(request: web.Request) -> web.Response:
     """Our credentials for the caller: the token they used to reach us (we keep only hashes)."""
-    presented: auth.PresentedToken = request["presented_token"]
+    presented = request[PRESENTED]
     return ok(our_credentials(ctx_of(request), presented.token).to_json())
 
 

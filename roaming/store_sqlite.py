@@ -479,6 +479,11 @@ class RoamingStore:
             )
         return removed
 
+    async def note_sync(self, run_id: int, note: str) -> None:
+        await self.db.execute(
+            "UPDATE ocpi_token_syncs SET error = ? WHERE id = ?", (note[:500], run_id)
+        )
+
     async def fail_sync(self, run_id: int, error: str) -> None:
         await self.db.execute(
             "UPDATE ocpi_token_syncs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
