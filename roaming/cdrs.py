@@ -1,0 +1,183 @@
+"""OCPI CDRs, CPO as Sender: building the immutable CDR, storing it, and the GET list.
+
+Why the CDR id is fixed when the row is written: the POST to the eMSP may be retried
+after an ambiguous failure, and the eMSP must be able to recognise the same CDR (the
+outbox GETs it back or treats "already exists" as delivered). The row is written in the
+same transaction as the StopTransaction, so GET ``/cdrs`` serves it even while the push
+is still waiting in the outbox.
+
+CdrLocation is a snapshot of the location at stop time, with ``address``/``city`` cut to
+the 45 characters CdrLocation allows (Location allows 255).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from roaming.app import OcpiModule, RoamingContext, partner_of
+from roaming.costing import CostBreakdown, SessionTotals
+from roaming.locations import EvseRef
+from roaming.models import InterfaceRole, ModuleID, format_datetime, parse_datetime
+from roaming.pagination import page_params, page_response
+from roaming.ports import SqlDatabase, SqlExecutor
+
+CDRS_PATH = "/ocpi/cpo/2.2.1/cdrs"
+NA = "#NA"
+
+
+def _cdr_location(session: dict[str, Any], ref: EvseRef | None) -> dict[str, Any]:
+    if ref is None:
+        # The EVSE was unpublished between start and stop: keep the ids the Session had.
+        return {
+            "id": session["location_id"],
+            "address": NA,
+            "city": NA,
+            "country": NA,
+            "coordinates": {"latitude": "0.00000", "longitude": "0.00000"},
+            "evse_uid": session["evse_uid"],
+            "evse_id": NA,
+            "connector_id": session["connector_id"],
+            "connector_standard": "IEC_62196_T2",
+            "connector_format": "SOCKET",
+            "connector_power_type": "AC_3_PHASE",
+        }
+    loc = ref.location
+    out: dict[str, Any] = {"id": ref.location_id}
+    if loc.get("name"):
+        out["name"] = loc["name"]
+    out["address"] = loc["address"][:45]
+    out["city"] = loc["city"][:45]
+    if loc.get("postal_code"):
+        out["postal_code"] = loc["postal_code"]
+    if loc.get("state"):
+        out["state"] = loc["state"][:20]
+    out.update(
+        {
+            "country": loc["country"],
+            "coordinates": loc["coordinates"],
+            "evse_uid": ref.evse_uid,
+            "evse_id": ref.evse_id or NA,
+            "connector_id": ref.connector["id"],
+            "connector_standard": ref.connector["standard"],
+            "connector_format": ref.connector["format"],
+            "connector_power_type": ref.connector["power_type"],
+        }
+    )
+    return out
+
+
+def build_cdr(
+    *,
+    cdr_id: str,
+    session: dict[str, Any],
+    ref: EvseRef | None,
+    totals: SessionTotals,
+    breakdown: CostBreakdown | None,
+    tariff: dict[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The final CDR of a completed Session (``session`` is its OCPI JSON)."""
+    tariff_id = tariff["id"] if tariff else None
+    cdr: dict[str, Any] = {
+        "country_code": session["country_code"],
+        "party_id": session["party_id"],
+        "id": cdr_id,
+        "start_date_time": session["start_date_time"],
+        "end_date_time": session["end_date_time"],
+        "session_id": session["id"],
+        "cdr_token": session["cdr_token"],
+        "auth_method": session["auth_method"],
+    }
+    if session.get("authorization_reference"):
+        cdr["authorization_reference"] = session["authorization_reference"]
+    cdr["cdr_location"] = _cdr_location(session, ref)
+    cdr["currency"] = session["currency"]
+    if tariff:
+        cdr["tariffs"] = [tariff]
+    cdr["charging_periods"] = [p.to_json(tariff_id, format_datetime) for p in totals.periods]
+    if breakdown is not None:
+        cdr.update(breakdown.to_cdr_fields())
+    else:
+        cdr["total_cost"] = {"excl_vat": 0, "incl_vat": 0}
+    cdr["total_energy"] = float(totals.total_energy_kwh)
+    cdr["total_time"] = float(totals.total_hours)
+    cdr["total_parking_time"] = float(totals.parking_hours)
+    cdr["last_updated"] = format_datetime(now)
+    return cdr
+
+
+async def insert(
+    tx: SqlExecutor, cdr: dict[str, Any], *, transaction_id: int, partner_key: str
+) -> None:
+    await tx.execute(
+        "INSERT INTO ocpi_cdrs (id, transaction_id, session_id, partner_key, body, created_at,"
+        " last_updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            cdr["id"],
+            transaction_id,
+            cdr.get("session_id"),
+            partner_key,
+            orjson.dumps(cdr).decode(),
+            cdr["last_updated"],
+            cdr["last_updated"],
+        ),
+    )
+
+
+class CdrStore:
+    def __init__(self, db: SqlDatabase) -> None:
+        self.db = db
+
+    async def page(
+        self,
+        partner_key: str,
+        date_from: str | None,
+        date_to: str | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        clauses = ["upper(partner_key) = upper(?)"]
+        params: list[Any] = [partner_key]
+        if date_from:
+            clauses.append("last_updated >= ?")
+            params.append(format_datetime(parse_datetime(date_from)))
+        if date_to:
+            clauses.append("last_updated < ?")
+            params.append(format_datetime(parse_datetime(date_to)))
+        where = "WHERE " + " AND ".join(clauses)
+        total = await self.db.fetchone(f"SELECT count(*) AS n FROM ocpi_cdrs {where}", params)
+        rows = await self.db.fetchall(
+            f"SELECT body FROM ocpi_cdrs {where} ORDER BY created_at, rowid LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return total["n"], [orjson.loads(r["body"]) for r in rows]
+
+    async def by_transaction(self, transaction_id: int) -> dict[str, Any] | None:
+        row = await self.db.fetchone(
+            "SELECT body, emsp_location FROM ocpi_cdrs WHERE transaction_id = ?", (transaction_id,)
+        )
+        if row is None:
+            return None
+        return {"cdr": orjson.loads(row["body"]), "emsp_location": row["emsp_location"]}
+
+
+def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
+    async def list_cdrs(request: web.Request) -> web.Response:
+        page = page_params(request)
+        store: CdrStore = ctx.services["cdrs"]
+        total, items = await store.page(
+            partner_of(request).key, page.date_from, page.date_to, page.offset, page.limit
+        )
+        return page_response(request, items, total, page)
+
+    app.router.add_get(CDRS_PATH, list_cdrs)
+    app.router.add_get(CDRS_PATH + "/", list_cdrs)
+
+
+def module() -> OcpiModule:
+    """CDRs SENDER; needs ``ctx.services['cdrs']`` (a CdrStore)."""
+    return OcpiModule(ModuleID.CDRS, InterfaceRole.SENDER, CDRS_PATH, _add_routes)

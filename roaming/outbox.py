@@ -1,0 +1,538 @@
+"""The durable outbox: pushes to partners that survive outages, in order, exactly once.
+
+Why an outbox and not a direct call: the OCPP event that causes a push (a StartTransaction,
+a StopTransaction) is committed by the CSMS inside one store transaction; writing the push
+as a row in that SAME transaction (:func:`enqueue`) makes "stored but never announced"
+impossible, and a worker delivers later with retries. OCPI itself says failed pushes are
+not retried (receivers re-sync by GET); we retry anyway, bounded, because eMSPs that only
+listen would otherwise lose Sessions and CDRs, and we also serve the Sender GET lists.
+
+Ordering: messages are delivered in ``id`` order per ``(partner_key, object_key)`` (a
+Session's PUT before its PATCHes); different objects are independent and go in parallel.
+A message that exhausted its attempts becomes ``dead`` and keeps blocking its object (a
+later PATCH must not overtake a lost PUT) until an operator retries or drops it
+(``csms outbox``).
+
+Outcomes (from :class:`Transport`): ``delivered`` · ``rejected`` (a definite refusal, e.g.
+OCPI 2001: retrying cannot help, the next message of the object proceeds) · ``skipped``
+(the partner has no RECEIVER endpoint for the module: it pulls instead) · retry with backoff.
+
+Idempotency: a CDR POST is not idempotent. When an attempt failed *ambiguously* (timeout,
+connection dropped, HTTP 5xx: the eMSP may have stored it), the next attempt first GETs
+``{cdrs_url}/{cdr_id}`` and counts a CDR with our id as delivered; an answer saying the
+CDR already exists (HTTP 409, or a refusal mentioning "exist") also counts as delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+import structlog
+
+from roaming.client import (
+    InvalidResponse,
+    OcpiClient,
+    PartnerRejected,
+    PartnerUnreachable,
+    join_url,
+)
+from roaming.models import InterfaceRole
+from roaming.ports import SqlDatabase, SqlExecutor
+from roaming.store_sqlite import RoamingStore
+
+log = structlog.get_logger("roaming.outbox")
+
+BROADCAST = "*"
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"
+    DEAD = "dead"
+    EXPANDED = "expanded"
+    DROPPED = "dropped"
+
+
+def stamp(dt: datetime) -> str:
+    """Millisecond UTC stamp: sorts as text, fine enough for sub-second test backoffs."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    partner_key: str
+    module: str
+    method: str
+    path: str  # segments after the partner's RECEIVER endpoint URL, "/"-joined, unescaped
+    body: dict[str, Any]
+    object_key: str
+    attempts: int
+    ambiguous: bool
+    status: str = Status.PENDING
+    next_attempt_at: str = ""
+    last_error: str | None = None
+    created_at: str = ""
+
+    @classmethod
+    def from_row(cls, row: Any) -> OutboxMessage:
+        return cls(
+            id=row["id"],
+            partner_key=row["partner_key"],
+            module=row["module"],
+            method=row["method"],
+            path=row["path"],
+            body=orjson.loads(row["body"]),
+            object_key=row["object_key"],
+            attempts=row["attempts"],
+            ambiguous=bool(row["ambiguous"]),
+            status=row["status"],
+            next_attempt_at=row["next_attempt_at"],
+            last_error=row["last_error"],
+            created_at=row["created_at"],
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Operator view (``csms outbox``)."""
+        return {
+            "id": self.id,
+            "partner": self.partner_key,
+            "module": self.module,
+            "method": self.method,
+            "path": self.path,
+            "object": self.object_key,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+        }
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    error: str
+    ambiguous: bool  # the partner may have acted on the request
+
+
+Outcome = Delivered | Rejected | Skipped | Retry
+
+
+def backoff(attempts: int, initial_s: float, max_s: float) -> float:
+    """Exponential: initial, 2x, 4x, ... capped at ``max_s`` (attempts counts from 1)."""
+    return float(min(max_s, initial_s * (2 ** max(0, attempts - 1))))
+
+
+# --------------------------------------------------------------------------- enqueue
+
+
+async def enqueue(
+    tx: SqlExecutor,
+    *,
+    partner_key: str,
+    module: str,
+    method: str,
+    path: Sequence[str],
+    body: dict[str, Any],
+    object_key: str,
+    now: datetime | None = None,
+) -> int:
+    """Write one push inside the caller's transaction; ``partner_key`` may be ``BROADCAST``."""
+    ts = stamp(now or utcnow())
+    return await tx.insert(
+        "INSERT INTO ocpi_outbox (partner_key, module, method, path, body, object_key,"
+        " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            partner_key,
+            module,
+            method,
+            "/".join(path),
+            orjson.dumps(body).decode(),
+            object_key,
+            ts,
+            ts,
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- store
+
+
+class OutboxStore:
+    """The SQL of the outbox table (shared SQLite connection, see :mod:`roaming.ports`)."""
+
+    def __init__(self, db: SqlDatabase) -> None:
+        self.db = db
+
+    async def heads(self, now: datetime, limit: int) -> list[OutboxMessage]:
+        """Due messages that are first in line for their (partner, object)."""
+        rows = await self.db.fetchall(
+            """
+            SELECT o.* FROM ocpi_outbox o
+            WHERE o.status = 'pending' AND o.next_attempt_at <= ?
+              AND NOT EXISTS (
+                SELECT 1 FROM ocpi_outbox p
+                WHERE p.partner_key = o.partner_key AND p.object_key = o.object_key
+                  AND p.status IN ('pending', 'dead') AND p.id < o.id)
+            ORDER BY o.id LIMIT ?
+            """,
+            (stamp(now), limit),
+        )
+        return [OutboxMessage.from_row(r) for r in rows]
+
+    async def next_due(self) -> str | None:
+        row = await self.db.fetchone(
+            "SELECT min(next_attempt_at) AS t FROM ocpi_outbox WHERE status = 'pending'"
+        )
+        return row["t"] if row else None
+
+    async def expand(self, msg: OutboxMessage, partner_keys: Sequence[str], now: datetime) -> None:
+        """Replace a broadcast by one copy per partner, keeping its place in line."""
+        async with self.db.transaction() as tx:
+            for key in partner_keys:
+                await tx.insert(
+                    "INSERT INTO ocpi_outbox (partner_key, module, method, path, body,"
+                    " object_key, next_attempt_at, created_at)"
+                    " SELECT ?, module, method, path, body, object_key, ?, created_at"
+                    " FROM ocpi_outbox WHERE id = ?",
+                    (key, stamp(now), msg.id),
+                )
+            await tx.execute(
+                "UPDATE ocpi_outbox SET status = 'expanded', finished_at = ?, last_error = ?"
+                " WHERE id = ?",
+                (stamp(now), f"sent to {len(partner_keys)} partner(s)", msg.id),
+            )
+
+    async def record(
+        self,
+        msg: OutboxMessage,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        next_attempt_at: datetime | None = None,
+        dead: bool = False,
+    ) -> None:
+        ts = stamp(now)
+        attempts = msg.attempts + (0 if isinstance(outcome, Skipped) else 1)
+        if isinstance(outcome, Delivered):
+            async with self.db.transaction() as tx:
+                await tx.execute(
+                    "UPDATE ocpi_outbox SET status = 'delivered', attempts = ?, finished_at = ?,"
+                    " location = ?, last_error = NULL WHERE id = ?",
+                    (attempts, ts, outcome.location, msg.id),
+                )
+                if msg.module == "cdrs" and outcome.location:
+                    await tx.execute(
+                        "UPDATE ocpi_cdrs SET emsp_location = ? WHERE id = ?",
+                        (outcome.location, msg.body.get("id")),
+                    )
+        elif isinstance(outcome, Rejected | Skipped):
+            status = Status.REJECTED if isinstance(outcome, Rejected) else Status.SKIPPED
+            err = outcome.error if isinstance(outcome, Rejected) else outcome.reason
+            await self.db.execute(
+                "UPDATE ocpi_outbox SET status = ?, attempts = ?, finished_at = ?, last_error = ?"
+                " WHERE id = ?",
+                (status.value, attempts, ts, err, msg.id),
+            )
+        else:
+            await self.db.execute(
+                "UPDATE ocpi_outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
+                " last_error = ?, ambiguous = ambiguous OR ? WHERE id = ?",
+                (
+                    Status.DEAD.value if dead else Status.PENDING.value,
+                    attempts,
+                    stamp(next_attempt_at or now),
+                    outcome.error,
+                    1 if outcome.ambiguous else 0,
+                    msg.id,
+                ),
+            )
+
+    async def waiting(
+        self, include_finished: bool = False, limit: int = 200
+    ) -> list[OutboxMessage]:
+        where = "" if include_finished else "WHERE status IN ('pending', 'dead')"
+        rows = await self.db.fetchall(
+            f"SELECT * FROM ocpi_outbox {where} ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [OutboxMessage.from_row(r) for r in reversed(rows)]
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self.db.fetchall(
+            "SELECT status, count(*) AS n FROM ocpi_outbox GROUP BY status"
+        )
+        return {r["status"]: r["n"] for r in rows}
+
+    async def retry(self, msg_id: int, now: datetime | None = None) -> bool:
+        """Operator: put a dead/rejected message back in line with a fresh attempt budget."""
+        n = await self.db.execute(
+            "UPDATE ocpi_outbox SET status = 'pending', attempts = 0, next_attempt_at = ?"
+            " WHERE id = ? AND status IN ('dead', 'rejected', 'pending')",
+            (stamp(now or utcnow()), msg_id),
+        )
+        return n > 0
+
+    async def drop(self, msg_id: int, now: datetime | None = None) -> bool:
+        """Operator: give up on a message (it stays in the table, marked dropped)."""
+        n = await self.db.execute(
+            "UPDATE ocpi_outbox SET status = 'dropped', finished_at = ?"
+            " WHERE id = ? AND status IN ('dead', 'pending')",
+            (stamp(now or utcnow()), msg_id),
+        )
+        return n > 0
+
+
+# --------------------------------------------------------------------------- transport
+
+
+class Transport(Protocol):
+    async def receivers(self, module: str) -> list[str]:
+        """Keys of registered partners with a RECEIVER endpoint for ``module``."""
+        ...
+
+    async def deliver(self, msg: OutboxMessage) -> Outcome:
+        """One attempt; never raises for partner trouble (that is an Outcome)."""
+        ...
+
+
+class OcpiTransport:
+    """Delivers through :class:`~roaming.client.OcpiClient` to the partner's endpoint *now*
+    (resolved at delivery time, so a credentials update redirects queued messages)."""
+
+    def __init__(
+        self, store: RoamingStore, client: OcpiClient, timeout_s: float | None = None
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.timeout_s = timeout_s
+
+    async def receivers(self, module: str) -> list[str]:
+        out = []
+        for p in await self.store.list_partners():
+            if p.registered and p.endpoint(module, InterfaceRole.RECEIVER):
+                out.append(p.key)
+        return out
+
+    def _routing(self, partner: Any) -> dict[str, str]:
+        headers = {
+            "OCPI-to-country-code": partner.country_code,
+            "OCPI-to-party-id": partner.party_id,
+        }
+        if self.client.from_country_code and self.client.from_party_id:
+            headers["OCPI-from-country-code"] = self.client.from_country_code
+            headers["OCPI-from-party-id"] = self.client.from_party_id
+        return headers
+
+    async def deliver(self, msg: OutboxMessage) -> Outcome:
+        partner = await self.store.partner_by_key(msg.partner_key)
+        if partner is None:
+            return Skipped(f"partner {msg.partner_key} no longer exists")
+        if not partner.registered:
+            return Retry(f"partner {msg.partner_key} is {partner.status.value}", ambiguous=False)
+        base = partner.endpoint(msg.module, InterfaceRole.RECEIVER)
+        if base is None:
+            return Skipped(f"partner has no {msg.module} RECEIVER endpoint (it pulls by GET)")
+        segments = [s for s in msg.path.split("/") if s] if msg.path else []
+        url = join_url(base, *segments)
+        routing = self._routing(partner)
+        is_cdr_post = msg.module == "cdrs" and msg.method == "POST"
+        if is_cdr_post and msg.ambiguous:
+            found = await self._cdr_already_there(partner, base, str(msg.body.get("id", "")))
+            if found is not None:
+                return Delivered(found)
+        try:
+            resp = await self.client.request(
+                msg.method, partner, url, json=msg.body, routing=routing, timeout_s=self.timeout_s
+            )
+        except PartnerUnreachable as exc:
+            # A refused connection never reached the partner; anything else may have.
+            sent = "ClientConnectorError" not in exc.message
+            return Retry(exc.message, ambiguous=sent)
+        except InvalidResponse as exc:
+            return Retry(exc.message, ambiguous=True)
+        except PartnerRejected as exc:
+            if exc.http_status in (401, 403, 0):
+                return Retry(exc.message, ambiguous=False)  # credentials trouble: fixable
+            if is_cdr_post and (exc.http_status == 409 or "exist" in exc.message.lower()):
+                return Delivered(None)
+            return Rejected(exc.message)
+        location = resp.headers.get("Location") if is_cdr_post else None
+        return Delivered(location)
+
+    async def _cdr_already_there(self, partner: Any, base: str, cdr_id: str) -> str | None:
+        if not cdr_id:
+            return None
+        url = join_url(base, cdr_id)
+        try:
+            resp = await self.client.request(
+                "GET", partner, url, routing=self._routing(partner), timeout_s=self.timeout_s
+            )
+        except (PartnerUnreachable, PartnerRejected, InvalidResponse):
+            return None
+        data = resp.data
+        if isinstance(data, dict) and str(data.get("id", "")).upper() == cdr_id.upper():
+            return url
+        return None
+
+
+# --------------------------------------------------------------------------- worker
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    initial_s: float = 2.0
+    max_s: float = 600.0
+    max_attempts: int = 100
+
+
+class OutboxWorker:
+    """Delivers due messages; woken by :meth:`notify` after a commit or by its poll timer."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        transport: Transport,
+        *,
+        policy: RetryPolicy | None = None,
+        poll_interval_s: float = 5.0,
+        concurrency: int = 16,
+        batch: int = 100,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.policy = policy or RetryPolicy()
+        self.poll_interval_s = poll_interval_s
+        self.batch = batch
+        self.clock = clock
+        self._sem = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Handle every message due now (heads only); returns how many were handled."""
+        heads = await self.store.heads(self.clock(), self.batch)
+        if not heads:
+            return 0
+        await asyncio.gather(*(self._handle(m) for m in heads))
+        return len(heads)
+
+    async def _handle(self, msg: OutboxMessage) -> None:
+        async with self._sem:
+            try:
+                if msg.partner_key == BROADCAST:
+                    keys = await self.transport.receivers(msg.module)
+                    await self.store.expand(msg, keys, self.clock())
+                    return
+                outcome = await self.transport.deliver(msg)
+                await self._record(msg, outcome)
+            except Exception:
+                # A bug or a store error: log it, leave the message pending for the next round.
+                log.exception("outbox.handle_failed", message_id=msg.id)
+
+    async def _record(self, msg: OutboxMessage, outcome: Outcome) -> None:
+        now = self.clock()
+        fields = {
+            "message_id": msg.id,
+            "partner": msg.partner_key,
+            "module": msg.module,
+            "method": msg.method,
+            "object": msg.object_key,
+        }
+        if isinstance(outcome, Retry):
+            attempts = msg.attempts + 1
+            dead = attempts >= self.policy.max_attempts
+            delay = backoff(attempts, self.policy.initial_s, self.policy.max_s)
+            await self.store.record(
+                msg, outcome, now, next_attempt_at=now + timedelta(seconds=delay), dead=dead
+            )
+            log.warning(
+                "outbox.dead" if dead else "outbox.retry",
+                attempts=attempts,
+                retry_in_s=None if dead else delay,
+                error=outcome.error,
+                **fields,
+            )
+            return
+        await self.store.record(msg, outcome, now)
+        if isinstance(outcome, Delivered):
+            log.info("outbox.delivered", attempts=msg.attempts + 1, **fields)
+        elif isinstance(outcome, Rejected):
+            log.warning("outbox.rejected", error=outcome.error, **fields)
+        else:
+            log.info("outbox.skipped", reason=outcome.reason, **fields)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("outbox.round_failed")
+                handled = 0
+            if handled:
+                continue
+            self._wake.clear()
+            timeout = self.poll_interval_s
+            nxt = await self._seconds_to_next_due()
+            if nxt is not None:
+                timeout = max(0.0, min(timeout, nxt))
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def _seconds_to_next_due(self) -> float | None:
+        try:
+            nxt = await self.store.next_due()
+        except Exception:
+            return None
+        if not nxt:
+            return None
+        due = datetime.strptime(nxt, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return (due - self.clock()).total_seconds()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="ocpi-outbox")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass

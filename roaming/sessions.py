@@ -1,0 +1,382 @@
+"""OCPI Sessions, CPO as Sender: the Session lifecycle, its pushes, and the GET list.
+
+Why the lifecycle lives here and not in the CSMS: what a Session looks like, when a PATCH
+is due and what the CDR holds is OCPI knowledge; the CSMS wiring only translates OCPP
+facts (a StartTransaction, meter readings, a StopTransaction) into calls of
+:class:`SessionService`, inside the store transaction that persisted the fact, so every
+push is in the outbox the moment the fact is committed.
+
+Pushes (all through :mod:`roaming.outbox`, object key ``session:<id>``, in order):
+start → PUT (status ACTIVE) · meter readings → PATCH ``kwh`` + ``last_updated``, at most
+one per ``update_interval_s`` · stop → PATCH COMPLETED with ``end_date_time``, final
+``kwh`` and ``total_cost`` · then the CDR POST (object key ``cdr:<id>``).
+
+``authorization_reference`` is copied exactly as the eMSP issued it (original case).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from roaming import cdrs, outbox
+from roaming.app import OcpiModule, RoamingContext, partner_of
+from roaming.costing import Reading, build_periods, cost_session
+from roaming.locations import EvseRef, LocationStore
+from roaming.models import InterfaceRole, ModuleID, format_datetime
+from roaming.pagination import page_params, page_response
+from roaming.ports import SqlDatabase, SqlExecutor
+from roaming.tariffs import tariff_from_json
+
+log = structlog.get_logger("roaming.sessions")
+
+SESSIONS_PATH = "/ocpi/cpo/2.2.1/sessions"
+
+
+@dataclass(frozen=True, slots=True)
+class CdrToken:
+    country_code: str
+    party_id: str
+    uid: str
+    type: str
+    contract_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "country_code": self.country_code,
+            "party_id": self.party_id,
+            "uid": self.uid,
+            "type": self.type,
+            "contract_id": self.contract_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStart:
+    """What the CSMS knows at StartTransaction about a roaming charge."""
+
+    transaction_id: int
+    partner_key: str
+    start: datetime
+    meter_start_wh: float
+    token: CdrToken
+    auth_method: str
+    authorization_reference: str | None
+    charger_id: str
+    connector_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStop:
+    transaction_id: int
+    end: datetime
+    meter_stop_wh: float
+    readings: Sequence[Reading]
+
+
+class SessionService:
+    """Session rows, their pushes, and the CDR at the end; all writes on the caller's ``tx``."""
+
+    def __init__(
+        self,
+        db: SqlDatabase,
+        locations: LocationStore,
+        *,
+        country_code: str,
+        party_id: str,
+        currency: str = "EUR",
+        update_interval_s: float = 60.0,
+    ) -> None:
+        self.db = db
+        self.locations = locations
+        self.country_code = country_code
+        self.party_id = party_id
+        self.currency = currency
+        self.update_interval_s = update_interval_s
+
+    def _path(self, session_id: str) -> list[str]:
+        return [self.country_code, self.party_id, session_id]
+
+    async def _currency_and_tariff(
+        self, tx: SqlExecutor, ref: EvseRef
+    ) -> tuple[str, dict[str, Any] | None]:
+        for tid in ref.connector.get("tariff_ids", []):
+            t = await self.locations.tariff_json(tid, tx)
+            if t is not None:
+                return t["currency"], t
+        return self.currency, None
+
+    async def start(self, tx: SqlExecutor, s: SessionStart, now: datetime) -> str | None:
+        """Create the Session and queue its PUT; None when the connector is not published."""
+        existing = await tx.fetchone(
+            "SELECT id FROM ocpi_sessions WHERE transaction_id = ?", (s.transaction_id,)
+        )
+        if existing is not None:
+            return str(existing["id"])
+        ref = await self.locations.evse_for(tx, s.charger_id, s.connector_id)
+        if ref is None:
+            log.error(
+                "ocpi.session_unpublished_connector",
+                charge_point_id=s.charger_id,
+                connector_id=s.connector_id,
+                transaction_id=s.transaction_id,
+                partner=s.partner_key,
+                hint="map this connector to an EVSE in the locations file",
+            )
+            return None
+        currency, _ = await self._currency_and_tariff(tx, ref)
+        session_id = str(uuid.uuid4())
+        ts = format_datetime(now)
+        body: dict[str, Any] = {
+            "country_code": self.country_code,
+            "party_id": self.party_id,
+            "id": session_id,
+            "start_date_time": format_datetime(s.start),
+            "kwh": 0.0,
+            "cdr_token": s.token.to_json(),
+            "auth_method": s.auth_method,
+        }
+        if s.authorization_reference:
+            body["authorization_reference"] = s.authorization_reference
+        body.update(
+            {
+                "location_id": ref.location_id,
+                "evse_uid": ref.evse_uid,
+                "connector_id": ref.connector["id"],
+                "currency": currency,
+                "status": "ACTIVE",
+                "last_updated": ts,
+            }
+        )
+        meta = {
+            "meter_start_wh": s.meter_start_wh,
+            "charger_id": s.charger_id,
+            "connector_id": s.connector_id,
+        }
+        await tx.execute(
+            "INSERT INTO ocpi_sessions (id, transaction_id, partner_key, status, body,"
+            " last_patch_at, created_at, last_updated) VALUES (?, ?, ?, 'ACTIVE', ?, ?, ?, ?)",
+            (
+                session_id,
+                s.transaction_id,
+                s.partner_key,
+                orjson.dumps({**body, "_meta": meta}).decode(),
+                outbox.stamp(now),
+                outbox.stamp(now),
+                ts,
+            ),
+        )
+        await outbox.enqueue(
+            tx,
+            partner_key=s.partner_key,
+            module=ModuleID.SESSIONS.value,
+            method="PUT",
+            path=self._path(session_id),
+            body=body,
+            object_key=f"session:{session_id}",
+            now=now,
+        )
+        log.info(
+            "ocpi.session_started",
+            session_id=session_id,
+            transaction_id=s.transaction_id,
+            partner=s.partner_key,
+            authorization_reference=s.authorization_reference,
+        )
+        return session_id
+
+    async def _load(self, tx: SqlExecutor, transaction_id: int) -> Any:
+        return await tx.fetchone(
+            "SELECT * FROM ocpi_sessions WHERE transaction_id = ?", (transaction_id,)
+        )
+
+    async def progress(
+        self, tx: SqlExecutor, transaction_id: int, register_wh: float, now: datetime
+    ) -> bool:
+        """A new energy reading; returns True when a PATCH was queued (rate-limited)."""
+        row = await self._load(tx, transaction_id)
+        if row is None or row["status"] != "ACTIVE":
+            return False
+        body = orjson.loads(row["body"])
+        kwh = round(max(0.0, register_wh - body["_meta"]["meter_start_wh"]) / 1000, 4)
+        if kwh <= body["kwh"]:
+            return False
+        ts = format_datetime(now)
+        body["kwh"] = kwh
+        body["last_updated"] = ts
+        due = True
+        if row["last_patch_at"]:
+            last = datetime.strptime(row["last_patch_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+            elapsed = (now.replace(tzinfo=None) - last).total_seconds()
+            due = elapsed >= self.update_interval_s
+        await tx.execute(
+            "UPDATE ocpi_sessions SET body = ?, last_updated = ?,"
+            " last_patch_at = CASE WHEN ? THEN ? ELSE last_patch_at END WHERE id = ?",
+            (orjson.dumps(body).decode(), ts, due, outbox.stamp(now), row["id"]),
+        )
+        if due:
+            await outbox.enqueue(
+                tx,
+                partner_key=row["partner_key"],
+                module=ModuleID.SESSIONS.value,
+                method="PATCH",
+                path=self._path(row["id"]),
+                body={"kwh": kwh, "last_updated": ts},
+                object_key=f"session:{row['id']}",
+                now=now,
+            )
+        return due
+
+    async def stop(self, tx: SqlExecutor, s: SessionStop, now: datetime) -> str | None:
+        """Complete the Session and create its CDR; returns the CDR id (None if no session)."""
+        row = await self._load(tx, s.transaction_id)
+        if row is None:
+            return None
+        if row["status"] == "COMPLETED":
+            done = await tx.fetchone(
+                "SELECT id FROM ocpi_cdrs WHERE transaction_id = ?", (s.transaction_id,)
+            )
+            return str(done["id"]) if done else None
+        body = orjson.loads(row["body"])
+        meta = body.pop("_meta")
+        ref = await self.locations.evse_for(tx, meta["charger_id"], meta["connector_id"])
+        start = _parse(body["start_date_time"])
+        end = max(s.end, start)
+        totals = build_periods(start, end, meta["meter_start_wh"], s.meter_stop_wh, s.readings)
+        tariff_json = None
+        if ref is not None:
+            _, tariff_json = await self._currency_and_tariff(tx, ref)
+        breakdown = cost_session(tariff_from_json(tariff_json), totals) if tariff_json else None
+        ts = format_datetime(now)
+        total_cost = breakdown.total.to_json() if breakdown else {"excl_vat": 0, "incl_vat": 0}
+        body.update(
+            {
+                "end_date_time": format_datetime(end),
+                "kwh": float(totals.total_energy_kwh),
+                "total_cost": total_cost,
+                "status": "COMPLETED",
+                "last_updated": ts,
+            }
+        )
+        await tx.execute(
+            "UPDATE ocpi_sessions SET status = 'COMPLETED', body = ?, last_updated = ?,"
+            " last_patch_at = ? WHERE id = ?",
+            (orjson.dumps({**body, "_meta": meta}).decode(), ts, outbox.stamp(now), row["id"]),
+        )
+        await outbox.enqueue(
+            tx,
+            partner_key=row["partner_key"],
+            module=ModuleID.SESSIONS.value,
+            method="PATCH",
+            path=self._path(row["id"]),
+            body={
+                "status": "COMPLETED",
+                "end_date_time": body["end_date_time"],
+                "kwh": body["kwh"],
+                "total_cost": total_cost,
+                "last_updated": ts,
+            },
+            object_key=f"session:{row['id']}",
+            now=now,
+        )
+        cdr = cdrs.build_cdr(
+            cdr_id=str(uuid.uuid4()),
+            session=body,
+            ref=ref,
+            totals=totals,
+            breakdown=breakdown,
+            tariff=tariff_json,
+            now=now,
+        )
+        await cdrs.insert(tx, cdr, transaction_id=s.transaction_id, partner_key=row["partner_key"])
+        await outbox.enqueue(
+            tx,
+            partner_key=row["partner_key"],
+            module=ModuleID.CDRS.value,
+            method="POST",
+            path=[],
+            body=cdr,
+            object_key=f"cdr:{cdr['id']}",
+            now=now,
+        )
+        log.info(
+            "ocpi.session_completed",
+            session_id=row["id"],
+            cdr_id=cdr["id"],
+            transaction_id=s.transaction_id,
+            partner=row["partner_key"],
+            kwh=body["kwh"],
+            total_cost=total_cost,
+        )
+        return str(cdr["id"])
+
+    async def by_id(self, session_id: str) -> Any:
+        return await self.db.fetchone(
+            "SELECT * FROM ocpi_sessions WHERE upper(id) = upper(?)", (session_id,)
+        )
+
+    async def page(
+        self,
+        partner_key: str,
+        date_from: str | None,
+        date_to: str | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        where, params = _filter(partner_key, date_from, date_to)
+        total = await self.db.fetchone(f"SELECT count(*) AS n FROM ocpi_sessions {where}", params)
+        rows = await self.db.fetchall(
+            f"SELECT body FROM ocpi_sessions {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        items = []
+        for r in rows:
+            body = orjson.loads(r["body"])
+            body.pop("_meta", None)
+            items.append(body)
+        return total["n"], items
+
+
+def _parse(value: str) -> datetime:
+    from roaming.models import parse_datetime
+
+    return parse_datetime(value)
+
+
+def _filter(
+    partner_key: str, date_from: str | None, date_to: str | None
+) -> tuple[str, tuple[Any, ...]]:
+    clauses = ["upper(partner_key) = upper(?)"]
+    params: list[Any] = [partner_key]
+    if date_from:
+        clauses.append("last_updated >= ?")
+        params.append(format_datetime(_parse(date_from)))
+    if date_to:
+        clauses.append("last_updated < ?")
+        params.append(format_datetime(_parse(date_to)))
+    return "WHERE " + " AND ".join(clauses), tuple(params)
+
+
+def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
+    async def list_sessions(request: web.Request) -> web.Response:
+        page = page_params(request, require_date_from=True)
+        service: SessionService = ctx.services["sessions"]
+        total, items = await service.page(
+            partner_of(request).key, page.date_from, page.date_to, page.offset, page.limit
+        )
+        return page_response(request, items, total, page)
+
+    app.router.add_get(SESSIONS_PATH, list_sessions)
+    app.router.add_get(SESSIONS_PATH + "/", list_sessions)
+
+
+def module() -> OcpiModule:
+    """Sessions SENDER; needs ``ctx.services['sessions']`` (a SessionService)."""
+    return OcpiModule(ModuleID.SESSIONS, InterfaceRole.SENDER, SESSIONS_PATH, _add_routes)
