@@ -16,11 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import random
 import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+import structlog
 
 from simulator.chargepoint import ConnectFailed, SimulatedChargePoint, SimulatorError
 from simulator.scenarios.runner import (
@@ -170,6 +173,7 @@ async def cmd_echo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="csms-sim", description="OCPP 1.6J charge point simulator")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     sub = p.add_subparsers(dest="command", required=True)
 
     def charger_opts(sp: argparse.ArgumentParser) -> None:
@@ -228,8 +232,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def configure_logging(level: str) -> None:
+    """Logs go to stderr so stdout stays the step log a person (or a test) reads."""
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    logging.getLogger("ocpp").setLevel(logging.CRITICAL if level != "debug" else logging.DEBUG)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
     if args.command == "scenarios":
         for name in builtin_names():
             scenario = load_scenario(name)
