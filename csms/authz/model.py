@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 def normalise(uid: str) -> str:
@@ -130,11 +130,16 @@ class CachedToken:
     visual_number: str | None = None
     language: str | None = None
     last_updated: str = ""
+    # The registered partner that published it (a hub may publish other parties' tokens);
+    # empty means the owner itself.
+    partner_key: str = ""
+    # The adapter's own object (e.g. the full OCPI Token), opaque to the core.
+    raw: Any = field(default=None, compare=False, repr=False)
 
     @property
     def partner_id(self) -> str:
-        """The ``[partners.<COUNTRY>-<PARTY>]`` key of the eMSP owning the token."""
-        return f"{self.country_code.upper()}-{self.party_id.upper()}"
+        """The partner key (``[partners.<COUNTRY>-<PARTY>]``) to call about this token."""
+        return self.partner_key or f"{self.country_code.upper()}-{self.party_id.upper()}"
 
     @property
     def uid_norm(self) -> str:
