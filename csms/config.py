@@ -81,6 +81,21 @@ class OcpiConfig:
 
 
 @dataclass(frozen=True)
+class OcpiCpoConfig:
+    """The CPO-side OCPI modules: locations file, session pushes, commands, outbox."""
+
+    locations_file: str = ""
+    currency: str = "EUR"
+    session_update_interval_s: float = 60.0
+    command_timeout_s: int = 60
+    outbox_retry_initial_s: float = 2.0
+    outbox_retry_max_s: float = 600.0
+    outbox_max_attempts: int = 100
+    outbox_poll_interval_s: float = 5.0
+    outbox_concurrency: int = 16
+
+
+@dataclass(frozen=True)
 class AuthzConfig:
     charger_authorize_timeout_s: float = 20.0
     authorize_deadline_s: float = 5.0
@@ -111,6 +126,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     ocpi: OcpiConfig = field(default_factory=OcpiConfig)
+    ocpi_cpo: OcpiCpoConfig = field(default_factory=OcpiCpoConfig)
     authz: AuthzConfig = field(default_factory=AuthzConfig)
     log: LogConfig = field(default_factory=LogConfig)
     partners: Mapping[str, PartnerOverride] = field(default_factory=dict)
@@ -244,6 +260,17 @@ def _validate(cfg: Config) -> None:
                 f"{value} s is not comfortably shorter than authz.charger_authorize_timeout_s "
                 f"({cfg.authz.charger_authorize_timeout_s} s); at most {limit:g} s is allowed",
             )
+    cpo = cfg.ocpi_cpo
+    positive("ocpi_cpo.session_update_interval_s", cpo.session_update_interval_s)
+    positive("ocpi_cpo.command_timeout_s", cpo.command_timeout_s)
+    positive("ocpi_cpo.outbox_retry_initial_s", cpo.outbox_retry_initial_s)
+    positive("ocpi_cpo.outbox_max_attempts", cpo.outbox_max_attempts)
+    positive("ocpi_cpo.outbox_poll_interval_s", cpo.outbox_poll_interval_s)
+    positive("ocpi_cpo.outbox_concurrency", cpo.outbox_concurrency)
+    if cpo.outbox_retry_max_s < cpo.outbox_retry_initial_s:
+        raise ConfigError("ocpi_cpo.outbox_retry_max_s", "must be >= outbox_retry_initial_s")
+    if len(cpo.currency) != 3 or not cpo.currency.isupper():
+        raise ConfigError("ocpi_cpo.currency", "must be an ISO 4217 code like EUR")
     if len(cfg.ocpi.country_code) != 2:
         raise ConfigError("ocpi.country_code", "must be 2 characters (ISO 3166-1 alpha-2)")
     if not 1 <= len(cfg.ocpi.party_id) <= 3:
