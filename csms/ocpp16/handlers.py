@@ -21,6 +21,7 @@ import structlog
 from csms.authz.model import AuthRequest, AuthStatus, Decision, Source, normalise
 from csms.authz.ports import Authorizer
 from csms.config import Config
+from csms.lifecycle import transition_problem
 from csms.logs import mask
 from csms.ocpp16 import errors
 from csms.ocpp16.actions import ALLOWED_BEFORE_ACCEPTED
@@ -132,15 +133,19 @@ class Handlers:
     ) -> dict[str, Any]:
         now = now_iso()
         async with self.db.transaction() as tx:
+            previous = await ConnectorRepo.current_status(tx, conn.charger_id, p["connectorId"])
             await ConnectorRepo.record_status(tx, conn.charger_id, p, now)
             await self.events.status_changed(
                 tx,
                 conn.charger_id,
-                p["connectorId"],
+                int(p["connectorId"]),
                 p["status"],
                 p["errorCode"],
                 p.get("timestamp"),
             )
+        problem = transition_problem(previous, p["status"], int(p["connectorId"]))
+        if problem:
+            log.warning("ocpp.unexpected_status", connector_id=p["connectorId"], problem=problem)
         return {}
 
     async def authorize(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +243,9 @@ class Handlers:
         return {"idTagInfo": _decision_info(d)}
 
     async def meter_values(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-        cid, connector, tid = conn.charger_id, int(p["connectorId"]), p.get("transactionId")
+        raw_tid = p.get("transactionId")
+        cid, connector = conn.charger_id, int(p["connectorId"])
+        tid = int(raw_tid) if raw_tid is not None else None  # JSON 1.0 is a valid integer
         samples = samples_of(p["meterValue"])
         async with self.db.transaction() as tx:
             await MeterValueRepo.add(tx, cid, connector, tid, "MeterValues", samples, now_iso())

@@ -214,6 +214,14 @@ class ConnectorRepo:
         self.db = db
 
     @staticmethod
+    async def current_status(ex: Executor, charger_id: str, connector_id: int) -> str | None:
+        row = await ex.fetchone(
+            "SELECT status FROM connectors WHERE charger_id = ? AND connector_id = ?",
+            (charger_id, connector_id),
+        )
+        return row[0] if row else None
+
+    @staticmethod
     async def record_status(ex: Executor, charger_id: str, p: dict[str, Any], at: str) -> None:
         """Upsert the current row and append the history row (charger timestamp as sent)."""
         params = (
