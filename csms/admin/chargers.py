@@ -70,12 +70,20 @@ async def _connectors(
     return out
 
 
-def _view(
-    row: Mapping[str, Any], connectors: list[dict[str, Any]], connected: bool
-) -> dict[str, Any]:
+def _view(row: Mapping[str, Any], connectors: list[dict[str, Any]], gateway: Any) -> dict[str, Any]:
     doc = {c: row[c] for c in CHARGER_COLUMNS}
     doc["has_password"] = bool(row["has_password"])
-    doc["connected"] = connected
+    conn = gateway.connection(row["id"])
+    doc["connected"] = conn is not None
+    doc["connection"] = (
+        None
+        if conn is None
+        else {
+            "connected_at": conn.info.connected_at,
+            "remote_address": conn.info.remote_address,
+            "subprotocol": conn.info.subprotocol,
+        }
+    )
     doc["connectors"] = connectors
     return doc
 
@@ -98,13 +106,7 @@ async def list_chargers(request: web.Request) -> web.Response:
     gateway = csms_app.gateway
     rows = await csms_app.db.fetchall(f"{_SELECT} ORDER BY id")
     conns = await _connectors(csms_app.db)
-    return json_response(
-        {
-            "chargers": [
-                _view(r, conns.get(r["id"], []), gateway.is_connected(r["id"])) for r in rows
-            ]
-        }
-    )
+    return json_response({"chargers": [_view(r, conns.get(r["id"], []), gateway) for r in rows]})
 
 
 @routes.get("/api/chargers/{charger_id}")
@@ -115,7 +117,7 @@ async def get_charger(request: web.Request) -> web.Response:
     if row is None:
         raise ApiError(404, "unknown_charger", f"no charger {charger_id!r} in the registry")
     conns = await _connectors(csms_app.db, charger_id)
-    doc = _view(row, conns.get(charger_id, []), csms_app.gateway.is_connected(charger_id))
+    doc = _view(row, conns.get(charger_id, []), csms_app.gateway)
     active = await csms_app.db.fetchall(
         "SELECT id, connector_id, id_tag, start_timestamp, meter_start FROM transactions "
         "WHERE charger_id = ? AND stop_received_at IS NULL ORDER BY id",
@@ -159,7 +161,7 @@ async def add_charger(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_body", str(exc)) from None
     row = await load_charger_row(csms_app.db, charger_id)
     assert row is not None
-    return json_response(_view(row, [], csms_app.gateway.is_connected(charger_id)), status=201)
+    return json_response(_view(row, [], csms_app.gateway), status=201)
 
 
 @routes.delete("/api/chargers/{charger_id}")

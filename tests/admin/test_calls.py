@@ -125,6 +125,8 @@ async def test_every_call_round_trips_to_the_simulator(
         assert detail["charger_id"] == "SIM1"
         charger = await (await http.get("/api/chargers/SIM1")).json()
         assert charger["connected"] is True
+        assert charger["connection"]["subprotocol"] == "ocpp1.6"
+        assert charger["connection"]["remote_address"].startswith("127.0.0.1")
         assert charger["vendor"] == "csms-sim"
 
 
