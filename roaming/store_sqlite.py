@@ -8,8 +8,8 @@ query per request without ever serving a stale token.
 Why batch upserts with a generation column: a full token sync may carry a million
 tokens. Each page is written with one ``executemany`` in one transaction, stamping
 ``sync_generation = run id``; after a complete run one ``UPDATE`` marks every token of
-that partner with an older generation (and not pushed since the run started) as
-removed. Nothing is ever loaded into memory to compute the difference.
+that partner with an older generation as removed. Pushed tokens are stamped with the
+newest run id, so a push that lands during a run is never swept by that run. Nothing is ever loaded into memory to compute the difference.
 """
 
 from __future__ import annotations
@@ -40,11 +40,14 @@ _PARTNER_COLS = (
     "auth_encoding, versions_url, version, endpoints, created_at, updated_at, registered_at"
 )
 
-_TOKEN_COLS = (
-    "country_code, party_id, uid, type, contract_id, visual_number, issuer, group_id, valid, "
-    "whitelist, language, default_profile_type, energy_contract, last_updated, removed, "
-    "received_at"
-)
+_TOKEN_COLS = ", ".join(
+    f"t.{c}"
+    for c in (
+        "country_code", "party_id", "uid", "type", "contract_id", "visual_number", "issuer",
+        "group_id", "valid", "whitelist", "language", "default_profile_type", "energy_contract",
+        "last_updated", "removed", "received_at",
+    )
+)  # fmt: skip
 
 _UPSERT = """
 INSERT INTO ocpi_tokens (
@@ -357,7 +360,10 @@ class RoamingStore:
                 "party_id_norm = ? AND uid_norm = ? AND type = ?",
                 (norm(token.country_code), norm(token.party_id), norm(token.uid), token.type.value),
             )
-            await tx.execute(_UPSERT, _token_row(partner_id, token, 0, now_str()))
+            # Stamp with the newest run id: a full run in progress (or the last one) then
+            # never sweeps a token pushed while it ran; the next run still can.
+            gen = await tx.fetchone("SELECT COALESCE(MAX(id), 0) AS g FROM ocpi_token_syncs")
+            await tx.execute(_UPSERT, _token_row(partner_id, token, gen["g"], now_str()))
         return existing is None
 
     async def upsert_tokens(
@@ -469,8 +475,8 @@ class RoamingStore:
             if sweep:
                 removed = await tx.execute(
                     "UPDATE ocpi_tokens SET removed = 1 WHERE partner_id = ? AND "
-                    "sync_generation < ? AND removed = 0 AND received_at < ?",
-                    (partner_id, run_id, started_at),
+                    "sync_generation < ? AND removed = 0",
+                    (partner_id, run_id),
                 )
             await tx.execute(
                 "UPDATE ocpi_token_syncs SET status = 'complete', finished_at = ?, "
