@@ -52,7 +52,8 @@ _SELECT = (
 )
 
 
-async def load_charger_row(db: Database, charger_id: str) -> Mapping[str, Any] | None:
+async def load_charger_row(db: Database, charger_id: str) -> Any:
+    """The charger row (sqlite Row: by column name) or None."""
     return await db.fetchone(f"{_SELECT} WHERE id = ?", (charger_id,))
 
 
