@@ -1,0 +1,121 @@
+"""Roaming's runtime inside the CSMS: store, client, OCPI server, token sync, admin routes.
+
+Why a runtime object: the CSMS composition root must start and stop roaming as one
+thing, and the authorization service (E) and the OCPI modules (F) need the same store
+and client instances; :class:`RoamingRuntime` is the single place they are made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from csms import logs
+from csms.config import Config
+from csms.store.db import Database
+from roaming.admin import admin_routes
+from roaming.app import OcpiModule, RoamingContext, create_ocpi_app
+from roaming.client import OcpiClient
+from roaming.settings import RoamingSettings
+from roaming.store_sqlite import RoamingStore
+from roaming.sync import TokenSync
+
+log = logs.get("csms.wiring.partners")
+
+
+def settings_from_config(config: Config) -> RoamingSettings:
+    o = config.ocpi
+    return RoamingSettings(
+        public_base_url=o.public_base_url,
+        country_code=o.country_code,
+        party_id=o.party_id,
+        business_name=o.business_name,
+        business_website=o.business_website,
+        http_timeout_s=o.http_timeout_s,
+        connection_limit_per_partner=o.connection_limit_per_partner,
+        token_sync_interval_s=o.token_sync_interval_s,
+        token_sync_page_size=o.token_sync_page_size,
+        page_limit=o.page_limit,
+    )
+
+
+@dataclass
+class RoamingRuntime:
+    """Everything roaming runs; ``tokens`` is the token store the authorizer reads."""
+
+    config: Config
+    ctx: RoamingContext
+    sync: TokenSync
+    admin_routes: web.RouteTableDef
+    ocpi_port: int | None = None
+    _runner: web.AppRunner | None = field(default=None, repr=False)
+    _stopped: bool = False
+
+    @property
+    def store(self) -> RoamingStore:
+        return self.ctx.store
+
+    @property
+    def tokens(self) -> RoamingStore:
+        return self.ctx.store
+
+    @property
+    def client(self) -> OcpiClient:
+        return self.ctx.client
+
+    async def serve(self, modules: Sequence[OcpiModule]) -> int:
+        """Start the OCPI HTTP server on ``ocpi.host``/``ocpi.port`` (0: any free port)."""
+        app = create_ocpi_app(self.ctx, modules)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.ocpi.host, self.config.ocpi.port)
+        await site.start()
+        self._runner = runner
+        port = int(runner.addresses[0][1])
+        self.ocpi_port = port
+        if self.config.ocpi.port == 0:
+            # Tests and ad-hoc runs: the advertised URLs must carry the real port.
+            host = (
+                "127.0.0.1"
+                if self.config.ocpi.host in ("0.0.0.0", "", "::")
+                else self.config.ocpi.host
+            )
+            self.ctx.settings = dataclasses.replace(
+                self.ctx.settings, public_base_url=f"http://{host}:{port}"
+            )
+        log.info(
+            "ocpi.listening",
+            port=port,
+            public_base_url=self.ctx.settings.public_base_url,
+            modules=[str(m.identifier) for m in modules],
+        )
+        return port
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.sync.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.ctx.client.close()
+
+
+async def build_runtime(config: Config, db: Database) -> RoamingRuntime:
+    settings = settings_from_config(config)
+    store = RoamingStore(db)
+    await store.fail_stale_runs()
+    client = OcpiClient(
+        timeout_s=settings.http_timeout_s,
+        connection_limit_per_partner=settings.connection_limit_per_partner,
+        from_country_code=settings.country_code,
+        from_party_id=settings.party_id,
+    )
+    ctx = RoamingContext(settings=settings, store=store, client=client)
+    sync = TokenSync(ctx)
+    ctx.on_registered.append(sync.schedule_now)
+    return RoamingRuntime(config=config, ctx=ctx, sync=sync, admin_routes=admin_routes(ctx, sync))
