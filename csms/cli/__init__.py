@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "csms.cli.serve",
     "csms.cli.chargers",
     "csms.cli.tokens",
+    "csms.cli.partners",
     "csms.cli.transactions",
     "csms.cli.calls",
     "csms.cli.authorizations",
