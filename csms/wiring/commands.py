@@ -1,0 +1,391 @@
+"""OCPI commands → OCPP calls through A's gateway, and the CommandResult back to the eMSP.
+
+Why the OCPP call runs in a background task: the eMSP gets its CommandResponse at once
+(OCPI is asynchronous by design) and the charger may take up to ``command_timeout_s`` to
+answer; the task POSTs the CommandResult to ``response_url`` when the charger answers or
+sends ``TIMEOUT`` just before the timeout we promised.
+
+START_SESSION / RESERVE_NOW tokens are pre-authorized with E's authorization service
+(``preauthorize``): the charger's Authorize / StartTransaction for that idTag at that
+charger is answered from the command for 15 minutes, without a real-time call, and the
+transaction (hence Session and CDR) carries the command's authorization_reference with
+auth_method COMMAND.
+
+eMSP reservation ids are never sent to a charger: each (partner, reservation_id) maps to
+our own AUTOINCREMENT id, so one eMSP cannot replace or cancel another's reservation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from csms import logs
+from csms.authz.model import AuthMethod, AuthStatus, Decision, Source
+from csms.ocpp16 import errors
+from csms.store.db import Database
+from roaming.client import OcpiClient, RoamingError
+from roaming.commands import (
+    CancelReservation,
+    Command,
+    CommandResponse,
+    ReserveNow,
+    ResponseType,
+    ResultType,
+    StartSession,
+    StopSession,
+    UnknownLocation,
+    UnlockConnector,
+)
+from roaming.locations import EvseRef, LocationStore
+from roaming.models import Token, format_datetime, norm
+from roaming.partners import Partner
+
+log = logs.get("csms.ocpi.commands")
+
+PREAUTH_TTL_S = 900.0
+OCPP_ID_TAG_MAX = 20
+
+
+def _result_of(action: str, status: str) -> ResultType:
+    """The charger's answer → CommandResult (ONE table for every command)."""
+    table = {
+        ("RemoteStartTransaction", "Accepted"): ResultType.ACCEPTED,
+        ("RemoteStopTransaction", "Accepted"): ResultType.ACCEPTED,
+        ("UnlockConnector", "Unlocked"): ResultType.ACCEPTED,
+        ("UnlockConnector", "UnlockFailed"): ResultType.FAILED,
+        ("UnlockConnector", "NotSupported"): ResultType.NOT_SUPPORTED,
+        ("ReserveNow", "Accepted"): ResultType.ACCEPTED,
+        ("ReserveNow", "Occupied"): ResultType.EVSE_OCCUPIED,
+        ("ReserveNow", "Faulted"): ResultType.EVSE_INOPERATIVE,
+        ("ReserveNow", "Unavailable"): ResultType.EVSE_INOPERATIVE,
+        ("CancelReservation", "Accepted"): ResultType.ACCEPTED,
+        ("CancelReservation", "Rejected"): ResultType.UNKNOWN_RESERVATION,
+    }
+    return table.get((action, status), ResultType.REJECTED)
+
+
+def _result_of_error(exc: errors.GatewayError) -> ResultType:
+    if isinstance(exc, errors.CallTimeout):
+        return ResultType.TIMEOUT
+    if isinstance(exc, errors.CallErrorReceived) and exc.code in ("NotSupported", "NotImplemented"):
+        return ResultType.NOT_SUPPORTED
+    return ResultType.FAILED
+
+
+class CommandService:
+    """Implements ``roaming.commands.CommandHandler``."""
+
+    def __init__(
+        self,
+        db: Database,
+        locations: LocationStore,
+        client: OcpiClient,
+        *,
+        gateway: Callable[[], Any],
+        authz: Callable[[], Any],
+        timeout_s: int = 60,
+    ) -> None:
+        self.db = db
+        self.locations = locations
+        self.client = client
+        self._gateway = gateway
+        self._authz = authz
+        self.timeout_s = timeout_s
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def call_timeout_s(self) -> float:
+        """Leave room to POST the result before the eMSP stops waiting."""
+        return max(1.0, self.timeout_s * 0.8)
+
+    # ---------------------------------------------------------------- entry
+
+    async def handle(
+        self, partner: Partner, command: Command, correlation_id: str | None
+    ) -> CommandResponse:
+        if isinstance(command, StartSession):
+            response, job = await self._start(partner, command)
+        elif isinstance(command, StopSession):
+            response, job = await self._stop(partner, command)
+        elif isinstance(command, UnlockConnector):
+            response, job = await self._unlock(command)
+        elif isinstance(command, ReserveNow):
+            response, job = await self._reserve(partner, command)
+        else:
+            response, job = await self._cancel(partner, command)
+        cmd_id = await self.db.insert(
+            "INSERT INTO ocpi_commands (partner_key, command, request, response, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                partner.key,
+                type(command).__name__,
+                orjson.dumps(command, default=_plain).decode(),
+                orjson.dumps(response.to_json()).decode(),
+                format_datetime(datetime.now(UTC)),
+            ),
+        )
+        log.info(
+            "ocpi.command",
+            command=type(command).__name__,
+            partner=partner.key,
+            result=response.result.value,
+            message=response.message,
+            command_id=cmd_id,
+        )
+        if job is not None and response.result is ResponseType.ACCEPTED:
+            task = asyncio.create_task(
+                self._run(cmd_id, partner, command.response_url, job, correlation_id)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return response
+
+    def _answer(self, result: ResponseType, message: str | None = None) -> CommandResponse:
+        return CommandResponse(result, self.timeout_s, message)
+
+    # ---------------------------------------------------------------- commands
+
+    async def _target(
+        self, location_id: str, evse_uid: str | None, connector_id: str | None = None
+    ) -> EvseRef | str:
+        """The EVSE addressed, or a reason to reject; UnknownLocation for a bad location."""
+        if not await self.locations.location_exists(location_id):
+            raise UnknownLocation(f"unknown location {location_id!r}")
+        refs = await self.locations.evse_by_uid(location_id, evse_uid)
+        if not refs:
+            return f"unknown EVSE {evse_uid!r} at location {location_id!r}"
+        if connector_id is not None and norm(refs[0].connector["id"]) != norm(connector_id):
+            return f"unknown connector {connector_id!r} at EVSE {evse_uid!r}"
+        if evse_uid is None:
+            free = [r for r in refs if r.status == "AVAILABLE"]
+            return (free or refs)[0]
+        return refs[0]
+
+    def _own_token(self, partner: Partner, token: Token) -> str | None:
+        if not partner.owns(token.country_code, token.party_id):
+            return "token is not issued by the calling party"
+        if len(token.uid) > OCPP_ID_TAG_MAX:
+            return f"token uid longer than {OCPP_ID_TAG_MAX} characters cannot be an OCPP 1.6 idTag"
+        return None
+
+    def _preauthorize(
+        self, partner: Partner, ref: EvseRef, token: Token, reference: str | None
+    ) -> None:
+        service = self._authz()
+        if service is None:
+            log.warning("ocpi.command_no_authorization_service", charge_point_id=ref.charger_id)
+            return
+        decision = Decision(
+            status=AuthStatus.ACCEPTED,
+            source=Source.COMMAND,
+            reason="pre-authorized by OCPI command",
+            partner_id=partner.key,
+            token_type=token.type.value,
+            token_country_code=token.country_code,
+            token_party_id=token.party_id,
+            contract_id=token.contract_id,
+            authorization_reference=reference,
+            auth_method=AuthMethod.COMMAND,
+        )
+        service.preauthorize(ref.charger_id, token.uid, decision, ttl_s=PREAUTH_TTL_S)
+
+    def _connected(self, charger_id: str) -> bool:
+        gw = self._gateway()
+        return gw is not None and gw.is_connected(charger_id)
+
+    async def _start(self, partner: Partner, cmd: StartSession) -> tuple[CommandResponse, Any]:
+        reason = self._own_token(partner, cmd.token)
+        if reason:
+            return self._answer(ResponseType.REJECTED, reason), None
+        target = await self._target(cmd.location_id, cmd.evse_uid, cmd.connector_id)
+        if isinstance(target, str):
+            return self._answer(ResponseType.REJECTED, target), None
+        if not self._connected(target.charger_id):
+            return self._answer(ResponseType.REJECTED, "charge point is offline"), None
+        self._preauthorize(partner, target, cmd.token, cmd.authorization_reference)
+        payload = {"connectorId": target.connector_id, "idTag": cmd.token.uid}
+        return self._answer(ResponseType.ACCEPTED), (
+            target.charger_id,
+            "RemoteStartTransaction",
+            payload,
+        )
+
+    async def _stop(self, partner: Partner, cmd: StopSession) -> tuple[CommandResponse, Any]:
+        row = await self.db.fetchone(
+            "SELECT s.partner_key, s.status, t.id AS transaction_id, t.charger_id"
+            " FROM ocpi_sessions s JOIN transactions t ON t.id = s.transaction_id"
+            " WHERE upper(s.id) = upper(?)",
+            (cmd.session_id,),
+        )
+        if row is None:
+            return self._answer(ResponseType.UNKNOWN_SESSION, "unknown session"), None
+        if norm(row["partner_key"]) != norm(partner.key):
+            return self._answer(ResponseType.REJECTED, "session is not of the calling party"), None
+        if row["status"] != "ACTIVE":
+            return self._answer(ResponseType.REJECTED, "session is already completed"), None
+        payload = {"transactionId": row["transaction_id"]}
+        return self._answer(ResponseType.ACCEPTED), (
+            row["charger_id"],
+            "RemoteStopTransaction",
+            payload,
+        )
+
+    async def _unlock(self, cmd: UnlockConnector) -> tuple[CommandResponse, Any]:
+        target = await self._target(cmd.location_id, cmd.evse_uid, cmd.connector_id)
+        if isinstance(target, str):
+            return self._answer(ResponseType.REJECTED, target), None
+        if not self._connected(target.charger_id):
+            return self._answer(ResponseType.REJECTED, "charge point is offline"), None
+        return self._answer(ResponseType.ACCEPTED), (
+            target.charger_id,
+            "UnlockConnector",
+            {"connectorId": target.connector_id},
+        )
+
+    async def _reserve(self, partner: Partner, cmd: ReserveNow) -> tuple[CommandResponse, Any]:
+        reason = self._own_token(partner, cmd.token)
+        if reason:
+            return self._answer(ResponseType.REJECTED, reason), None
+        target = await self._target(cmd.location_id, cmd.evse_uid)
+        if isinstance(target, str):
+            return self._answer(ResponseType.REJECTED, target), None
+        if not self._connected(target.charger_id):
+            return self._answer(ResponseType.REJECTED, "charge point is offline"), None
+        our_id = await self._reservation_id(partner, cmd.reservation_id, target, cmd.location_id)
+        self._preauthorize(partner, target, cmd.token, cmd.authorization_reference)
+        payload = {
+            "connectorId": target.connector_id,
+            "expiryDate": cmd.expiry_date
+            if cmd.expiry_date.endswith("Z")
+            else cmd.expiry_date + "Z",
+            "idTag": cmd.token.uid,
+            "reservationId": our_id,
+        }
+        return self._answer(ResponseType.ACCEPTED), (target.charger_id, "ReserveNow", payload)
+
+    async def _reservation_id(
+        self, partner: Partner, reservation_id: str, ref: EvseRef, location_id: str
+    ) -> int:
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT id FROM ocpi_reservations WHERE partner_key = ? AND reservation_id_norm = ?",
+                (partner.key, norm(reservation_id)),
+            )
+            if row is not None:
+                await tx.execute(
+                    "UPDATE ocpi_reservations SET charger_id = ?, connector_id = ?, location_id = ?,"
+                    " status = 'requested' WHERE id = ?",
+                    (ref.charger_id, ref.connector_id, location_id, row["id"]),
+                )
+                return int(row["id"])
+            return await tx.insert(
+                "INSERT INTO ocpi_reservations (partner_key, reservation_id, reservation_id_norm,"
+                " charger_id, connector_id, location_id, status, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'requested', ?)",
+                (
+                    partner.key,
+                    reservation_id,
+                    norm(reservation_id),
+                    ref.charger_id,
+                    ref.connector_id,
+                    location_id,
+                    format_datetime(datetime.now(UTC)),
+                ),
+            )
+
+    async def _cancel(
+        self, partner: Partner, cmd: CancelReservation
+    ) -> tuple[CommandResponse, Any]:
+        row = await self.db.fetchone(
+            "SELECT id, charger_id FROM ocpi_reservations"
+            " WHERE partner_key = ? AND reservation_id_norm = ?",
+            (partner.key, norm(cmd.reservation_id)),
+        )
+        if row is None:
+            return self._answer(ResponseType.REJECTED, "unknown reservation"), None
+        if not self._connected(row["charger_id"]):
+            return self._answer(ResponseType.REJECTED, "charge point is offline"), None
+        return self._answer(ResponseType.ACCEPTED), (
+            row["charger_id"],
+            "CancelReservation",
+            {"reservationId": row["id"]},
+        )
+
+    # ---------------------------------------------------------------- background
+
+    async def _run(
+        self,
+        cmd_id: int,
+        partner: Partner,
+        response_url: str,
+        job: tuple[str, str, dict[str, Any]],
+        correlation_id: str | None,
+    ) -> None:
+        charger_id, action, payload = job
+        error: str | None = None
+        try:
+            answer = await self._gateway().call(
+                charger_id, action, payload, timeout=self.call_timeout_s
+            )
+            result = _result_of(action, str(answer.get("status", "")))
+        except errors.GatewayError as exc:
+            result = _result_of_error(exc)
+            error = str(exc)
+        except Exception as exc:  # a bug must still end in a CommandResult
+            log.exception("ocpi.command_call_crashed", command_id=cmd_id)
+            result, error = ResultType.FAILED, repr(exc)
+        body: dict[str, Any] = {"result": result.value}
+        if error:
+            body["message"] = [{"language": "en", "text": error[:512]}]
+        delivered = await self._post_result(partner, response_url, body, correlation_id)
+        await self.db.execute(
+            "UPDATE ocpi_commands SET result = ?, result_delivered = ?, error = ?, finished_at = ?"
+            " WHERE id = ?",
+            (result.value, int(delivered), error, format_datetime(datetime.now(UTC)), cmd_id),
+        )
+        log.info(
+            "ocpi.command_result",
+            command_id=cmd_id,
+            action=action,
+            charge_point_id=charger_id,
+            result=result.value,
+            delivered=delivered,
+            error=error,
+        )
+
+    async def _post_result(
+        self, partner: Partner, url: str, body: dict[str, Any], correlation_id: str | None
+    ) -> bool:
+        """One retry on an unreachable eMSP: OCPI has no retries, the eMSP relies on timeout."""
+        for attempt in (1, 2):
+            try:
+                await self.client.request(
+                    "POST", partner, url, json=body, correlation_id=correlation_id
+                )
+                return True
+            except RoamingError as exc:
+                log.warning(
+                    "ocpi.command_result_failed", attempt=attempt, error=exc.message, url=url
+                )
+                if attempt == 1:
+                    await asyncio.sleep(0.5)
+        return False
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "to_json"):
+        return obj.to_json()
+    if hasattr(obj, "__slots__"):
+        return {k: getattr(obj, k) for k in obj.__slots__}
+    raise TypeError(type(obj).__name__)

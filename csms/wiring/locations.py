@@ -1,0 +1,213 @@
+"""Locations on the CSMS side: the catalogue file, the OCPP→OCPI status table, the lookup.
+
+Why the status mapping is ONE table here: an OCPP 1.6 StatusNotification is the only
+source of EVSE status, and the same mapping must drive the stored status, the PATCH to
+partners and the GET lists; one dict makes it impossible for them to disagree.
+
+Connector 0 (the charge point as a whole) has no EVSE and is not mapped; its
+Unavailable/Faulted is followed by per-connector notifications on real chargers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from csms import logs
+from csms.authz.model import LocationRefs
+from csms.config import ConfigError
+from csms.store.db import Database, Executor
+from roaming import outbox
+from roaming.locations import Catalog, LocationStore, SyncReport, parse_catalog
+from roaming.models import ModuleID, ValidationError
+
+log = logs.get("csms.ocpi.locations")
+
+# OCPP 1.6 ChargePointStatus -> OCPI 2.2.1 EVSE Status.
+OCPP_TO_OCPI_STATUS: dict[str, str] = {
+    "Available": "AVAILABLE",
+    "Preparing": "BLOCKED",  # plugged in / authorized, not yet charging: not free for others
+    "Charging": "CHARGING",
+    "SuspendedEV": "CHARGING",
+    "SuspendedEVSE": "CHARGING",
+    "Finishing": "BLOCKED",  # session over, vehicle still connected
+    "Reserved": "RESERVED",
+    "Unavailable": "INOPERATIVE",
+    "Faulted": "OUTOFORDER",
+}
+
+
+def ocpi_status(ocpp_status: str) -> str:
+    return OCPP_TO_OCPI_STATUS.get(ocpp_status, "UNKNOWN")
+
+
+def load_catalog(path: str, *, country_code: str, party_id: str) -> Catalog:
+    """Read ``ocpi_cpo.locations_file``; every problem is a ConfigError naming file and key."""
+    if not path:
+        return Catalog()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("ocpi_cpo.locations_file", f"cannot read {path}: {exc}") from None
+    try:
+        return parse_catalog(text, country_code=country_code, party_id=party_id)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc.field}", exc.message) from None
+
+
+async def sync_catalog(
+    db: Database, store: LocationStore, catalog: Catalog, now: datetime | None = None
+) -> SyncReport:
+    """Load the catalogue into the store; changed Locations are PUT to every partner."""
+    now = now or datetime.now(UTC)
+    async with db.transaction() as tx:
+        report = await store.sync(tx, catalog, now)
+        for loc_id in report.changed_locations:
+            body = await store.location(loc_id, tx)
+            if body is None:
+                continue
+            await outbox.enqueue(
+                tx,
+                partner_key=outbox.BROADCAST,
+                module=ModuleID.LOCATIONS.value,
+                method="PUT",
+                path=[store.country_code, store.party_id, body["id"]],
+                body=body,
+                object_key=f"location:{body['id'].upper()}",
+                now=now,
+            )
+    if report.changed_locations or report.removed_evses or report.changed_tariffs:
+        log.info(
+            "ocpi.locations_synced",
+            changed_locations=report.changed_locations,
+            removed_evses=report.removed_evses,
+            changed_tariffs=report.changed_tariffs,
+        )
+    return report
+
+
+async def push_status(
+    tx: Executor,
+    store: LocationStore,
+    charger_id: str,
+    connector_id: int,
+    ocpp_status: str,
+    now: datetime,
+) -> bool:
+    """Store the mapped status; when it changed, queue the EVSE PATCH to every partner."""
+    if connector_id == 0:
+        return False
+    changed = await store.set_status(tx, charger_id, connector_id, ocpi_status(ocpp_status), now)
+    if changed is None:
+        return False
+    ref, ts = changed
+    await outbox.enqueue(
+        tx,
+        partner_key=outbox.BROADCAST,
+        module=ModuleID.LOCATIONS.value,
+        method="PATCH",
+        path=[store.country_code, store.party_id, ref.location_id, ref.evse_uid],
+        body={"status": ref.status, "last_updated": ts},
+        # The whole location is one ordering unit: an EVSE PATCH must not overtake a PUT
+        # of its location.
+        object_key=f"location:{ref.location_id.upper()}",
+        now=now,
+    )
+    return True
+
+
+class StoreLocationLookup:
+    """E's ``LocationLookup`` port over the location store."""
+
+    def __init__(self, store: LocationStore) -> None:
+        self.store = store
+
+    async def refs(self, charger_id: str, connector_id: int | None) -> LocationRefs | None:
+        found = await self.store.refs(charger_id, connector_id)
+        if found is None:
+            return None
+        return LocationRefs(found[0], found[1])
+
+
+# --------------------------------------------------------------------------- admin API
+
+
+def admin_routes(cpo: Any) -> web.RouteTableDef:
+    """``/api/locations`` and ``/api/outbox`` for ``csms locations`` / ``csms outbox``."""
+    from csms.admin.app import CSMS_APP
+    from csms.admin.http import ApiError, json_response, query_bool
+
+    routes = web.RouteTableDef()
+
+    @routes.get("/api/locations")
+    async def list_locations(request: web.Request) -> web.Response:
+        total, items = await cpo.locations.page(None, None, 0, 100000)
+        return json_response({"total": total, "locations": items})
+
+    @routes.get("/api/locations/{location_id}")
+    async def show_location(request: web.Request) -> web.Response:
+        loc = await cpo.locations.location(request.match_info["location_id"])
+        if loc is None:
+            raise ApiError(404, "unknown_location", "no such location")
+        return json_response(loc)
+
+    @routes.post("/api/locations/reload")
+    async def reload(request: web.Request) -> web.Response:
+        app = request.app[CSMS_APP]
+        cfg = app.config
+        try:
+            catalog = load_catalog(
+                cfg.ocpi_cpo.locations_file,
+                country_code=cfg.ocpi.country_code,
+                party_id=cfg.ocpi.party_id,
+            )
+        except ConfigError as exc:
+            raise ApiError(400, "invalid_locations_file", str(exc)) from None
+        report = await sync_catalog(app.db, cpo.locations, catalog)
+        cpo.worker.notify()
+        return json_response(
+            {
+                "changed_locations": report.changed_locations,
+                "removed_evses": report.removed_evses,
+                "changed_tariffs": report.changed_tariffs,
+            }
+        )
+
+    @routes.get("/api/tariffs")
+    async def list_tariffs(request: web.Request) -> web.Response:
+        return json_response({"tariffs": await cpo.locations.all_tariffs()})
+
+    @routes.get("/api/outbox")
+    async def outbox_list(request: web.Request) -> web.Response:
+        every = bool(query_bool(request, "all"))
+        msgs = await cpo.outbox.waiting(include_finished=every)
+        return json_response(
+            {"counts": await cpo.outbox.counts(), "messages": [m.summary() for m in msgs]}
+        )
+
+    async def _act(request: web.Request, action: str) -> web.Response:
+        try:
+            msg_id = int(request.match_info["message_id"])
+        except ValueError:
+            raise ApiError(400, "invalid_id", "message id must be an integer") from None
+        done = await getattr(cpo.outbox, action)(msg_id)
+        if not done:
+            raise ApiError(
+                409, "not_applicable", f"message {msg_id} does not exist or cannot be {action}ed"
+            )
+        cpo.worker.notify()
+        return json_response({"id": msg_id, "action": action})
+
+    @routes.post("/api/outbox/{message_id}/retry")
+    async def outbox_retry(request: web.Request) -> web.Response:
+        return await _act(request, "retry")
+
+    @routes.post("/api/outbox/{message_id}/drop")
+    async def outbox_drop(request: web.Request) -> web.Response:
+        return await _act(request, "drop")
+
+    return routes

@@ -1,0 +1,291 @@
+"""OCPP transaction, meter and status events → OCPI Sessions, CDRs and EVSE status pushes.
+
+Why this is a :class:`~csms.ocpp16.events.ChargerEvents`: A's OCPP server calls it inside
+the store transaction that persisted the OCPP fact, and everything here writes on that
+transaction (session rows, CDR rows, outbox rows). Either the fact and its pushes are
+committed together or neither is; the outbox worker delivers after the commit.
+
+Only transactions with a ``partner_id`` (a roaming token) become OCPI Sessions; local
+id_tags charge without OCPI. The outbox worker is nudged after each event; it takes the
+store lock to read, so it sees the rows only once the OCPP transaction has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from csms import logs
+from csms.ocpp16.events import MeterSample, TransactionRecord
+from csms.store.db import Executor
+from csms.wiring.locations import (
+    StoreLocationLookup,
+    admin_routes,
+    load_catalog,
+    push_status,
+    sync_catalog,
+)
+from roaming.app import OcpiModule
+from roaming.cdrs import CdrStore
+from roaming.costing import Reading
+from roaming.locations import LocationStore
+from roaming.outbox import OcpiTransport, OutboxStore, OutboxWorker, RetryPolicy
+from roaming.sessions import CdrToken, SessionService, SessionStart, SessionStop
+
+log = logs.get("csms.ocpi.sessions")
+
+ENERGY = "Energy.Active.Import.Register"
+
+
+def charger_time(value: str | None, fallback: datetime) -> datetime:
+    """A charger-reported timestamp as aware UTC (naive means UTC); fallback if unusable."""
+    if not value:
+        return fallback
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return fallback
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def energy_wh(value: str, unit: str | None) -> float | None:
+    try:
+        v = float(value)
+    except ValueError:
+        return None
+    return v * 1000 if (unit or "Wh") == "kWh" else v
+
+
+def register_readings(
+    rows: list[tuple[str, str, str | None, str | None, str | None]], fallback: datetime
+) -> list[Reading]:
+    """(timestamp, value, measurand, phase, unit) rows → total import register readings."""
+    out = []
+    for ts, value, measurand, phase, unit in rows:
+        if (measurand or ENERGY) != ENERGY or phase:
+            continue
+        wh = energy_wh(value, unit)
+        if wh is not None:
+            out.append(Reading(charger_time(ts, fallback), wh))
+    return out
+
+
+class OcpiChargerEvents:
+    """Implements ``csms.ocpp16.events.ChargerEvents`` for the CPO's OCPI modules."""
+
+    def __init__(
+        self,
+        locations: LocationStore,
+        sessions: SessionService,
+        *,
+        notify: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.locations = locations
+        self.sessions = sessions
+        self.notify = notify
+        self.clock = clock
+
+    def _nudge(self) -> None:
+        if self.notify is not None:
+            asyncio.get_running_loop().call_soon(self.notify)
+
+    async def transaction_started(self, tx: Executor, txn: TransactionRecord) -> None:
+        if not txn.partner_id:
+            return
+        now = self.clock()
+        auth_method = txn.auth_method or (
+            "AUTH_REQUEST" if txn.authorization_reference else "WHITELIST"
+        )
+        country, party = _owner(txn)
+        token = CdrToken(
+            country_code=country,
+            party_id=party,
+            uid=txn.id_tag,
+            type=txn.token_type or "RFID",
+            contract_id=txn.contract_id or txn.id_tag,
+        )
+        sid = await self.sessions.start(
+            tx,
+            SessionStart(
+                transaction_id=txn.id,
+                partner_key=txn.partner_id,
+                start=charger_time(txn.start_timestamp, now),
+                meter_start_wh=float(txn.meter_start),
+                token=token,
+                auth_method=auth_method,
+                authorization_reference=txn.authorization_reference,
+                charger_id=txn.charger_id,
+                connector_id=txn.connector_id,
+            ),
+            now,
+        )
+        if sid:
+            self._nudge()
+
+    async def meter_values(
+        self,
+        tx: Executor,
+        charger_id: str,
+        connector_id: int,
+        transaction_id: int | None,
+        samples: list[MeterSample],
+    ) -> None:
+        if transaction_id is None:
+            return
+        now = self.clock()
+        readings = register_readings(
+            [(s.timestamp, s.value, s.measurand, s.phase, s.unit) for s in samples], now
+        )
+        if not readings:
+            return
+        latest = max(r.energy_wh for r in readings)
+        if await self.sessions.progress(tx, transaction_id, latest, now):
+            self._nudge()
+
+    async def transaction_stopped(self, tx: Executor, txn: TransactionRecord) -> None:
+        now = self.clock()
+        row = await tx.fetchone("SELECT 1 FROM ocpi_sessions WHERE transaction_id = ?", (txn.id,))
+        if row is None:
+            return
+        rows = await tx.fetchall(
+            "SELECT timestamp, value, measurand, phase, unit FROM meter_values"
+            " WHERE transaction_id = ? AND charger_id = ? ORDER BY timestamp, id",
+            (txn.id, txn.charger_id),
+        )
+        readings = register_readings(
+            [(r["timestamp"], r["value"], r["measurand"], r["phase"], r["unit"]) for r in rows],
+            now,
+        )
+        stop_wh = float(txn.meter_stop if txn.meter_stop is not None else txn.meter_start)
+        cdr_id = await self.sessions.stop(
+            tx,
+            SessionStop(
+                transaction_id=txn.id,
+                end=charger_time(txn.stop_timestamp, now),
+                meter_stop_wh=stop_wh,
+                readings=readings,
+            ),
+            now,
+        )
+        if cdr_id:
+            self._nudge()
+
+    async def status_changed(
+        self,
+        tx: Executor,
+        charger_id: str,
+        connector_id: int,
+        status: str,
+        error_code: str,
+        timestamp: str | None,
+    ) -> None:
+        if await push_status(tx, self.locations, charger_id, connector_id, status, self.clock()):
+            self._nudge()
+
+
+def _owner(txn: TransactionRecord) -> tuple[str, str]:
+    """The token owner's country/party: from the token, else from the partner key NL-EMS."""
+    if txn.token_country_code and txn.token_party_id:
+        return txn.token_country_code, txn.token_party_id
+    key = txn.partner_id or ""
+    if "-" in key:
+        cc, _, pid = key.partition("-")
+        return cc, pid
+    return key[:2], key[2:5]
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+@dataclass
+class CpoModules:
+    """The CPO-side OCPI objects of one running CSMS (``app.extensions['ocpi_cpo']``)."""
+
+    locations: LocationStore
+    sessions: SessionService
+    cdrs: CdrStore
+    outbox: OutboxStore
+    worker: OutboxWorker
+    events: OcpiChargerEvents
+    commands: Any = None
+
+
+CPO_EXTENSION = "ocpi_cpo"
+LOCATIONS_EXTENSION = "location_lookup"
+
+
+def ocpi_modules() -> list[OcpiModule]:
+    """Everything we serve as CPO besides tokens: appended to ``csms.wiring.OCPI_MODULES``."""
+    from roaming import cdrs, commands, locations, sessions, tariffs
+
+    return [
+        locations.module(),
+        tariffs.module(),
+        sessions.module(),
+        cdrs.module(),
+        commands.module(),
+    ]
+
+
+async def setup_step(app: Any, runtime: Any) -> Any:
+    """SETUP step: load the locations file, build the stores, become the OCPP event sink."""
+    cfg = app.config
+    cc, pid = cfg.ocpi.country_code, cfg.ocpi.party_id
+    catalog = load_catalog(cfg.ocpi_cpo.locations_file, country_code=cc, party_id=pid)
+    store = LocationStore(app.db, cc, pid)
+    await sync_catalog(app.db, store, catalog)
+    service = SessionService(
+        app.db,
+        store,
+        country_code=cc,
+        party_id=pid,
+        currency=cfg.ocpi_cpo.currency,
+        update_interval_s=cfg.ocpi_cpo.session_update_interval_s,
+    )
+    box = OutboxStore(app.db)
+    worker = OutboxWorker(
+        box,
+        OcpiTransport(runtime.store, runtime.client),
+        policy=RetryPolicy(
+            initial_s=cfg.ocpi_cpo.outbox_retry_initial_s,
+            max_s=cfg.ocpi_cpo.outbox_retry_max_s,
+            max_attempts=cfg.ocpi_cpo.outbox_max_attempts,
+        ),
+        poll_interval_s=cfg.ocpi_cpo.outbox_poll_interval_s,
+        concurrency=cfg.ocpi_cpo.outbox_concurrency,
+    )
+    events = OcpiChargerEvents(store, service, notify=worker.notify)
+    cpo = CpoModules(store, service, CdrStore(app.db), box, worker, events)
+    app.ocpp_events = events
+    app.extensions[CPO_EXTENSION] = cpo
+    app.extensions[LOCATIONS_EXTENSION] = StoreLocationLookup(store)
+    runtime.ctx.services.update(locations=store, sessions=service, cdrs=cpo.cdrs)
+    app.add_admin_routes(admin_routes(cpo))
+    return worker.stop
+
+
+async def start_step(app: Any, runtime: Any) -> Any:
+    """START step: commands need the gateway; the outbox worker starts delivering."""
+    from csms.wiring.commands import CommandService
+
+    cpo: CpoModules = app.extensions[CPO_EXTENSION]
+    cpo.commands = CommandService(
+        app.db,
+        cpo.locations,
+        runtime.client,
+        gateway=lambda: app.gateway,
+        authz=lambda: app.extensions.get("authorization_service"),
+        timeout_s=app.config.ocpi_cpo.command_timeout_s,
+    )
+    runtime.ctx.services["commands"] = cpo.commands
+    cpo.worker.start()
+
+    async def close() -> None:
+        await cpo.commands.close()
+        await cpo.worker.stop()
+
+    return close
