@@ -118,3 +118,27 @@ async def test_port_in_use_exits_1_with_a_message(tmp_path: Path) -> None:
     text = err.decode()
     assert "cannot start" in text
     assert "Traceback" not in text
+
+
+async def test_serve_with_ocpi_reports_all_three_ports(tmp_path: Path) -> None:
+    proc = await _spawn(
+        tmp_path, CSMS__OCPI__ENABLED="true", CSMS__OCPI__HOST="127.0.0.1", CSMS__OCPI__PORT="0"
+    )
+    try:
+        listening = await _wait_event(proc, "listening")
+        ocpi_port = listening["ocpi_port"]
+        assert isinstance(ocpi_port, int) and ocpi_port > 0
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{ocpi_port}/ocpi/versions") as resp,
+        ):
+            # OCPI answers (and refuses us: no credentials token) on the reported port
+            assert resp.status == 401
+            assert "status_code" in await resp.json()
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
