@@ -43,6 +43,16 @@ class TokenCache(Protocol):
     async def lookup(self, uid_norm: str, token_type: str) -> Sequence[CachedToken]: ...
 
 
+class MemoryTokenCache(TokenCache, Protocol):
+    """A TokenCache that can also answer from memory without awaiting (optional).
+
+    ``peek`` returns None when it cannot answer without I/O; the service then calls
+    :meth:`lookup` under the deadline.
+    """
+
+    def peek(self, uid_norm: str, token_type: str) -> Sequence[CachedToken] | None: ...
+
+
 class TokenLearner(Protocol):
     """Keeps a token an eMSP returned in a definite real-time answer (OCPI: "lets the CPO
     learn tokens it didn't have"). Called in the background, never on the answer path."""

@@ -77,6 +77,9 @@ class AuthzSettings:
     id_tag_expiry_s: int = 86400
     reuse_window_s: float = 900.0
     concurrent_tx: Literal["reject", "allow"] = "reject"
+    # ConcurrentTx is always checked on StartTransaction; on Authorize only when asked,
+    # because it costs a store query on the hot path (see docs/authorization.md).
+    concurrent_check_on_authorize: bool = False
     partner_deadlines: Mapping[str, float] = field(default_factory=dict)
     partner_rules: Mapping[str, FallbackRules] = field(default_factory=dict)
     uid_prefixes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -179,14 +182,23 @@ class AuthorizationService:
                 reused, source=Source.REUSED, reason=f"reuses Authorize ({reused.source})"
             )
         else:
-            decision = await self._decide(request, start)
+            decision = self._decide_from_memory(request)
+            if decision is None:
+                decision = await self._decide(request, start)
             if (
                 request.trigger == AUTHORIZE
                 and decision.accepted
                 and decision.source in (Source.REMOTE, Source.FALLBACK)
             ):
                 self._hold(self._recent, key, decision, self.settings.reuse_window_s)
-        if decision.accepted and decision.source is not Source.COMMAND:
+        if (
+            decision.accepted
+            and decision.source is not Source.COMMAND
+            and (
+                request.trigger == START_TRANSACTION
+                or (request.trigger == AUTHORIZE and self.settings.concurrent_check_on_authorize)
+            )
+        ):
             decision = await self._concurrency(request, decision, start)
         self._record(request, decision, start)
         return decision
@@ -213,6 +225,20 @@ class AuthorizationService:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # ------------------------------------------------------------------ decision
+
+    def _decide_from_memory(self, request: AuthRequest) -> Decision | None:
+        """The hot path: a cache that can answer from memory (``peek``) and a token the
+        cache decides on its own need no timer, no task and no await."""
+        peek = getattr(self.cache, "peek", None)
+        if peek is None:
+            return None
+        tokens = peek(request.uid_norm, request.token_type)
+        if tokens is None:
+            return None
+        first = policy.from_cache(
+            policy.choose_cached(tokens), self.clock.now(), self.settings.id_tag_expiry_s
+        )
+        return None if first is policy.NEED_REMOTE else first
 
     async def _decide(self, request: AuthRequest, start: float) -> Decision:
         s = self.settings
@@ -404,7 +430,7 @@ class AuthorizationService:
         if self.sink is None:
             return
         entry = DecisionRecord(
-            decided_at=self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            decided_at=self.clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             charger_id=request.charger_id,
             connector_id=request.connector_id,
             trigger=request.trigger,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import astuple, fields
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 from csms import logs
@@ -21,6 +22,7 @@ from csms.authz.model import DecisionRecord
 from csms.store.db import Database, Executor
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DecisionRecord))
+_row = attrgetter(*COLUMNS)  # a flat tuple in column order (dataclasses.astuple deep-copies)
 _INSERT = (
     f"INSERT INTO authorizations ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 )
@@ -107,7 +109,7 @@ class AuthorizationLog:
                 try:
                     # One transaction per batch: in autocommit each row would be its own commit.
                     async with self.db.transaction() as tx:
-                        await tx.executemany(_INSERT, [astuple(e) for e in batch])
+                        await tx.executemany(_INSERT, [_row(e) for e in batch])
                 except Exception:
                     log.exception("authorization_log_flush_failed", rows=len(batch))
                     raise

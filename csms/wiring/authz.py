@@ -158,6 +158,14 @@ class StoreTokenCache:
         self.hits = 0
         self.misses = 0
 
+    def peek(self, uid_norm: str, token_type: str) -> Sequence[CachedToken] | None:
+        """The memo's answer without I/O, or None when the store must be asked."""
+        held = self._memo.get((uid_norm, token_type))
+        if held is not None and held[0] > self._now():
+            self.hits += 1
+            return held[1]
+        return None
+
     async def lookup(self, uid_norm: str, token_type: str) -> Sequence[CachedToken]:
         key = (uid_norm, token_type)
         now = self._now()

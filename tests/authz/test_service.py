@@ -373,3 +373,32 @@ def test_settings_from_config(tmp_path):
     assert s.rules_for("nl-ems") == FallbackRules(allowed_offline_accept=False)
     assert (s.deadline_for("NL-EMS"), s.deadline_for("DE-X")) == (1.5, 2.0)
     assert s.route("04A1FF") == ["NL-EMS"] and s.route("05") == []
+
+
+async def test_concurrent_tx_on_authorize_when_asked():
+    txs = FakeTransactions()
+    txs.active["04A1B2C3"] = [("CP9", 1)]
+    settings = AuthzSettings(deadline_s=DEADLINE, concurrent_check_on_authorize=True)
+    svc, _ = make(
+        FakeCache(tok(whitelist=Whitelist.ALWAYS)),
+        FakeRemote(),
+        transactions=txs,
+        settings=settings,
+    )
+    assert (await svc.authorize(req())).status is AuthStatus.CONCURRENT_TX
+    assert (await svc.authorize(req(charger="CP9"))).status is AuthStatus.ACCEPTED
+
+
+async def test_memory_cache_hit_needs_no_lookup_and_remote_tokens_still_go_remote():
+    class MemoCache(FakeCache):
+        def peek(self, uid_norm, token_type):
+            return [t for t in self.tokens if t.uid_norm == uid_norm]
+
+    cache = MemoCache(tok(whitelist=Whitelist.ALWAYS), tok(uid="NEVER1", whitelist=Whitelist.NEVER))
+    remote = FakeRemote(NL_EMS=allow())
+    svc, sink = make(cache, remote)
+    assert (await svc.authorize(req())).source is Source.CACHE
+    assert cache.lookups == 0
+    assert (await svc.authorize(req("never1"))).source is Source.REMOTE
+    assert len(remote.calls) == 1
+    assert [e.source for e in sink.entries] == ["cache", "remote"]
