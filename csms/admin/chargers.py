@@ -172,4 +172,8 @@ async def remove_charger(request: web.Request) -> web.Response:
     if await load_charger_row(csms_app.db, charger_id) is None:
         raise ApiError(404, "unknown_charger", f"no charger {charger_id!r} in the registry")
     await _repo(csms_app).remove(charger_id)
-    return json_response({"id": charger_id, "removed": True})
+    # A removed charger must not keep the session it was admitted with.
+    conn = csms_app.gateway.connection(charger_id)
+    if conn is not None:
+        await conn.close("removed from registry")
+    return json_response({"id": charger_id, "removed": True, "disconnected": conn is not None})

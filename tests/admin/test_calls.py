@@ -245,3 +245,20 @@ async def _wait_connected(http: aiohttp.ClientSession, cp_id: str) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"{cp_id} never showed as connected")
+
+
+async def test_removing_a_connected_charger_closes_its_session(
+    csms_app: CsmsApp, http: aiohttp.ClientSession
+) -> None:
+    await _register(http, "GONE")
+    async with SimulatedChargePoint.connect(ocpp_url(csms_app), "GONE", heartbeat=False) as cp:
+        await cp.boot()
+        resp = await http.delete("/api/chargers/GONE")
+        assert (await resp.json()) == {"id": "GONE", "removed": True, "disconnected": True}
+        await cp.wait_closed(timeout=5)
+        for _ in range(100):
+            if not csms_app.gateway.is_connected("GONE"):
+                break
+            await asyncio.sleep(0.02)
+        assert not csms_app.gateway.is_connected("GONE")
+        assert (await http.get("/api/chargers/GONE")).status == 404
