@@ -195,9 +195,14 @@ class OutboxStore:
         self.db = db
 
     async def heads(self, now: datetime, limit: int) -> list[OutboxMessage]:
-        """Due messages that are first in line for their (partner, object)."""
-        rows = await self.db.fetchall(
-            """
+        """Due messages that are first in line for their (partner, object).
+
+        Read inside a transaction: the CSMS shares one connection, and the store lock keeps
+        us from seeing outbox rows of an OCPP transaction that has not committed yet.
+        """
+        async with self.db.transaction() as tx:
+            rows = await tx.fetchall(
+                """
             SELECT o.* FROM ocpi_outbox o
             WHERE o.status = 'pending' AND o.next_attempt_at <= ?
               AND NOT EXISTS (
@@ -206,14 +211,15 @@ class OutboxStore:
                   AND p.status IN ('pending', 'dead') AND p.id < o.id)
             ORDER BY o.id LIMIT ?
             """,
-            (stamp(now), limit),
-        )
+                (stamp(now), limit),
+            )
         return [OutboxMessage.from_row(r) for r in rows]
 
     async def next_due(self) -> str | None:
-        row = await self.db.fetchone(
-            "SELECT min(next_attempt_at) AS t FROM ocpi_outbox WHERE status = 'pending'"
-        )
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT min(next_attempt_at) AS t FROM ocpi_outbox WHERE status = 'pending'"
+            )
         return row["t"] if row else None
 
     async def expand(self, msg: OutboxMessage, partner_keys: Sequence[str], now: datetime) -> None:
@@ -390,18 +396,22 @@ class OcpiTransport:
         return Delivered(location)
 
     async def _cdr_already_there(self, partner: Any, base: str, cdr_id: str) -> str | None:
+        """GET the CDR back at the two URL shapes eMSPs use; its URL when it is there."""
         if not cdr_id:
             return None
-        url = join_url(base, cdr_id)
-        try:
-            resp = await self.client.request(
-                "GET", partner, url, routing=self._routing(partner), timeout_s=self.timeout_s
-            )
-        except (PartnerUnreachable, PartnerRejected, InvalidResponse):
-            return None
-        data = resp.data
-        if isinstance(data, dict) and str(data.get("id", "")).upper() == cdr_id.upper():
-            return url
+        cc, pid = self.client.from_country_code, self.client.from_party_id
+        candidates = [join_url(base, cc, pid, cdr_id)] if cc and pid else []
+        candidates.append(join_url(base, cdr_id))
+        for url in candidates:
+            try:
+                resp = await self.client.request(
+                    "GET", partner, url, routing=self._routing(partner), timeout_s=self.timeout_s
+                )
+            except (PartnerUnreachable, PartnerRejected, InvalidResponse):
+                continue
+            data = resp.data
+            if isinstance(data, dict) and str(data.get("id", "")).upper() == cdr_id.upper():
+                return url
         return None
 
 

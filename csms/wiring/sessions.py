@@ -32,7 +32,7 @@ from roaming.app import OcpiModule
 from roaming.cdrs import CdrStore
 from roaming.costing import Reading
 from roaming.locations import LocationStore
-from roaming.outbox import OcpiTransport, OutboxStore, OutboxWorker, RetryPolicy
+from roaming.outbox import OcpiTransport, OutboxStore, OutboxWorker, RetryPolicy, enqueue
 from roaming.sessions import CdrToken, SessionService, SessionStart, SessionStop
 
 log = logs.get("csms.ocpi.sessions")
@@ -231,6 +231,32 @@ def ocpi_modules() -> list[OcpiModule]:
     ]
 
 
+async def push_all_locations(db: Any, cpo: CpoModules, partner: Any) -> int:
+    """A newly registered partner with a locations RECEIVER gets every Location PUT, so
+    later EVSE PATCHes address objects it knows (queued per partner, before any PATCH)."""
+    from roaming.models import InterfaceRole, ModuleID
+
+    if not partner.endpoint(ModuleID.LOCATIONS, InterfaceRole.RECEIVER):
+        return 0
+    now = datetime.now(UTC)
+    total, items = await cpo.locations.page(None, None, 0, 1_000_000)
+    async with db.transaction() as tx:
+        for body in items:
+            await enqueue(
+                tx,
+                partner_key=partner.key,
+                module=ModuleID.LOCATIONS.value,
+                method="PUT",
+                path=[cpo.locations.country_code, cpo.locations.party_id, body["id"]],
+                body=body,
+                object_key=f"location:{body['id'].upper()}",
+                now=now,
+            )
+    cpo.worker.notify()
+    log.info("ocpi.locations_pushed_to_new_partner", partner=partner.key, locations=total)
+    return int(total)
+
+
 async def setup_step(app: Any, runtime: Any) -> Any:
     """SETUP step: load the locations file, build the stores, become the OCPP event sink."""
     cfg = app.config
@@ -264,6 +290,7 @@ async def setup_step(app: Any, runtime: Any) -> Any:
     app.extensions[CPO_EXTENSION] = cpo
     app.extensions[LOCATIONS_EXTENSION] = StoreLocationLookup(store)
     runtime.ctx.services.update(locations=store, sessions=service, cdrs=cpo.cdrs)
+    runtime.ctx.on_registered.append(lambda partner: push_all_locations(app.db, cpo, partner))
     app.add_admin_routes(admin_routes(cpo))
     return worker.stop
 
