@@ -100,7 +100,7 @@ class EmspSandbox:
         strict: bool = True,
         seed: int | None = None,
         http_timeout_s: float = 10.0,
-        max_recorded: int = 100_000,
+        max_recorded: int = 20_000,
         printer: Callable[[str], None] | None = None,
     ) -> None:
         self.host = host
