@@ -255,6 +255,14 @@ async def test_fan_out_over_two_emsps_picks_the_one_that_knows_the_token(world: 
         "SELECT * FROM transactions WHERE id = ?", (r["transactionId"],)
     )
     assert (row["partner_id"], row["authorization_reference"]) == ("DE-BBB", ref)
+    # the token the eMSP sent back is learnt in the background
+    store = world.app.extensions["token_cache"].store
+    for _ in range(100):
+        learnt = await store.get_token(ONLY_B.upper(), "RFID")
+        if learnt:
+            break
+        await asyncio.sleep(0.01)
+    assert [(t.partner_key, t.whitelist) for t in learnt] == [("DE-BBB", "NEVER")]
 
 
 async def test_hung_emsp_delays_neither_other_chargers_nor_calls_on_the_same_socket(world: World):
