@@ -355,7 +355,25 @@ class LocationStore:
                     (tariff.id, orjson.dumps(body).decode(), h, ts, seq, norm(tariff.id)),
                 )
                 report.changed_tariffs.append(tariff.id)
-        wanted_evses: set[str] = set()
+        # Retire EVSEs that left the file first: a replacement may reuse their connector.
+        wanted_evses = {norm(e.uid) for loc in catalog.locations for e in loc.evses}
+        rows = await tx.fetchall(
+            "SELECT uid_norm, uid, location_id_norm FROM ocpi_evses WHERE status != 'REMOVED'"
+        )
+        for r in rows:
+            if r["uid_norm"] in wanted_evses:
+                continue
+            await tx.execute(
+                "UPDATE ocpi_evses SET status = 'REMOVED', last_updated = ? WHERE uid_norm = ?",
+                (ts, r["uid_norm"]),
+            )
+            await self._bump_location(tx, r["location_id_norm"], ts)
+            report.removed_evses.append(r["uid"])
+            loc_row = await tx.fetchone(
+                "SELECT id FROM ocpi_locations WHERE id_norm = ?", (r["location_id_norm"],)
+            )
+            if loc_row and loc_row["id"] not in report.changed_locations:
+                report.changed_locations.append(loc_row["id"])
         for seq, loc in enumerate(catalog.locations):
             changed = False
             h = _hash(loc.body)
@@ -372,7 +390,6 @@ class LocationStore:
                 )
                 changed = True
             for eseq, evse in enumerate(loc.evses):
-                wanted_evses.add(norm(evse.uid))
                 content = {**evse.body, "_map": [evse.charger_id, evse.connector_id]}
                 eh = _hash(content)
                 erow = await tx.fetchone(
@@ -412,24 +429,8 @@ class LocationStore:
                 changed = True
             if changed:
                 await self._bump_location(tx, norm(loc.id), ts)
-                report.changed_locations.append(loc.id)
-        rows = await tx.fetchall(
-            "SELECT uid_norm, uid, location_id_norm FROM ocpi_evses WHERE status != 'REMOVED'"
-        )
-        for r in rows:
-            if r["uid_norm"] in wanted_evses:
-                continue
-            await tx.execute(
-                "UPDATE ocpi_evses SET status = 'REMOVED', last_updated = ? WHERE uid_norm = ?",
-                (ts, r["uid_norm"]),
-            )
-            await self._bump_location(tx, r["location_id_norm"], ts)
-            report.removed_evses.append(r["uid"])
-            loc_row = await tx.fetchone(
-                "SELECT id FROM ocpi_locations WHERE id_norm = ?", (r["location_id_norm"],)
-            )
-            if loc_row and loc_row["id"] not in report.changed_locations:
-                report.changed_locations.append(loc_row["id"])
+                if loc.id not in report.changed_locations:
+                    report.changed_locations.append(loc.id)
         return report
 
     @staticmethod

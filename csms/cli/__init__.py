@@ -28,6 +28,7 @@ COMMAND_MODULES: list[str] = [
     "csms.cli.transactions",
     "csms.cli.calls",
     "csms.cli.authorizations",
+    "csms.cli.locations",
 ]
 
 
