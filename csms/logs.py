@@ -13,6 +13,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 SECRET_KEYS = frozenset(
@@ -50,34 +51,81 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
+class _NamedBytesLogger(structlog.BytesLogger):
+    """structlog's fast byte logger, remembering the name it was asked for."""
+
+    def __init__(self, name: str | None, file: Any) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class _NamedPrintLogger(structlog.PrintLogger):
+    def __init__(self, name: str | None, file: Any) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+def add_logger_name(
+    logger: Any, _: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    name = getattr(logger, "name", None)
+    if name and "logger" not in event:
+        event["logger"] = name
+    return event
+
+
+def _orjson_dumps(obj: Any, **_: Any) -> bytes:
+    return orjson.dumps(obj, default=str)
+
+
 def configure(level: str = "info", fmt: str = "auto") -> None:
-    """Route structlog and the stdlib loggers (websockets, aiohttp, ocpp) to one renderer."""
+    """Route structlog and the stdlib loggers (websockets, aiohttp, ocpp) to one renderer.
+
+    Our own events take structlog's native path (filtering bound logger, orjson, bytes
+    straight to stderr): the stdlib ``ProcessorFormatter`` route costs ~70 µs an event,
+    which on the Authorize hot path (one ``authorization_decided`` per decision) capped
+    a core at ~7,000 decisions/s. The libraries' stdlib records still pass the same
+    processors (redaction included) through ``ProcessorFormatter``.
+    """
     json_out = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact,
     ]
-    renderer: Any = (
+    if json_out:
+        renderer: Any = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        stderr_bytes = sys.stderr.buffer
+
+        def factory(*args: Any) -> Any:
+            return _NamedBytesLogger(args[0] if args else None, stderr_bytes)
+
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+        def factory(*args: Any) -> Any:
+            return _NamedPrintLogger(args[0] if args else None, sys.stderr)
+
+    structlog.configure(
+        processors=[
+            add_logger_name,
+            *shared,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        logger_factory=factory,
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        cache_logger_on_first_use=True,
+    )
+    stdlib_renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_out
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.format_exc_info,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, stdlib_renderer],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
@@ -88,6 +136,14 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     lib_level = logging.DEBUG if level == "debug" else logging.WARNING
     for name in ("websockets", "aiohttp", "ocpp", "aiosqlite", "asyncio"):
         logging.getLogger(name).setLevel(lib_level)
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def get(name: str = "csms") -> Any:
