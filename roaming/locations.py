@@ -114,7 +114,7 @@ class _Fields:
     def name(self, key: str) -> str:
         return f"{self.path}.{key}"
 
-    def str(self, key: str, max_len: int, *, required: bool = True) -> str | None:
+    def text(self, key: str, max_len: int, *, required: bool = True) -> str | None:
         v = self.t.get(key)
         if v is None:
             if required:
@@ -126,7 +126,7 @@ class _Fields:
             raise ValidationError(self.name(key), f"longer than {max_len} characters")
         return v
 
-    def int(self, key: str, *, required: bool = True, minimum: int = 0) -> int | None:
+    def integer(self, key: str, *, required: bool = True, minimum: int = 0) -> int | None:
         v = self.t.get(key)
         if v is None:
             if required:
@@ -154,7 +154,7 @@ class _Fields:
                     raise ValidationError(self.name(key), f"unknown value {x!r}")
         return list(v)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         v = self.t.get(key, default)
         if not isinstance(v, bool):
             raise ValidationError(self.name(key), "must be true or false")
@@ -175,19 +175,19 @@ _EVSE_KEYS = {
 
 def _parse_evse(table: Any, path: str, tariff_ids: set[str]) -> EvseSpec:
     f = _Fields(table, path, _EVSE_KEYS)
-    uid = f.str("uid", 36)
-    charger_id = f.str("charger_id", 48)
-    connector_id = f.int("connector_id", minimum=1)
+    uid = f.text("uid", 36)
+    charger_id = f.text("charger_id", 48)
+    connector_id = f.integer("connector_id", minimum=1)
     assert uid and charger_id and connector_id is not None
     connector: dict[str, Any] = {
-        "id": f.str("ocpi_connector_id", 36, required=False) or "1",
+        "id": f.text("ocpi_connector_id", 36, required=False) or "1",
         "standard": f.choice("standard", CONNECTOR_TYPES),
         "format": f.choice("format", CONNECTOR_FORMATS),
         "power_type": f.choice("power_type", POWER_TYPES),
-        "max_voltage": f.int("max_voltage", minimum=1),
-        "max_amperage": f.int("max_amperage", minimum=1),
+        "max_voltage": f.integer("max_voltage", minimum=1),
+        "max_amperage": f.integer("max_amperage", minimum=1),
     }
-    power = f.int("max_electric_power", required=False, minimum=1)
+    power = f.integer("max_electric_power", required=False, minimum=1)
     if power is not None:
         connector["max_electric_power"] = power
     tids = f.str_list("tariff_ids")
@@ -196,18 +196,18 @@ def _parse_evse(table: Any, path: str, tariff_ids: set[str]) -> EvseSpec:
             raise ValidationError(f.name("tariff_ids"), f"no tariff with id {t!r} in [[tariffs]]")
     if tids:
         connector["tariff_ids"] = tids
-    terms = f.str("terms_and_conditions", 255, required=False)
+    terms = f.text("terms_and_conditions", 255, required=False)
     if terms:
         connector["terms_and_conditions"] = terms
     body: dict[str, Any] = {"uid": uid}
-    evse_id = f.str("evse_id", 48, required=False)
+    evse_id = f.text("evse_id", 48, required=False)
     if evse_id:
         body["evse_id"] = evse_id
     caps = f.str_list("capabilities", CAPABILITIES)
     if caps:
         body["capabilities"] = caps
     for key, n in (("floor_level", 4), ("physical_reference", 16)):
-        v = f.str(key, n, required=False)
+        v = f.text(key, n, required=False)
         if v:
             body[key] = v
     body["connectors"] = [connector]
@@ -216,23 +216,23 @@ def _parse_evse(table: Any, path: str, tariff_ids: set[str]) -> EvseSpec:
 
 def _parse_location(table: Any, path: str, tariff_ids: set[str]) -> LocationSpec:
     f = _Fields(table, path, _LOCATION_KEYS)
-    loc_id = f.str("id", 36)
+    loc_id = f.text("id", 36)
     assert loc_id
-    body: dict[str, Any] = {"id": loc_id, "publish": f.bool("publish", True)}
-    name = f.str("name", 255, required=False)
+    body: dict[str, Any] = {"id": loc_id, "publish": f.flag("publish", True)}
+    name = f.text("name", 255, required=False)
     if name:
         body["name"] = name
-    body["address"] = f.str("address", 255)
-    body["city"] = f.str("city", 45)
+    body["address"] = f.text("address", 255)
+    body["city"] = f.text("city", 45)
     for key, n in (("postal_code", 10), ("state", 45)):
-        v = f.str(key, n, required=False)
+        v = f.text(key, n, required=False)
         if v:
             body[key] = v
-    country = f.str("country", 3)
+    country = f.text("country", 3)
     if country is None or len(country) != 3 or not country.isalpha():
         raise ValidationError(f.name("country"), "must be an ISO 3166-1 alpha-3 code like NLD")
     body["country"] = country.upper()
-    lat, lon = f.str("latitude", 10), f.str("longitude", 11)
+    lat, lon = f.text("latitude", 10), f.text("longitude", 11)
     if not _LAT.match(lat or ""):
         raise ValidationError(f.name("latitude"), "must look like 52.37403 (5-7 decimals)")
     if not _LON.match(lon or ""):
@@ -244,9 +244,9 @@ def _parse_location(table: Any, path: str, tariff_ids: set[str]) -> LocationSpec
     facilities = f.str_list("facilities")
     if facilities:
         body["facilities"] = facilities
-    body["time_zone"] = f.str("time_zone", 255)
+    body["time_zone"] = f.text("time_zone", 255)
     if "charging_when_closed" in table:
-        body["charging_when_closed"] = f.bool("charging_when_closed", True)
+        body["charging_when_closed"] = f.flag("charging_when_closed", True)
     raw_evses = table.get("evses", [])
     if not isinstance(raw_evses, list):
         raise ValidationError(f.name("evses"), "must be an array of tables ([[locations.evses]])")
@@ -283,14 +283,14 @@ def parse_catalog(text: str, *, country_code: str, party_id: str) -> Catalog:
             if norm(evse.uid) in seen_evses:
                 raise ValidationError(f"{path}.uid", f"duplicate EVSE uid {evse.uid!r}")
             seen_evses[norm(evse.uid)] = loc.id
-            key = (evse.charger_id, evse.connector_id)
-            if key in seen_connectors:
+            mapped = (evse.charger_id, evse.connector_id)
+            if mapped in seen_connectors:
                 raise ValidationError(
                     f"{path}.connector_id",
                     f"charger {evse.charger_id} connector {evse.connector_id} is already EVSE "
-                    f"{seen_connectors[key]!r}",
+                    f"{seen_connectors[mapped]!r}",
                 )
-            seen_connectors[key] = evse.uid
+            seen_connectors[mapped] = evse.uid
     return Catalog(locations=locations, tariffs=tariffs)
 
 
