@@ -1,0 +1,574 @@
+"""OCPP Authorize benchmarks: the real CSMS beside a naive ``ocpp``-library CSMS and a bare echo.
+
+One run, this 2-core machine: every server under test is a subprocess pinned to core 0,
+the load generator (``simulator.load``, uvloop + orjson, one CALL in flight per charger)
+runs here pinned to core 1, the eMSP sandbox shares core 1 (it idles except in the
+remote-path runs, where the generator sends only 1,000 calls/s). The echo server's
+figures double as the generator's calibration: the generator is not the bottleneck of a
+run whose throughput is well below what it pushed through the echo.
+
+What "cache hit" means here: the CSMS is ``csms serve`` with OCPI enabled, so the
+roaming :class:`~csms.authz.service.AuthorizationService` is the authorizer; an eMSP
+sandbox registers through the real credentials handshake (``POST /api/partners/invite``
+on the admin API) and pushes its tokens; the HIT* tokens are whitelist ALWAYS, so they
+are decided from the token cache without an eMSP call. REM* tokens are NEVER (always
+real-time), used for the remote path with the sandbox answering after 50 ms, and with
+the sandbox hung (deadline fallback).
+
+Run: ``python -m tests.bench authorize`` (``make bench`` runs every benchmark).
+Env: ``BENCH_QUICK=1`` divides every call count by 5 (smoke run).
+Output: a table on stdout, ``var/bench/authorize.json``, and the figures section of
+``tests/bench/README.md`` (between the ``authorize`` markers) rewritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from simulator.load import LoadConfig, LoadReport, run_load
+from tests.bench.procs import (
+    CLIENT_CPU,
+    OUT,
+    CpuMeter,
+    Proc,
+    cores,
+    free_port,
+    pin_self,
+    raise_nofile,
+)
+
+QUICK = 5 if os.environ.get("BENCH_QUICK") else 1
+README = Path(__file__).with_name("README.md")
+ADMIN_TOKEN = "bench-admin-token"
+DEADLINE_S = 1.0  # authz.authorize_deadline_s for the hung-eMSP run
+HIT_TAGS = tuple(f"HIT{n:05d}" for n in range(1, 1001))
+REM_TAGS = tuple(f"REM{n:05d}" for n in range(1, 1001))
+STORM = 5000
+CHARGER_IDS = "LOAD{n:05d}"
+
+# (chargers, calls) of the closed-loop Authorize runs.
+LADDER = ((1, 4000), (10, 20000), (100, 60000), (1000, 60000))
+
+
+@dataclass
+class Row:
+    """One measured figure against its target."""
+
+    name: str
+    value: float
+    unit: str
+    target: str
+    ok: bool | None  # None: reference figure, no target
+    note: str = ""
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    runs: dict[str, Any] = field(default_factory=dict)
+
+    def add(
+        self, name: str, value: float, unit: str, target: str = "", ok: bool | None = None, note=""
+    ) -> None:
+        self.rows.append(Row(name, round(value, 3), unit, target, ok, note))
+        mark = "" if ok is None else ("PASS" if ok else "MISS")
+        print(f"  {name:<58} {value:>12,.3f} {unit:<8} {target:<16} {mark} {note}", flush=True)
+
+
+# ----------------------------------------------------------------- servers
+
+
+def start_echo() -> tuple[Proc, str]:
+    proc = Proc("echo", ["-m", "simulator.cli", "echo-server", "--port", "0"])
+    m = proc.wait_for(r"listening on (ws://\S+)")
+    return proc, m.group(1)
+
+
+def start_naive() -> tuple[Proc, str]:
+    proc = Proc(
+        "naive",
+        [
+            "-m",
+            "tests.bench.naive_csms",
+            "--port",
+            "0",
+            "--log-file",
+            str(OUT / "naive-frames.log"),
+        ],
+    )
+    m = proc.wait_for(r"listening on (ws://\S+)")
+    return proc, m.group(1)
+
+
+def write_config(name: str, ocpi_port: int) -> Path:
+    db = OUT / f"{name}.sqlite3"
+    path = OUT / f"{name}.toml"
+    path.write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+port = 0
+unknown_chargers = "accept"
+ping_interval_s = 0
+listen_backlog = 8192
+call_timeout_s = 10.0
+
+[store]
+path = "{db}"
+
+[admin]
+host = "127.0.0.1"
+port = 0
+token = "{ADMIN_TOKEN}"
+
+[ocpi]
+host = "127.0.0.1"
+port = {ocpi_port}
+public_base_url = "http://127.0.0.1:{ocpi_port}"
+connection_limit_per_partner = 2000
+token_sync_interval_s = 86400.0
+
+[authz]
+authorize_deadline_s = {DEADLINE_S}
+
+[log]
+level = "info"
+format = "json"
+"""
+    )
+    return path
+
+
+def fresh_db(name: str) -> str:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{OUT / name}.sqlite3{suffix}").unlink(missing_ok=True)
+    return str(OUT / f"{name}.sqlite3")
+
+
+async def preregister(name: str, count: int) -> None:
+    """Known chargers (the storm measures connecting, not auto-registration writes)."""
+    from csms.store.db import Database
+
+    db = await Database.open(fresh_db(name))
+    try:
+        now = datetime.now(UTC).isoformat()
+        async with db.transaction() as tx:
+            for n in range(1, count + 1):
+                await tx.execute(
+                    "INSERT INTO chargers (id, registration_status, created_at) VALUES (?, ?, ?)",
+                    (CHARGER_IDS.format(n=n), "Accepted", now),
+                )
+    finally:
+        await db.close()
+
+
+def start_csms(name: str) -> tuple[Proc, dict[str, Any]]:
+    ocpi_port = free_port()
+    cfg = write_config(name, ocpi_port)
+    proc = Proc(name, ["-m", "csms", "serve", "--config", str(cfg)])
+    m = proc.wait_for(r"^(\{.*\"event\":\s*\"listening\".*\})$", timeout=30)
+    info = json.loads(m.group(1))
+    info["ocpp_url"] = f"ws://127.0.0.1:{info['ocpp_port']}/ocpp"
+    return proc, info
+
+
+def admin_post(info: dict[str, Any], path: str, body: dict[str, Any]) -> dict[str, Any]:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{info['admin_port']}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+def start_emsp(info: dict[str, Any]) -> tuple[Proc, str]:
+    """The eMSP sandbox registers via the credentials handshake and pushes its tokens."""
+    tokens = OUT / "emsp-tokens.csv"
+    lines = ["uid,type,whitelist"]
+    lines += [f"{t},RFID,ALWAYS" for t in HIT_TAGS]
+    lines += [f"{t},RFID,NEVER" for t in REM_TAGS]
+    tokens.write_text("\n".join(lines) + "\n")
+    invite = admin_post(info, "/api/partners/invite", {"country_code": "NL", "party_id": "EMS"})
+    proc = Proc(
+        "emsp",
+        [
+            "-m",
+            "simulator.emsp.cli",
+            "serve",
+            "--port",
+            "0",
+            "--control-port",
+            "0",
+            "--quiet",
+            "--tokens",
+            str(tokens),
+            f"--register-with={invite['versions_url']}",
+            f"--token-a={invite['token_a']}",  # a token may start with '-'
+            "--push-tokens",
+        ],
+        cpu=CLIENT_CPU,
+    )
+    control = proc.wait_for(r"control API: (http://\S+)/control/state").group(1)
+    m = proc.wait_for(r"pushed (\d+) tokens, (\d+) accepted", timeout=60)
+    if m.group(1) != m.group(2) or int(m.group(1)) != len(HIT_TAGS) + len(REM_TAGS):
+        raise RuntimeError(f"eMSP token push incomplete: {m.group(0)}")
+    return proc, control
+
+
+def emsp_behaviour(control: str, mode: str, delay_ms: int = 0) -> None:
+    req = urllib.request.Request(
+        f"{control}/control/behaviour",
+        data=json.dumps({"mode": mode, "delay_ms": delay_ms}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        resp.read()
+
+
+# ----------------------------------------------------------------- load
+
+
+async def load(
+    url: str,
+    chargers: int,
+    calls: int,
+    *,
+    tags: tuple[str, ...] = HIT_TAGS,
+    rate: float = 0.0,
+    timeout: float = 10.0,
+) -> LoadReport:
+    cfg = LoadConfig(
+        url=url,
+        chargers=chargers,
+        calls=max(chargers, calls // QUICK),
+        rate=rate,
+        mix="Authorize",
+        id_pattern=CHARGER_IDS,
+        id_tags=tags[:chargers] if chargers <= len(tags) else tags,
+        timeout=timeout,
+        connect_concurrency=500,
+    )
+    report = await run_load(cfg)
+    if report.connect_failures or report.errors:
+        print(f"  !! {report.connect_failures} connect failures, errors {report.error_kinds}")
+    return report
+
+
+def auth_stats(report: LoadReport) -> Any:
+    return report.actions["Authorize"]
+
+
+async def ladder(label: str, url: str, results: Results) -> dict[int, LoadReport]:
+    out: dict[int, LoadReport] = {}
+    for chargers, calls in LADDER:
+        report = await load(url, chargers, calls)
+        out[chargers] = report
+        results.runs[f"{label}@{chargers}"] = report.to_json()
+        a = auth_stats(report)
+        print(
+            f"  {label:<6} {chargers:>5} chargers: {report.throughput:>9,.0f} calls/s  "
+            f"p50 {a.p50_ms:.3f}  p95 {a.p95_ms:.3f}  p99 {a.p99_ms:.3f} ms  "
+            f"errors {report.errors}  rejected {a.rejected}",
+            flush=True,
+        )
+    return out
+
+
+# ----------------------------------------------------------------- connection storm
+
+
+class _Idle:
+    """A bare charger for the storm: connect, BootNotification, then Heartbeats on a period."""
+
+    def __init__(self, url: str, cp_id: str) -> None:
+        self.url = f"{url}/{cp_id}"
+        self.ws: Any = None
+        self.n = 0
+
+    async def boot(self) -> bool:
+        self.ws = await websockets.connect(
+            self.url,
+            subprotocols=[websockets.Subprotocol("ocpp1.6")],
+            ping_interval=None,
+            compression=None,
+            open_timeout=10,
+        )
+        return await self._call(
+            b'"BootNotification",{"chargePointVendor":"bench","chargePointModel":"Idle"}]',
+            "Accepted",
+        )
+
+    async def _call(self, tail: bytes, want: str | None = None) -> bool:
+        self.n += 1
+        await self.ws.send(b'[2,"' + str(self.n).encode() + b'",' + tail, text=True)
+        reply = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
+        return reply[0] == 3 and (want is None or reply[2].get("status") == want)
+
+    async def heartbeats(self, period: float, until: float, offset: float) -> int:
+        await asyncio.sleep(offset)
+        ok = 0
+        while time.monotonic() < until:
+            ok += await self._call(b'"Heartbeat",{}]')
+            await asyncio.sleep(period)
+        return ok
+
+
+async def storm(results: Results) -> None:
+    name = "csms-storm"
+    await preregister(name, STORM)
+    proc, info = start_csms(name)
+    try:
+        await asyncio.sleep(1.0)
+        rss0 = proc.rss_kb()
+        chargers = [_Idle(info["ocpp_url"], CHARGER_IDS.format(n=n)) for n in range(1, STORM + 1)]
+
+        async def one(c: _Idle) -> bool:
+            try:
+                return await c.boot()
+            except Exception:
+                return False
+
+        t0 = time.monotonic()
+        ok = await asyncio.gather(*(one(c) for c in chargers))
+        took = time.monotonic() - t0
+        accepted = sum(ok)
+        results.add(
+            f"{STORM:,} chargers connect at once: all Accepted",
+            took,
+            "s",
+            "<= 3 s, 0 fail",
+            accepted == STORM and took <= 3.0,
+            f"{accepted}/{STORM} accepted",
+        )
+        live = [c for c, good in zip(chargers, ok, strict=True) if good]
+        window = 20.0 / QUICK
+        await asyncio.sleep(1.0)
+        meter = CpuMeter(proc)
+        meter.start()
+        until = time.monotonic() + window
+        beats = await asyncio.gather(
+            *(c.heartbeats(10.0, until, (i % 1000) / 100.0) for i, c in enumerate(live))
+        )
+        share = meter.stop()
+        rss = proc.rss_kb()
+        per = (rss - rss0) / max(1, len(live))
+        results.add(
+            f"{len(live):,} idle chargers, Heartbeat/10 s: server CPU",
+            share * 100,
+            "% core",
+            "<= 10 %",
+            share <= 0.10,
+            f"{sum(beats)} heartbeats in {window:.0f} s",
+        )
+        results.add(
+            "RSS per idle connection",
+            per,
+            "KB",
+            "<= 20 KB",
+            per <= 20,
+            f"RSS {rss0 / 1024:.0f} -> {rss / 1024:.0f} MB",
+        )
+        await asyncio.gather(*(c.ws.close() for c in live), return_exceptions=True)
+    finally:
+        proc.stop()
+
+
+# ----------------------------------------------------------------- main
+
+
+async def run() -> Results:
+    results = Results()
+    print(f"  cores {cores()}, fd limit {raise_nofile()}, quick divisor {QUICK}", flush=True)
+
+    proc, url = start_echo()
+    try:
+        echo = await ladder("echo", url, results)
+    finally:
+        proc.stop()
+    proc, url = start_naive()
+    try:
+        naive = await ladder("naive", url, results)
+    finally:
+        proc.stop()
+
+    name = "csms"
+    await preregister(name, 1000)
+    proc, info = start_csms(name)
+    emsp = None
+    try:
+        emsp, control = start_emsp(info)
+        url = info["ocpp_url"]
+        # Warm the token memo and the connections' code paths before measuring.
+        await load(url, 1000, 5000)
+        csms = await ladder("csms", url, results)
+
+        # Open loop: 2,000/s over 1,000 chargers for 10 s.
+        report = await load(url, 1000, 20000, rate=2000)
+        results.runs["csms-open-2000"] = report.to_json()
+        a = auth_stats(report)
+        results.add(
+            "open loop 2,000 Authorize/s over 1,000 chargers: p99",
+            a.p99_ms,
+            "ms",
+            "<= 10 ms",
+            a.p99_ms <= 10 and report.errors == 0,
+            f"p50 {a.p50_ms} ms, errors {report.errors}, behind {report.behind_schedule}",
+        )
+
+        # Remote path: NEVER tokens, eMSP answers after 50 ms, 1,000/s over 1,000 chargers.
+        emsp_behaviour(control, "delay", 50)
+        report = await load(url, 1000, 10000, tags=REM_TAGS, rate=1000)
+        results.runs["csms-remote-50ms"] = report.to_json()
+        a = auth_stats(report)
+        results.add(
+            "remote path, eMSP 50 ms, 1,000/s: p99",
+            a.p99_ms,
+            "ms",
+            "<= 60 ms",
+            a.p99_ms <= 60 and report.errors == 0 and a.rejected == 0,
+            f"p50 {a.p50_ms} ms, errors {report.errors}, rejected {a.rejected}",
+        )
+
+        # Hung eMSP: every Authorize answered (fallback) within deadline + 50 ms.
+        emsp_behaviour(control, "hang")
+        report = await load(url, 1000, 2000, tags=REM_TAGS, rate=500, timeout=5)
+        results.runs["csms-hung"] = report.to_json()
+        a = auth_stats(report)
+        limit = DEADLINE_S * 1000 + 50
+        results.add(
+            f"hung eMSP (deadline {DEADLINE_S:g} s): answered within deadline + 50 ms",
+            100.0 * (a.count - a.errors) / max(1, a.count) if a.max_ms <= limit else 0.0,
+            "%",
+            "100 %",
+            a.errors == 0 and a.max_ms <= limit,
+            f"max {a.max_ms} ms, p50 {a.p50_ms} ms, errors {report.errors}",
+        )
+        emsp_behaviour(control, "normal")
+    finally:
+        if emsp is not None:
+            emsp.stop()
+        proc.stop()
+
+    e100, n100, c100 = (echo[100].throughput, naive[100].throughput, csms[100].throughput)
+    results.add("echo @100 (generator calibration)", e100, "calls/s", "reference", None)
+    results.add("naive ocpp-library CSMS @100", n100, "calls/s", "reference", None)
+    results.add(
+        "csms cache hit @100 vs naive", c100 / n100 if n100 else 0, "x", ">= 3x", c100 >= 3 * n100
+    )
+    results.add(
+        "csms cache hit @100 vs echo",
+        100 * c100 / e100 if e100 else 0,
+        "%",
+        ">= 50 %",
+        c100 >= 0.5 * e100,
+    )
+    c1000 = csms[1000].throughput
+    results.add("csms cache hit @1,000", c1000, "calls/s", ">= 12,000/s", c1000 >= 12000)
+    a1 = auth_stats(csms[1])
+    results.add("csms cache hit @1: p50", a1.p50_ms, "ms", "<= 0.3 ms", a1.p50_ms <= 0.3)
+    results.add("csms cache hit @1: p99", a1.p99_ms, "ms", "<= 0.6 ms", a1.p99_ms <= 0.6)
+    headroom = e100 / c100 if c100 else 0.0
+    results.add("generator headroom @100 (echo / csms)", headroom, "x", ">= 1.5x", headroom >= 1.5)
+
+    await storm(results)
+    return results
+
+
+def table(results: Results) -> str:
+    lines = [
+        "| figure | measured | target | result |",
+        "|---|---:|---|---|",
+    ]
+    for r in results.rows:
+        mark = "reference" if r.ok is None else ("PASS" if r.ok else "**MISS**")
+        note = f" ({r.note})" if r.note else ""
+        lines.append(f"| {r.name}{note} | {r.value:,.3f} {r.unit} | {r.target} | {mark} |")
+    return "\n".join(lines)
+
+
+def ladder_table(results: Results) -> str:
+    lines = [
+        "| server | chargers | Authorize/s | p50 ms | p95 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label in ("echo", "naive", "csms"):
+        for chargers, _ in LADDER:
+            run = results.runs.get(f"{label}@{chargers}")
+            if not run:
+                continue
+            a = run["actions"].get("Authorize", {})
+            lines.append(
+                f"| {label} | {chargers:,} | {run['throughput']:,.0f} | {a.get('p50_ms', 0):.3f} "
+                f"| {a.get('p95_ms', 0):.3f} | {a.get('p99_ms', 0):.3f} | {run['errors']} |"
+            )
+    return "\n".join(lines)
+
+
+def write_readme(results: Results, when: str) -> None:
+    begin, end = "<!-- authorize:begin -->", "<!-- authorize:end -->"
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " + (
+        f"Python {platform.python_version()}"
+    )
+    cpu_model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    body = (
+        f"{begin}\n"
+        f"Measured {when} on {cpu_model} ({machine}); server pinned to core 0, "
+        f"load generator to core 1{' (QUICK run: counts / 5)' if QUICK > 1 else ''}.\n\n"
+        f"{table(results)}\n\n{ladder_table(results)}\n{end}"
+    )
+    text = README.read_text() if README.exists() else "# Benchmarks\n\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = head + body + tail
+    else:
+        text = text.rstrip() + "\n\n## Authorize figures (written by bench_authorize)\n\n" + body
+        text += "\n"
+    README.write_text(text)
+
+
+def main() -> None:
+    pin_self(CLIENT_CPU)
+    raise_nofile()
+    try:
+        import uvloop
+
+        results = uvloop.run(run())
+    except ImportError:  # pragma: no cover
+        results = asyncio.run(run())
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    OUT.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "when": when,
+        "quick": QUICK,
+        "rows": [r.__dict__ for r in results.rows],
+        "runs": results.runs,
+    }
+    (OUT / "authorize.json").write_text(json.dumps(payload, indent=2))
+    print(table(results))
+    print(ladder_table(results))
+    write_readme(results, when)
+
+
+if __name__ == "__main__":
+    main()
