@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csms.ocpp16 import errors, framing, schemas
 from csms.ocpp16.actions import ALL_OCPP16, CHARGER_INITIATED, SLOW
+from csms.ocpp16.wire import send_text_now
 
 log = structlog.get_logger("csms.ocpp")
 
@@ -33,7 +34,12 @@ class ConnectionInfo:
 
 
 class Dispatcher(Protocol):
-    """Answers one validated charger-initiated CALL; raises OcppError for a CALLERROR."""
+    """Answers one validated charger-initiated CALL; raises OcppError for a CALLERROR.
+
+    A dispatcher may also offer ``handle_now(conn, action, payload) -> response | None``
+    (synchronous): the answer when it needs no I/O, else None. The connection uses it
+    for SLOW actions so a cache-hit Authorize costs no task.
+    """
 
     async def handle(
         self, conn: ChargerConnection, action: str, payload: dict[str, Any]
@@ -55,6 +61,7 @@ class ChargerConnection:
         self.registration_status = registration_status
         self.replaced = False
         self._dispatcher = dispatcher
+        self._handle_now = getattr(dispatcher, "handle_now", None)
         self._tasks: set[asyncio.Task[None]] = set()
         self._call_lock = asyncio.Lock()
         self._pending_id: str | None = None
@@ -76,7 +83,11 @@ class ChargerConnection:
                     continue
                 if type(frame) is framing.Call:
                     if frame.action in SLOW:
-                        task = asyncio.create_task(self._answer(frame))
+                        out = self._answer_now(frame)
+                        if out is not None:
+                            await self._send(out)
+                            continue
+                        task = asyncio.create_task(self._answer(frame, validated=True))
                         self._tasks.add(task)
                         task.add_done_callback(self._tasks.discard)
                     else:
@@ -109,41 +120,71 @@ class ChargerConnection:
             return
         self._pending.set_result(frame)
 
-    async def _answer(self, call: framing.Call) -> None:
-        action = call.action
+    def _check_request(self, action: str, payload: Any) -> None:
+        """Raise the OcppError a charger-initiated CALL earns before any handler runs."""
+        if action not in CHARGER_INITIATED:
+            if action in ALL_OCPP16:
+                raise errors.OcppError(
+                    errors.NOT_SUPPORTED, f"{action} is not accepted from a charge point"
+                )
+            raise errors.OcppError(errors.NOT_IMPLEMENTED, f"unknown action {action!r}")
         try:
-            if action not in CHARGER_INITIATED:
-                if action in ALL_OCPP16:
-                    raise errors.OcppError(
-                        errors.NOT_SUPPORTED, f"{action} is not accepted from a charge point"
-                    )
-                raise errors.OcppError(errors.NOT_IMPLEMENTED, f"unknown action {action!r}")
-            try:
-                schemas.validate_request(action, call.payload)
-            except schemas.SchemaViolation as exc:
-                raise errors.OcppError(exc.code, exc.message) from None
-            response = await self._dispatcher.handle(self, action, call.payload)
-            try:
-                schemas.validate_response(action, response)
-            except schemas.SchemaViolation as exc:
-                log.error("ocpp.invalid_own_response", action=action, reason=exc.message)
-                raise errors.OcppError(errors.INTERNAL_ERROR, "internal error") from None
-            out = framing.result(call.unique_id, response)
+            schemas.validate_request(action, payload)
+        except schemas.SchemaViolation as exc:
+            raise errors.OcppError(exc.code, exc.message) from None
+
+    def _result(self, call: framing.Call, response: Any) -> bytes:
+        try:
+            schemas.validate_response(call.action, response)
+        except schemas.SchemaViolation as exc:
+            log.error("ocpp.invalid_own_response", action=call.action, reason=exc.message)
+            raise errors.OcppError(errors.INTERNAL_ERROR, "internal error") from None
+        return framing.result(call.unique_id, response)
+
+    def _error(self, call: framing.Call, exc: errors.OcppError) -> bytes:
+        if exc.code != errors.INTERNAL_ERROR:
+            log.info(
+                "ocpp.call_rejected", action=call.action, code=exc.code, reason=exc.description
+            )
+        return framing.error(call.unique_id, exc.code, exc.description, exc.details)
+
+    def _answer_now(self, call: framing.Call) -> bytes | None:
+        """The frame to send for a SLOW action when it needs no await (a bad payload, or a
+        dispatcher that can decide from memory, e.g. an Authorize cache hit); else None and
+        the caller runs :meth:`_answer` in a task. Saves a task per cache-hit Authorize."""
+        try:
+            self._check_request(call.action, call.payload)
+            now = self._handle_now
+            response = now(self, call.action, call.payload) if now is not None else None
+            if response is None:
+                return None
+            return self._result(call, response)
         except errors.OcppError as exc:
-            if exc.code != errors.INTERNAL_ERROR:
-                log.info("ocpp.call_rejected", action=action, code=exc.code, reason=exc.description)
-            out = framing.error(call.unique_id, exc.code, exc.description, exc.details)
+            return self._error(call, exc)
+        except Exception:
+            log.exception("ocpp.handler_failed", action=call.action, unique_id=call.unique_id)
+            return framing.error(call.unique_id, errors.INTERNAL_ERROR, "internal error")
+
+    async def _answer(self, call: framing.Call, validated: bool = False) -> None:
+        try:
+            if not validated:
+                self._check_request(call.action, call.payload)
+            response = await self._dispatcher.handle(self, call.action, call.payload)
+            out = self._result(call, response)
+        except errors.OcppError as exc:
+            out = self._error(call, exc)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("ocpp.handler_failed", action=action, unique_id=call.unique_id)
+            log.exception("ocpp.handler_failed", action=call.action, unique_id=call.unique_id)
             out = framing.error(call.unique_id, errors.INTERNAL_ERROR, "internal error")
         await self._send(out)
 
-    async def _send(self, text: str) -> None:
+    async def _send(self, data: bytes) -> None:
         try:
-            await self.ws.send(text)
-        except ConnectionClosed:
+            if not send_text_now(self.ws, data):
+                await self.ws.send(data, text=True)
+        except (ConnectionClosed, OSError):
             log.debug("ocpp.send_after_close")
 
     async def call(self, action: str, payload: Any) -> framing.CallResult | framing.CallError:
@@ -159,7 +200,7 @@ class ChargerConnection:
             self._pending_id, self._pending = unique_id, fut
             try:
                 try:
-                    await self.ws.send(framing.call(unique_id, action, payload))
+                    await self.ws.send(framing.call(unique_id, action, payload), text=True)
                 except ConnectionClosed:
                     raise errors.ChargerNotConnected(self.charger_id) from None
                 return await fut

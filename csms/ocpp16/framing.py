@@ -105,13 +105,17 @@ def parse(raw: str | bytes) -> Frame:
     )
 
 
-def call(unique_id: str, action: str, payload: Any) -> str:
-    return orjson.dumps([CALL, unique_id, action, payload]).decode()
+# Frames are built as UTF-8 bytes and sent as text frames: decoding to str only for
+# websockets to encode it again cost two copies per message.
 
 
-def result(unique_id: str, payload: Any) -> str:
-    return orjson.dumps([CALLRESULT, unique_id, payload]).decode()
+def call(unique_id: str, action: str, payload: Any) -> bytes:
+    return orjson.dumps([CALL, unique_id, action, payload])
 
 
-def error(unique_id: str, code: str, description: str, details: Any = None) -> str:
-    return orjson.dumps([CALLERROR, unique_id, code, description, details or {}]).decode()
+def result(unique_id: str, payload: Any) -> bytes:
+    return orjson.dumps([CALLRESULT, unique_id, payload])
+
+
+def error(unique_id: str, code: str, description: str, details: Any = None) -> bytes:
+    return orjson.dumps([CALLERROR, unique_id, code, description, details or {}])

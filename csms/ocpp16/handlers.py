@@ -68,6 +68,9 @@ class Handlers:
         self.config = config
         self.db = db
         self.authorizer = authorizer
+        self._authorize_now: Callable[[AuthRequest], Decision | None] | None = getattr(
+            authorizer, "authorize_now", None
+        )
         self.events = events
         self.vendors = vendors
         self.chargers = ChargerRepo(db)
@@ -96,6 +99,30 @@ class Handlers:
                     "central system accepts this charge point",
                 )
         return await self._table[action](conn, payload)
+
+    def handle_now(
+        self, conn: ChargerConnection, action: str, payload: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """An Authorize the authorizer can decide from memory, answered without a task.
+
+        Why optional on the authorizer: ``authorize_now(request) -> Decision | None`` is
+        the synchronous twin of ``authorize`` (same decision, same record/log), returning
+        None whenever it would have to await (store, eMSP, ConcurrentTx query). A charger
+        that is not Accepted takes the async path, which re-reads its registration.
+        """
+        if action != "Authorize" or self._authorize_now is None:
+            return None
+        if conn.registration_status != "Accepted":
+            return None
+        request = AuthRequest(conn.charger_id, payload["idTag"], action)
+        try:
+            decision = self._authorize_now(request)
+        except Exception:  # as in _authorize: a failing authorizer means Invalid, logged
+            log.exception("ocpp.authorizer_failed", id_tag=mask(request.uid), trigger=action)
+            decision = Decision(AuthStatus.INVALID, Source.FALLBACK, reason="authorizer failed")
+        if decision is None:
+            return None
+        return {"idTagInfo": _decision_info(decision)}
 
     async def _authorize(self, request: AuthRequest) -> Decision:
         """The Authorizer must not raise; if it does anyway, the token is Invalid (logged) so
