@@ -14,7 +14,8 @@ newest run id, so a push that lands during a run is never swept by that run. Not
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -156,12 +157,52 @@ def _sync_from_row(row: Any) -> SyncRun:
     )
 
 
+class _GroupCommit:
+    """Concurrent token pushes written in one transaction (group commit).
+
+    Why: a PUT costs one SQLite commit plus several thread hops; eMSPs push in bursts
+    from many connections, so items that arrive while a batch is being written are
+    written together by the next batch. Each caller still gets its own result or error.
+    """
+
+    def __init__(
+        self, write: Callable[[Sequence[tuple[int, Token]]], Awaitable[list[bool]]], max_batch: int = 500
+    ) -> None:
+        self._write = write
+        self._max = max_batch
+        self._queue: list[tuple[int, Token, asyncio.Future[bool]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, partner_id: int, token: Token) -> bool:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._queue.append((partner_id, token, fut))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+            try:
+                results = await self._write([(p, t) for p, t, _ in batch])
+            except Exception as exc:  # every waiter learns about it; nothing is dropped silently
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, _, fut), created in zip(batch, results, strict=True):
+                if not fut.done():
+                    fut.set_result(created)
+
+
 class RoamingStore:
     """Partners, tokens and token sync runs in the CSMS's SQLite database."""
 
     def __init__(self, db: SqlDatabase) -> None:
         self.db = db
         self._by_hash: dict[str, Partner | None] = {}
+        self._pushes = _GroupCommit(self._write_pushes)
 
     def _invalidate(self) -> None:
         self._by_hash.clear()
@@ -353,18 +394,38 @@ class RoamingStore:
     # ------------------------------------------------------------------ tokens
 
     async def upsert_token(self, partner_id: int, token: Token) -> bool:
-        """Store one pushed token; returns True if it was new (or previously removed)."""
+        """Store one pushed token; True if it was new. Concurrent pushes share one commit."""
+        return await self._pushes.submit(partner_id, token)
+
+    async def _write_pushes(self, batch: Sequence[tuple[int, Token]]) -> list[bool]:
+        """One transaction for a batch of pushes; returns "created" per item, in order."""
+        now = now_str()
+        keys = [
+            (norm(t.country_code), norm(t.party_id), norm(t.uid), t.type.value) for _, t in batch
+        ]
         async with self.db.transaction() as tx:
-            existing = await tx.fetchone(
-                "SELECT removed FROM ocpi_tokens WHERE country_code_norm = ? AND "
-                "party_id_norm = ? AND uid_norm = ? AND type = ?",
-                (norm(token.country_code), norm(token.party_id), norm(token.uid), token.type.value),
-            )
+            existing: set[tuple[str, str, str, str]] = set()
+            for start in range(0, len(keys), 200):
+                chunk = keys[start : start + 200]
+                rows = await tx.fetchall(
+                    "SELECT country_code_norm, party_id_norm, uid_norm, type FROM ocpi_tokens "
+                    "WHERE (country_code_norm, party_id_norm, uid_norm, type) IN (VALUES "
+                    + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                    + ")",
+                    [v for k in chunk for v in k],
+                )
+                existing.update((r[0], r[1], r[2], r[3]) for r in rows)
             # Stamp with the newest run id: a full run in progress (or the last one) then
             # never sweeps a token pushed while it ran; the next run still can.
             gen = await tx.fetchone("SELECT COALESCE(MAX(id), 0) AS g FROM ocpi_token_syncs")
-            await tx.execute(_UPSERT, _token_row(partner_id, token, gen["g"], now_str()))
-        return existing is None
+            await tx.executemany(
+                _UPSERT, [_token_row(pid, t, gen["g"], now) for pid, t in batch]
+            )
+        created = []
+        for k in keys:
+            created.append(k not in existing)
+            existing.add(k)
+        return created
 
     async def upsert_tokens(
         self,
