@@ -159,6 +159,10 @@ def _tag_status(response: dict[str, Any]) -> str | None:
     return (response.get("idTagInfo") or {}).get("status")
 
 
+def _last_request(cp: SimulatedChargePoint, action: str) -> dict[str, Any]:
+    return next(s.request for s in reversed(cp.steps) if s.action == action)
+
+
 async def _connect(ctx: Context, cp_id: str | None = None) -> SimulatedChargePoint:
     cp = SimulatedChargePoint(
         ctx.url, cp_id or ctx.cp_id, password=ctx.password, on_step=ctx.printer, **ctx.cp_kwargs
@@ -206,7 +210,7 @@ async def _start(ctx: Context, i: int, s: dict[str, Any]) -> None:
         timestamp=shifted(seconds=at) if at is not None else None,
     )
     if cp.connected:
-        ctx.last_tx_request = ("StartTransaction", cp.steps[-1].request)
+        ctx.last_tx_request = ("StartTransaction", _last_request(cp, "StartTransaction"))
         ctx.last_tx_response = resp
         _expect(i, "start", s.get("expect"), _tag_status(resp))
         ctx.say(f"      transactionId={resp.get('transactionId')}")
@@ -243,7 +247,7 @@ async def _stop(ctx: Context, i: int, s: dict[str, Any]) -> None:
         timestamp=shifted(seconds=at) if at is not None else None,
     )
     if cp.connected:
-        ctx.last_tx_request = ("StopTransaction", cp.steps[-1].request)
+        ctx.last_tx_request = ("StopTransaction", _last_request(cp, "StopTransaction"))
         ctx.last_tx_response = resp
         if "expect" in s:
             _expect(i, "stop", s["expect"], _tag_status(resp))
