@@ -190,7 +190,7 @@ class SimulatedChargePoint(OcppChargePoint):
         self.url = charger_url(url, cp_id)
         self.password = password
         self.vendor, self.model, self.firmware = vendor, model, firmware
-        self.serial = serial or f"SIM-{cp_id}"
+        self.serial = (serial or f"SIM-{cp_id}")[:25]  # CiString25 in BootNotification
         self.open_timeout = open_timeout
         self.heartbeat_enabled = heartbeat
         self.power_w = power_w

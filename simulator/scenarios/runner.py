@@ -382,8 +382,9 @@ async def _storm(ctx: Context, i: int, s: dict[str, Any]) -> None:
     )
     connected = sum(1 for cp in good if cp.connected)
     if connected != n:
-        errors = [str(r) for r in results if not isinstance(r, SimulatedChargePoint)]
-        raise ScenarioFailed(i, "storm", f"{connected}/{n} connected; {errors[:3]}")
+        errors = [str(r)[:200] for r in results if not isinstance(r, SimulatedChargePoint)]
+        first = f"; first error: {errors[0]}" if errors else ""
+        raise ScenarioFailed(i, "storm", f"{connected}/{n} connected{first}")
 
 
 async def _data_transfer(ctx: Context, i: int, s: dict[str, Any]) -> None:

@@ -113,3 +113,10 @@ async def test_illegal_status_change_is_refused_locally(csms: Csms) -> None:
             await cp.status(1, "Finishing")
         await cp.status(1, "Finishing", force=True)
         assert cp.connectors[1].status is Status.FINISHING
+
+
+async def test_long_charge_point_id_still_boots(csms: Csms) -> None:
+    cp_id = "CP-" + "L" * 40  # the serial number derived from it must fit CiString25
+    async with SimulatedChargePoint.connect(csms.url, cp_id) as cp:
+        assert (await cp.boot())["status"] == "Accepted"
+        assert len(cp.serial) == 25
