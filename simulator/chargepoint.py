@@ -513,6 +513,10 @@ class SimulatedChargePoint(OcppChargePoint):
     def now(self) -> str:
         return iso(utc_now())
 
+    def follow_ups(self) -> list[str]:
+        """Names of follow-up tasks still running (``remote-start``, ``reset``, ``firmware``...)."""
+        return [t.get_name() for t in self._tasks if not t.done()]
+
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
         """Run follow-up work off the receive loop, keep a reference, record failures."""
         task = asyncio.create_task(coro, name=name or None)

@@ -299,6 +299,8 @@ async def _wait_tx(ctx: Context, i: int, s: dict[str, Any]) -> None:
 
     def ok() -> bool:
         tx = cp.transactions.get(connector)
+        if {"remote-start", "remote-stop"} & set(cp.follow_ups()):
+            return False
         if want_active:
             return tx is not None and tx.id is not None
         return tx is None and cp.connectors[connector].status.value == "Available"
