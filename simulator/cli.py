@@ -20,7 +20,7 @@ import logging
 import random
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -97,6 +97,13 @@ async def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _call_printer(cp_id: str) -> Callable[[str, dict[str, Any]], None]:
+    def show(action: str, payload: dict[str, Any]) -> None:
+        _out(f"{cp_id} <- {action} {payload}")
+
+    return show
+
+
 async def cmd_serve(args: argparse.Namespace) -> int:
     """Connect, boot, report every connector, then answer CSMS calls until interrupted."""
     ids = charger_ids(args)
@@ -115,7 +122,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 connectors=args.connectors or 2,
                 response_timeout=args.timeout,
                 meter_interval_s=args.meter_interval,
-                on_call=lambda action, payload, c=cp_id: _out(f"{c} <- {action} {payload}"),
+                on_call=_call_printer(cp_id),
             )
             chargers.append(cp)
             await cp.open()

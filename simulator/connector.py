@@ -83,7 +83,7 @@ class Connector:
 
     id: int
     status: Status = Status.AVAILABLE
-    meter_wh: int = 0
+    meter_wh: float = 0.0  # fractional Wh accumulate between samples; reported as int
     transaction_id: int | None = None
     id_tag: str | None = None
     reservation_id: int | None = None
