@@ -47,6 +47,23 @@ class Dispatcher(Protocol):
 
 
 class ChargerConnection:
+    # Slots, and a call lock made on first use: thousands of mostly idle connections each
+    # carry this object, so its size shows in RSS per connection.
+    __slots__ = (
+        "_call_lock",
+        "_closed",
+        "_dispatcher",
+        "_handle_now",
+        "_pending",
+        "_pending_id",
+        "_tasks",
+        "charger_id",
+        "info",
+        "registration_status",
+        "replaced",
+        "ws",
+    )
+
     def __init__(
         self,
         charger_id: str,
@@ -63,7 +80,7 @@ class ChargerConnection:
         self._dispatcher = dispatcher
         self._handle_now = getattr(dispatcher, "handle_now", None)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._call_lock = asyncio.Lock()
+        self._call_lock: asyncio.Lock | None = None
         self._pending_id: str | None = None
         self._pending: asyncio.Future[framing.CallResult | framing.CallError] | None = None
         self._closed = False
@@ -190,6 +207,8 @@ class ChargerConnection:
     async def call(self, action: str, payload: Any) -> framing.CallResult | framing.CallError:
         """Send one CALL and wait for its answer; OCPP-J allows one outstanding CALL, hence the
         lock. The caller bounds the whole wait (lock included) with its timeout."""
+        if self._call_lock is None:
+            self._call_lock = asyncio.Lock()
         async with self._call_lock:
             if self._closed:
                 raise errors.ChargerNotConnected(self.charger_id)

@@ -172,10 +172,11 @@ class ChargerRepo:
     @staticmethod
     async def record_boot(ex: Executor, charger_id: str, p: dict[str, Any], at: str) -> str:
         """Store what a BootNotification says; returns the registration status to answer."""
-        await ex.execute(
+        # RETURNING: one statement instead of UPDATE + SELECT (each a thread hop in aiosqlite).
+        row = await ex.fetchone(
             "UPDATE chargers SET vendor = ?, model = ?, serial_number = ?, charge_box_serial = ?, "
             "firmware_version = ?, iccid = ?, imsi = ?, meter_type = ?, meter_serial = ?, "
-            "last_boot_at = ?, last_heartbeat_at = ? WHERE id = ?",
+            "last_boot_at = ?, last_heartbeat_at = ? WHERE id = ? RETURNING registration_status",
             (
                 p["chargePointVendor"],
                 p["chargePointModel"],
@@ -190,9 +191,6 @@ class ChargerRepo:
                 at,
                 charger_id,
             ),
-        )
-        row = await ex.fetchone(
-            "SELECT registration_status FROM chargers WHERE id = ?", (charger_id,)
         )
         return row[0] if row else "Rejected"
 

@@ -36,9 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import websockets
-
 from simulator.load import LoadConfig, LoadReport, run_load
+from tests.bench import rawws
 from tests.bench.procs import (
     CLIENT_CPU,
     OUT,
@@ -307,39 +306,36 @@ async def ladder(label: str, url: str, results: Results) -> dict[int, LoadReport
 
 
 class _Idle:
-    """A bare charger for the storm: connect, BootNotification, then Heartbeats on a period."""
+    """A bare charger for the storm (tests.bench.rawws): connect, BootNotification, then
+    Heartbeats on a period."""
 
     def __init__(self, url: str, cp_id: str) -> None:
-        self.url = f"{url}/{cp_id}"
-        self.ws: Any = None
-        self.n = 0
+        rest = url.removeprefix("ws://")
+        hostport, _, path = rest.partition("/")
+        host, _, port = hostport.partition(":")
+        self.host, self.port, self.path = host, int(port), f"/{path}/{cp_id}"
+        self.ws: rawws.RawCharger | None = None
 
     async def boot(self) -> bool:
-        self.ws = await websockets.connect(
-            self.url,
-            subprotocols=[websockets.Subprotocol("ocpp1.6")],
-            ping_interval=None,
-            compression=None,
-            open_timeout=10,
+        self.ws = await rawws.connect(self.host, self.port, self.path)
+        reply = await self.ws.call(
+            "BootNotification", b'{"chargePointVendor":"bench","chargePointModel":"Idle"}'
         )
-        return await self._call(
-            b'"BootNotification",{"chargePointVendor":"bench","chargePointModel":"Idle"}]',
-            "Accepted",
-        )
-
-    async def _call(self, tail: bytes, want: str | None = None) -> bool:
-        self.n += 1
-        await self.ws.send(b'[2,"' + str(self.n).encode() + b'",' + tail, text=True)
-        reply = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
-        return reply[0] == 3 and (want is None or reply[2].get("status") == want)
+        return bool(reply[0] == 3 and reply[2].get("status") == "Accepted")
 
     async def heartbeats(self, period: float, until: float, offset: float) -> int:
+        assert self.ws is not None
         await asyncio.sleep(offset)
         ok = 0
         while time.monotonic() < until:
-            ok += await self._call(b'"Heartbeat",{}]')
+            reply = await self.ws.call("Heartbeat", b"{}")
+            ok += reply[0] == 3
             await asyncio.sleep(period)
         return ok
+
+    def close(self) -> None:
+        if self.ws is not None:
+            self.ws.close()
 
 
 async def storm(results: Results) -> None:
@@ -357,9 +353,10 @@ async def storm(results: Results) -> None:
             except Exception:
                 return False
 
-        t0 = time.monotonic()
+        t0, cpu0, own0 = time.monotonic(), proc.cpu_seconds(), time.process_time()
         ok = await asyncio.gather(*(one(c) for c in chargers))
         took = time.monotonic() - t0
+        server_cpu, own_cpu = proc.cpu_seconds() - cpu0, time.process_time() - own0
         accepted = sum(ok)
         results.add(
             f"{STORM:,} chargers connect at once: all Accepted",
@@ -367,7 +364,7 @@ async def storm(results: Results) -> None:
             "s",
             "<= 3 s, 0 fail",
             accepted == STORM and took <= 3.0,
-            f"{accepted}/{STORM} accepted",
+            f"{accepted}/{STORM} accepted; CPU s server {server_cpu:.2f}, generator {own_cpu:.2f}",
         )
         live = [c for c, good in zip(chargers, ok, strict=True) if good]
         window = 20.0 / QUICK
@@ -397,7 +394,8 @@ async def storm(results: Results) -> None:
             per <= 20,
             f"RSS {rss0 / 1024:.0f} -> {rss / 1024:.0f} MB",
         )
-        await asyncio.gather(*(c.ws.close() for c in live), return_exceptions=True)
+        for c in live:
+            c.close()
     finally:
         proc.stop()
 
