@@ -166,7 +166,9 @@ class _GroupCommit:
     """
 
     def __init__(
-        self, write: Callable[[Sequence[tuple[int, Token]]], Awaitable[list[bool]]], max_batch: int = 500
+        self,
+        write: Callable[[Sequence[tuple[int, Token]]], Awaitable[list[bool]]],
+        max_batch: int = 500,
     ) -> None:
         self._write = write
         self._max = max_batch
@@ -407,20 +409,21 @@ class RoamingStore:
             existing: set[tuple[str, str, str, str]] = set()
             for start in range(0, len(keys), 200):
                 chunk = keys[start : start + 200]
+                # A join from the key list makes SQLite probe the primary key per item
+                # (a row-value IN over VALUES would scan the table).
                 rows = await tx.fetchall(
-                    "SELECT country_code_norm, party_id_norm, uid_norm, type FROM ocpi_tokens "
-                    "WHERE (country_code_norm, party_id_norm, uid_norm, type) IN (VALUES "
+                    "WITH k(a, b, c, d) AS (VALUES "
                     + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
-                    + ")",
+                    + ") SELECT t.country_code_norm, t.party_id_norm, t.uid_norm, t.type "
+                    "FROM k JOIN ocpi_tokens t ON t.country_code_norm = k.a AND "
+                    "t.party_id_norm = k.b AND t.uid_norm = k.c AND t.type = k.d",
                     [v for k in chunk for v in k],
                 )
                 existing.update((r[0], r[1], r[2], r[3]) for r in rows)
             # Stamp with the newest run id: a full run in progress (or the last one) then
             # never sweeps a token pushed while it ran; the next run still can.
             gen = await tx.fetchone("SELECT COALESCE(MAX(id), 0) AS g FROM ocpi_token_syncs")
-            await tx.executemany(
-                _UPSERT, [_token_row(pid, t, gen["g"], now) for pid, t in batch]
-            )
+            await tx.executemany(_UPSERT, [_token_row(pid, t, gen["g"], now) for pid, t in batch])
         created = []
         for k in keys:
             created.append(k not in existing)

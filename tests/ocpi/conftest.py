@@ -93,9 +93,9 @@ class Cpo:
         await self.runner.cleanup()
 
 
-async def start_cpo(tmp_path: Any, **settings: Any) -> Cpo:
+async def start_cpo(tmp_path: Any, *, record: bool = True, **settings: Any) -> Cpo:
     db = await Database.open(str(tmp_path / "cpo.sqlite3"))
-    base = RoamingSettings(http_timeout_s=2.0, token_sync_page_size=10, **settings)
+    base = RoamingSettings(**{"http_timeout_s": 2.0, "token_sync_page_size": 10, **settings})
     client = OcpiClient(
         timeout_s=base.http_timeout_s,
         connection_limit_per_partner=base.connection_limit_per_partner,
@@ -107,13 +107,14 @@ async def start_cpo(tmp_path: Any, **settings: Any) -> Cpo:
     seen: list[tuple[str, str, str | None]] = []
 
     @web.middleware
-    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def recorder(request: web.Request, handler: Any) -> web.StreamResponse:
         seen.append(
             (request.method, request.path, decode_auth(request.headers.get("Authorization")))
         )
         return await handler(request)
 
-    app.middlewares.insert(0, record)
+    if record:
+        app.middlewares.insert(0, recorder)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
