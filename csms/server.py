@@ -30,6 +30,7 @@ from csms.ocpp16.datatransfer import VendorHandler, VendorRegistry
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.handlers import Handlers
+from csms.store.charger_writes import ChargerWrites
 from csms.store.chargers import ChargerRepo, charger_id_problem, now_iso
 from csms.store.db import Database
 from csms.store.passwords import check_password
@@ -72,6 +73,7 @@ class OcppServer:
     vendors: VendorRegistry
     _server: Server
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    _writes: ChargerWrites | None = None
 
     def register_vendor(
         self, vendor_id: str, handler: VendorHandler, message_id: str | None = None
@@ -81,6 +83,8 @@ class OcppServer:
     async def close(self) -> None:
         self._server.close(close_connections=True)
         await self._server.wait_closed()
+        if self._writes is not None:
+            await self._writes.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -189,7 +193,7 @@ class _Endpoint:
             task.add_done_callback(self.background.discard)
         log.info("ocpp.connected", remote=info.remote_address)
         try:
-            await self.chargers.mark_connected(charger_id, connected_at)
+            await self.handlers.writes.connected(charger_id, connected_at)
             await conn.serve()
         finally:
             self.gateway.detach(conn)
@@ -241,4 +245,4 @@ async def start_ocpp_server(
     )
     port = next(iter(server.sockets)).getsockname()[1]
     log.info("ocpp.listening", host=s.host, port=port, tls=bool(s.tls_cert), path=s.path_prefix)
-    return OcppServer(port, gateway, vendors, server, endpoint.background)
+    return OcppServer(port, gateway, vendors, server, endpoint.background, handlers.writes)

@@ -27,6 +27,7 @@ from csms.ocpp16 import errors
 from csms.ocpp16.actions import ALLOWED_BEFORE_ACCEPTED
 from csms.ocpp16.datatransfer import VendorRegistry
 from csms.ocpp16.events import ChargerEvents
+from csms.store.charger_writes import ChargerWrites
 from csms.store.chargers import ChargerRepo, ConnectorRepo, now_iso
 from csms.store.db import Database
 from csms.store.events import ChargerEventRepo
@@ -64,8 +65,10 @@ class Handlers:
         authorizer: Authorizer,
         events: ChargerEvents,
         vendors: VendorRegistry,
+        writes: ChargerWrites | None = None,
     ) -> None:
         self.config = config
+        self.writes = writes or ChargerWrites(db)
         self.db = db
         self.authorizer = authorizer
         self._authorize_now: Callable[[AuthRequest], Decision | None] | None = getattr(
@@ -137,9 +140,7 @@ class Handlers:
 
     async def boot_notification(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
         now = now_iso()
-        async with self.db.transaction() as tx:
-            status = await ChargerRepo.record_boot(tx, conn.charger_id, p, now)
-            await ChargerEventRepo.add(tx, conn.charger_id, "BootNotification", p, now)
+        status = await self.writes.boot(conn.charger_id, p, now)
         conn.registration_status = status
         server = self.config.server
         interval = (
@@ -152,7 +153,7 @@ class Handlers:
 
     async def heartbeat(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
         now = now_iso()
-        await self.chargers.touch_heartbeat(conn.charger_id, now)
+        await self.writes.heartbeat(conn.charger_id, now)
         return {"currentTime": now}
 
     async def status_notification(

@@ -1,0 +1,73 @@
+"""Group commit of connect/boot/heartbeat writes: shared transactions, per-caller results."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from csms.store.charger_writes import ChargerWrites
+from csms.store.chargers import ChargerRepo
+from csms.store.db import Database
+
+BOOT = {"chargePointVendor": "ACME", "chargePointModel": "X1", "firmwareVersion": "1.2"}
+
+
+async def test_concurrent_boots_share_transactions_and_all_are_stored(db: Database) -> None:
+    repo = ChargerRepo(db)
+    for n in range(200):
+        await repo.add(f"CP{n}", registration_status="Pending" if n == 7 else "Accepted")
+    writes = ChargerWrites(db)
+    statuses = await asyncio.gather(
+        *(writes.boot(f"CP{n}", BOOT, f"2024-05-01T10:00:{n % 60:02d}Z") for n in range(200)),
+        writes.boot("NOT-REGISTERED", BOOT, "2024-05-01T10:00:00Z"),
+        *(writes.connected(f"CP{n}", "2024-05-01T09:59:00Z") for n in range(200)),
+    )
+    assert statuses[7] == "Pending" and statuses[200] == "Rejected"
+    assert statuses[:7] + statuses[8:200] == ["Accepted"] * 199
+    assert 1 <= writes.batches < 50  # 401 writes, far fewer transactions
+    row = await db.fetchone(
+        "SELECT vendor, firmware_version, last_boot_at, last_connected_at FROM chargers "
+        "WHERE id = 'CP5'"
+    )
+    assert tuple(row) == ("ACME", "1.2", "2024-05-01T10:00:05Z", "2024-05-01T09:59:00Z")
+    events = await db.fetchone(
+        "SELECT count(*) FROM charger_events WHERE action = 'BootNotification'"
+    )
+    assert events[0] == 201  # the unregistered charger's boot is kept as an event too
+
+
+async def test_one_bad_write_fails_alone(db: Database) -> None:
+    await ChargerRepo(db).add("CP1")
+    await ChargerRepo(db).add("CP2")
+    writes = ChargerWrites(db)
+    good, bad, beat = await asyncio.gather(
+        writes.boot("CP1", BOOT, "2024-05-01T10:00:00Z"),
+        writes.boot("CP2", {"chargePointModel": "no vendor"}, "2024-05-01T10:00:00Z"),
+        writes.heartbeat("CP2", "2024-05-01T10:00:09Z"),
+        return_exceptions=True,
+    )
+    assert good == "Accepted" and beat is None
+    assert isinstance(bad, KeyError)
+    row = await db.fetchone("SELECT vendor, last_heartbeat_at FROM chargers WHERE id = 'CP2'")
+    assert tuple(row) == (None, "2024-05-01T10:00:09Z")
+    # the writer recovers: later writes still go through
+    assert await writes.boot("CP2", BOOT, "2024-05-01T10:01:00Z") == "Accepted"
+
+
+async def test_close_waits_for_submitted_writes(db: Database) -> None:
+    await ChargerRepo(db).add("CP1")
+    writes = ChargerWrites(db)
+    pending = asyncio.ensure_future(writes.heartbeat("CP1", "2024-05-01T10:00:00Z"))
+    await asyncio.sleep(0)
+    await writes.close()
+    assert pending.done()
+    row = await db.fetchone("SELECT last_heartbeat_at FROM chargers WHERE id = 'CP1'")
+    assert row[0] == "2024-05-01T10:00:00Z"
+
+
+@pytest.mark.parametrize("kind", ["connected", "heartbeat"])
+async def test_touch_of_unknown_charger_is_a_no_op(db: Database, kind: str) -> None:
+    writes = ChargerWrites(db)
+    assert await getattr(writes, kind)("GHOST", "2024-05-01T10:00:00Z") is None
+    assert (await db.fetchone("SELECT count(*) FROM chargers"))[0] == 0
