@@ -177,3 +177,36 @@ async def remove_charger(request: web.Request) -> web.Response:
     if conn is not None:
         await conn.close("removed from registry")
     return json_response({"id": charger_id, "removed": True, "disconnected": conn is not None})
+
+
+@routes.post("/api/chargers/{charger_id}/registration")
+async def set_registration(request: web.Request) -> web.Response:
+    """Accept a Pending charger, or put one back to Pending / Rejected.
+
+    Accepting takes effect at the charger's next message (the server re-reads the status
+    of a charger that is not yet Accepted). Demoting a connected charger closes its
+    session, so it reconnects and is told its new status by BootNotification.
+    """
+    from csms.store.chargers import REGISTRATION_STATUSES
+
+    csms_app = _app(request)
+    charger_id = request.match_info["charger_id"]
+    doc = await read_object(request)
+    unknown = sorted(set(doc) - {"status"})
+    if unknown:
+        raise ApiError(400, "invalid_body", f"unknown field(s): {', '.join(unknown)}")
+    status = field(doc, "status", str, required=True)
+    if status not in REGISTRATION_STATUSES:
+        raise ApiError(
+            400, "invalid_body", f"field 'status' must be one of {', '.join(REGISTRATION_STATUSES)}"
+        )
+    if not await _repo(csms_app).set_registration_status(charger_id, status):
+        raise ApiError(404, "unknown_charger", f"no charger {charger_id!r} in the registry")
+    conn = csms_app.gateway.connection(charger_id)
+    disconnected = False
+    if conn is not None and status != "Accepted" and conn.registration_status == "Accepted":
+        await conn.close(f"registration set to {status}")
+        disconnected = True
+    return json_response(
+        {"id": charger_id, "registration_status": status, "disconnected": disconnected}
+    )

@@ -1,4 +1,4 @@
-"""``csms chargers add|list|show|remove``: the charger registry."""
+"""``csms chargers add|list|show|remove|accept|pending|reject``: the charger registry."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("id")
     p = add_command(sub, "remove", _remove, "remove a charger from the registry")
     p.add_argument("id")
+    for status, verb, text in (
+        ("Accepted", "accept", "accept a Pending charger (takes effect at its next message)"),
+        ("Pending", "pending", "put a charger back to Pending (closes its session)"),
+        ("Rejected", "reject", "reject a charger (closes its session; Boot answers Rejected)"),
+    ):
+        p = add_command(sub, verb, _registration(status), text)
+        p.add_argument("id")
 
 
 def _connectors(doc: dict[str, Any]) -> str:
@@ -77,3 +84,13 @@ def _show(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     data = client_from_args(args).delete(f"/api/chargers/{quote(args.id)}")
     return emit(args, data, lambda d: print(f"charger {d['id']} removed"))
+
+
+def _registration(status: str) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        data = client_from_args(args).post(
+            f"/api/chargers/{quote(args.id)}/registration", {"status": status}
+        )
+        return emit(args, data, lambda d: print(f"charger {d['id']}: {d['registration_status']}"))
+
+    return handler
