@@ -9,6 +9,7 @@ names a secret, wherever it was bound. Token *uids* (RFID ids) are logged masked
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -33,6 +34,25 @@ SECRET_KEYS = frozenset(
     }
 )
 REDACTED = "[redacted]"
+
+
+# "Authorization: Basic abc", "Bearer abc", "Token abc" wherever a library prints them
+# (websockets logs handshake headers at debug level).
+_CREDENTIALS = re.compile(r"(?i)\b(basic|bearer|token)(\s+)[A-Za-z0-9._~+/=-]{4,}")
+
+
+class ScrubCredentials(logging.Filter):
+    """Blank credentials inside third-party log messages before any handler formats them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's bad format string: leave the record alone
+            return True
+        scrubbed = _CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, ()
+        return True
 
 
 def mask(value: str | None) -> str | None:
@@ -128,14 +148,18 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, stdlib_renderer],
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ScrubCredentials())
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # The libraries are chatty at debug and log every frame; keep them at warning unless asked.
     lib_level = logging.DEBUG if level == "debug" else logging.WARNING
-    for name in ("websockets", "aiohttp", "ocpp", "aiosqlite", "asyncio"):
+    for name in ("websockets", "aiohttp", "ocpp", "asyncio"):
         logging.getLogger(name).setLevel(lib_level)
+    # aiosqlite's debug records carry every SQL statement *with its parameters*, which
+    # include credentials tokens: never let them through, whatever the level.
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
 
 
 _LEVELS = {
