@@ -9,16 +9,24 @@ Why batch upserts with a generation column: a full token sync may carry a millio
 tokens. Each page is written with one ``executemany`` in one transaction, stamping
 ``sync_generation = run id``; after a complete run one ``UPDATE`` marks every token of
 that partner with an older generation as removed. Pushed tokens are stamped with the
-newest run id, so a push that lands during a run is never swept by that run. Nothing is ever loaded into memory to compute the difference.
+newest run id, so a push that lands during a run is never swept by that run. Nothing is
+ever loaded into memory to compute the difference.
+
+Why token listeners: readers outside roaming (the CSMS authorizer) keep short-lived
+in-memory copies of tokens. Every token write here (push, PATCH, learning, sync page,
+removal sweep) tells the listeners which uids changed *after* its commit and *before*
+its caller is answered, so a card an eMSP has just blocked is never served from such a
+copy. Roaming cannot import those readers; they register a plain callback instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import orjson
+import structlog
 
 from roaming.models import (
     CredentialsRole,
@@ -35,6 +43,12 @@ from roaming.models import (
 )
 from roaming.partners import Partner, PartnerStatus, TokenKind
 from roaming.ports import SqlDatabase, SqlExecutor, StoredToken, SyncRun
+
+log = structlog.get_logger("roaming.store")
+
+TokenListener = Callable[[Collection[str] | None], None]
+"""Told after a committed token write: the normalised uids written, or None for "any
+token may have changed" (removal sweep). Must be quick and must not raise."""
 
 _PARTNER_COLS = (
     "id, key, country_code, party_id, status, initiated_by, roles, token_in_kind, token_out, "
@@ -205,9 +219,29 @@ class RoamingStore:
         self.db = db
         self._by_hash: dict[str, Partner | None] = {}
         self._pushes = _GroupCommit(self._write_pushes)
+        self._token_listeners: list[TokenListener] = []
 
     def _invalidate(self) -> None:
         self._by_hash.clear()
+
+    # ------------------------------------------------------------------ change listeners
+
+    def add_token_listener(self, listener: TokenListener) -> Callable[[], None]:
+        """Call ``listener`` after every committed token write; returns the remover."""
+        self._token_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._token_listeners:
+                self._token_listeners.remove(listener)
+
+        return remove
+
+    def _tokens_changed(self, uids: Collection[str] | None) -> None:
+        for listener in tuple(self._token_listeners):
+            try:
+                listener(uids)
+            except Exception:  # a broken reader must not fail the write that succeeded
+                log.exception("roaming.token_listener_failed")
 
     # ------------------------------------------------------------------ partners
 
@@ -424,6 +458,7 @@ class RoamingStore:
             # never sweeps a token pushed while it ran; the next run still can.
             gen = await tx.fetchone("SELECT COALESCE(MAX(id), 0) AS g FROM ocpi_token_syncs")
             await tx.executemany(_UPSERT, [_token_row(pid, t, gen["g"], now) for pid, t in batch])
+        self._tokens_changed({k[2] for k in keys})
         created = []
         for k in keys:
             created.append(k not in existing)
@@ -441,10 +476,16 @@ class RoamingStore:
         now = now_str()
         rows = [_token_row(partner_id, t, generation, now) for t in tokens]
         if tx is not None:
+            # The caller commits: it must call notify_tokens_changed() after its commit.
             await tx.executemany(_UPSERT, rows)
             return
         async with self.db.transaction() as t:
             await t.executemany(_UPSERT, rows)
+        self._tokens_changed({r[2] for r in rows})
+
+    def notify_tokens_changed(self, uids: Collection[str] | None) -> None:
+        """For writers that commit a transaction of their own (``upsert_tokens(tx=...)``)."""
+        self._tokens_changed(uids)
 
     async def find_token(
         self,
@@ -529,6 +570,8 @@ class RoamingStore:
                 "tokens_invalid = tokens_invalid + ? WHERE id = ?",
                 (len(rows), invalid, run_id),
             )
+        if rows:
+            self._tokens_changed({r[2] for r in rows})
 
     async def finish_sync(
         self, partner_id: int, run_id: int, started_at: str, *, sweep: bool
@@ -547,6 +590,8 @@ class RoamingStore:
                 "tokens_removed = ? WHERE id = ?",
                 (now_str(), removed, run_id),
             )
+        if removed:
+            self._tokens_changed(None)
         return removed
 
     async def note_sync(self, run_id: int, note: str) -> None:

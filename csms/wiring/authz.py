@@ -7,9 +7,9 @@ What each adapter serves:
 
 * :class:`StoreTokenCache` (TokenCache + TokenLearner) - D's token store, with a
   short-lived in-memory memo in front so that a card presented again and again does
-  not cost a SQLite round trip per Authorize. Staleness is bounded by ``memo_ttl_s``
-  (default 2 s) and cut to zero for writes that go through :meth:`invalidate` (learnt
-  tokens; the roaming store's token listeners when it offers them).
+  not cost a SQLite round trip per Authorize. The memo listens to the store's token
+  writes (push, PATCH, sync, sweep, learning), so it never serves a token older than
+  the last committed write; ``memo_ttl_s`` (default 2 s) is only a backstop.
 * :class:`OcpiRemoteAuthorizer` - ``OcpiClient.authorize``; maps the client's error
   tree onto the outcomes the policy knows (see :func:`outcome_of_error`).
 * :class:`SqlActiveTransactions` - the ``transactions`` table (partial index on
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from csms import logs
@@ -138,8 +138,15 @@ class StoreTokenCache:
     Why a TTL memo and not a full in-memory copy: the store may hold millions of
     tokens of which few are presented in any minute; a memo of recently presented uids
     serves the repeat presentations (the benchmark's and the real world's hot path)
-    with bounded memory, and its TTL bounds how long a PATCH that blocks a card can go
-    unseen when it did not pass through :meth:`invalidate`.
+    with bounded memory.
+
+    Why it is coherent: :meth:`attach` registers :meth:`on_tokens_changed` as a token
+    listener of the store, which calls it after every committed token write (push,
+    PATCH, learning, sync page, removal sweep) and before that write's caller is
+    answered. The TTL is then only a backstop for writes that bypass this store object
+    (another process on the same file). A lookup whose store read raced an invalidation
+    answers what it read but does not memoise it, so an in-flight read of the old row
+    cannot put that row back into the memo after the write.
     """
 
     def __init__(
@@ -154,41 +161,78 @@ class StoreTokenCache:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._now = monotonic
-        self._memo: dict[tuple[str, str], tuple[float, tuple[CachedToken, ...]]] = {}
+        # uid_norm -> token_type -> (expires_at, tokens); per-uid so one uid's
+        # invalidation costs O(1) however large the memo is.
+        self._memo: dict[str, dict[str, tuple[float, tuple[CachedToken, ...]]]] = {}
+        self._entries = 0
+        self._generation = 0  # bumped by every invalidation
+        self._detach: Callable[[], None] | None = None
         self.hits = 0
         self.misses = 0
+        self.invalidations = 0
+
+    def attach(self) -> None:
+        """Listen to the store's token writes (idempotent)."""
+        if self._detach is None:
+            self._detach = self.store.add_token_listener(self.on_tokens_changed)
+
+    def detach(self) -> None:
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
 
     def peek(self, uid_norm: str, token_type: str) -> Sequence[CachedToken] | None:
         """The memo's answer without I/O, or None when the store must be asked."""
-        held = self._memo.get((uid_norm, token_type))
-        if held is not None and held[0] > self._now():
-            self.hits += 1
-            return held[1]
+        by_type = self._memo.get(uid_norm)
+        if by_type is not None:
+            held = by_type.get(token_type)
+            if held is not None and held[0] > self._now():
+                self.hits += 1
+                return held[1]
         return None
 
     async def lookup(self, uid_norm: str, token_type: str) -> Sequence[CachedToken]:
-        key = (uid_norm, token_type)
-        now = self._now()
-        held = self._memo.get(key)
-        if held is not None and held[0] > now:
-            self.hits += 1
-            return held[1]
+        held = self.peek(uid_norm, token_type)
+        if held is not None:
+            return held
         self.misses += 1
+        generation = self._generation
         rows = await self.store.get_token(uid_norm, token_type)
         tokens = tuple(cached_from_stored(s) for s in rows if not s.removed)
-        if self.ttl_s > 0:
-            if len(self._memo) >= self.max_entries:
+        if self.ttl_s > 0 and generation == self._generation:
+            if self._entries >= self.max_entries:
                 self._memo.clear()  # crude but bounded; the memo refills from hot uids
-            self._memo[key] = (now + self.ttl_s, tokens)
+                self._entries = 0
+            by_type = self._memo.setdefault(uid_norm, {})
+            if token_type not in by_type:
+                self._entries += 1
+            by_type[token_type] = (self._now() + self.ttl_s, tokens)
         return tokens
 
     def invalidate(self, uid_norm: str | None = None) -> None:
         """Forget one uid (any type), or everything (``None``), e.g. after a token sync."""
+        self._generation += 1
+        self.invalidations += 1
         if uid_norm is None:
             self._memo.clear()
+            self._entries = 0
             return
-        for key in [k for k in self._memo if k[0] == uid_norm]:
-            del self._memo[key]
+        dropped = self._memo.pop(uid_norm, None)
+        if dropped is not None:
+            self._entries -= len(dropped)
+
+    def on_tokens_changed(self, uids: Collection[str] | None) -> None:
+        """The store's token listener: ``uids`` written (normalised), None for any."""
+        if uids is None:
+            self.invalidate()
+            return
+        self._generation += 1
+        self.invalidations += 1
+        memo = self._memo
+        for uid in uids:
+            dropped = memo.pop(uid, None)
+            if dropped is not None:
+                self._entries -= len(dropped)
 
     async def learn(self, token: CachedToken) -> None:
         """Keep a token an eMSP returned in a definite answer, unless we hold a newer copy
@@ -206,7 +250,7 @@ class StoreTokenCache:
             if existing is not None and existing.last_updated >= raw.last_updated:
                 return
             await self.store.upsert_token(partner.id, raw)
-            self.invalidate(token.uid_norm)
+            self.invalidate(token.uid_norm)  # the store's listener did too, if attached
             log.info("authz.token_learned", partner=partner.key, uid=logs.mask(raw.uid))
         except Exception:
             log.exception("authz.token_learn_failed", uid=logs.mask(raw.uid))
@@ -301,6 +345,7 @@ async def install(
     decisions = AuthorizationLog(app.db)
     decisions.start()
     cache = StoreTokenCache(store, ttl_s=memo_ttl_s)
+    cache.attach()
     service = AuthorizationService(
         cache=cache,
         remote=OcpiRemoteAuthorizer(store, client),
@@ -323,6 +368,7 @@ async def install(
     )
 
     async def close() -> None:
+        cache.detach()
         await service.close()
         await decisions.close()
 
