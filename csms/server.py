@@ -30,7 +30,7 @@ from csms.ocpp16.datatransfer import VendorHandler, VendorRegistry
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.handlers import Handlers
-from csms.store.charger_writes import ChargerWrites
+from csms.store.charger_writes import AuthFactsReader, ChargerWrites
 from csms.store.chargers import ChargerRepo, charger_id_problem, now_iso
 from csms.store.db import Database
 from csms.store.passwords import check_password
@@ -96,6 +96,7 @@ class _Endpoint:
     def __init__(self, config: Config, db: Database, handlers: Handlers, gateway: ChargerGateway):
         self.config = config
         self.chargers = ChargerRepo(db)
+        self.auth_facts = AuthFactsReader(db)
         self.handlers = handlers
         self.gateway = gateway
         self.prefix = config.server.path_prefix.rstrip("/") + "/"
@@ -135,7 +136,7 @@ class _Endpoint:
                 "(Sec-WebSocket-Protocol header); this server speaks only OCPP 1.6J",
                 charger_id,
             )
-        facts = await self.chargers.auth_facts(charger_id)
+        facts = await self.auth_facts.get(charger_id)
         if facts is None:
             policy = self.config.server.unknown_chargers
             if policy == "reject":

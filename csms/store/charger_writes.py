@@ -173,3 +173,56 @@ class ChargerWrites:
         if writer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(writer)
+
+
+class AuthFactsReader:
+    """Batched handshake reads: (registration_status, password_hash) per charger id.
+
+    Why batched like the writes: a reconnect storm asks for thousands of these at once;
+    one ``SELECT ... WHERE id IN (...)`` per batch replaces three aiosqlite thread hops
+    per charger. Each caller gets its own row (or None for an unknown id).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pending: dict[str, list[asyncio.Future[tuple[str, str | None] | None]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def get(self, charger_id: str) -> tuple[str, str | None] | None:
+        fut: asyncio.Future[tuple[str, str | None] | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._pending.setdefault(charger_id, []).append(fut)
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                ids = list(batch)
+                try:
+                    found: dict[str, tuple[str, str | None]] = {}
+                    for start in range(0, len(ids), 500):
+                        chunk = ids[start : start + 500]
+                        rows = await self.db.fetchall(
+                            "SELECT id, registration_status, password_hash FROM chargers "
+                            f"WHERE id IN ({', '.join('?' for _ in chunk)})",
+                            chunk,
+                        )
+                        found.update({r[0]: (r[1], r[2]) for r in rows})
+                except Exception as exc:
+                    for futs in batch.values():
+                        for f in futs:
+                            if not f.done():
+                                f.set_exception(exc)
+                    continue
+                for cid, futs in batch.items():
+                    for f in futs:
+                        if not f.done():
+                            f.set_result(found.get(cid))
+        finally:
+            self._reader = None
+            if self._pending:
+                self._reader = asyncio.create_task(self._drain())

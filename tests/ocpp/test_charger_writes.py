@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from csms.store.charger_writes import ChargerWrites
+from csms.store.charger_writes import AuthFactsReader, ChargerWrites
 from csms.store.chargers import ChargerRepo
 from csms.store.db import Database
 
@@ -71,3 +71,18 @@ async def test_touch_of_unknown_charger_is_a_no_op(db: Database, kind: str) -> N
     writes = ChargerWrites(db)
     assert await getattr(writes, kind)("GHOST", "2024-05-01T10:00:00Z") is None
     assert (await db.fetchone("SELECT count(*) FROM chargers"))[0] == 0
+
+
+async def test_auth_facts_reads_are_batched_and_exact(db: Database) -> None:
+    repo = ChargerRepo(db)
+    for n in range(600):  # more than one IN (...) chunk
+        await repo.add(f"CP{n}", password="pw-long-enough" if n == 3 else None)
+    await repo.set_registration_status("CP9", "Rejected")
+    reader = AuthFactsReader(db)
+    got = await asyncio.gather(
+        *(reader.get(f"CP{n}") for n in range(600)), reader.get("cp1"), reader.get("CP1")
+    )
+    assert got[0] == ("Accepted", None) and got[9] == ("Rejected", None)
+    assert got[3][0] == "Accepted" and got[3][1] is not None and got[3][1].startswith("scrypt$")
+    assert got[600] is None  # ids are case-sensitive, as the handshake always was
+    assert got[601] == got[1] == await repo.auth_facts("CP1")
