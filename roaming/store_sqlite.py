@@ -82,6 +82,19 @@ ON CONFLICT (country_code_norm, party_id_norm, uid_norm, type) DO UPDATE SET
 """
 
 
+# Pushes take the newest sync run id as their generation inside the statement (no
+# separate query, no extra hop to the database thread).
+_UPSERT_PUSH = _UPSERT.replace(
+    "?, 0, ?, ?)", "?, 0, (SELECT COALESCE(MAX(id), 0) FROM ocpi_token_syncs), ?)", 1
+)
+assert _UPSERT_PUSH != _UPSERT
+
+
+def _push_row(partner_id: int, t: Token, received_at: str) -> tuple[Any, ...]:
+    row = _token_row(partner_id, t, 0, received_at)
+    return row[:-2] + row[-1:]
+
+
 def _token_row(partner_id: int, t: Token, generation: int, received_at: str) -> tuple[Any, ...]:
     return (
         t.country_code.upper(),
@@ -171,20 +184,30 @@ def _sync_from_row(row: Any) -> SyncRun:
     )
 
 
+Pushed = tuple[int, Token]  # (partner id, token)
+
+
 class _GroupCommit:
     """Concurrent token pushes written in one transaction (group commit).
 
-    Why: a PUT costs one SQLite commit plus several thread hops; eMSPs push in bursts
-    from many connections, so items that arrive while a batch is being written are
-    written together by the next batch. Each caller still gets its own result or error.
+    Why: a PUT costs one SQLite commit plus several hops to aiosqlite's thread and back,
+    and each hop waits for the event loop to get round to it; eMSPs push in bursts from
+    many connections, so pushes that arrive while a batch is being written are written
+    together by the next batch. The batch is taken *after* ``BEGIN`` has returned, so
+    pushes that arrived during that hop ride along instead of waiting a whole round.
+    Each caller still gets its own result or error, only after the commit.
     """
 
     def __init__(
         self,
-        write: Callable[[Sequence[tuple[int, Token]]], Awaitable[list[bool]]],
+        db: SqlDatabase,
+        write: Callable[[SqlExecutor, Sequence[Pushed]], Awaitable[list[bool]]],
+        committed: Callable[[Sequence[Pushed]], None],
         max_batch: int = 500,
     ) -> None:
+        self._db = db
         self._write = write
+        self._committed = committed
         self._max = max_batch
         self._queue: list[tuple[int, Token, asyncio.Future[bool]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -197,16 +220,23 @@ class _GroupCommit:
             self._task = loop.create_task(self._drain())
         return await fut
 
+    def _take(self) -> list[tuple[int, Token, asyncio.Future[bool]]]:
+        batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+        return batch
+
     async def _drain(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+            batch: list[tuple[int, Token, asyncio.Future[bool]]] = []
             try:
-                results = await self._write([(p, t) for p, t, _ in batch])
+                async with self._db.transaction() as tx:
+                    batch = self._take()
+                    results = await self._write(tx, [(p, t) for p, t, _ in batch])
             except Exception as exc:  # every waiter learns about it; nothing is dropped silently
-                for _, _, fut in batch:
+                for _, _, fut in batch or self._take():
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
+            self._committed([(p, t) for p, t, _ in batch])
             for (_, _, fut), created in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(created)
@@ -218,7 +248,7 @@ class RoamingStore:
     def __init__(self, db: SqlDatabase) -> None:
         self.db = db
         self._by_hash: dict[str, Partner | None] = {}
-        self._pushes = _GroupCommit(self._write_pushes)
+        self._pushes = _GroupCommit(db, self._write_pushes, self._pushes_committed)
         self._token_listeners: list[TokenListener] = []
 
     def _invalidate(self) -> None:
@@ -433,37 +463,38 @@ class RoamingStore:
         """Store one pushed token; True if it was new. Concurrent pushes share one commit."""
         return await self._pushes.submit(partner_id, token)
 
-    async def _write_pushes(self, batch: Sequence[tuple[int, Token]]) -> list[bool]:
-        """One transaction for a batch of pushes; returns "created" per item, in order."""
+    async def _write_pushes(self, tx: SqlExecutor, batch: Sequence[Pushed]) -> list[bool]:
+        """A batch of pushes inside the group's transaction; "created" per item, in order."""
         now = now_str()
         keys = [
             (norm(t.country_code), norm(t.party_id), norm(t.uid), t.type.value) for _, t in batch
         ]
-        async with self.db.transaction() as tx:
-            existing: set[tuple[str, str, str, str]] = set()
-            for start in range(0, len(keys), 200):
-                chunk = keys[start : start + 200]
-                # A join from the key list makes SQLite probe the primary key per item
-                # (a row-value IN over VALUES would scan the table).
-                rows = await tx.fetchall(
-                    "WITH k(a, b, c, d) AS (VALUES "
-                    + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
-                    + ") SELECT t.country_code_norm, t.party_id_norm, t.uid_norm, t.type "
-                    "FROM k JOIN ocpi_tokens t ON t.country_code_norm = k.a AND "
-                    "t.party_id_norm = k.b AND t.uid_norm = k.c AND t.type = k.d",
-                    [v for k in chunk for v in k],
-                )
-                existing.update((r[0], r[1], r[2], r[3]) for r in rows)
-            # Stamp with the newest run id: a full run in progress (or the last one) then
-            # never sweeps a token pushed while it ran; the next run still can.
-            gen = await tx.fetchone("SELECT COALESCE(MAX(id), 0) AS g FROM ocpi_token_syncs")
-            await tx.executemany(_UPSERT, [_token_row(pid, t, gen["g"], now) for pid, t in batch])
-        self._tokens_changed({k[2] for k in keys})
+        existing: set[tuple[str, str, str, str]] = set()
+        for start in range(0, len(keys), 200):
+            chunk = keys[start : start + 200]
+            # A join from the key list makes SQLite probe the primary key per item
+            # (a row-value IN over VALUES would scan the table).
+            rows = await tx.fetchall(
+                "WITH k(a, b, c, d) AS (VALUES "
+                + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                + ") SELECT t.country_code_norm, t.party_id_norm, t.uid_norm, t.type "
+                "FROM k JOIN ocpi_tokens t ON t.country_code_norm = k.a AND "
+                "t.party_id_norm = k.b AND t.uid_norm = k.c AND t.type = k.d",
+                [v for k in chunk for v in k],
+            )
+            existing.update((r[0], r[1], r[2], r[3]) for r in rows)
+        # Stamped with the newest run id (read by the statement itself, in this
+        # transaction): a full run in progress then never sweeps a token pushed while it
+        # ran; the next run still can.
+        await tx.executemany(_UPSERT_PUSH, [_push_row(pid, t, now) for pid, t in batch])
         created = []
         for k in keys:
             created.append(k not in existing)
             existing.add(k)
         return created
+
+    def _pushes_committed(self, batch: Sequence[Pushed]) -> None:
+        self._tokens_changed({norm(t.uid) for _, t in batch})
 
     async def upsert_tokens(
         self,
