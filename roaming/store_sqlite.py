@@ -195,7 +195,9 @@ class _GroupCommit:
     many connections, so pushes that arrive while a batch is being written are written
     together by the next batch. The batch is taken *after* ``BEGIN`` has returned, so
     pushes that arrived during that hop ride along instead of waiting a whole round.
-    Each caller still gets its own result or error, only after the commit.
+    Each caller still gets its own result or error, only after the commit; when a
+    batch fails, its pushes are retried one by one so that one bad push (e.g. its
+    partner row deleted meanwhile) fails alone.
     """
 
     def __init__(
@@ -231,8 +233,11 @@ class _GroupCommit:
                 async with self._db.transaction() as tx:
                     batch = self._take()
                     results = await self._write(tx, [(p, t) for p, t, _ in batch])
-            except Exception as exc:  # every waiter learns about it; nothing is dropped silently
-                for _, _, fut in batch or self._take():
+            except Exception as exc:
+                if len(batch) > 1:
+                    await self._one_by_one(batch)  # one bad push must not fail the others
+                    continue
+                for _, _, fut in batch or self._take():  # every waiter learns about it
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
@@ -240,6 +245,20 @@ class _GroupCommit:
             for (_, _, fut), created in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(created)
+
+    async def _one_by_one(self, batch: list[tuple[int, Token, asyncio.Future[bool]]]) -> None:
+        """After a failed batch: each push in its own transaction, with its own outcome."""
+        for partner_id, token, fut in batch:
+            try:
+                async with self._db.transaction() as tx:
+                    [created] = await self._write(tx, [(partner_id, token)])
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+                continue
+            self._committed([(partner_id, token)])
+            if not fut.done():
+                fut.set_result(created)
 
 
 class RoamingStore:
