@@ -8,6 +8,10 @@ committed (a BootNotification is answered only once it is stored), but every wri
 arrives while a batch is being committed joins the next batch: one transaction, one
 ``executemany`` per kind, one SELECT for the boots' registration statuses.
 
+Heartbeats alone may linger ``heartbeat_linger_s`` (50 ms) before their batch starts:
+thousands of idle chargers then cost a few commits a second instead of one per
+Heartbeat; the answer waits that much longer, which a Heartbeat can afford.
+
 Errors: if a batch fails, each of its writes is retried alone, so one bad row (e.g. a
 charger removed meanwhile) fails only its own caller, with the original exception.
 """
@@ -97,10 +101,12 @@ async def _apply(tx: Executor, batch: list[_Write]) -> dict[str, str]:
 class ChargerWrites:
     """Connect / boot / heartbeat writes, committed in shared transactions."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, heartbeat_linger_s: float = 0.05) -> None:
         self.db = db
+        self.heartbeat_linger_s = heartbeat_linger_s
         self._pending: list[_Write] = []
         self._writer: asyncio.Task[None] | None = None
+        self._urgent = asyncio.Event()
         self.batches = 0  # committed batches (observability, tests)
 
     async def connected(self, charger_id: str, at: str) -> None:
@@ -120,6 +126,8 @@ class ChargerWrites:
     ) -> str | None:
         done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._pending.append(_Write(kind, charger_id, at, payload, done))
+        if kind != "heartbeat":
+            self._urgent.set()
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
         return await done
@@ -127,6 +135,13 @@ class ChargerWrites:
     async def _drain(self) -> None:
         try:
             while self._pending:
+                if not self._urgent.is_set() and self.heartbeat_linger_s > 0:
+                    # Only heartbeats waiting: let more join (a commit each costs a WAL
+                    # page write); a connect or boot arriving meanwhile cuts this short.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.heartbeat_linger_s):
+                            await self._urgent.wait()
+                self._urgent.clear()
                 batch, self._pending = self._pending, []
                 try:
                     async with self.db.transaction() as tx:
@@ -169,6 +184,7 @@ class ChargerWrites:
 
     async def close(self) -> None:
         """Wait for the writes already submitted (a clean shutdown loses none)."""
+        self._urgent.set()
         writer = self._writer
         if writer is not None:
             with contextlib.suppress(Exception):

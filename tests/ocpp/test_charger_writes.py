@@ -86,3 +86,18 @@ async def test_auth_facts_reads_are_batched_and_exact(db: Database) -> None:
     assert got[3][0] == "Accepted" and got[3][1] is not None and got[3][1].startswith("scrypt$")
     assert got[600] is None  # ids are case-sensitive, as the handshake always was
     assert got[601] == got[1] == await repo.auth_facts("CP1")
+
+
+async def test_heartbeats_linger_together_but_a_boot_does_not_wait(db: Database) -> None:
+    for n in range(3):
+        await ChargerRepo(db).add(f"CP{n}")
+    writes = ChargerWrites(db, heartbeat_linger_s=30.0)
+    beats = [
+        asyncio.ensure_future(writes.heartbeat(f"CP{n}", "2024-05-01T10:00:00Z")) for n in (0, 1)
+    ]
+    await asyncio.sleep(0.05)
+    assert not any(b.done() for b in beats)  # lingering, waiting for company
+    status = await asyncio.wait_for(writes.boot("CP2", BOOT, "2024-05-01T10:00:01Z"), 5)
+    assert status == "Accepted"
+    await asyncio.wait_for(asyncio.gather(*beats), 5)  # went with the boot's batch
+    assert writes.batches == 1
