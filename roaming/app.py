@@ -17,7 +17,7 @@ response, errors included, and bound to the log context.
 
 from __future__ import annotations
 
-import uuid
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,9 +90,26 @@ def partner_of(request: web.Request) -> Partner:
     return request[PARTNER]
 
 
+_ids_rng = random.Random()  # seeded from os.urandom
+_UUID4_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)  # version and variant bits
+_UUID4_BITS = (0x4 << 76) | (0x2 << 62)
+
+
+def new_request_id() -> str:
+    """A random version-4 UUID string for a peer that sent no id.
+
+    Why not ``uuid.uuid4()``: that reads os.urandom per call; a request id needs to be
+    unique, not unguessable, and this is about half the cost.
+    """
+    bits = _ids_rng.getrandbits(128) & _UUID4_MASK | _UUID4_BITS
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _ids(request: web.Request) -> tuple[str, str]:
-    rid = request.headers.get("X-Request-ID") or str(uuid.uuid4())
-    cid = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+    headers = request.headers
+    rid = headers.get("X-Request-ID") or new_request_id()
+    cid = headers.get("X-Correlation-ID") or new_request_id()
     return rid, cid
 
 
@@ -102,8 +119,8 @@ async def _authenticate(request: web.Request, ctx: RoamingContext) -> None:
         raise Unauthorized("missing Authorization header (expected 'Token <token>')")
     partner = None
     presented = None
-    for cand in auth.candidates(header):
-        partner = await ctx.store.partner_by_token_hash(cand.hash)
+    for cand, token_hash in auth.hashed_candidates(header):
+        partner = await ctx.store.partner_by_token_hash(token_hash)
         if partner is not None:
             presented = cand
             break

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -175,8 +176,20 @@ def format_datetime(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_now_cache: tuple[int, str] = (0, "")
+
+
 def now_str() -> str:
-    return format_datetime(datetime.now(UTC))
+    """The current time as an OCPI DateTime (seconds precision).
+
+    Formatted once per second: every OCPI answer carries a timestamp, and strftime
+    was a visible share of a token PUT.
+    """
+    global _now_cache
+    second = int(time.time())
+    if _now_cache[0] != second:
+        _now_cache = (second, format_datetime(datetime.fromtimestamp(second, UTC)))
+    return _now_cache[1]
 
 
 def url_str(value: Any, name: str) -> str:
