@@ -82,6 +82,30 @@ ON CONFLICT (country_code_norm, party_id_norm, uid_norm, type) DO UPDATE SET
 """
 
 
+_SYNC_DATA_COLS = (
+    "partner_id", "country_code", "party_id", "uid", "contract_id", "visual_number", "issuer",
+    "group_id", "valid", "whitelist", "language", "default_profile_type", "energy_contract",
+    "last_updated", "received_at",
+)  # fmt: skip
+# A sync page is a snapshot taken before it is written: a push or PATCH committed in
+# between (e.g. the eMSP blocking the card) is newer and must survive the page. So the
+# page's values replace a row only when the page's copy is at least as new (or the row
+# was removed); the generation stamp is taken either way, so the sweep still sees it.
+_NEWER = (
+    "(ocpi_tokens.removed = 1 OR COALESCE("
+    "julianday(excluded.last_updated) >= julianday(ocpi_tokens.last_updated), 1))"
+)
+_UPSERT_SYNC = (
+    _UPSERT[: _UPSERT.index("DO UPDATE SET")]
+    + "DO UPDATE SET\n    "
+    + ",\n    ".join(
+        f"{c} = CASE WHEN {_NEWER} THEN excluded.{c} ELSE ocpi_tokens.{c} END"
+        for c in _SYNC_DATA_COLS
+    )
+    + ",\n    removed = 0,"
+    + "\n    sync_generation = MAX(sync_generation, excluded.sync_generation)\n"
+)
+
 # Pushes take the newest sync run id as their generation inside the statement (no
 # separate query, no extra hop to the database thread).
 _UPSERT_PUSH = _UPSERT.replace(
@@ -527,10 +551,10 @@ class RoamingStore:
         rows = [_token_row(partner_id, t, generation, now) for t in tokens]
         if tx is not None:
             # The caller commits: it must call notify_tokens_changed() after its commit.
-            await tx.executemany(_UPSERT, rows)
+            await tx.executemany(_UPSERT_SYNC, rows)
             return
         async with self.db.transaction() as t:
-            await t.executemany(_UPSERT, rows)
+            await t.executemany(_UPSERT_SYNC, rows)
         self._tokens_changed({r[2] for r in rows})
 
     def notify_tokens_changed(self, uids: Collection[str] | None) -> None:
@@ -614,7 +638,7 @@ class RoamingStore:
         rows = [_token_row(partner_id, t, generation, now) for t in tokens]
         async with self.db.transaction() as tx:
             if rows:
-                await tx.executemany(_UPSERT, rows)
+                await tx.executemany(_UPSERT_SYNC, rows)
             await tx.execute(
                 "UPDATE ocpi_token_syncs SET pages = pages + 1, tokens_seen = tokens_seen + ?, "
                 "tokens_invalid = tokens_invalid + ? WHERE id = ?",

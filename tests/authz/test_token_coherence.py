@@ -210,3 +210,44 @@ async def test_a_store_read_that_raced_a_write_is_answered_but_not_memoised(csms
     assert cache.peek(CARD, "RFID") == ()
     cache.on_tokens_changed(None)  # a sweep forgets everything
     assert cache.peek(CARD, "RFID") is None
+
+
+async def test_a_patch_between_a_page_fetch_and_its_write_is_not_undone_by_the_page(
+    csms: CsmsApp, monkeypatch: pytest.MonkeyPatch
+):
+    """Page 2 is built (the card still valid in it), then held; meanwhile the eMSP
+    blocks the card by PATCH. When the stale page lands, the newer PATCH must stand."""
+    gate = asyncio.Event()
+    held = asyncio.Event()
+    real_list = emsp_app.list_tokens
+
+    async def page_built_then_held(request: web.Request) -> web.StreamResponse:
+        response = await real_list(request)  # the snapshot is taken here
+        if int(request.query.get("offset", "0")) > 0:
+            held.set()
+            await gate.wait()
+        return response
+
+    monkeypatch.setattr(emsp_app, "list_tokens", page_built_then_held)
+    async with EmspSandbox.start(control_port=None, page_limit=2) as emsp:
+        emsp.add_token("04FIRST001", whitelist="ALLOWED")
+        emsp.add_token("04FIRST002", whitelist="ALLOWED")
+        emsp.add_token(CARD, whitelist="ALLOWED", last_updated="2024-01-01T00:00:00Z")
+        gate.set()
+        partner = await registered(csms, emsp)
+        gate.clear()
+        held.clear()
+        sync = asyncio.create_task(runtime_of(csms).sync.run(partner))
+        async with asyncio.timeout(5):
+            await held.wait()
+        blocked = await emsp.block_token(CARD)  # last_updated: now, newer than the page's
+        assert blocked.status_code == 1000, blocked.body
+        gate.set()
+        outcome = await sync
+        assert outcome.ok and outcome.run.tokens_seen == 3 and outcome.run.tokens_removed == 0
+        [stored] = await runtime_of(csms).store.get_token(CARD, "RFID")
+        assert stored.token.valid is False and stored.removed is False
+        async with charger(csms) as cp:
+            await cp.boot()
+            assert await status_of(cp, CARD) == "Invalid"
+            assert await status_of(cp, "04FIRST002") == "Accepted"
