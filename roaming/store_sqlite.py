@@ -111,7 +111,8 @@ _UPSERT_SYNC = (
 _UPSERT_PUSH = _UPSERT.replace(
     "?, 0, ?, ?)", "?, 0, (SELECT COALESCE(MAX(id), 0) FROM ocpi_token_syncs), ?)", 1
 )
-assert _UPSERT_PUSH != _UPSERT
+if _UPSERT_PUSH == _UPSERT:  # pragma: no cover - guards an edit of _UPSERT's VALUES
+    raise RuntimeError("_UPSERT_PUSH: the VALUES tail of _UPSERT changed")
 
 
 def _push_row(partner_id: int, t: Token, received_at: str) -> tuple[Any, ...]:
@@ -220,8 +221,8 @@ class _GroupCommit:
     together by the next batch. The batch is taken *after* ``BEGIN`` has returned, so
     pushes that arrived during that hop ride along instead of waiting a whole round.
     Each caller still gets its own result or error, only after the commit; when a
-    batch fails, its pushes are retried one by one so that one bad push (e.g. its
-    partner row deleted meanwhile) fails alone.
+    batch fails, its pushes are retried one by one so that one push the database
+    refuses fails alone.
     """
 
     def __init__(
