@@ -22,6 +22,7 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from csms.authz.ports import Authorizer
 from csms.config import Config
@@ -237,7 +238,7 @@ async def start_ocpp_server(
         s.host,
         s.port,
         process_request=endpoint.process_request,
-        subprotocols=[SUBPROTOCOL],
+        subprotocols=[Subprotocol(SUBPROTOCOL)],
         max_size=s.max_message_bytes,
         ping_interval=s.ping_interval_s or None,
         compression=None,

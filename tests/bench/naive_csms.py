@@ -64,7 +64,12 @@ async def on_connect(websocket: Any) -> None:
 
 async def main(host: str, port: int) -> None:
     server = await websockets.serve(
-        on_connect, host, port, subprotocols=["ocpp1.6"], ping_interval=None, backlog=4096
+        on_connect,
+        host,
+        port,
+        subprotocols=[websockets.Subprotocol("ocpp1.6")],
+        ping_interval=None,
+        backlog=4096,
     )
     bound = next(iter(server.sockets)).getsockname()[1]
     print(f"listening on ws://{host}:{bound}/ocpp", flush=True)
