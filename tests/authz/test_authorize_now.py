@@ -1,0 +1,104 @@
+"""``AuthorizationService.authorize_now``: the synchronous twin of ``authorize``.
+
+It must give exactly the decision ``authorize`` gives whenever memory alone decides,
+record it once, and return None (recording nothing) whenever ``authorize`` would await.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from csms.authz.model import (
+    AuthRequest,
+    AuthStatus,
+    CachedToken,
+    Decision,
+    Source,
+    Whitelist,
+)
+from csms.authz.service import AuthorizationService, AuthzSettings
+from tests.authz.fakes import FakeCache, FakeClock, FakeRemote, FakeTransactions, ListSink, tok
+
+
+class PeekCache(FakeCache):
+    """A cache that can answer from memory for the uids in ``memo``."""
+
+    def __init__(self, *tokens: CachedToken) -> None:
+        super().__init__(*tokens)
+        self.memo = {t.uid_norm for t in tokens}
+
+    def peek(self, uid_norm: str, token_type: str) -> Sequence[CachedToken] | None:
+        if uid_norm not in self.memo:
+            return None
+        return [t for t in self.tokens if t.uid_norm == uid_norm and t.token_type == token_type]
+
+
+async def _never(uid, location):  # type: ignore[no-untyped-def]
+    raise AssertionError("authorize_now must never reach the eMSP")
+
+
+def make(cache: FakeCache, **settings: object) -> tuple[AuthorizationService, ListSink]:
+    sink = ListSink()
+    svc = AuthorizationService(
+        cache=cache,
+        remote=FakeRemote(NL_EMS=_never),
+        settings=AuthzSettings(**settings),  # type: ignore[arg-type]
+        clock=FakeClock(),
+        transactions=FakeTransactions(),
+        sink=sink,
+    )
+    return svc, sink
+
+
+def req(uid: str = "04a1b2c3", trigger: str = "Authorize") -> AuthRequest:
+    return AuthRequest("CP1", uid, trigger, None)
+
+
+@pytest.mark.parametrize(
+    ("whitelist", "valid", "status"),
+    [
+        (Whitelist.ALWAYS, True, AuthStatus.ACCEPTED),
+        (Whitelist.ALLOWED, True, AuthStatus.ACCEPTED),
+        (Whitelist.ALWAYS, False, AuthStatus.INVALID),
+    ],
+)
+async def test_same_decision_as_authorize_when_memory_decides(
+    whitelist: Whitelist, valid: bool, status: AuthStatus
+) -> None:
+    svc, sink = make(PeekCache(tok(whitelist=whitelist, valid=valid)))
+    now = svc.authorize_now(req())
+    later = await svc.authorize(req())
+    assert now is not None and now.status is status and now.source is Source.CACHE
+    assert now == later
+    assert [e.source for e in sink.entries] == ["cache", "cache"]  # recorded once each
+
+
+async def test_none_and_nothing_recorded_when_authorize_would_await() -> None:
+    svc, sink = make(PeekCache(tok(whitelist=Whitelist.NEVER)))
+    assert svc.authorize_now(req()) is None  # needs the eMSP
+    cache = PeekCache(tok(whitelist=Whitelist.ALWAYS))
+    cache.memo.clear()
+    svc2, sink2 = make(cache)
+    assert svc2.authorize_now(req()) is None  # not memoised: needs the store
+    assert sink.entries == [] and sink2.entries == []
+
+
+@pytest.mark.parametrize("trigger", ["StartTransaction", "Authorize"])
+async def test_concurrent_tx_checks_stay_on_the_async_path(trigger: str) -> None:
+    svc, sink = make(PeekCache(tok(whitelist=Whitelist.ALWAYS)), concurrent_check_on_authorize=True)
+    assert svc.authorize_now(req(trigger=trigger)) is None
+    assert sink.entries == []
+
+
+async def test_command_preauthorization_is_answered_from_memory() -> None:
+    svc, sink = make(PeekCache())
+    svc.preauthorize(
+        "CP1",
+        "04A1B2C3",
+        Decision(AuthStatus.ACCEPTED, Source.REMOTE, authorization_reference="R1"),
+    )
+    d = svc.authorize_now(req())
+    assert d is not None and d.source is Source.COMMAND and d.authorization_reference == "R1"
+    assert [e.source for e in sink.entries] == ["command"]
