@@ -21,7 +21,12 @@ from csms.store import schema
 
 
 class Executor:
-    """Statement helpers over the shared connection, with no locking of their own."""
+    """Statement helpers over the shared connection, with no locking of their own.
+
+    Each helper is one hop to aiosqlite's worker thread: results are fetched in the same
+    hop as the statement, and write cursors are not closed explicitly (sqlite3 finalises
+    a fully stepped statement; closing would cost a second hop per write).
+    """
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
@@ -29,9 +34,7 @@ class Executor:
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows changed."""
         cur = await self.conn.execute(sql, params)
-        n = cur.rowcount
-        await cur.close()
-        return n
+        return cur.rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         await self.conn.executemany(sql, rows)
@@ -40,17 +43,18 @@ class Executor:
         """Run an INSERT; returns the new rowid."""
         cur = await self.conn.execute(sql, params)
         rowid = cur.lastrowid
-        await cur.close()
         assert rowid is not None
         return rowid
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        """The first row, for queries that select one row (by key or ``LIMIT 1``)."""
+        rows = await self.conn.execute_fetchall(sql, params)
+        for row in rows:
+            return row
+        return None
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await self.conn.execute_fetchall(sql, params))
 
 
 class Database(Executor):
