@@ -136,9 +136,9 @@ class Config:
 
 
 _SECTIONS: dict[str, type] = {
-    f.name: f.default_factory().__class__  # type: ignore[misc]
-    for f in dataclasses.fields(Config)
-    if f.name != "partners"
+    name: hint
+    for name, hint in typing.get_type_hints(Config).items()
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint)
 }
 
 
@@ -225,13 +225,13 @@ def _validate(cfg: Config) -> None:
         if value <= 0:
             raise ConfigError(key, f"must be greater than 0, got {value}")
 
-    for key, value in (
+    for key, port in (
         ("server.port", cfg.server.port),
         ("admin.port", cfg.admin.port),
         ("ocpi.port", cfg.ocpi.port),
     ):
-        if not 0 <= value <= 65535:
-            raise ConfigError(key, f"must be a TCP port 0..65535, got {value}")
+        if not 0 <= port <= 65535:
+            raise ConfigError(key, f"must be a TCP port 0..65535, got {port}")
     positive("server.heartbeat_interval_s", cfg.server.heartbeat_interval_s)
     positive("server.call_timeout_s", cfg.server.call_timeout_s)
     positive("server.max_message_bytes", cfg.server.max_message_bytes)
@@ -246,7 +246,9 @@ def _validate(cfg: Config) -> None:
     if not cfg.admin.token or cfg.admin.token.isspace():
         raise ConfigError("admin.token", "must not be empty")
     limit = deadline_ceiling(cfg.authz.charger_authorize_timeout_s)
-    deadlines = [("authz.authorize_deadline_s", cfg.authz.authorize_deadline_s)]
+    deadlines: list[tuple[str, float]] = [
+        ("authz.authorize_deadline_s", cfg.authz.authorize_deadline_s)
+    ]
     deadlines += [
         (f"partners.{name}.authorize_deadline_s", p.authorize_deadline_s)
         for name, p in cfg.partners.items()

@@ -320,6 +320,7 @@ class OcpiClient:
             raise InvalidResponse(
                 f"{method} answered HTTP {status} without an OCPI envelope", partner=key, url=url
             )
+        assert code is not None  # envelope_ok
         if not 1000 <= code < 2000:
             raise PartnerRejected(
                 f"{method} answered OCPI status {code}: {message or ''}".rstrip(": "),

@@ -60,6 +60,11 @@ class TokenSync:
         self._tasks: set[asyncio.Task[object]] = set()
         self._loop_task: asyncio.Task[None] | None = None
 
+    def running(self, partner: Partner) -> bool:
+        """Whether a sync for ``partner`` holds its lock now (a new run would be refused)."""
+        lock = self._locks.get(partner.id)
+        return lock is not None and lock.locked()
+
     # ------------------------------------------------------------------ one run
 
     async def run(self, partner: Partner, *, incremental: bool = False) -> SyncOutcome:

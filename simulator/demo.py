@@ -275,7 +275,7 @@ class Demo:
             await cp.send_meter_values(1, energy_wh=4000, power_w=11000)
             await cp.stop_transaction(1, meter_stop=7400, reason="Local")
 
-            ref = (emsp.references_for("RT-1") or [None])[-1]
+            ref = next(reversed(emsp.references_for("RT-1")), None)
             self.say(f"  sandbox issued authorization_reference {ref}")
             absent = [m for m in ("sessions", "cdrs") if emsp.peer.endpoint(m, "SENDER") is None]
             if absent:
@@ -359,7 +359,7 @@ class Demo:
             self.check(
                 f"decision table: {uid} {source}/{status}", got == (source, status), "/".join(got)
             )
-        ref = (emsp.references_for("RT-1") or [None])[-1]
+        ref = next(reversed(emsp.references_for("RT-1")), None)
         got_ref = by_uid.get("RT-1", {}).get("authorization_reference")
         self.check(
             "decision table keeps RT-1's reference exactly",

@@ -182,9 +182,8 @@ class AuthorizationService:
                 reused, source=Source.REUSED, reason=f"reuses Authorize ({reused.source})"
             )
         else:
-            decision = self._decide_from_memory(request)
-            if decision is None:
-                decision = await self._decide(request, start)
+            remembered = self._decide_from_memory(request)
+            decision = remembered if remembered is not None else await self._decide(request, start)
             if (
                 request.trigger == AUTHORIZE
                 and decision.accepted
