@@ -28,12 +28,12 @@ _INSERT = (
 )
 
 log = logs.get("csms.authz")
+_decided = logs.HotEvent("csms.authz", "authorization_decided")
 
 
 def log_decision(entry: DecisionRecord) -> None:
     """The one structured event per decision; the uid is masked, never logged whole."""
-    log.info(
-        "authorization_decided",
+    _decided(
         source=entry.source,
         status=entry.status,
         latency_ms=entry.latency_ms,
