@@ -292,11 +292,19 @@ class RoamingStore:
     def __init__(self, db: SqlDatabase) -> None:
         self.db = db
         self._by_hash: dict[str, Partner | None] = {}
+        # Partners by key and the eMSPs to ask for unknown tokens: read on every remote
+        # Authorize, written only by the methods below, which all call _invalidate().
+        self._by_key: dict[str, Partner | None] = {}
+        self._senders: list[Partner] | None = None
+        self._partners_generation = 0  # bumped by every partner write
         self._pushes = _GroupCommit(db, self._write_pushes, self._pushes_committed)
         self._token_listeners: list[TokenListener] = []
 
     def _invalidate(self) -> None:
         self._by_hash.clear()
+        self._by_key.clear()
+        self._senders = None
+        self._partners_generation += 1
 
     # ------------------------------------------------------------------ change listeners
 
@@ -334,10 +342,21 @@ class RoamingStore:
         return partner
 
     async def partner_by_key(self, key: str) -> Partner | None:
+        """Memoised (Partner is frozen); a read that raced a partner write is answered
+        but not kept, so the memo never holds a row older than the last write."""
+        key = key.upper()
+        if key in self._by_key:
+            return self._by_key[key]
+        generation = self._partners_generation
         row = await self.db.fetchone(
-            f"SELECT {_PARTNER_COLS} FROM ocpi_partners WHERE key = ?", (key.upper(),)
+            f"SELECT {_PARTNER_COLS} FROM ocpi_partners WHERE key = ?", (key,)
         )
-        return _partner_from_row(row) if row else None
+        partner = _partner_from_row(row) if row else None
+        if generation == self._partners_generation:
+            if len(self._by_key) > 10_000:
+                self._by_key.clear()  # unknown keys must not grow the memo without bound
+            self._by_key[key] = partner
+        return partner
 
     async def partner_by_id(self, partner_id: int) -> Partner | None:
         row = await self.db.fetchone(
@@ -350,12 +369,19 @@ class RoamingStore:
         return [_partner_from_row(r) for r in rows]
 
     async def registered_partners_with_tokens_sender(self) -> list[Partner]:
-        """Registered partners whose version details list a tokens SENDER interface."""
-        return [
+        """Registered partners whose version details list a tokens SENDER interface
+        (memoised like :meth:`partner_by_key`: asked for every unknown token)."""
+        if self._senders is not None:
+            return list(self._senders)
+        generation = self._partners_generation
+        senders = [
             p
             for p in await self.list_partners()
             if p.registered and p.endpoint(ModuleID.TOKENS, InterfaceRole.SENDER)
         ]
+        if generation == self._partners_generation:
+            self._senders = senders
+        return list(senders)
 
     async def create_invited(
         self,

@@ -60,6 +60,16 @@ class TokenLearner(Protocol):
     async def learn(self, token: CachedToken) -> None: ...
 
 
+class MemoryTokenLearner(TokenLearner, Protocol):
+    """A TokenLearner that can tell from memory that a token is already known (optional).
+
+    ``is_current`` True means :meth:`learn` would write nothing (the held copy is as
+    new); the service then starts no background task at all.
+    """
+
+    def is_current(self, token: CachedToken) -> bool: ...
+
+
 class RemoteAuthorizer(Protocol):
     """Real-time authorization at the eMSPs (OCPI ``POST {tokens}/{uid}/authorize``)."""
 

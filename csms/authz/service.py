@@ -443,6 +443,9 @@ class AuthorizationService:
     def _learn(self, token: CachedToken) -> None:
         if self.learner is None:
             return
+        is_current = getattr(self.learner, "is_current", None)
+        if is_current is not None and is_current(token):
+            return  # nothing to learn: no task, no store reads
         task = asyncio.ensure_future(self._learn_quietly(token))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -67,6 +67,9 @@ async def run_until_signal(config: Config) -> int:
         log.error("startup_failed", error=str(exc))
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
+    from csms.server import tune_gc_for_serving
+
+    tune_gc_for_serving()
     try:
         await stop.wait()
         log.info("shutdown_requested")

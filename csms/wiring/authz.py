@@ -9,7 +9,8 @@ What each adapter serves:
   short-lived in-memory memo in front so that a card presented again and again does
   not cost a SQLite round trip per Authorize. The memo listens to the store's token
   writes (push, PATCH, sync, sweep, learning), so it never serves a token older than
-  the last committed write; ``memo_ttl_s`` (default 2 s) is only a backstop.
+  the last committed write; ``memo_ttl_s`` (default 300 s) is only a backstop for
+  writes made by another process on the same database file.
 * :class:`OcpiRemoteAuthorizer` - ``OcpiClient.authorize``; maps the client's error
   tree onto the outcomes the policy knows (see :func:`outcome_of_error`).
 * :class:`SqlActiveTransactions` - the ``transactions`` table (partial index on
@@ -153,7 +154,7 @@ class StoreTokenCache:
         self,
         store: RoamingStore,
         *,
-        ttl_s: float = 2.0,
+        ttl_s: float = 300.0,
         max_entries: int = 200_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -234,11 +235,28 @@ class StoreTokenCache:
             if dropped is not None:
                 self._entries -= len(dropped)
 
+    def is_current(self, token: CachedToken) -> bool:
+        """True when the memo already holds this token (same party, uid and type) at the
+        same or a newer ``last_updated``: learning it would write nothing. Why: an eMSP
+        echoes the token in every real-time answer, and re-reading partner and token
+        from SQLite to find that out cost more than the rest of the remote decision."""
+        by_type = self._memo.get(token.uid_norm)
+        held = by_type.get(token.token_type) if by_type is not None else None
+        if held is None or held[0] <= self._now():
+            return False
+        return any(
+            t.country_code == token.country_code
+            and t.party_id == token.party_id
+            and t.uid == token.uid
+            and t.last_updated >= token.last_updated
+            for t in held[1]
+        )
+
     async def learn(self, token: CachedToken) -> None:
         """Keep a token an eMSP returned in a definite answer, unless we hold a newer copy
         or the answering partner does not own it (a hub answering for another party)."""
         raw = token.raw
-        if not isinstance(raw, Token):
+        if not isinstance(raw, Token) or self.is_current(token):
             return
         try:
             partner = await self.store.partner_by_key(token.partner_id)
@@ -333,7 +351,7 @@ async def install(
     store: RoamingStore,
     client: OcpiClient,
     *,
-    memo_ttl_s: float = 2.0,
+    memo_ttl_s: float = 300.0,
 ) -> Callable[[], Awaitable[None]]:
     """Make the roaming-aware :class:`AuthorizationService` the app's authorizer.
 

@@ -10,6 +10,8 @@ Unavailable/Faulted is followed by per-connector notifications on real chargers.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,23 +65,27 @@ async def sync_catalog(
     db: Database, store: LocationStore, catalog: Catalog, now: datetime | None = None
 ) -> SyncReport:
     """Load the catalogue into the store; changed Locations are PUT to every partner."""
+    global _catalog_generation
     now = now or datetime.now(UTC)
-    async with db.transaction() as tx:
-        report = await store.sync(tx, catalog, now)
-        for loc_id in report.changed_locations:
-            body = await store.location(loc_id, tx)
-            if body is None:
-                continue
-            await outbox.enqueue(
-                tx,
-                partner_key=outbox.BROADCAST,
-                module=ModuleID.LOCATIONS.value,
-                method="PUT",
-                path=[store.country_code, store.party_id, body["id"]],
-                body=body,
-                object_key=f"location:{body['id'].upper()}",
-                now=now,
-            )
+    try:
+        async with db.transaction() as tx:
+            report = await store.sync(tx, catalog, now)
+            for loc_id in report.changed_locations:
+                body = await store.location(loc_id, tx)
+                if body is None:
+                    continue
+                await outbox.enqueue(
+                    tx,
+                    partner_key=outbox.BROADCAST,
+                    module=ModuleID.LOCATIONS.value,
+                    method="PUT",
+                    path=[store.country_code, store.party_id, body["id"]],
+                    body=body,
+                    object_key=f"location:{body['id'].upper()}",
+                    now=now,
+                )
+    finally:  # committed or not, what lookups memoised may be stale now
+        _catalog_generation += 1
     if report.changed_locations or report.removed_evses or report.changed_tariffs:
         log.info(
             "ocpi.locations_synced",
@@ -120,17 +126,54 @@ async def push_status(
     return True
 
 
-class StoreLocationLookup:
-    """E's ``LocationLookup`` port over the location store."""
+# Bumped by every catalogue load (sync_catalog): the only writer of which EVSEs a
+# charger publishes. Lookups drop their memo when it moves.
+_catalog_generation = 0
 
-    def __init__(self, store: LocationStore) -> None:
+
+class StoreLocationLookup:
+    """E's ``LocationLookup`` port over the location store, memoised per (charger,
+    connector).
+
+    Why a memo: every real-time Authorize sends LocationReferences, and the SQLite
+    lookup (a join, on the one store thread) cost more than the rest of the decision
+    at 1,000 remote Authorizes a second. Which EVSEs a charger publishes changes only
+    when the catalogue is (re)loaded through :func:`sync_catalog`, which bumps the
+    generation this memo checks; ``ttl_s`` is a backstop for writes made elsewhere.
+    A read that raced a reload is answered but not kept.
+    """
+
+    def __init__(
+        self,
+        store: LocationStore,
+        *,
+        ttl_s: float = 60.0,
+        max_entries: int = 100_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._now = monotonic
+        self._memo: dict[tuple[str, int], tuple[float, LocationRefs | None]] = {}
+        self._generation = _catalog_generation
 
     async def refs(self, charger_id: str, connector_id: int | None) -> LocationRefs | None:
+        if self._generation != _catalog_generation:
+            self._memo.clear()
+            self._generation = _catalog_generation
+        key = (charger_id, connector_id or 0)
+        held = self._memo.get(key)
+        if held is not None and held[0] > self._now():
+            return held[1]
+        generation = _catalog_generation
         found = await self.store.refs(charger_id, connector_id)
-        if found is None:
-            return None
-        return LocationRefs(found[0], found[1])
+        refs = None if found is None else LocationRefs(found[0], tuple(found[1]))
+        if generation == _catalog_generation and self.ttl_s > 0:
+            if len(self._memo) >= self.max_entries:
+                self._memo.clear()
+            self._memo[key] = (self._now() + self.ttl_s, refs)
+        return refs
 
 
 # --------------------------------------------------------------------------- admin API

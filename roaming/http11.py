@@ -1,0 +1,313 @@
+"""A lean HTTP/1.1 keep-alive client for the one hot outgoing call: real-time authorize.
+
+Why not aiohttp for this call: at 1,000 real-time Authorizes a second the aiohttp
+request machinery (request/response objects, multidicts, URL objects, its own timers
+and stream readers) was the largest share of the CSMS main thread, more than the OCPP
+side of the same Authorize (py-spy, ``python -m tests.bench authorize``). An authorize
+call is one small JSON POST and one small JSON answer on a kept-alive connection; that
+needs an asyncio Protocol, one bytes write and a small response parser.
+
+Scope, deliberately narrow: one origin per :class:`Pool`; requests carry a small body;
+responses are framed by Content-Length, chunked transfer coding, or connection close;
+redirects are not followed (OCPI calls never follow them); no compression is offered
+(no Accept-Encoding), so none is received. Everything else of the OCPI client (token
+pages, credentials, pushes) still goes through aiohttp.
+
+Errors: every failure below the HTTP answer (refused, reset, closed early, a response
+that is not HTTP/1.x) raises :class:`HttpError`; the caller decides what it means. A
+kept-alive connection the server closed while idle is retried once on a new one, but
+only when nothing of the answer had arrived. The caller bounds the whole exchange with
+its own timeout; a cancelled exchange closes its connection (never reused half-read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+import time
+from dataclasses import dataclass
+
+MAX_HEAD = 64 * 1024
+MAX_BODY = 16 * 1024 * 1024
+
+
+class HttpError(Exception):
+    """No usable HTTP answer: connection failed, closed early, or not HTTP/1.x."""
+
+
+class _Stale(HttpError):
+    """A reused connection ended before any byte of the answer (safe to retry once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: dict[str, str]  # names lower-case; a repeated header keeps its last value
+    body: bytes
+
+
+def _dechunk(buf: bytearray | bytes) -> tuple[bytes, int] | None:
+    """(body, bytes consumed) of a complete chunked body at the start of ``buf``."""
+    out = bytearray()
+    pos = 0
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        size_field = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
+        try:
+            size = int(size_field, 16)
+        except ValueError:
+            raise HttpError(f"bad chunk size {size_field[:20]!r}") from None
+        pos = eol + 2
+        if size == 0:
+            end = buf.find(b"\r\n", pos)  # trailers end with an empty line
+            while end >= 0 and end != pos:
+                pos = end + 2
+                end = buf.find(b"\r\n", pos)
+            if end < 0:
+                return None
+            return bytes(out), end + 2
+        if len(buf) < pos + size + 2:
+            return None
+        out += buf[pos : pos + size]
+        pos += size + 2
+        if len(out) > MAX_BODY:
+            raise HttpError("chunked body too large")
+
+
+class _Conn(asyncio.Protocol):
+    """One TCP (or TLS) connection: one exchange at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._buf = bytearray()
+        self._waiter: asyncio.Future[tuple[Response, bool]] | None = None
+        self._head: tuple[int, dict[str, str], bool] | None = None  # status, headers, keep
+        self._framing = ""  # "length" | "chunked" | "close"
+        self._length = 0
+        self._eof = False
+
+    # ---------------------------------------------------------------- protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            self.close()  # bytes nobody asked for: the connection is not ours to trust
+            return
+        self._buf += data
+        self._advance()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._advance()
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._eof = True
+        w = self._waiter
+        if w is not None and not w.done():
+            self._advance()
+            if not w.done():
+                if not self._buf and self._head is None:
+                    w.set_exception(_Stale("connection closed before the answer"))
+                else:
+                    w.set_exception(HttpError("connection closed in the middle of the answer"))
+
+    # ---------------------------------------------------------------- exchange
+
+    async def exchange(self, request: bytes) -> tuple[Response, bool]:
+        """Send ``request``; the answer and whether the connection may be reused."""
+        assert self.transport is not None
+        if self.closed or self.transport.is_closing():
+            raise _Stale("connection already closed")
+        self._buf.clear()
+        self._head, self._eof = None, False
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        try:
+            return await self._waiter
+        finally:
+            self._waiter = None
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _advance(self) -> None:
+        w = self._waiter
+        if w is None or w.done():
+            return
+        try:
+            result = self._parse()
+        except HttpError as exc:
+            w.set_exception(exc)
+            return
+        if result is not None:
+            w.set_result(result)
+
+    def _parse(self) -> tuple[Response, bool] | None:
+        buf = self._buf
+        while self._head is None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    raise HttpError("response head too large")
+                return None
+            head = bytes(buf[:end]).decode("latin-1")
+            del buf[: end + 4]
+            lines = head.split("\r\n")
+            parts = lines[0].split(" ", 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+                raise HttpError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
+            status = int(parts[1])
+            if 100 <= status < 200:
+                continue  # interim answer (we never send Expect, but be lenient)
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                name, sep, value = line.partition(":")
+                if not sep:
+                    raise HttpError(f"bad header line {line[:60]!r}")
+                headers[name.strip().lower()] = value.strip()
+            keep = parts[0] != "HTTP/1.0" and "close" not in headers.get("connection", "").lower()
+            if status in (204, 304):
+                self._framing, self._length = "length", 0
+            elif "chunked" in headers.get("transfer-encoding", "").lower():
+                self._framing = "chunked"
+            elif "content-length" in headers:
+                try:
+                    self._length = int(headers["content-length"])
+                except ValueError:
+                    raise HttpError("bad Content-Length") from None
+                if not 0 <= self._length <= MAX_BODY:
+                    raise HttpError("Content-Length out of range")
+                self._framing = "length"
+            else:
+                self._framing, keep = "close", False
+            self._head = (status, headers, keep)
+        status, headers, keep = self._head
+        if self._framing == "length":
+            if len(buf) < self._length:
+                if self._eof:
+                    raise HttpError("connection closed in the middle of the answer")
+                return None
+            body = bytes(buf[: self._length])
+            extra = len(buf) > self._length
+            return Response(status, headers, body), keep and not extra
+        if self._framing == "chunked":
+            done = _dechunk(buf)
+            if done is None:
+                if self._eof:
+                    raise HttpError("connection closed in the middle of the answer")
+                return None
+            body, used = done
+            return Response(status, headers, body), keep and used == len(buf)
+        if not self._eof:  # read to close
+            if len(buf) > MAX_BODY:
+                raise HttpError("body too large")
+            return None
+        return Response(status, headers, bytes(buf)), False
+
+
+class Pool:
+    """Kept-alive connections to one origin; at most ``limit`` exchanges at once (so at
+    most ``limit`` connections, since an exchange opens one only when none is idle)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        limit: int = 512,
+        idle_timeout_s: float = 15.0,
+        connect_timeout_s: float | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.idle_timeout_s = idle_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self._gate = asyncio.Semaphore(limit)
+        self._idle: collections.deque[_Conn] = collections.deque()
+        self._closed = False
+        default_port = 443 if tls is not None else 80
+        self.host_header = host if port == default_port else f"{host}:{port}"
+        if ":" in host and not host.startswith("["):  # an IPv6 literal
+            self.host_header = f"[{host}]" if port == default_port else f"[{host}]:{port}"
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    async def request(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes | None
+    ) -> Response:
+        """One exchange; ``target`` is the path and query, already percent-encoded."""
+        head = [f"{method} {target} HTTP/1.1\r\nHost: {self.host_header}\r\n"]
+        for name, value in headers:
+            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+                raise HttpError(f"header {name!r} contains a line break")
+            head.append(f"{name}: {value}\r\n")
+        head.append(f"Content-Length: {len(body) if body else 0}\r\n\r\n")
+        data = "".join(head).encode("latin-1") + (body or b"")
+        async with self._gate:
+            for attempt in range(2):
+                conn, reused = await self._acquire()
+                try:
+                    response, keep = await conn.exchange(data)
+                except _Stale:
+                    conn.close()
+                    if reused and attempt == 0:
+                        continue
+                    raise HttpError("connection closed before the answer") from None
+                except BaseException:  # cancelled or failed: never reuse a half-read stream
+                    conn.close()
+                    raise
+                if keep and not self._closed and not conn.closed:
+                    conn.idle_since = time.monotonic()
+                    self._idle.append(conn)
+                else:
+                    conn.close()
+                return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _acquire(self) -> tuple[_Conn, bool]:
+        if self._closed:
+            raise HttpError("pool closed")
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()  # the most recently used: least likely to be stale
+            if conn.closed or now - conn.idle_since > self.idle_timeout_s:
+                conn.close()
+                continue
+            return conn, True
+        loop = asyncio.get_running_loop()
+        try:
+            connect = loop.create_connection(
+                _Conn,
+                self.host,
+                self.port,
+                ssl=self.tls,
+                server_hostname=self.host if self.tls is not None else None,
+            )
+            if self.connect_timeout_s is not None:
+                async with asyncio.timeout(self.connect_timeout_s):
+                    _, conn = await connect
+            else:
+                _, conn = await connect
+        except OSError as exc:
+            raise HttpError(f"cannot connect to {self.host_header}: {exc}") from None
+        return conn, False
+
+    def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop().close()
