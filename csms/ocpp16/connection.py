@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any, Protocol
 
 import structlog
@@ -23,6 +25,12 @@ from csms.ocpp16.actions import ALL_OCPP16, CHARGER_INITIATED, SLOW
 from csms.ocpp16.wire import send_text_now
 
 log = structlog.get_logger("csms.ocpp")
+
+# ``time.monotonic()`` when the CALL being answered was read off the socket. A context
+# variable because a SLOW action's handler runs in a task made right after the read
+# (the task copies the context then), while the read loop moves on to the next frame.
+# The authorization deadline counts from here (``AuthRequest.received_at``).
+RECEIVED_AT: ContextVar[float | None] = ContextVar("ocpp_received_at", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +107,7 @@ class ChargerConnection:
                     await self._bad_frame(exc)
                     continue
                 if type(frame) is framing.Call:
+                    RECEIVED_AT.set(monotonic())
                     if frame.action in SLOW:
                         out = self._answer_now(frame)
                         if out is not None:

@@ -25,6 +25,7 @@ from csms.lifecycle import transition_problem
 from csms.logs import mask
 from csms.ocpp16 import errors
 from csms.ocpp16.actions import ALLOWED_BEFORE_ACCEPTED
+from csms.ocpp16.connection import RECEIVED_AT
 from csms.ocpp16.datatransfer import VendorRegistry
 from csms.ocpp16.events import ChargerEvents
 from csms.store.charger_writes import ChargerWrites
@@ -117,7 +118,9 @@ class Handlers:
             return None
         if conn.registration_status != "Accepted":
             return None
-        request = AuthRequest(conn.charger_id, payload["idTag"], action)
+        request = AuthRequest(
+            conn.charger_id, payload["idTag"], action, received_at=RECEIVED_AT.get()
+        )
         try:
             decision = self._authorize_now(request)
         except Exception:  # as in _authorize: a failing authorizer means Invalid, logged
@@ -177,7 +180,9 @@ class Handlers:
         return {}
 
     async def authorize(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-        decision = await self._authorize(AuthRequest(conn.charger_id, p["idTag"], "Authorize"))
+        decision = await self._authorize(
+            AuthRequest(conn.charger_id, p["idTag"], "Authorize", received_at=RECEIVED_AT.get())
+        )
         return {"idTagInfo": _decision_info(decision)}
 
     async def start_transaction(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +195,9 @@ class Handlers:
                 "transactionId": earlier.id,
                 "idTagInfo": id_tag_info(earlier.start_status, earlier.parent_id_tag),
             }
-        d = await self._authorize(AuthRequest(cid, id_tag, "StartTransaction", connector))
+        d = await self._authorize(
+            AuthRequest(cid, id_tag, "StartTransaction", connector, received_at=RECEIVED_AT.get())
+        )
         values = {
             "charger_id": cid,
             "connector_id": connector,
@@ -267,7 +274,9 @@ class Handlers:
         if txn is not None and kind is None and normalise(stop_tag) == txn.id_tag_norm:
             # The token that started it: its start decision stands, no second round trip.
             return {"idTagInfo": id_tag_info(txn.start_status, txn.parent_id_tag)}
-        d = await self._authorize(AuthRequest(cid, stop_tag, "StopTransaction"))
+        d = await self._authorize(
+            AuthRequest(cid, stop_tag, "StopTransaction", received_at=RECEIVED_AT.get())
+        )
         return {"idTagInfo": _decision_info(d)}
 
     async def meter_values(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
