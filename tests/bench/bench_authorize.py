@@ -55,6 +55,9 @@ DEADLINE_S = 1.0  # authz.authorize_deadline_s for the hung-eMSP run
 HIT_TAGS = tuple(f"HIT{n:05d}" for n in range(1, 1001))
 REM_TAGS = tuple(f"REM{n:05d}" for n in range(1, 1001))
 LOG_LEVEL = os.environ.get("BENCH_CSMS_LOG_LEVEL", "info")  # what production runs at
+# "lean": tests/bench/lean_emsp.py (keeps nothing per call, see there why); "sandbox":
+# the simulator's eMSP sandbox, as in engineer H's runs.
+EMSP = os.environ.get("BENCH_EMSP", "lean")
 STORM = 5000
 CHARGER_IDS = "LOAD{n:05d}"
 
@@ -208,16 +211,25 @@ def admin_post(info: dict[str, Any], path: str, body: dict[str, Any]) -> dict[st
 
 
 def start_emsp(info: dict[str, Any]) -> tuple[Proc, str]:
-    """The eMSP sandbox registers via the credentials handshake and pushes its tokens."""
+    """The eMSP (lean or sandbox, see EMSP) registers via the credentials handshake and
+    pushes its tokens."""
     tokens = OUT / "emsp-tokens.csv"
     lines = ["uid,type,whitelist"]
     lines += [f"{t},RFID,ALWAYS" for t in HIT_TAGS]
     lines += [f"{t},RFID,NEVER" for t in REM_TAGS]
     tokens.write_text("\n".join(lines) + "\n")
     invite = admin_post(info, "/api/partners/invite", {"country_code": "NL", "party_id": "EMS"})
-    proc = Proc(
-        "emsp",
-        [
+    if EMSP == "lean":
+        argv = [
+            "-m",
+            "tests.bench.lean_emsp",
+            "--tokens",
+            str(tokens),
+            f"--register-with={invite['versions_url']}",
+            f"--token-a={invite['token_a']}",
+        ]
+    else:
+        argv = [
             "-m",
             "simulator.emsp.cli",
             "serve",
@@ -231,9 +243,8 @@ def start_emsp(info: dict[str, Any]) -> tuple[Proc, str]:
             f"--register-with={invite['versions_url']}",
             f"--token-a={invite['token_a']}",  # a token may start with '-'
             "--push-tokens",
-        ],
-        cpu=CLIENT_CPU,
-    )
+        ]
+    proc = Proc("emsp", argv, cpu=CLIENT_CPU)
     control = proc.wait_for(r"control API: (http://\S+)/control/state").group(1)
     m = proc.wait_for(r"pushed (\d+) tokens, (\d+) accepted", timeout=60)
     if m.group(1) != m.group(2) or int(m.group(1)) != len(HIT_TAGS) + len(REM_TAGS):

@@ -1,0 +1,212 @@
+"""A lean eMSP for the remote-path benchmark: registers through the real credentials
+handshake, pushes its tokens, then answers real-time authorize after a set delay.
+
+Why not the eMSP sandbox for this run: the sandbox records every request and every
+authorization (for its tests and control API), which at 1,000 authorizes a second
+cost ~400-450 µs of CPU per call on the core it shares with the load generator and
+put ~20 ms of its own tail on the eMSP's answer (the CSMS's client measured p99 72 ms
+for a "50 ms" eMSP). This one keeps nothing per call, so the benchmark measures the
+CSMS. It speaks only OCPI over HTTP, like the sandbox.
+
+Run: ``python -m tests.bench.lean_emsp --register-with URL --token-a T --tokens CSV``.
+Prints ``control API: http://.../control/state`` and ``pushed N tokens, M accepted``
+(the same lines the benchmark waits for with the sandbox). Control:
+``POST /control/behaviour {"mode": "normal"|"delay"|"hang", "delay_ms": 50}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import csv
+import itertools
+import secrets
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+VERSION = "2.2.1"
+COUNTRY, PARTY = "NL", "EMS"
+LAST_UPDATED = "2024-05-01T09:30:00Z"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def envelope(data: Any, code: int = 1000, message: str = "Success") -> bytes:
+    return orjson.dumps(
+        {"data": data, "status_code": code, "status_message": message, "timestamp": now_iso()}
+    )
+
+
+def token_header(token: str) -> str:
+    return "Token " + base64.b64encode(token.encode()).decode()
+
+
+class LeanEmsp:
+    def __init__(self, tokens: dict[str, dict[str, Any]]) -> None:
+        self.tokens = tokens  # uid (upper) -> OCPI Token object
+        self.mode = "normal"
+        self.delay_s = 0.0
+        self.base = ""
+        self.refs = itertools.count(1)
+        self.released = asyncio.Event()
+
+    # ---------------------------------------------------------------- OCPI server
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/ocpi/versions", self.versions)
+        app.router.add_get(f"/ocpi/{VERSION}", self.details)
+        app.router.add_post(f"/ocpi/{VERSION}/tokens/{{uid}}/authorize", self.authorize)
+        app.router.add_get("/control/state", self.state)
+        app.router.add_post("/control/behaviour", self.behaviour)
+        return app
+
+    def _json(self, body: bytes, status: int = 200) -> web.Response:
+        return web.Response(body=body, status=status, content_type="application/json")
+
+    async def versions(self, _: web.Request) -> web.Response:
+        return self._json(envelope([{"version": VERSION, "url": f"{self.base}/ocpi/{VERSION}"}]))
+
+    async def details(self, _: web.Request) -> web.Response:
+        eps = [
+            {"identifier": "credentials", "role": "SENDER", "url": f"{self.base}/ocpi/{VERSION}/credentials"},
+            {"identifier": "tokens", "role": "SENDER", "url": f"{self.base}/ocpi/{VERSION}/tokens"},
+        ]  # fmt: skip
+        return self._json(envelope({"version": VERSION, "endpoints": eps}))
+
+    async def authorize(self, request: web.Request) -> web.Response:
+        if self.mode == "delay":
+            await asyncio.sleep(self.delay_s)
+        elif self.mode == "hang":
+            await self.released.wait()
+        token = self.tokens.get(request.match_info["uid"].upper())
+        if token is None:
+            return self._json(envelope(None, 2004, "unknown token"), status=404)
+        info = {
+            "allowed": "ALLOWED" if token["valid"] else "NOT_ALLOWED",
+            "token": token,
+            "authorization_reference": f"Ref-{next(self.refs)}",
+        }
+        return self._json(envelope(info))
+
+    async def state(self, _: web.Request) -> web.Response:
+        return self._json(orjson.dumps({"mode": self.mode, "delay_ms": self.delay_s * 1000}))
+
+    async def behaviour(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        self.mode = str(body["mode"])
+        self.delay_s = int(body.get("delay_ms", 0)) / 1000
+        if self.mode != "hang":
+            self.released.set()
+            self.released = asyncio.Event()
+        return self._json(b"{}")
+
+    # ---------------------------------------------------------------- handshake, push
+
+    async def register_and_push(self, versions_url: str, token_a: str) -> tuple[int, int]:
+        async with aiohttp.ClientSession() as http:
+
+            async def get(url: str, token: str) -> Any:
+                async with http.get(url, headers={"Authorization": token_header(token)}) as r:
+                    return orjson.loads(await r.read())["data"]
+
+            versions = await get(versions_url, token_a)
+            details = await get(
+                next(v["url"] for v in versions if v["version"] == VERSION), token_a
+            )
+            eps = {(e["identifier"], e.get("role")): e["url"] for e in details["endpoints"]}
+            token_b = secrets.token_urlsafe(24)
+            creds = {
+                "token": token_b,
+                "url": f"{self.base}/ocpi/versions",
+                "roles": [
+                    {
+                        "role": "EMSP",
+                        "party_id": PARTY,
+                        "country_code": COUNTRY,
+                        "business_details": {"name": "Bench lean eMSP"},
+                    }
+                ],
+            }
+            async with http.post(
+                eps[("credentials", "SENDER")]
+                if ("credentials", "SENDER") in eps
+                else eps[("credentials", None)],
+                data=orjson.dumps(creds),
+                headers={
+                    "Authorization": token_header(token_a),
+                    "Content-Type": "application/json",
+                },
+            ) as r:
+                answer = orjson.loads(await r.read())
+                if answer.get("status_code") != 1000:
+                    raise RuntimeError(f"registration refused: {answer}")
+                token_c = answer["data"]["token"]
+            receiver = eps[("tokens", "RECEIVER")]
+            gate = asyncio.Semaphore(16)
+            auth = {"Authorization": token_header(token_c), "Content-Type": "application/json"}
+
+            async def push(tok: dict[str, Any]) -> bool:
+                url = f"{receiver}/{COUNTRY}/{PARTY}/{tok['uid']}?type={tok['type']}"
+                async with gate, http.put(url, data=orjson.dumps(tok), headers=auth) as r:
+                    body = orjson.loads(await r.read())
+                    return r.status in (200, 201) and body.get("status_code") == 1000
+
+            ok = await asyncio.gather(*(push(t) for t in self.tokens.values()))
+            return len(ok), sum(ok)
+
+
+def load_tokens(path: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            uid = row["uid"]
+            out[uid.upper()] = {
+                "country_code": COUNTRY,
+                "party_id": PARTY,
+                "uid": uid,
+                "type": row.get("type") or "RFID",
+                "contract_id": f"NL-EMS-C{abs(hash(uid)) % 10**8:08d}",
+                "issuer": "Bench eMSP",
+                "valid": True,
+                "whitelist": row.get("whitelist") or "ALLOWED",
+                "last_updated": LAST_UPDATED,
+            }
+    return out
+
+
+async def main(args: argparse.Namespace) -> None:
+    emsp = LeanEmsp(load_tokens(args.tokens))
+    runner = web.AppRunner(emsp.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", args.port)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    emsp.base = f"http://127.0.0.1:{port}"
+    print(f"control API: {emsp.base}/control/state", flush=True)
+    pushed, accepted = await emsp.register_and_push(args.register_with, args.token_a)
+    print(f"pushed {pushed} tokens, {accepted} accepted", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--register-with", required=True)
+    p.add_argument("--token-a", required=True)
+    p.add_argument("--tokens", required=True)
+    args = p.parse_args()
+    try:
+        import uvloop
+
+        uvloop.run(main(args))
+    except KeyboardInterrupt:
+        sys.exit(0)
