@@ -26,6 +26,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from csms import logs
 from csms.authz.ports import Authorizer
 from csms.config import Config
 from csms.ocpp16.connection import ChargerConnection, ConnectionInfo
@@ -40,6 +41,9 @@ from csms.store.passwords import check_password
 
 SUBPROTOCOL = "ocpp1.6"
 log = structlog.get_logger("csms.ocpp")
+# One each per connection: cheap during connection storms (see csms.logs.HotEvent).
+_connected = logs.HotEvent("csms.ocpp", "ocpp.connected")
+_disconnected = logs.HotEvent("csms.ocpp", "ocpp.disconnected")
 
 
 def _offered_subprotocols(headers: Headers) -> list[str]:
@@ -195,14 +199,13 @@ class _Endpoint:
             task = asyncio.create_task(old.close("replaced by a newer connection of the same id"))
             self.background.add(task)
             task.add_done_callback(self.background.discard)
-        log.info("ocpp.connected", remote=info.remote_address)
+        _connected(remote=info.remote_address)
         try:
             await self.handlers.writes.connected(charger_id, connected_at)
             await conn.serve()
         finally:
             self.gateway.detach(conn)
-            log.info(
-                "ocpp.disconnected",
+            _disconnected(
                 code=ws.close_code,
                 reason=ws.close_reason,
                 replaced=conn.replaced,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from csms import logs
 from csms.authz.model import AuthRequest, AuthStatus, Decision, Source, normalise
 from csms.authz.ports import Authorizer
 from csms.config import Config
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from csms.ocpp16.connection import ChargerConnection
 
 log = structlog.get_logger("csms.ocpp")
+_booted = logs.HotEvent("csms.ocpp", "ocpp.boot")  # one per boot: cheap in connection storms
 
 Handler = Callable[["ChargerConnection", dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -149,9 +151,7 @@ class Handlers:
         interval = (
             server.heartbeat_interval_s if status == "Accepted" else server.pending_retry_interval_s
         )
-        log.info(
-            "ocpp.boot", status=status, vendor=p["chargePointVendor"], model=p["chargePointModel"]
-        )
+        _booted(status=status, vendor=p["chargePointVendor"], model=p["chargePointModel"])
         return {"status": status, "currentTime": now, "interval": interval}
 
     async def heartbeat(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
