@@ -429,6 +429,10 @@ async def run() -> Results:
     proc, url = start_echo()
     try:
         echo = await ladder("echo", url, proc, results)
+        # The open-loop run against the echo: the floor the generator and the machine
+        # put under the CSMS's open-loop p99 in this run (other tenants move it a lot).
+        echo_open = await load(url, 1000, 20000, rate=2000)
+        results.runs["echo-open-2000"] = echo_open.to_json()
     finally:
         proc.stop()
     proc, url = start_naive()
@@ -459,6 +463,16 @@ async def run() -> Results:
             "<= 10 ms",
             a.p99_ms <= 10 and report.errors == 0,
             f"p50 {a.p50_ms} ms, errors {report.errors}, behind {report.behind_schedule}",
+        )
+
+        ea = auth_stats(echo_open)
+        results.add(
+            "echo open loop 2,000/s (calibration): p99",
+            ea.p99_ms,
+            "ms",
+            "reference",
+            None,
+            f"p50 {ea.p50_ms} ms",
         )
 
         # Remote path: NEVER tokens, eMSP answers after 50 ms, 1,000/s over 1,000 chargers.
