@@ -55,6 +55,8 @@ class LeanEmsp:
         self.mode = "normal"
         self.delay_s = 0.0
         self.base = ""
+        self.hot_base = ""  # where authorize is served (_AuthorizeProtocol)
+        self.connections = 0  # accepted by _AuthorizeProtocol (the CSMS's pool reuses them)
         self.refs = itertools.count(1)
         self.released = asyncio.Event()
 
@@ -78,7 +80,7 @@ class LeanEmsp:
     async def details(self, _: web.Request) -> web.Response:
         eps = [
             {"identifier": "credentials", "role": "SENDER", "url": f"{self.base}/ocpi/{VERSION}/credentials"},
-            {"identifier": "tokens", "role": "SENDER", "url": f"{self.base}/ocpi/{VERSION}/tokens"},
+            {"identifier": "tokens", "role": "SENDER", "url": f"{self.hot_base}/ocpi/{VERSION}/tokens"},
         ]  # fmt: skip
         return self._json(envelope({"version": VERSION, "endpoints": eps}))
 
@@ -98,7 +100,12 @@ class LeanEmsp:
         return self._json(envelope(info))
 
     async def state(self, _: web.Request) -> web.Response:
-        return self._json(orjson.dumps({"mode": self.mode, "delay_ms": self.delay_s * 1000}))
+        state = {
+            "mode": self.mode,
+            "delay_ms": self.delay_s * 1000,
+            "connections": self.connections,
+        }
+        return self._json(orjson.dumps(state))
 
     async def behaviour(self, request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
@@ -164,6 +171,72 @@ class LeanEmsp:
             return len(ok), sum(ok)
 
 
+class _AuthorizeProtocol(asyncio.Protocol):
+    """Real-time authorize over bare HTTP/1.1 keep-alive (the hot endpoint; aiohttp's
+    server cost ~250 µs a request on the core the eMSP shares with the load generator).
+    Requests are framed by Content-Length, as the CSMS sends them; anything else closes
+    the connection."""
+
+    def __init__(self, emsp: LeanEmsp) -> None:
+        self.emsp = emsp
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.emsp.connections += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end].decode("latin-1").split("\r\n")
+            length = 0
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            if len(self.buf) < end + 4 + length:
+                return
+            self.buf = self.buf[end + 4 + length :]
+            method, target, _ = head[0].split(" ", 2)
+            path = target.split("?", 1)[0]
+            parts = path.rstrip("/").split("/")
+            if method != "POST" or len(parts) < 3 or parts[-1] != "authorize":
+                self._send(404, envelope(None, 2000, "not here"))
+                continue
+            asyncio.get_running_loop().create_task(self._answer(parts[-2]))
+
+    async def _answer(self, uid: str) -> None:
+        e = self.emsp
+        if e.mode == "delay":
+            await asyncio.sleep(e.delay_s)
+        elif e.mode == "hang":
+            await e.released.wait()
+        token = e.tokens.get(uid.upper())
+        if token is None:
+            self._send(404, envelope(None, 2004, "unknown token"))
+            return
+        info = {
+            "allowed": "ALLOWED" if token["valid"] else "NOT_ALLOWED",
+            "token": token,
+            "authorization_reference": f"Ref-{next(e.refs)}",
+        }
+        self._send(200, envelope(info))
+
+    def _send(self, status: int, body: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        reason = "OK" if status == 200 else "Not Found"
+        self.transport.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+
+
 def load_tokens(path: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     with open(path, newline="") as f:
@@ -187,10 +260,14 @@ async def main(args: argparse.Namespace) -> None:
     emsp = LeanEmsp(load_tokens(args.tokens))
     runner = web.AppRunner(emsp.app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", args.port)
+    site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     emsp.base = f"http://127.0.0.1:{port}"
+    hot = await asyncio.get_running_loop().create_server(
+        lambda: _AuthorizeProtocol(emsp), "127.0.0.1", 0, backlog=4096
+    )  # a burst of new CSMS connections must not overflow the backlog (1 s SYN retry)
+    emsp.hot_base = f"http://127.0.0.1:{hot.sockets[0].getsockname()[1]}"
     print(f"control API: {emsp.base}/control/state", flush=True)
     pushed, accepted = await emsp.register_and_push(args.register_with, args.token_a)
     print(f"pushed {pushed} tokens, {accepted} accepted", flush=True)
