@@ -44,10 +44,22 @@ log = logs.get("csms.app")
 
 
 def default_authorizer(app: CsmsApp) -> Authorizer:
-    """The local id_tags table: what a CSMS without roaming authorizes against."""
-    from csms.local_authz import LocalTokenAuthorizer
+    """The local id_tags table: what a CSMS without roaming authorizes against.
 
-    return LocalTokenAuthorizer(app.db, app.config.authz.id_tag_expiry_s)
+    Its decisions go to the same decision log and ``/api/authorizations`` as the roaming
+    service's (which, when OCPI is enabled, replaces this authorizer and its log).
+    """
+    from csms.admin.authorizations import LOG_EXTENSION
+    from csms.admin.authorizations import routes as authorization_routes
+    from csms.local_authz import LocalTokenAuthorizer
+    from csms.store.authorizations import AuthorizationLog
+
+    decisions = AuthorizationLog(app.db)
+    decisions.start()
+    app.on_stop(decisions.close)
+    app.extensions[LOG_EXTENSION] = decisions
+    app.add_admin_routes(authorization_routes)
+    return LocalTokenAuthorizer(app.db, app.config.authz.id_tag_expiry_s, sink=decisions)
 
 
 class CsmsApp:
@@ -75,11 +87,19 @@ class CsmsApp:
             raise RuntimeError("the OCPP server is not started yet")
         return self.ocpp.gateway
 
+    def on_stop(self, closer: Closer) -> None:
+        """Run ``closer`` on :meth:`stop` (newest first: before anything started earlier)."""
+        self._closers.append(closer)
+
     def add_admin_routes(self, routes: Sequence[web.AbstractRouteDef]) -> None:
-        """Mount extra admin API routes (behind the same bearer auth); setup/start hooks only."""
+        """Mount extra admin API routes (behind the same bearer auth); setup/start hooks only.
+
+        Idempotent per route: the local and the roaming authorizer both offer
+        ``/api/authorizations`` and whichever is installed last serves it.
+        """
         if self._admin_runner is not None:
             raise RuntimeError("admin routes must be added before the admin API starts")
-        self._admin_routes.extend(routes)
+        self._admin_routes.extend(r for r in routes if r not in self._admin_routes)
 
     @classmethod
     async def start(

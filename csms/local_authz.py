@@ -8,15 +8,28 @@ Rules: unknown -> Invalid; Blocked/Expired/Invalid as stored; Accepted with an
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
-from csms.authz.model import AuthMethod, AuthRequest, AuthStatus, Decision, Source
+from csms.authz.model import (
+    AuthMethod,
+    AuthRequest,
+    AuthStatus,
+    Decision,
+    DecisionRecord,
+    Source,
+)
+from csms.authz.ports import DecisionSink
 from csms.store.db import Database
 from csms.store.id_tags import IdTagRepo
 
 
 def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _iso_ms(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def _parse(value: str) -> datetime | None:
@@ -28,11 +41,42 @@ def _parse(value: str) -> datetime | None:
 
 
 class LocalTokenAuthorizer:
-    def __init__(self, db: Database, id_tag_expiry_s: int) -> None:
+    """Decides from ``id_tags``; with a ``sink``, every decision is stored and logged too,
+    exactly as the roaming service does (one row, one ``authorization_decided`` event)."""
+
+    def __init__(
+        self, db: Database, id_tag_expiry_s: int, sink: DecisionSink | None = None
+    ) -> None:
         self.repo = IdTagRepo(db)
         self.expiry = timedelta(seconds=id_tag_expiry_s)
+        self.sink = sink
 
     async def authorize(self, request: AuthRequest) -> Decision:
+        started = request.received_at if request.received_at is not None else time.monotonic()
+        decision = await self._decide(request)
+        if self.sink is not None:
+            self.sink.record(
+                DecisionRecord(
+                    decided_at=_iso_ms(datetime.now(UTC)),
+                    charger_id=request.charger_id,
+                    connector_id=request.connector_id,
+                    trigger=request.trigger,
+                    uid=request.uid,
+                    uid_norm=request.uid_norm,
+                    partner_id=None,
+                    token_type=request.token_type,
+                    source=decision.source.value,
+                    allowed=None,
+                    status=decision.status.value,
+                    authorization_reference=None,
+                    display_text=None,
+                    latency_ms=round((time.monotonic() - started) * 1000, 3),
+                    reason=decision.reason,
+                )
+            )
+        return decision
+
+    async def _decide(self, request: AuthRequest) -> Decision:
         row = await self.repo.get(request.uid)
         if row is None:
             return Decision(AuthStatus.INVALID, Source.LOCAL, reason="unknown idTag")
@@ -58,4 +102,5 @@ class LocalTokenAuthorizer:
             expiry_date=_iso(expiry),
             token_type=request.token_type,
             auth_method=AuthMethod.WHITELIST,
+            reason="idTag is Accepted",
         )
