@@ -301,18 +301,21 @@ async def ladder(label: str, url: str, proc: Proc, results: Results) -> dict[int
     that other load on the machine disturbs far less than throughput."""
     out: dict[int, LoadReport] = {}
     for chargers, calls in LADDER:
-        cpu0 = proc.cpu_seconds()
+        cpu0, steal0 = proc.cpu_seconds(), steal_seconds()
         report = await load(url, chargers, calls)
         us = (proc.cpu_seconds() - cpu0) / max(1, report.calls_done) * 1e6
+        stolen = steal_seconds() - steal0
         out[chargers] = report
         run = report.to_json()
         run["server_cpu_us_per_call"] = round(us, 1)
+        run["steal_s"] = round(stolen, 2)
         results.runs[f"{label}@{chargers}"] = run
         a = auth_stats(report)
         print(
             f"  {label:<6} {chargers:>5} chargers: {report.throughput:>9,.0f} calls/s  "
             f"p50 {a.p50_ms:.3f}  p95 {a.p95_ms:.3f}  p99 {a.p99_ms:.3f} ms  "
-            f"server {us:.0f} us CPU/call  errors {report.errors}  rejected {a.rejected}",
+            f"server {us:.0f} us CPU/call  errors {report.errors}  rejected {a.rejected}  "
+            f"steal {stolen:.2f} s",
             flush=True,
         )
     return out
@@ -581,7 +584,9 @@ def write_readme(results: Results, when: str) -> None:
         f"Measured {when} on {cpu_model} ({machine}); server pinned to core 0, "
         f"load generator to core 1{' (QUICK run: counts / 5)' if QUICK > 1 else ''}; "
         f"load average before/after the run: {results.runs.get('loadavg', {}).get('before')} / "
-        f"{results.runs.get('loadavg', {}).get('after')} (other work on the machine).\n\n"
+        f"{results.runs.get('loadavg', {}).get('after')} (other work on the machine); "
+        f"CPU steal by the hypervisor {results.runs.get('steal', {}).get('seconds')} s in "
+        f"{results.runs.get('steal', {}).get('wall_s')} s of wall time.\n\n"
         f"{table(results)}\n\n{ladder_table(results)}\n{end}"
     )
     text = README.read_text() if README.exists() else "# Benchmarks\n\n"
@@ -600,8 +605,16 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave other guests while ours wanted it (all cores): the
+    noise a load average inside this VM cannot see."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def main() -> None:
     before = loadavg()
+    steal0, wall0 = steal_seconds(), time.monotonic()
     affinity = os.sched_getaffinity(0)
     pin_self(CLIENT_CPU)
     raise_nofile()
@@ -615,6 +628,8 @@ def main() -> None:
         os.sched_setaffinity(0, affinity)  # the next benchmark in this process gets every core
     when = datetime.now(UTC).isoformat(timespec="seconds")
     results.runs["loadavg"] = {"before": before, "after": loadavg()}
+    stolen, wall = steal_seconds() - steal0, time.monotonic() - wall0
+    results.runs["steal"] = {"seconds": round(stolen, 2), "wall_s": round(wall, 1)}
     OUT.mkdir(parents=True, exist_ok=True)
     payload = {
         "when": when,
