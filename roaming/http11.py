@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Any
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024
+RESOLVE_TTL_S = 60.0
 
 
 class HttpError(Exception):
@@ -238,6 +241,8 @@ class Pool:
         self._gate = asyncio.Semaphore(limit)
         self._idle: collections.deque[_Conn] = collections.deque()
         self._closed = False
+        self._addresses: list[tuple[int, int, int, Any]] | None = None
+        self._resolved_until = 0.0
         default_port = 443 if tls is not None else 80
         self.host_header = host if port == default_port else f"{host}:{port}"
         if ":" in host and not host.startswith("["):  # an IPv6 literal
@@ -289,23 +294,51 @@ class Pool:
                 conn.close()
                 continue
             return conn, True
-        loop = asyncio.get_running_loop()
         try:
-            connect = loop.create_connection(
-                _Conn,
-                self.host,
-                self.port,
-                ssl=self.tls,
-                server_hostname=self.host if self.tls is not None else None,
-            )
             if self.connect_timeout_s is not None:
                 async with asyncio.timeout(self.connect_timeout_s):
-                    _, conn = await connect
+                    conn = await self._connect()
             else:
-                _, conn = await connect
+                conn = await self._connect()
         except OSError as exc:
             raise HttpError(f"cannot connect to {self.host_header}: {exc}") from None
         return conn, False
+
+    async def _connect(self) -> _Conn:
+        """A new connection to the first address that answers. Addresses are resolved
+        once per ``RESOLVE_TTL_S``: a resolver round trip (a thread hop even for an IP
+        literal) per connection showed when a hung eMSP makes every call open one."""
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        if self._addresses is None or now >= self._resolved_until:
+            infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            if not infos:
+                raise OSError(f"no address for {self.host}")
+            self._addresses = [(i[0], i[1], i[2], i[4]) for i in infos]
+            self._resolved_until = now + RESOLVE_TTL_S
+        error: OSError | None = None
+        for family, kind, proto, address in self._addresses:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                await loop.sock_connect(sock, address)
+                _, conn = await loop.create_connection(
+                    _Conn,
+                    sock=sock,
+                    ssl=self.tls,
+                    server_hostname=self.host if self.tls is not None else None,
+                )
+                return conn
+            except OSError as exc:
+                sock.close()
+                error = exc
+            except BaseException:
+                sock.close()
+                raise
+        self._addresses = None  # resolve again next time
+        assert error is not None
+        raise error
 
     def close(self) -> None:
         self._closed = True
