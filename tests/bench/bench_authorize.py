@@ -512,6 +512,23 @@ async def run() -> Results:
             emsp.stop()
         proc.stop()
 
+    # The hung run seen from the server: its own decision latency (frame arrival to the
+    # fallback, the ``latency_ms`` of each ``authorization_decided``), which separates
+    # the CSMS's deadline handling from the generator's and the machine's tail.
+    timeouts = []
+    for line in (OUT / "csms.log").read_text(errors="replace").splitlines():
+        if '"authorization_decided"' in line and '"source":"fallback"' in line:
+            timeouts.append(float(json.loads(line)["latency_ms"]))
+    if timeouts:
+        results.add(
+            "hung eMSP, server side: decision latency max (from frame arrival)",
+            max(timeouts),
+            "ms",
+            "reference",
+            None,
+            f"{len(timeouts)} fallbacks, p50 {sorted(timeouts)[len(timeouts) // 2]:.3f} ms",
+        )
+
     e100, n100, c100 = (echo[100].throughput, naive[100].throughput, csms[100].throughput)
     results.add("echo @100 (generator calibration)", e100, "calls/s", "reference", None)
     results.add("naive ocpp-library CSMS @100", n100, "calls/s", "reference", None)
