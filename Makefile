@@ -20,6 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check csms roaming simulator tests
 	$(BIN)/lint-imports
+	$(BIN)/mypy csms roaming simulator
 
 test: lint
 	$(BIN)/pytest -q

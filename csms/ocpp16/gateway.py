@@ -59,7 +59,7 @@ class ChargerGateway:
             raise errors.CallTimeout(charger_id, action, limit) from None
         except errors.InvalidCallResult as exc:
             raise errors.InvalidCallResult(charger_id, action, exc.message) from None
-        if type(answer) is framing.CallError:
+        if isinstance(answer, framing.CallError):
             details = answer.details if isinstance(answer.details, dict) else {}
             raise errors.CallErrorReceived(
                 charger_id, action, answer.code, answer.description, details
@@ -68,7 +68,8 @@ class ChargerGateway:
             schemas.validate_response(action, answer.payload)
         except schemas.SchemaViolation as exc:
             raise errors.InvalidCallResult(charger_id, action, exc.message) from None
-        return answer.payload  # type: ignore[no-any-return]
+        result: dict[str, Any] = answer.payload
+        return result
 
     def attach(self, conn: ChargerConnection) -> ChargerConnection | None:
         """Make ``conn`` THE session of its charger; returns the one it replaces, if any."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -261,7 +262,7 @@ class ConnectorRepo:
             )
         return [ConnectorRow(**dict(r)) for r in rows]
 
-    async def history(self, charger_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    async def history(self, charger_id: str, limit: int = 100) -> builtins.list[dict[str, Any]]:
         rows = await self.db.fetchall(
             "SELECT * FROM status_notifications WHERE charger_id = ? ORDER BY id DESC LIMIT ?",
             (charger_id, limit),

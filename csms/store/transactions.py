@@ -8,6 +8,7 @@ gets the same id back instead of a phantom second session.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import orjson
@@ -145,7 +146,7 @@ class TransactionRepo:
 
     async def stop_records(
         self, charger_id: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         if charger_id is None:
             rows = await self.db.fetchall(
                 "SELECT * FROM stop_records ORDER BY id DESC LIMIT ?", (limit,)

@@ -123,6 +123,10 @@ async def test_every_call_round_trips_to_the_simulator(
         assert txs[0]["id_tag"] == "TAG1"
         detail = await (await http.get(f"/api/transactions/{txs[0]['id']}")).json()
         assert detail["charger_id"] == "SIM1"
+        # Reset (one of the cases) makes the simulator reconnect: wait for its new session.
+        await cp.wait_until(
+            lambda: cp.connected and csms_app.gateway.is_connected("SIM1"), timeout=5
+        )
         charger = await (await http.get("/api/chargers/SIM1")).json()
         assert charger["connected"] is True
         assert charger["connection"]["subprotocol"] == "ocpp1.6"
