@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from csms.authz.model import (
     AuthMethod,
@@ -18,6 +19,7 @@ from csms.authz.model import (
     Decision,
     DecisionRecord,
     Source,
+    normalise,
 )
 from csms.authz.ports import DecisionSink
 from csms.store.db import Database
@@ -104,3 +106,40 @@ class LocalTokenAuthorizer:
             auth_method=AuthMethod.WHITELIST,
             reason="idTag is Accepted",
         )
+
+
+class OwnCardsFirst:
+    """The operator's own cards (``id_tags``) first, roaming for every other token.
+
+    Why: with OCPI on, the roaming service would otherwise answer a fleet card the
+    operator added with ``csms tokens add`` as an unknown token (and fan it out to every
+    eMSP). The set of own card keys is held in memory, so roaming cache hits keep their
+    synchronous fast path; :meth:`refresh` follows every write to ``id_tags``.
+    """
+
+    def __init__(self, local: LocalTokenAuthorizer, roaming: Any, own: set[str]) -> None:
+        self.local = local
+        self.roaming = roaming
+        self.own = own
+
+    @classmethod
+    async def build(cls, local: LocalTokenAuthorizer, roaming: Any) -> OwnCardsFirst:
+        made = cls(local, roaming, set())
+        await made.refresh()
+        return made
+
+    async def refresh(self) -> None:
+        self.own = {normalise(row.id_tag) for row in await self.local.repo.list()}
+
+    async def authorize(self, request: AuthRequest) -> Decision:
+        if request.uid_norm in self.own:
+            return await self.local.authorize(request)
+        decision: Decision = await self.roaming.authorize(request)
+        return decision
+
+    def authorize_now(self, request: AuthRequest) -> Decision | None:
+        """Roaming's synchronous answer where it has one; own cards take the async path."""
+        if request.uid_norm in self.own:
+            return None
+        now = getattr(self.roaming, "authorize_now", None)
+        return now(request) if now is not None else None

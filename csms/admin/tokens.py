@@ -104,6 +104,7 @@ async def add_token(request: web.Request) -> web.Response:
         parent = _id_tag(parent, "parent_id_tag")
     existed = await _load(csms_app.db, id_tag) is not None
     await _repo(csms_app).add(id_tag, status=status, expiry_date=expiry, parent_id_tag=parent)
+    await _own_cards_changed(csms_app)
     saved = await _load(csms_app.db, id_tag)
     return json_response(saved, status=200 if existed else 201)
 
@@ -115,4 +116,12 @@ async def block_token(request: web.Request) -> web.Response:
     if await _load(csms_app.db, id_tag) is None:
         raise ApiError(404, "unknown_token", f"no id_tag {id_tag!r}")
     await _repo(csms_app).block(id_tag)
+    await _own_cards_changed(csms_app)
     return json_response(await _load(csms_app.db, id_tag))
+
+
+async def _own_cards_changed(csms_app: Any) -> None:
+    """Tell an authorizer that keeps the own-card set in memory (OwnCardsFirst)."""
+    refresh = getattr(csms_app.authorizer, "refresh", None)
+    if refresh is not None:
+        await refresh()

@@ -43,6 +43,7 @@ from csms.authz.model import (
     Whitelist,
 )
 from csms.authz.service import AuthorizationService, AuthzSettings
+from csms.local_authz import LocalTokenAuthorizer, OwnCardsFirst
 from csms.store.authorizations import AuthorizationLog
 from csms.store.db import Executor
 from roaming.client import (
@@ -373,7 +374,13 @@ async def install(
         sink=decisions,
         learner=cache,
     )
-    app.authorizer = service
+    # The operator's own cards (the local id_tags table) stay decided locally.
+    local = app.authorizer
+    app.authorizer = (
+        await OwnCardsFirst.build(local, service)
+        if isinstance(local, LocalTokenAuthorizer)
+        else service
+    )
     app.extensions[SERVICE_EXTENSION] = service
     app.extensions[LOG_EXTENSION] = decisions
     app.extensions["token_cache"] = cache
