@@ -150,13 +150,9 @@ async def get_credentials(request: web.Request) -> web.Response:
     return ok(our_credentials(ctx_of(request), presented.token).to_json())
 
 
-async def post_credentials(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
-    partner = partner_of(request)
-    if partner.registered or partner.token_in_kind is not TokenKind.A:
-        raise MethodNotAllowed("already registered: use PUT to update or DELETE to unregister")
-    creds = Credentials.from_json(await read_json_object(request))
-    _check_roles(partner, creds)
+async def _accept(ctx: RoamingContext, partner: Partner, creds: Credentials) -> tuple[Partner, str]:
+    """Their credentials, received by POST or PUT: fetch their API with their token,
+    issue a fresh TOKEN_C, store both. Returns the updated partner and the new token."""
     details, encoding = await _fetch_as_server(ctx, partner.key, creds)
     token_c = auth.generate_token()
     partner = await ctx.store.complete_registration(
@@ -170,6 +166,17 @@ async def post_credentials(request: web.Request) -> web.Response:
         version=details.version,
         endpoints=details.endpoints,
     )
+    return partner, token_c
+
+
+async def post_credentials(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    partner = partner_of(request)
+    if partner.registered or partner.token_in_kind is not TokenKind.A:
+        raise MethodNotAllowed("already registered: use PUT to update or DELETE to unregister")
+    creds = Credentials.from_json(await read_json_object(request))
+    _check_roles(partner, creds)
+    partner, token_c = await _accept(ctx, partner, creds)
     log.info("ocpi.partner_registered", partner=partner.key, initiated_by="them")
     await ctx.registered(partner)
     return ok(our_credentials(ctx, token_c).to_json())
@@ -181,21 +188,10 @@ async def put_credentials(request: web.Request) -> web.Response:
     if not partner.registered:
         raise MethodNotAllowed("not registered: POST credentials first")
     creds = Credentials.from_json(await read_json_object(request))
-    details, encoding = await _fetch_as_server(ctx, partner.key, creds)
-    new_token = auth.generate_token()
-    partner = await ctx.store.complete_registration(
-        partner.id,
-        roles=creds.roles,
-        token_in_hash=auth.hash_token(new_token),
-        token_in_kind=TokenKind.C,
-        token_out=creds.token,
-        auth_encoding=encoding,
-        versions_url=creds.url,
-        version=details.version,
-        endpoints=details.endpoints,
-    )
+    _check_roles(partner, creds)
+    partner, token_c = await _accept(ctx, partner, creds)
     log.info("ocpi.partner_credentials_updated", partner=partner.key)
-    return ok(our_credentials(ctx, new_token).to_json())
+    return ok(our_credentials(ctx, token_c).to_json())
 
 
 async def delete_credentials(request: web.Request) -> web.Response:
