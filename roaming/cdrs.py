@@ -22,7 +22,7 @@ from roaming.app import OcpiModule, RoamingContext, partner_of
 from roaming.costing import CostBreakdown, SessionTotals
 from roaming.locations import EvseRef
 from roaming.models import InterfaceRole, ModuleID, format_datetime, parse_datetime
-from roaming.pagination import page_params, page_response
+from roaming.pagination import PageParams, add_sender_list
 from roaming.ports import SqlDatabase, SqlExecutor
 
 CDRS_PATH = "/ocpi/cpo/2.2.1/cdrs"
@@ -166,16 +166,13 @@ class CdrStore:
 
 
 def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
-    async def list_cdrs(request: web.Request) -> web.Response:
-        page = page_params(request)
+    async def cdr_page(request: web.Request, page: PageParams) -> tuple[int, list[Any]]:
         store: CdrStore = ctx.services["cdrs"]
-        total, items = await store.page(
+        return await store.page(
             partner_of(request).key, page.date_from, page.date_to, page.offset, page.limit
         )
-        return page_response(request, items, total, page)
 
-    app.router.add_get(CDRS_PATH, list_cdrs)
-    app.router.add_get(CDRS_PATH + "/", list_cdrs)
+    add_sender_list(app, CDRS_PATH, cdr_page)
 
 
 def module() -> OcpiModule:

@@ -30,7 +30,7 @@ from roaming.app import OcpiModule, RoamingContext
 from roaming.costing import Tariff
 from roaming.envelope import NotFound, ok
 from roaming.models import InterfaceRole, ModuleID, ValidationError, format_datetime, norm
-from roaming.pagination import page_params, page_response
+from roaming.pagination import PageParams, add_sender_list
 from roaming.ports import SqlDatabase, SqlExecutor
 from roaming.tariffs import parse_tariffs
 
@@ -630,10 +630,8 @@ def _store(ctx: RoamingContext) -> LocationStore:
 
 
 def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
-    async def list_locations(request: web.Request) -> web.Response:
-        page = page_params(request)
-        total, items = await _store(ctx).page(page.date_from, page.date_to, page.offset, page.limit)
-        return page_response(request, items, total, page)
+    async def location_page(_: web.Request, page: PageParams) -> tuple[int, list[Any]]:
+        return await _store(ctx).page(page.date_from, page.date_to, page.offset, page.limit)
 
     async def get_location(request: web.Request) -> web.Response:
         loc = await _store(ctx).location(request.match_info["location_id"])
@@ -659,8 +657,7 @@ def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
                 return ok(conn)
         raise NotFound("unknown connector", status_code=2003)
 
-    app.router.add_get(LOCATIONS_PATH, list_locations)
-    app.router.add_get(LOCATIONS_PATH + "/", list_locations)
+    add_sender_list(app, LOCATIONS_PATH, location_page)
     app.router.add_get(LOCATIONS_PATH + "/{location_id}", get_location)
     app.router.add_get(LOCATIONS_PATH + "/{location_id}/{evse_uid}", get_evse)
     app.router.add_get(LOCATIONS_PATH + "/{location_id}/{evse_uid}/{connector_id}", get_connector)

@@ -13,7 +13,7 @@ Usage in a handler::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -98,3 +98,23 @@ def page_response(
     resp = ok(list(items))
     resp.headers.update(page_headers(request, total, page, len(items)))
     return resp
+
+
+PageFetch = Callable[[web.Request, "PageParams"], Awaitable[tuple[int, Sequence[Any]]]]
+
+
+def add_sender_list(
+    app: web.Application, path: str, fetch: PageFetch, *, require_date_from: bool = False
+) -> None:
+    """Route ``GET {path}`` (and ``{path}/``, which d2's pagination examples use) to a
+    paginated Sender list: ``fetch(request, page) -> (total, items)`` is all a module
+    supplies; parameters, the envelope and the Link / X-Total-Count / X-Limit headers
+    are the same for every list."""
+
+    async def sender_list(request: web.Request) -> web.Response:
+        page = page_params(request, require_date_from=require_date_from)
+        total, items = await fetch(request, page)
+        return page_response(request, items, total, page)
+
+    app.router.add_get(path, sender_list)
+    app.router.add_get(path + "/", sender_list)

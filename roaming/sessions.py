@@ -31,7 +31,7 @@ from roaming.app import OcpiModule, RoamingContext, partner_of
 from roaming.costing import Reading, build_periods, cost_session
 from roaming.locations import EvseRef, LocationStore
 from roaming.models import InterfaceRole, ModuleID, format_datetime
-from roaming.pagination import page_params, page_response
+from roaming.pagination import PageParams, add_sender_list
 from roaming.ports import SqlDatabase, SqlExecutor
 from roaming.tariffs import tariff_from_json
 
@@ -365,16 +365,14 @@ def _filter(
 
 
 def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
-    async def list_sessions(request: web.Request) -> web.Response:
-        page = page_params(request, require_date_from=True)
+    async def session_page(request: web.Request, page: PageParams) -> tuple[int, list[Any]]:
         service: SessionService = ctx.services["sessions"]
-        total, items = await service.page(
+        return await service.page(
             partner_of(request).key, page.date_from, page.date_to, page.offset, page.limit
         )
-        return page_response(request, items, total, page)
 
-    app.router.add_get(SESSIONS_PATH, list_sessions)
-    app.router.add_get(SESSIONS_PATH + "/", list_sessions)
+    # date_from is REQUIRED on the Sessions Sender list (OCPI 2.2.1 Sessions, Sender GET).
+    add_sender_list(app, SESSIONS_PATH, session_page, require_date_from=True)
 
 
 def module() -> OcpiModule:

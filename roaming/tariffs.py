@@ -27,7 +27,7 @@ from roaming.app import OcpiModule, RoamingContext
 from roaming.costing import Tariff
 from roaming.envelope import NotFound, ok
 from roaming.models import InterfaceRole, ModuleID, ValidationError, norm
-from roaming.pagination import page_params, page_response
+from roaming.pagination import PageParams, add_sender_list
 
 TARIFFS_PATH = "/ocpi/cpo/2.2.1/tariffs"
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -114,12 +114,11 @@ def tariff_from_json(obj: dict[str, Any]) -> Tariff:
 
 
 def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
-    async def list_tariffs(request: web.Request) -> web.Response:
-        page = page_params(request)
+    async def tariff_page(_: web.Request, page: PageParams) -> tuple[int, list[Any]]:
         total, items = await ctx.services["locations"].tariff_page(
             page.date_from, page.date_to, page.offset, page.limit
         )
-        return page_response(request, items, total, page)
+        return total, items
 
     async def get_tariff(request: web.Request) -> web.Response:
         t = await ctx.services["locations"].tariff_json(request.match_info["tariff_id"])
@@ -127,8 +126,7 @@ def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
             raise NotFound("unknown tariff")
         return ok(t)
 
-    app.router.add_get(TARIFFS_PATH, list_tariffs)
-    app.router.add_get(TARIFFS_PATH + "/", list_tariffs)
+    add_sender_list(app, TARIFFS_PATH, tariff_page)
     app.router.add_get(TARIFFS_PATH + "/{tariff_id}", get_tariff)
 
 
