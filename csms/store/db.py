@@ -10,6 +10,7 @@ processes (the CLI, backups) read while we write. Repositories in this package t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -103,14 +104,36 @@ class Database(Executor):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` on an unlocked executor; rolled back on error."""
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on an unlocked executor; rolled back on error.
+
+        Cancellation-safe: a statement handed to aiosqlite's thread runs to the end even
+        if the awaiting coroutine is cancelled (a charger's socket closing mid-write), so
+        the control statements are awaited through a shield and a BEGIN that completed
+        for a cancelled caller is rolled back. Otherwise the shared connection would stay
+        inside that transaction and every later BEGIN would fail.
+        """
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self._control("BEGIN IMMEDIATE")
+            except BaseException:
+                if self.conn.in_transaction:
+                    await self._control("ROLLBACK")
+                raise
             tx = Executor(self.conn)
             try:
                 yield tx
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self._control("ROLLBACK")
                 raise
             else:
-                await self.conn.execute("COMMIT")
+                await self._control("COMMIT")
+
+    async def _control(self, sql: str) -> None:
+        """Run BEGIN/COMMIT/ROLLBACK to completion; a cancellation is re-raised after it."""
+        done = asyncio.ensure_future(self.conn.execute(sql))
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.wait([done])
+            raise

@@ -33,3 +33,32 @@ async def test_transaction_rolls_back_on_error(tmp_path):
     row = await db.fetchone("SELECT count(*) AS n FROM charger_events")
     assert row["n"] == 0
     await db.close()
+
+
+async def test_cancelled_while_beginning_leaves_no_open_transaction(tmp_path):
+    """A caller cancelled while its BEGIN runs in the worker thread (a charger's socket
+    closing mid-write) must not leave the shared connection inside a transaction."""
+    import asyncio
+
+    db = await Database.open(str(tmp_path / "s.sqlite3"))
+
+    async def writer():
+        async with db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO charger_events (charger_id, action, payload, received_at) VALUES ('A','x','{}','t')"
+            )
+
+    for _ in range(20):  # cancel at several points of BEGIN's round trip
+        task = asyncio.create_task(writer())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not db.conn.in_transaction
+    async with db.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO charger_events (charger_id, action, payload, received_at) VALUES ('B','y','{}','t')"
+        )
+    row = await db.fetchone("SELECT count(*) AS n FROM charger_events WHERE charger_id = 'B'")
+    assert row["n"] == 1
+    await db.close()
