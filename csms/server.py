@@ -34,6 +34,7 @@ from csms.ocpp16.datatransfer import VendorHandler, VendorRegistry
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.handlers import Handlers
+from csms.ocpp16.wire import DirectTextConnection
 from csms.store.charger_writes import AuthFactsReader, ChargerWrites
 from csms.store.chargers import ChargerRepo, charger_id_problem, now_iso
 from csms.store.db import Database
@@ -249,6 +250,7 @@ async def start_ocpp_server(
         compression=None,
         ssl=_tls_context(config),
         backlog=s.listen_backlog,
+        create_connection=DirectTextConnection,
     )
     port = next(iter(server.sockets)).getsockname()[1]
     log.info("ocpp.listening", host=s.host, port=port, tls=bool(s.tls_cert), path=s.path_prefix)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from contextvars import ContextVar
+from contextvars import Context, ContextVar, copy_context
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csms.ocpp16 import errors, framing, schemas
 from csms.ocpp16.actions import ALL_OCPP16, CHARGER_INITIATED, SLOW
-from csms.ocpp16.wire import send_text_now
+from csms.ocpp16.wire import DirectTextConnection, send_text_now
 
 log = structlog.get_logger("csms.ocpp")
 
@@ -60,10 +60,12 @@ class ChargerConnection:
     __slots__ = (
         "_call_lock",
         "_closed",
+        "_ctx",
         "_dispatcher",
         "_handle_now",
         "_pending",
         "_pending_id",
+        "_sending",
         "_tasks",
         "charger_id",
         "info",
@@ -92,13 +94,25 @@ class ChargerConnection:
         self._pending_id: str | None = None
         self._pending: asyncio.Future[framing.CallResult | framing.CallError] | None = None
         self._closed = False
+        self._ctx: Context | None = None
+        self._sending = 0
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     async def serve(self) -> None:
-        """Read until the socket closes; then fail our pending call and stop handler tasks."""
+        """Read until the socket closes; then fail our pending call and stop handler tasks.
+
+        Frames that need no ``await`` in this loop (results to our calls, and the SLOW
+        actions, which are answered at once or in their own task) are taken straight from
+        the socket by :meth:`_on_text` when the websocket offers it; this loop sees the
+        rest, in order.
+        """
+        ws = self.ws
+        if isinstance(ws, DirectTextConnection):
+            self._ctx = copy_context()  # carries the charger's bound log context
+            ws.on_text = self._on_text
         try:
             async for raw in self.ws:
                 try:
@@ -113,9 +127,7 @@ class ChargerConnection:
                         if out is not None:
                             await self._send(out)
                             continue
-                        task = asyncio.create_task(self._answer(frame, validated=True))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
+                        self._spawn(self._answer(frame, validated=True))
                     else:
                         await self._answer(frame)
                 else:
@@ -123,11 +135,55 @@ class ChargerConnection:
         except ConnectionClosed:
             pass
         finally:
+            if isinstance(ws, DirectTextConnection):
+                ws.on_text = None
             self._closed = True
             if self._pending is not None and not self._pending.done():
                 self._pending.set_exception(errors.ChargerNotConnected(self.charger_id))
             for task in list(self._tasks):
                 task.cancel()
+
+    def _on_text(self, data: bytes) -> bool:
+        """Handle one complete text frame inside ``data_received``; False leaves it to the
+        read loop (bad frames, which it reports; actions it answers in order; and every
+        frame while a direct answer is still waiting for the socket to drain, so a charger
+        that stops reading stops being read). Never raises into the transport."""
+        if self._sending:
+            return False
+        try:
+            frame = framing.parse(data)
+        except framing.FrameError:
+            return False
+        if type(frame) is framing.Call:
+            if frame.action not in SLOW:
+                return False
+            self._ctx.run(self._call_now, frame)  # type: ignore[union-attr]
+        else:
+            self._ctx.run(self._resolve, frame)  # type: ignore[union-attr, arg-type]
+        return True
+
+    def _call_now(self, frame: framing.Call) -> None:
+        RECEIVED_AT.set(monotonic())
+        try:
+            out = self._answer_now(frame)
+            if out is None:
+                self._spawn(self._answer(frame, validated=True))
+            elif not send_text_now(self.ws, out):
+                self._sending += 1
+                self._spawn(self._send_later(out))
+        except Exception:  # a bug here must not close the transport from data_received
+            log.exception("ocpp.handler_failed", action=frame.action, unique_id=frame.unique_id)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_later(self, data: bytes) -> None:
+        try:
+            await self._send(data)
+        finally:
+            self._sending -= 1
 
     async def _bad_frame(self, exc: framing.FrameError) -> None:
         log.warning(

@@ -7,11 +7,15 @@ answer, the error handling and the fall-back to ``authorize`` are the same as be
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import orjson
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from csms.authz.model import AuthRequest, AuthStatus, Decision, Source
+from csms.ocpp16.events import NoEvents
 from csms.store.chargers import ChargerRepo
 from csms.store.db import Database
 
@@ -94,3 +98,68 @@ async def test_pending_charger_takes_the_async_path_and_is_refused(
     reply = await cp.call("Authorize", {"idTag": "NOW1"})
     assert reply[0] == 4 and reply[2] == "SecurityError"
     assert authz.now_calls == [] and authz.async_calls == []
+
+
+class GatedStatus(NoEvents):
+    """Holds every StatusNotification until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def status_changed(self, *args: Any) -> None:
+        self.entered.set()
+        await self.gate.wait()
+
+
+async def test_memory_authorize_is_answered_while_the_read_loop_waits(
+    start_server: StartServer, connect_cp: Connect
+) -> None:
+    """Frames that need no await are taken straight off the socket (DirectTextConnection):
+    a cache-hit Authorize overtakes a StatusNotification still waiting on its handler."""
+    events = GatedStatus()
+    authz = TwoPathAuthorizer()
+    cp = await connect_cp(await start_server(authorizer=authz, events=events), "CP1")
+    await cp.boot()
+    status = {"connectorId": 1, "status": "Available", "errorCode": "NoError"}
+    try:
+        await cp.ws.send(orjson.dumps([2, "s1", "StatusNotification", status]))
+        await asyncio.wait_for(events.entered.wait(), 5)
+        await cp.ws.send(orjson.dumps([2, "a1", "Authorize", {"idTag": "NOW1"}]))
+        first = await cp.recv()
+    finally:
+        events.gate.set()  # a failure must not leave the handler (and teardown) hanging
+    assert first == [3, "a1", {"idTagInfo": {"status": "Blocked"}}]
+    assert await cp.recv() == [3, "s1", {}]
+
+
+async def test_fragmented_authorize_is_still_answered(
+    start_server: StartServer, connect_cp: Connect
+) -> None:
+    """A message split over continuation frames takes the library's path, same answer."""
+    cp = await connect_cp(await start_server(authorizer=TwoPathAuthorizer()), "CP1")
+    await cp.boot()
+    await cp.ws.send([b'[2,"f1","Authorize",', b'{"idTag":"NOW1"}]'], text=True)
+    assert await cp.recv() == [3, "f1", {"idTagInfo": {"status": "Blocked"}}]
+
+
+async def test_invalid_json_on_the_direct_path_gets_a_callerror(
+    start_server: StartServer, connect_cp: Connect
+) -> None:
+    cp = await connect_cp(await start_server(authorizer=TwoPathAuthorizer()), "CP1")
+    await cp.boot()
+    reply = await cp.send_text(b'[2,"x1","Authorize",{"idTag":')
+    assert reply[0] == 4 and reply[2] == "FormationViolation", reply
+    assert await cp.ok("Authorize", {"idTag": "NOW2"}) == {"idTagInfo": {"status": "Blocked"}}
+
+
+async def test_invalid_utf8_text_frame_closes_with_1007(
+    start_server: StartServer, connect_cp: Connect
+) -> None:
+    """The library's UTF-8 check still applies to frames the direct path declines."""
+    cp = await connect_cp(await start_server(authorizer=TwoPathAuthorizer()), "CP1")
+    await cp.boot()
+    await cp.ws.send(b'[2,"u1","Authorize",{"idTag":"\xff\xfe"}]', text=True)
+    with pytest.raises(ConnectionClosed):
+        await cp.recv()
+    assert cp.ws.close_code == 1007
