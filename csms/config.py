@@ -102,6 +102,8 @@ class AuthzConfig:
     id_tag_expiry_s: int = 86400
     authorize_reuse_window_s: int = 900
     concurrent_tx: Literal["reject", "allow"] = "reject"
+    concurrent_tx_on_authorize: bool = False
+    reply_reserve_s: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,14 @@ def _validate(cfg: Config) -> None:
                 f"{value} s is not comfortably shorter than authz.charger_authorize_timeout_s "
                 f"({cfg.authz.charger_authorize_timeout_s} s); at most {limit:g} s is allowed",
             )
+    reserve = cfg.authz.reply_reserve_s
+    shortest = min(value for _, value in deadlines)
+    if not 0 <= reserve < shortest / 2:
+        raise ConfigError(
+            "authz.reply_reserve_s",
+            f"{reserve} s must be at least 0 and under half the shortest authorize deadline "
+            f"({shortest:g} s)",
+        )
     cpo = cfg.ocpi_cpo
     positive("ocpi_cpo.session_update_interval_s", cpo.session_update_interval_s)
     positive("ocpi_cpo.command_timeout_s", cpo.command_timeout_s)

@@ -80,6 +80,9 @@ class AuthzSettings:
     # ConcurrentTx is always checked on StartTransaction; on Authorize only when asked,
     # because it costs a store query on the hot path (see docs/authorization.md).
     concurrent_check_on_authorize: bool = False
+    # Kept back from every deadline for answering: the fallback timer fires this much
+    # earlier, so a GC pause or a queue of frames after it still lands inside the deadline.
+    reply_reserve_s: float = 0.0
     partner_deadlines: Mapping[str, float] = field(default_factory=dict)
     partner_rules: Mapping[str, FallbackRules] = field(default_factory=dict)
     uid_prefixes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -103,6 +106,8 @@ class AuthzSettings:
             id_tag_expiry_s=cfg.authz.id_tag_expiry_s,
             reuse_window_s=float(cfg.authz.authorize_reuse_window_s),
             concurrent_tx=cfg.authz.concurrent_tx,
+            concurrent_check_on_authorize=cfg.authz.concurrent_tx_on_authorize,
+            reply_reserve_s=cfg.authz.reply_reserve_s,
             partner_deadlines=deadlines,
             partner_rules=rules,
             uid_prefixes=prefixes,
@@ -112,6 +117,10 @@ class AuthzSettings:
         if partner_id is None:
             return self.deadline_s
         return self.partner_deadlines.get(partner_id.upper(), self.deadline_s)
+
+    def timer_for(self, partner_id: str | None) -> float:
+        """Seconds after arrival at which waiting stops: the deadline less the reserve."""
+        return self.deadline_for(partner_id) - self.reply_reserve_s
 
     def rules_for(self, partner_id: str | None) -> FallbackRules:
         if partner_id is None:
@@ -278,7 +287,7 @@ class AuthorizationService:
 
         state = _Attempt()
         try:
-            async with asyncio.timeout_at(at(s.deadline_s)) as scope:
+            async with asyncio.timeout_at(at(s.timer_for(None))) as scope:
                 try:
                     tokens = await self.cache.lookup(request.uid_norm, request.token_type)
                 except Exception as exc:  # the store failed: nothing is known
@@ -295,7 +304,7 @@ class AuthorizationService:
                 refs = await self._refs(request)
                 if cached is not None:
                     partner = state.partner_id = cached.partner_id
-                    budget = s.deadline_for(partner)
+                    budget = s.timer_for(partner)
                     scope.reschedule(at(budget))
                     outcome: RemoteOutcome | None = await self._call(
                         partner, request, refs, start + budget
@@ -368,9 +377,7 @@ class AuthorizationService:
         if not partners:
             return None
         tasks = [
-            asyncio.ensure_future(
-                self._call(p, request, refs, start + self.settings.deadline_for(p))
-            )
+            asyncio.ensure_future(self._call(p, request, refs, start + self.settings.timer_for(p)))
             for p in partners
         ]
         try:
@@ -399,7 +406,7 @@ class AuthorizationService:
         """
         if self.settings.concurrent_tx != "reject" or self.transactions is None:
             return decision
-        remaining = start + self.settings.deadline_for(decision.partner_id) - self.clock.monotonic()
+        remaining = start + self.settings.timer_for(decision.partner_id) - self.clock.monotonic()
         if remaining <= 0:
             return decision
         try:

@@ -142,6 +142,21 @@ async def test_hung_emsp_gets_fallback_at_the_deadline_and_late_call_is_cancelle
     assert sink.entries[0].latency_ms >= (DEADLINE - 0.05) * 1000
 
 
+async def test_reply_reserve_moves_the_fallback_ahead_of_the_deadline():
+    """``reply_reserve_s`` is kept back for answering: the wait ends that much earlier."""
+    reserve = 0.1
+    settings = AuthzSettings(deadline_s=DEADLINE, reply_reserve_s=reserve)
+    remote = FakeRemote(NL_EMS=hang)
+    svc, _ = make(FakeCache(tok(whitelist=Whitelist.ALLOWED_OFFLINE)), remote, settings=settings)
+    t0 = time.monotonic()
+    d = await svc.authorize(req())
+    took = time.monotonic() - t0
+    assert DEADLINE - reserve - 0.05 <= took < DEADLINE - reserve + 0.05
+    assert d.source is Source.FALLBACK
+    [(_, _, _, budget)] = remote.calls
+    assert budget <= DEADLINE - reserve  # the eMSP client's own timeout is the shorter one
+
+
 async def test_late_reply_is_ignored():
     late = answer(RemoteVerdict(partner_id="NL-EMS", allowed=Allowed.ALLOWED), delay=DEADLINE + 0.2)
     remote = FakeRemote(NL_EMS=late)

@@ -44,6 +44,9 @@ def test_every_setting_is_in_config_toml():
         ("[partners.NL-EMS]\nauthorize_deadline_s = 19\n", "partners.NL-EMS.authorize_deadline_s"),
         ("[partners.NL-EMS]\nbogus = 1\n", "partners.NL-EMS.bogus"),
         ("[server]\ntls_cert = 'a.pem'\n", "server.tls_key"),
+        ("[authz]\nreply_reserve_s = -0.1\n", "authz.reply_reserve_s"),
+        ("[authz]\nauthorize_deadline_s = 1.0\nreply_reserve_s = 0.5\n", "authz.reply_reserve_s"),
+        ("[partners.NL-EMS]\nauthorize_deadline_s = 0.08\n", "authz.reply_reserve_s"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, text, key):
@@ -96,3 +99,12 @@ def test_partner_override_lookup_is_case_insensitive(tmp_path):
     assert cfg.partner("NL-EMS").authorize_deadline_s == 2.0
     assert cfg.partner("nl-ems").uid_prefixes == ("04",)
     assert cfg.partner("DE-XYZ").authorize_deadline_s is None
+
+
+def test_authz_settings_come_from_config(tmp_path):
+    from csms.authz.service import AuthzSettings
+
+    text = "[authz]\nconcurrent_tx_on_authorize = true\nreply_reserve_s = 0.2\n"
+    settings = AuthzSettings.from_config(cfgmod.load(write(tmp_path, text), environ={}))
+    assert settings.concurrent_check_on_authorize is True
+    assert settings.timer_for(None) == pytest.approx(5.0 - 0.2)
