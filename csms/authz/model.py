@@ -205,9 +205,14 @@ class FallbackRules:
     allowed_accept: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    """One row of the ``authorizations`` table and one ``authorization_decided`` event."""
+class DecisionRecord(NamedTuple):
+    """One row of the ``authorizations`` table and one ``authorization_decided`` event.
+
+    A named tuple, fields in column order: the record *is* the row the store writes
+    (no conversion), it is built in one C call on the hot path, and a tuple of plain
+    str/int/float/None leaves the collector's view at its first look, so thousands of
+    buffered rows do not lengthen young-generation collections.
+    """
 
     decided_at: str
     charger_id: str | None

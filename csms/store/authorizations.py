@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import fields
-from operator import attrgetter
 from typing import Any
 
 from csms import logs
 from csms.authz.model import DecisionRecord
 from csms.store.db import Database, Executor
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DecisionRecord))
-_row = attrgetter(*COLUMNS)  # a flat tuple in column order (dataclasses.astuple deep-copies)
+COLUMNS: tuple[str, ...] = DecisionRecord._fields
 _INSERT = (
     f"INSERT INTO authorizations ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 )
@@ -71,10 +68,8 @@ class AuthorizationLog:
         self.batch_size = batch_size
         self.soft_limit = soft_limit
         self.emit_log = emit_log
-        # Rows as flat tuples of str/int/float/None, not DecisionRecord objects: the
-        # collector stops tracking such tuples at its first look, so thousands of
-        # buffered rows no longer lengthen every young-generation collection (they
-        # were ~1,000 live objects surviving into the older generations per flush).
+        # DecisionRecords are flat named tuples of str/int/float/None in column order:
+        # the row itself, and untracked by the collector after its first look.
         self._buffer: list[tuple[Any, ...]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -90,7 +85,7 @@ class AuthorizationLog:
     def record(self, entry: DecisionRecord) -> None:
         if self.emit_log:
             log_decision(entry)
-        self._buffer.append(_row(entry))
+        self._buffer.append(entry)
         if len(self._buffer) >= self.batch_size:
             self._wake.set()
         if len(self._buffer) > self.soft_limit and not self._warned:
