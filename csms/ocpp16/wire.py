@@ -22,11 +22,14 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import Frame, Opcode
-from websockets.protocol import Event, State
+from websockets.protocol import State
+
+try:  # the library's own C helper when built, as websockets.frames does
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - a pure-Python websockets build
+    from websockets.utils import apply_mask
 
 _OPEN = State.OPEN
-_DATA = (Opcode.TEXT, Opcode.BINARY)  # the read loop takes JSON from either, so this does
 
 
 def _text_header(n: int) -> bytes:
@@ -65,30 +68,119 @@ def send_text_now(ws: Any, data: bytes) -> bool:
 
 
 class DirectTextConnection(ServerConnection):
-    """A server connection that can hand complete data frames straight to a callback.
+    """A server connection that hands complete, simple data frames straight to a callback.
 
-    Why: websockets delivers every message through its ``Assembler`` to a task waiting in
-    ``recv()``: a queue put, a future, a task wake-up and two coroutine frames per frame
-    (6 % of the instructions per cache-hit Authorize, measured with callgrind at 100
-    chargers: 391k -> 367k), and a latency of one event-loop pass. Most OCPP frames can be
-    answered without awaiting anything, so the connection offers them to ``on_text``
-    first (text, or binary as some firmwares send), inside ``data_received``; a callback
-    that returns False (or no callback) leaves the frame to the library's normal path, so
-    fragmented messages, invalid UTF-8 and everything that needs an ``await`` keep the
-    library's behaviour.
-    ``process_event`` is the documented place to override (websockets 13 to 17).
+    Why: per cache-hit Authorize, websockets' generator-based frame parser, its
+    ``Assembler`` and the task waiting in ``recv()`` cost more instructions than our
+    whole decision, and a pass of the event loop in latency (callgrind at 100 chargers:
+    the ``Assembler``/``recv()`` hop alone was 391k -> 367k instructions per Authorize).
+    Most OCPP frames can be answered without awaiting anything. So once the handshake is
+    done this connection reads the frame headers itself (RFC 6455 section 5.2, a few
+    bytes) and gives every *simple* frame (FIN set, no reserved bits, text or binary as
+    some firmwares send, masked as a client must, within the size limit, no fragmented
+    message in progress) to ``on_text`` inside ``data_received``. Every other frame
+    (control frames, fragments, too large, unmasked), and every simple frame
+    ``on_text`` declines (returns False: bad JSON, invalid UTF-8, an action the read loop
+    must answer in order), is fed to websockets unchanged, whole and in stream order,
+    so the library's parser only ever sees complete frames at frame boundaries and
+    keeps all its checks, close handling, pings and flow control.
+
+    Scanning starts only when the library's reader holds no bytes at the first data
+    after the handshake (a client that pipelined frames before the 101 stays on the
+    library path), and never without the protocol attributes it reads (``reader``,
+    ``current_size``, ``max_message_size``; websockets 15 to 17).
     """
 
     on_text: Callable[[bytes], bool] | None = None
+    _scan: bool | None = None  # None until the first bytes after the handshake
+    _partial: bytearray | None = None  # the start of a simple frame still arriving
+    _owed = 0  # bytes of a frame being passed to the library that are still to come
+    _limit: int | None = None
 
-    def process_event(self, event: Event) -> None:
-        on_text = self.on_text
-        if (
-            on_text is not None
-            and type(event) is Frame
-            and event.opcode in _DATA
-            and event.fin
-            and on_text(event.data)  # type: ignore[arg-type]
-        ):
-            return
-        super().process_event(event)
+    def data_received(self, data: bytes) -> None:
+        scan = self._scan
+        if scan is None:
+            if self.protocol.state is not _OPEN:  # the handshake's bytes
+                super().data_received(data)
+                return
+            scan = self._scan = self._can_scan()
+        if scan:
+            self._take(data)
+        else:
+            super().data_received(data)
+
+    def _can_scan(self) -> bool:
+        protocol = self.protocol
+        try:
+            if protocol.reader.buffer or protocol.current_size is not None:
+                return False
+            limits = [protocol.max_message_size, getattr(protocol, "max_fragment_size", None)]
+        except AttributeError:
+            return False
+        given = [x for x in limits if x is not None]
+        self._limit = min(given) if given else None
+        return True
+
+    def _take(self, data: bytes) -> None:
+        """Split ``data`` into frames: simple ones to ``on_text``, the rest to the library."""
+        feed = super().data_received
+        if self._owed:
+            owed = self._owed
+            if len(data) <= owed:
+                self._owed = owed - len(data)
+                feed(data)
+                return
+            self._owed = 0
+            feed(data[:owed])
+            data = data[owed:]
+        buf = data
+        if self._partial is not None:  # rare: a frame split across reads
+            self._partial += data
+            buf, self._partial = bytes(self._partial), None
+        size = len(buf)
+        pos = 0
+        protocol = self.protocol
+        limit = self._limit
+        while size - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            length = b1 & 0x7F
+            head = 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                head = 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                head = 10
+            if b1 & 0x80:
+                head += 4
+            end = pos + head + length
+            on_text = self.on_text
+            simple = (
+                (b0 == 0x81 or b0 == 0x82)
+                and b1 & 0x80
+                and (limit is None or length <= limit)
+                and on_text is not None
+                and protocol.state is _OPEN
+                and protocol.current_size is None
+            )
+            if not simple:
+                if end > size:  # the library takes it from here, as it arrives
+                    self._owed = end - size
+                    feed(buf[pos:])
+                    return
+                feed(buf[pos:end])
+                pos = end
+                continue
+            if end > size:
+                break
+            payload = apply_mask(buf[pos + head : end], buf[pos + head - 4 : pos + head])
+            if not on_text(payload):  # type: ignore[misc]
+                feed(buf[pos:end])
+            pos = end
+        if pos < size:
+            self._partial = bytearray(buf[pos:])
