@@ -59,6 +59,31 @@ AUTHORIZE = "Authorize"
 _MAP_LIMIT = 100_000  # entries per in-memory map before expired ones are swept
 
 
+class _MillisStamp:
+    """``decided_at``: ISO 8601 UTC with milliseconds (``2026-11-21T15:00:00.123Z``).
+
+    Why not ``isoformat()``: with the offset formatting and the ``+00:00`` -> ``Z``
+    replace it was a visible share of a cache-hit decision; the date and time change
+    once a second, so they are formatted once a second.
+    """
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, moment: datetime) -> str:
+        second = int(moment.timestamp())
+        if second != self._second:
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+            self._second = second
+        return f"{self._prefix}{moment.microsecond // 1000:03d}Z"
+
+
+_stamp = _MillisStamp()
+
+
 class SystemClock:
     """The real clock."""
 
@@ -468,7 +493,7 @@ class AuthorizationService:
         if self.sink is None:
             return
         entry = DecisionRecord(
-            decided_at=self.clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            decided_at=_stamp(self.clock.now()),
             charger_id=request.charger_id,
             connector_id=request.connector_id,
             trigger=request.trigger,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -417,3 +418,21 @@ async def test_memory_cache_hit_needs_no_lookup_and_remote_tokens_still_go_remot
     assert (await svc.authorize(req("never1"))).source is Source.REMOTE
     assert len(remote.calls) == 1
     assert [e.source for e in sink.entries] == ["cache", "remote"]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 21, 15, 0, 0, 0, tzinfo=UTC),
+        datetime(2026, 11, 21, 15, 0, 0, 999_999, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, 1_000, tzinfo=UTC),
+        datetime(2026, 11, 21, 16, 30, 5, 123_456, tzinfo=timezone(timedelta(hours=1))),
+    ],
+)
+def test_decided_at_stamp_matches_isoformat(moment):
+    from csms.authz.service import _MillisStamp
+
+    stamp = _MillisStamp()
+    expected = moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert stamp(moment) == expected
+    assert stamp(moment) == expected  # the cached second gives the same text
