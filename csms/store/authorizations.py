@@ -85,7 +85,8 @@ class AuthorizationLog:
     def record(self, entry: DecisionRecord) -> None:
         if self.emit_log:
             log_decision(entry)
-        self._buffer.append(entry)
+        # A plain tuple: sqlite3 binds an exact tuple ~1 µs a row faster than a subclass.
+        self._buffer.append(tuple(entry))
         if len(self._buffer) >= self.batch_size:
             self._wake.set()
         if len(self._buffer) > self.soft_limit and not self._warned:
