@@ -3,8 +3,10 @@ deadline, then the fallback. The only code in ``csms.authz`` that awaits.
 
 Why the deadline counts from ``AuthRequest.received_at``: the charger times its CALL
 from when it sent it, not from when we got round to it; time spent queueing and in
-the store is charged against the same budget, so a hung eMSP yields the fallback at
-the deadline and never later. A late eMSP reply is cancelled, never applied.
+the store is charged against the same budget, so a hung eMSP yields the fallback
+before the deadline: the wait ends ``reply_reserve_s`` early, which leaves the answer
+time to be built and written even after a collector pause or a burst of frames. A
+late eMSP reply is cancelled, never applied.
 
 Why two small in-memory maps (recent Authorize answers, command pre-authorizations):
 a StartTransaction right after an Authorize, or after a START_SESSION, must not call
