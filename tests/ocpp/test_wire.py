@@ -179,3 +179,21 @@ async def test_random_split_points_never_lose_or_repeat_a_call(
             await asyncio.sleep(0)
     got = await answers(cp, 200)
     assert sorted(got) == sorted(f"r{i}" for i in range(200))
+
+
+async def test_keepalive_pongs_reach_the_library(
+    start_server: StartServer, connect_cp: Connect
+) -> None:
+    """The server's own pings are answered by the client's pongs, which the frame scanner
+    hands to websockets: the ping is acknowledged (latency measured), the link stays up."""
+    srv = await start_server(authorizer=MemoryAuthorizer(), ping_interval_s=0.1)
+    cp = await connect_cp(srv, "CP1")
+    await cp.boot()
+    conn = srv.gateway.connection("CP1")
+    assert conn is not None and conn.ws._scan is True
+    for _ in range(50):
+        if conn.ws.latency > 0:
+            break
+        await asyncio.sleep(0.05)
+    assert conn.ws.latency > 0
+    assert await cp.ok("Authorize", {"idTag": "T1"}) == ACCEPTED
