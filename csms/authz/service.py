@@ -199,6 +199,11 @@ class AuthorizationService:
         self.learner = learner
         self._recent: dict[tuple[str, str], _Held] = {}
         self._commands: dict[tuple[str, str], _Held] = {}
+        # Cache-hit decisions by token object: (token, expiryDate, decision). Why: a
+        # Decision depends only on the token and on the expiry second, yet building it
+        # (field dicts, a frozen 15-field dataclass) was the largest part of a cache hit.
+        # The token object itself is kept, so ``is`` on it also rules out a reused id().
+        self._hits: dict[int, tuple[CachedToken, str, Decision]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.sink_failures = 0
 
@@ -299,10 +304,21 @@ class AuthorizationService:
         tokens = peek(request.uid_norm, request.token_type)
         if tokens is None:
             return None
-        first = policy.from_cache(
-            policy.choose_cached(tokens), self.clock.now(), self.settings.id_tag_expiry_s
-        )
-        return None if first is policy.NEED_REMOTE else first
+        token = policy.choose_cached(tokens)
+        if token is None or token.whitelist not in policy.CACHE_DECIDES:
+            return None
+        now = self.clock.now()
+        expiry = policy.expiry(now, self.settings.id_tag_expiry_s)
+        hit = self._hits.get(id(token))
+        if hit is not None and hit[0] is token and hit[1] == expiry:
+            return hit[2]
+        first = policy.from_cache(token, now, self.settings.id_tag_expiry_s)
+        if first is policy.NEED_REMOTE:  # pragma: no cover - excluded above
+            return None
+        if len(self._hits) >= _MAP_LIMIT:
+            self._hits.clear()
+        self._hits[id(token)] = (token, expiry, first)
+        return first
 
     async def _decide(self, request: AuthRequest, start: float) -> Decision:
         s = self.settings

@@ -6,7 +6,9 @@ record it once, and return None (recording nothing) whenever ``authorize`` would
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
 
@@ -102,3 +104,23 @@ async def test_command_preauthorization_is_answered_from_memory() -> None:
     d = svc.authorize_now(req())
     assert d is not None and d.source is Source.COMMAND and d.authorization_reference == "R1"
     assert [e.source for e in sink.entries] == ["command"]
+
+
+async def test_cache_hit_decisions_are_reused_within_a_second_and_rebuilt_after() -> None:
+    """The per-token memo gives the same Decision while the token object and the expiry
+    second are the same; a new second or a changed token (a new object) builds anew."""
+    token = tok(whitelist=Whitelist.ALWAYS)
+    cache = PeekCache(token)
+    svc, sink = make(cache)
+    first = svc.authorize_now(req())
+    assert first is not None and first.status is AuthStatus.ACCEPTED
+    assert svc.authorize_now(req()) is first
+    svc.clock.wall += timedelta(seconds=1)  # type: ignore[attr-defined]
+    later = svc.authorize_now(req())
+    assert later is not first and later is not None
+    assert later.expiry_date != first.expiry_date
+    blocked = dataclasses.replace(token, valid=False)
+    cache.tokens = [blocked]
+    changed = svc.authorize_now(req())
+    assert changed is not None and changed.status is AuthStatus.INVALID
+    assert len(sink.entries) == 4  # every answer is still recorded
