@@ -245,6 +245,10 @@ async def test_unknown_token_404_is_invalid_without_fallback(world: World):
 
 
 async def test_fan_out_over_two_emsps_picks_the_one_that_knows_the_token(world: World):
+    # DE answers 200 ms late: NL's "unknown" is then certainly asked and answered first
+    # (when DE's ALLOWED came first, the fan-out cancelled NL's request, sometimes before
+    # it reached NL, and the count below was 0).
+    world.de.set_authorize_behaviour("delay", delay_ms=200)
     async with world.cp("CP1") as cp:
         await cp.boot()
         r = await cp.start_transaction(1, ONLY_B.lower(), meter_loop=False)
