@@ -231,14 +231,7 @@ class AuthorizationService:
                 and decision.source in (Source.REMOTE, Source.FALLBACK)
             ):
                 self._hold(self._recent, key, decision, self.settings.reuse_window_s)
-        if (
-            decision.accepted
-            and decision.source is not Source.COMMAND
-            and (
-                request.trigger == START_TRANSACTION
-                or (request.trigger == AUTHORIZE and self.settings.concurrent_check_on_authorize)
-            )
-        ):
+        if self._needs_concurrency_check(request, decision):
             decision = await self._concurrency(request, decision, start)
         self._record(request, decision, start)
         return decision
@@ -260,17 +253,22 @@ class AuthorizationService:
             decision = self._decide_from_memory(request)
             if decision is None:
                 return None
-        if (
+        if self._needs_concurrency_check(request, decision):
+            return None
+        self._record(request, decision, start)
+        return decision
+
+    def _needs_concurrency_check(self, request: AuthRequest, decision: Decision) -> bool:
+        """An accepted, not command-given decision for a StartTransaction (or an Authorize,
+        when configured) must still pass the ConcurrentTx query, which awaits the store."""
+        return (
             decision.accepted
             and decision.source is not Source.COMMAND
             and (
                 request.trigger == START_TRANSACTION
                 or (request.trigger == AUTHORIZE and self.settings.concurrent_check_on_authorize)
             )
-        ):
-            return None
-        self._record(request, decision, start)
-        return decision
+        )
 
     def preauthorize(
         self, charger_id: str, uid: str, decision: Decision, ttl_s: float = 900
