@@ -1,6 +1,8 @@
-"""Writing one OCPP-J frame to a websockets connection without its async send machinery.
+"""The OCPP server's hot frame path around websockets: reading simple frames
+(:class:`DirectTextConnection`) and writing answers (:func:`send_text_now`) without the
+library's per-message async machinery, falling back to the library for everything else.
 
-Why: ``ServerConnection.send()`` enters an async-generator context manager, checks for
+Writing. Why: ``ServerConnection.send()`` enters an async-generator context manager, checks for
 fragmented sends and awaits ``drain()`` for every message. For a CALLRESULT of a few
 dozen bytes on an open, unpaused socket none of that can do anything, yet it cost about
 a fifth of the server's CPU per Authorize (py-spy, 100 chargers). When the connection is
