@@ -171,31 +171,6 @@ class ChargerRepo:
         )
 
     @staticmethod
-    async def record_boot(ex: Executor, charger_id: str, p: dict[str, Any], at: str) -> str:
-        """Store what a BootNotification says; returns the registration status to answer."""
-        # RETURNING: one statement instead of UPDATE + SELECT (each a thread hop in aiosqlite).
-        row = await ex.fetchone(
-            "UPDATE chargers SET vendor = ?, model = ?, serial_number = ?, charge_box_serial = ?, "
-            "firmware_version = ?, iccid = ?, imsi = ?, meter_type = ?, meter_serial = ?, "
-            "last_boot_at = ?, last_heartbeat_at = ? WHERE id = ? RETURNING registration_status",
-            (
-                p["chargePointVendor"],
-                p["chargePointModel"],
-                p.get("chargePointSerialNumber"),
-                p.get("chargeBoxSerialNumber"),
-                p.get("firmwareVersion"),
-                p.get("iccid"),
-                p.get("imsi"),
-                p.get("meterType"),
-                p.get("meterSerialNumber"),
-                at,
-                at,
-                charger_id,
-            ),
-        )
-        return row[0] if row else "Rejected"
-
-    @staticmethod
     async def set_firmware_status(ex: Executor, charger_id: str, status: str) -> None:
         await ex.execute(
             "UPDATE chargers SET firmware_status = ? WHERE id = ?", (status, charger_id)
