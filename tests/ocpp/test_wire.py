@@ -57,6 +57,14 @@ async def answers(cp: RawClient, n: int) -> dict[str, list[Any]]:
     return out
 
 
+async def closes_with(cp: RawClient, raw: bytes) -> int | None:
+    """Write ``raw`` and return the close code the server ends the connection with."""
+    cp.ws.transport.write(raw)
+    with pytest.raises(ConnectionClosed):
+        await cp.recv()
+    return cp.ws.close_code
+
+
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
 def test_text_frame_bytes_match_the_library(size: int) -> None:
     data = b"x" * size
@@ -130,34 +138,23 @@ async def test_bad_json_and_bad_utf8_on_the_scanned_path(
     got = await answers(cp, 2)
     assert got["-1"][0] == 4 and got["-1"][2] == "FormationViolation"
     assert got["ok"] == [3, "ok", ACCEPTED]
-    cp.ws.transport.write(masked(b'[2,"u1","Authorize",{"idTag":"\xff"}]'))
-    with pytest.raises(ConnectionClosed):
-        await cp.recv()
-    assert cp.ws.close_code == 1007
+    assert await closes_with(cp, masked(b'[2,"u1","Authorize",{"idTag":"\xff"}]')) == 1007
 
 
 async def test_a_frame_over_the_size_limit_is_refused_by_the_library(
     start_server: StartServer, connect_cp: Connect
 ) -> None:
     cp = await booted(start_server, connect_cp, max_message_bytes=1024)
-    cp.ws.transport.write(masked(call("big", "Authorize", {"idTag": "T"}) + b" " * 2000))
-    with pytest.raises(ConnectionClosed):
-        await cp.recv()
-    assert cp.ws.close_code == 1009
+    big = masked(call("big", "Authorize", {"idTag": "T"}) + b" " * 2000)
+    assert await closes_with(cp, big) == 1009
 
 
 async def test_an_unmasked_client_frame_is_a_protocol_error(
     start_server: StartServer, connect_cp: Connect
 ) -> None:
     cp = await booted(start_server, connect_cp)
-    cp.ws.transport.write(
-        Frame(Opcode.TEXT, call("n1", "Authorize", {"idTag": "T"})).serialize(
-            mask=False, extensions=[]
-        )
-    )
-    with pytest.raises(ConnectionClosed):
-        await cp.recv()
-    assert cp.ws.close_code == 1002
+    frame = Frame(Opcode.TEXT, call("n1", "Authorize", {"idTag": "T"}))
+    assert await closes_with(cp, frame.serialize(mask=False, extensions=[])) == 1002
 
 
 async def test_random_split_points_never_lose_or_repeat_a_call(
