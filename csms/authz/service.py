@@ -223,7 +223,7 @@ class AuthorizationService:
                 reused, source=Source.REUSED, reason=f"reuses Authorize ({reused.source})"
             )
         else:
-            remembered = self._decide_from_memory(request)
+            remembered = self._decide_from_memory(request, self.clock.now())
             decision = remembered if remembered is not None else await self._decide(request, start)
             if (
                 request.trigger == AUTHORIZE
@@ -245,17 +245,18 @@ class AuthorizationService:
         without a task per call (added by engineer H for the Authorize benchmarks).
         """
         start = request.received_at if request.received_at is not None else self.clock.monotonic()
+        now = self.clock.now()  # read once: the expiry date and the record's decided_at
         key = (request.charger_id, request.uid_norm)
         decision = self._held(self._commands, key)
         if decision is None:
             if request.trigger == START_TRANSACTION:
                 return None
-            decision = self._decide_from_memory(request)
+            decision = self._decide_from_memory(request, now)
             if decision is None:
                 return None
         if self._needs_concurrency_check(request, decision):
             return None
-        self._record(request, decision, start)
+        self._record(request, decision, start, now)
         return decision
 
     def _needs_concurrency_check(self, request: AuthRequest, decision: Decision) -> bool:
@@ -293,7 +294,7 @@ class AuthorizationService:
 
     # ------------------------------------------------------------------ decision
 
-    def _decide_from_memory(self, request: AuthRequest) -> Decision | None:
+    def _decide_from_memory(self, request: AuthRequest, now: datetime) -> Decision | None:
         """The hot path: a cache that can answer from memory (``peek``) and a token the
         cache decides on its own need no timer, no task and no await."""
         peek = getattr(self.cache, "peek", None)
@@ -305,7 +306,6 @@ class AuthorizationService:
         token = policy.choose_cached(tokens)
         if token is None or token.whitelist not in policy.CACHE_DECIDES:
             return None
-        now = self.clock.now()
         expiry = policy.expiry(now, self.settings.id_tag_expiry_s)
         hit = self._hits.get(id(token))
         if hit is not None and hit[0] is token and hit[1] == expiry:
@@ -505,11 +505,16 @@ class AuthorizationService:
         except Exception:  # the learner logs its own failures; the answer was given already
             pass
 
-    def _record(self, request: AuthRequest, d: Decision, start: float) -> None:
+    def _record(
+        self, request: AuthRequest, d: Decision, start: float, now: datetime | None = None
+    ) -> None:
         if self.sink is None:
             return
+        # ``_value_`` rather than ``.value``: the same string, without the enum
+        # property's Python-level descriptor call (three per decision on the hot path).
+        allowed = d.allowed
         entry = DecisionRecord(
-            decided_at=_stamp(self.clock.now()),
+            decided_at=_stamp(now if now is not None else self.clock.now()),
             charger_id=request.charger_id,
             connector_id=request.connector_id,
             trigger=request.trigger,
@@ -517,9 +522,9 @@ class AuthorizationService:
             uid_norm=request.uid_norm,
             partner_id=d.partner_id,
             token_type=d.token_type or request.token_type,
-            source=d.source.value,
-            allowed=d.allowed.value if d.allowed else None,
-            status=d.status.value,
+            source=d.source._value_,
+            allowed=allowed._value_ if allowed is not None else None,
+            status=d.status._value_,
             authorization_reference=d.authorization_reference,
             display_text=d.display_text,
             latency_ms=round((self.clock.monotonic() - start) * 1000.0, 3),

@@ -46,7 +46,8 @@ class Dispatcher(Protocol):
 
     A dispatcher may also offer ``handle_now(conn, action, payload) -> response | None``
     (synchronous): the answer when it needs no I/O, else None. The connection uses it
-    for SLOW actions so a cache-hit Authorize costs no task.
+    for SLOW actions so a cache-hit Authorize costs no task. A response may be a
+    :class:`framing.Prepared` from :func:`schemas.prepare_response` (validated already).
     """
 
     async def handle(
@@ -216,12 +217,20 @@ class ChargerConnection:
             raise errors.OcppError(exc.code, exc.message) from None
 
     def _result(self, call: framing.Call, response: Any) -> bytes:
+        if type(response) is framing.Prepared:  # validated once, when it was prepared
+            return framing.result_prepared(call.unique_id, response)
         try:
             schemas.validate_response(call.action, response)
         except schemas.SchemaViolation as exc:
-            log.error("ocpp.invalid_own_response", action=call.action, reason=exc.message)
-            raise errors.OcppError(errors.INTERNAL_ERROR, "internal error") from None
+            raise self._own_response_invalid(call, exc) from None
         return framing.result(call.unique_id, response)
+
+    def _own_response_invalid(
+        self, call: framing.Call, exc: schemas.SchemaViolation
+    ) -> errors.OcppError:
+        """Our answer broke its schema: a bug of ours, logged; the charger gets InternalError."""
+        log.error("ocpp.invalid_own_response", action=call.action, reason=exc.message)
+        return errors.OcppError(errors.INTERNAL_ERROR, "internal error")
 
     def _error(self, call: framing.Call, exc: errors.OcppError) -> bytes:
         if exc.code != errors.INTERNAL_ERROR:
@@ -243,6 +252,8 @@ class ChargerConnection:
             return self._result(call, response)
         except errors.OcppError as exc:
             return self._error(call, exc)
+        except schemas.SchemaViolation as exc:  # a response the dispatcher prepared itself
+            return self._error(call, self._own_response_invalid(call, exc))
         except Exception:
             log.exception("ocpp.handler_failed", action=call.action, unique_id=call.unique_id)
             return framing.error(call.unique_id, errors.INTERNAL_ERROR, "internal error")

@@ -117,5 +117,21 @@ def result(unique_id: str, payload: Any) -> bytes:
     return orjson.dumps([CALLRESULT, unique_id, payload])
 
 
+class Prepared(bytes):
+    """A response payload already validated against its action's schema and encoded.
+
+    Why: a cache-hit Authorize answers the same idTagInfo to every charger presenting
+    that card within the same second; validating and encoding it once instead of per
+    call removes a schema check with a date-time regex and two dict builds from the
+    hot path. Only :func:`csms.ocpp16.schemas.prepare_response` makes these.
+    """
+
+    __slots__ = ()
+
+
+def result_prepared(unique_id: str, payload: Prepared) -> bytes:
+    return b"[3," + orjson.dumps(unique_id) + b"," + payload + b"]"
+
+
 def error(unique_id: str, code: str, description: str, details: Any = None) -> bytes:
     return orjson.dumps([CALLERROR, unique_id, code, description, details or {}])

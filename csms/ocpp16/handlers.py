@@ -24,11 +24,12 @@ from csms.authz.ports import Authorizer
 from csms.config import Config
 from csms.lifecycle import transition_problem
 from csms.logs import mask
-from csms.ocpp16 import errors
+from csms.ocpp16 import errors, schemas
 from csms.ocpp16.actions import ALLOWED_BEFORE_ACCEPTED
 from csms.ocpp16.connection import RECEIVED_AT
 from csms.ocpp16.datatransfer import VendorRegistry
 from csms.ocpp16.events import ChargerEvents
+from csms.ocpp16.framing import Prepared
 from csms.store.charger_writes import ChargerWrites
 from csms.store.chargers import ChargerRepo, ConnectorRepo, now_iso
 from csms.store.db import Database
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("csms.ocpp")
 _booted = logs.HotEvent("csms.ocpp", "ocpp.boot")  # one per boot: cheap in connection storms
+
+_ANSWERS_LIMIT = 10_000  # prepared Authorize answers kept before the memo starts over
 
 Handler = Callable[["ChargerConnection", dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -81,6 +84,7 @@ class Handlers:
         self.vendors = vendors
         self.chargers = ChargerRepo(db)
         self.transactions = TransactionRepo(db)
+        self._answers: dict[int, tuple[Decision, Prepared]] = {}
         self._table: dict[str, Handler] = {
             "BootNotification": self.boot_notification,
             "Heartbeat": self.heartbeat,
@@ -108,7 +112,7 @@ class Handlers:
 
     def handle_now(
         self, conn: ChargerConnection, action: str, payload: dict[str, Any]
-    ) -> dict[str, Any] | None:
+    ) -> Prepared | None:
         """An Authorize the authorizer can decide from memory, answered without a task.
 
         Why optional on the authorizer: ``authorize_now(request) -> Decision | None`` is
@@ -130,7 +134,22 @@ class Handlers:
             decision = Decision(AuthStatus.INVALID, Source.FALLBACK, reason="authorizer failed")
         if decision is None:
             return None
-        return {"idTagInfo": _decision_info(decision)}
+        return self._authorize_answer(decision)
+
+    def _authorize_answer(self, decision: Decision) -> Prepared:
+        """The Authorize.conf of ``decision``, validated and encoded once per decision
+        object: memory-decided decisions are themselves memoised (per token and expiry
+        second), so one card presented again and again is answered from the same bytes.
+        The Decision is kept with its answer, so ``is`` rules out a reused ``id()``."""
+        key = id(decision)
+        hit = self._answers.get(key)
+        if hit is not None and hit[0] is decision:
+            return hit[1]
+        prepared = schemas.prepare_response("Authorize", {"idTagInfo": _decision_info(decision)})
+        if len(self._answers) >= _ANSWERS_LIMIT:
+            self._answers.clear()
+        self._answers[key] = (decision, prepared)
+        return prepared
 
     async def _authorize(self, request: AuthRequest) -> Decision:
         """The Authorizer must not raise; if it does anyway, the token is Invalid (logged) so

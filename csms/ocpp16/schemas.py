@@ -15,7 +15,7 @@ from typing import Any
 import fastjsonschema
 import orjson
 
-from csms.ocpp16 import errors
+from csms.ocpp16 import errors, framing
 from csms.ocpp16.actions import ALL_OCPP16
 
 Validator = Callable[[Any], Any]
@@ -88,3 +88,10 @@ def validate_request(action: str, payload: Any) -> None:
 def validate_response(action: str, payload: Any) -> None:
     """Raise :class:`SchemaViolation` unless ``payload`` is a valid ``action`` response."""
     _check(_RESPONSES, action, payload)
+
+
+def prepare_response(action: str, payload: Any) -> framing.Prepared:
+    """Validate ``payload`` as an ``action`` response once and keep its JSON, for an
+    answer that will be sent many times over; raises :class:`SchemaViolation`."""
+    _check(_RESPONSES, action, payload)
+    return framing.Prepared(orjson.dumps(payload))

@@ -143,6 +143,10 @@ class DirectTextConnection(ServerConnection):
         pos = 0
         protocol = self.protocol
         limit = self._limit
+        on_text = self.on_text
+        # Only a frame the library parses can change its state (close) or start a
+        # fragmented message, so this is read again after each frame fed to it.
+        ready = protocol.state is _OPEN and protocol.current_size is None
         while size - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]
@@ -161,14 +165,12 @@ class DirectTextConnection(ServerConnection):
             if b1 & 0x80:
                 head += 4
             end = pos + head + length
-            on_text = self.on_text
             simple = (
                 (b0 == 0x81 or b0 == 0x82)
                 and b1 & 0x80
                 and (limit is None or length <= limit)
                 and on_text is not None
-                and protocol.state is _OPEN
-                and protocol.current_size is None
+                and ready
             )
             if not simple:
                 if end > size:  # the library takes it from here, as it arrives
@@ -176,6 +178,7 @@ class DirectTextConnection(ServerConnection):
                     feed(buf[pos:])
                     return
                 feed(buf[pos:end])
+                ready = protocol.state is _OPEN and protocol.current_size is None
                 pos = end
                 continue
             if end > size:
@@ -183,6 +186,7 @@ class DirectTextConnection(ServerConnection):
             payload = apply_mask(buf[pos + head : end], buf[pos + head - 4 : pos + head])
             if not on_text(payload):  # type: ignore[misc]
                 feed(buf[pos:end])
+                ready = protocol.state is _OPEN and protocol.current_size is None
             pos = end
         if pos < size:
             self._partial = bytearray(buf[pos:])

@@ -370,6 +370,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        # The decision log is append-only and written at up to thousands of rows a
+        # second. This index put every row into a random page of a second B-tree:
+        # measured at 200k rows, 19.7 µs of CPU per row with it, 5.8 without, and about
+        # a tenth of the server's CPU per cache-hit Authorize under load. The one query
+        # (newest first, optionally filtered) walks the primary key backwards and stops
+        # at its LIMIT, so a busy charger's or card's latest decisions come back quickly
+        # without it; a rarely seen one costs a scan.
+        "0005_authorizations_append_only",
+        """
+        DROP INDEX IF EXISTS authorizations_recent;
+        """,
+    ),
 ]
 
 

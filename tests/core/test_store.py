@@ -22,6 +22,34 @@ async def test_migrations_apply_once_and_wal_is_on(tmp_path):
     await db.close()
 
 
+async def test_decision_log_is_append_only_without_a_secondary_index(tmp_path):
+    """A secondary index made each decision row a random-page write (see migration 0005);
+    a database created before it loses the index on upgrade."""
+    path = str(tmp_path / "s.sqlite3")
+    db = await Database.open(path)
+    await db.execute(
+        "CREATE INDEX authorizations_recent ON authorizations (charger_id, uid_norm, decided_at)"
+    )
+    await db.execute("DELETE FROM schema_migrations WHERE name = '0005_authorizations_append_only'")
+    await db.close()
+    db = await Database.open(path)
+    assert await db.fetchall("PRAGMA index_list(authorizations)") == []
+    await db.close()
+
+
+async def test_none_is_stored_as_null_with_the_cheap_adapter(tmp_path):
+    """db.py registers an adapter for None (a speed-up); a NULL must stay a NULL."""
+    import sqlite3
+
+    db = await Database.open(str(tmp_path / "s.sqlite3"))
+    await db.execute("CREATE TABLE t (a, b)")
+    await db.execute("INSERT INTO t VALUES (?, ?)", (None, 1))
+    row = await db.fetchone("SELECT typeof(a), a IS NULL, b FROM t")
+    assert tuple(row) == ("null", 1, 1)
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)](None) is None
+    await db.close()
+
+
 async def test_transaction_rolls_back_on_error(tmp_path):
     db = await Database.open(str(tmp_path / "s.sqlite3"))
     with pytest.raises(RuntimeError):

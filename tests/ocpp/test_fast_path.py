@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+import structlog.testing
 from websockets.exceptions import ConnectionClosed
 
 from csms.authz.model import AuthRequest, AuthStatus, Decision, Source
@@ -163,3 +164,68 @@ async def test_invalid_utf8_text_frame_closes_with_1007(
     with pytest.raises(ConnectionClosed):
         await cp.recv()
     assert cp.ws.close_code == 1007
+
+
+class FixedDecisionAuthorizer:
+    """Returns one and the same Decision object from memory, as the token memo does."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+
+    def authorize_now(self, request: AuthRequest) -> Decision | None:
+        return self.decision
+
+    async def authorize(self, request: AuthRequest) -> Decision:  # pragma: no cover
+        raise AssertionError("the memory path decides")
+
+
+async def test_one_decision_is_validated_and_encoded_once_for_every_charger(
+    start_server: StartServer, connect_cp: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from csms.ocpp16 import schemas
+
+    prepared: list[Any] = []
+    real = schemas.prepare_response
+
+    def counting(action: str, payload: Any) -> Any:
+        prepared.append(payload)
+        return real(action, payload)
+
+    monkeypatch.setattr(schemas, "prepare_response", counting)
+    decision = Decision(
+        AuthStatus.ACCEPTED,
+        Source.CACHE,
+        parent_id_tag="GROUP1",
+        expiry_date="2030-01-01T00:00:00Z",
+    )
+    srv = await start_server(authorizer=FixedDecisionAuthorizer(decision))
+    answers = []
+    for name in ("CP1", "CP2"):
+        cp = await connect_cp(srv, name)
+        await cp.boot()
+        for _ in range(3):
+            answers.append(await cp.ok("Authorize", {"idTag": "card"}))
+    expected = {
+        "idTagInfo": {
+            "status": "Accepted",
+            "expiryDate": "2030-01-01T00:00:00Z",
+            "parentIdTag": "GROUP1",
+        }
+    }
+    assert answers == [expected] * 6
+    assert prepared == [expected]  # validated once, then the same bytes six times
+
+
+async def test_a_prepared_answer_that_breaks_its_schema_is_internal_error(
+    start_server: StartServer, connect_cp: Connect
+) -> None:
+    too_long = Decision(AuthStatus.ACCEPTED, Source.CACHE, parent_id_tag="G" * 21)
+    cp = await connect_cp(await start_server(authorizer=FixedDecisionAuthorizer(too_long)), "CP1")
+    await cp.boot()
+    with structlog.testing.capture_logs() as logged:
+        reply = await cp.call("Authorize", {"idTag": "card"})
+    assert reply[:3] == [4, reply[1], "InternalError"]
+    assert [e["event"] for e in logged if e["log_level"] == "error"] == [
+        "ocpp.invalid_own_response"  # the same report as an unprepared invalid answer
+    ]
+    assert (await cp.ok("Heartbeat", {}))["currentTime"]  # the socket stays up
