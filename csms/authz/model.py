@@ -81,7 +81,7 @@ class AuthRequest:
     uid_norm: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.uid_norm = self.uid.upper()  # normalise(), inlined: this runs per CALL
+        self.uid_norm = normalise(self.uid)
 
 
 @dataclass(frozen=True, slots=True)

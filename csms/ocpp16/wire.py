@@ -123,6 +123,11 @@ class DirectTextConnection(ServerConnection):
         self._limit = min(given) if given else None
         return True
 
+    def _library_idle(self) -> bool:
+        """OPEN and between messages: a simple frame may bypass the library."""
+        protocol = self.protocol
+        return protocol.state is _OPEN and protocol.current_size is None
+
     def _take(self, data: bytes) -> None:
         """Split ``data`` into frames: simple ones to ``on_text``, the rest to the library."""
         feed = super().data_received
@@ -141,12 +146,11 @@ class DirectTextConnection(ServerConnection):
             buf, self._partial = bytes(self._partial), None
         size = len(buf)
         pos = 0
-        protocol = self.protocol
         limit = self._limit
         on_text = self.on_text
         # Only a frame the library parses can change its state (close) or start a
         # fragmented message, so this is read again after each frame fed to it.
-        ready = protocol.state is _OPEN and protocol.current_size is None
+        ready = self._library_idle()
         while size - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]
@@ -178,7 +182,7 @@ class DirectTextConnection(ServerConnection):
                     feed(buf[pos:])
                     return
                 feed(buf[pos:end])
-                ready = protocol.state is _OPEN and protocol.current_size is None
+                ready = self._library_idle()
                 pos = end
                 continue
             if end > size:
@@ -186,7 +190,7 @@ class DirectTextConnection(ServerConnection):
             payload = apply_mask(buf[pos + head : end], buf[pos + head - 4 : pos + head])
             if not on_text(payload):  # type: ignore[misc]
                 feed(buf[pos:end])
-                ready = protocol.state is _OPEN and protocol.current_size is None
+                ready = self._library_idle()
             pos = end
         if pos < size:
             self._partial = bytearray(buf[pos:])
