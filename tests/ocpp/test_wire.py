@@ -8,7 +8,9 @@ client's transport and check every frame is answered as the library would answer
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+import weakref
 from typing import Any
 
 import orjson
@@ -194,3 +196,28 @@ async def test_keepalive_pongs_reach_the_library(
         await asyncio.sleep(0.05)
     assert conn.ws.latency > 0
     assert await cp.ok("Authorize", {"idTag": "T1"}) == ACCEPTED
+
+
+async def test_a_closed_connection_is_freed_without_the_cycle_collector(
+    start_server: StartServer, connect_cp: Connect
+) -> None:
+    """websockets parks its frame parser at a final ``yield`` whose frame holds the
+    protocol; the server ends that generator on close, so reference counting alone frees
+    the protocol (otherwise it waits for a full collection, a long pause under load)."""
+    srv = await start_server(authorizer=MemoryAuthorizer())
+    cp = await connect_cp(srv, "CP1")
+    await cp.boot()
+    conn = srv.gateway.connection("CP1")
+    assert conn is not None
+    protocol = weakref.ref(conn.ws.protocol)
+    del conn
+    gc.disable()
+    try:
+        await cp.ws.close()
+        for _ in range(100):
+            if protocol() is None:
+                break
+            await asyncio.sleep(0.02)
+        assert protocol() is None
+    finally:
+        gc.enable()
