@@ -49,6 +49,10 @@ class ServerConfig:
     ping_interval_s: float = 60.0
     call_timeout_s: float = 30.0
     charge_point_id_max_length: int = 48
+    # The collector policy (csms/collector.py): survivors frozen every this many seconds
+    # (0 = the interpreter's own generations), and one full collection per interval.
+    gc_freeze_interval_s: float = 1.0
+    gc_full_collect_interval_s: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -237,6 +241,12 @@ def _validate(cfg: Config) -> None:
     positive("server.heartbeat_interval_s", cfg.server.heartbeat_interval_s)
     positive("server.call_timeout_s", cfg.server.call_timeout_s)
     positive("server.max_message_bytes", cfg.server.max_message_bytes)
+    positive("server.gc_full_collect_interval_s", cfg.server.gc_full_collect_interval_s)
+    if cfg.server.gc_freeze_interval_s < 0:
+        raise ConfigError(
+            "server.gc_freeze_interval_s",
+            f"must be 0 (off) or more, got {cfg.server.gc_freeze_interval_s}",
+        )
     positive("authz.charger_authorize_timeout_s", cfg.authz.charger_authorize_timeout_s)
     positive("authz.id_tag_expiry_s", cfg.authz.id_tag_expiry_s)
     positive("ocpi.page_limit", cfg.ocpi.page_limit)

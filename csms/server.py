@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import gc
-import os
 import ssl
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -255,23 +253,3 @@ async def start_ocpp_server(
     port = next(iter(server.sockets)).getsockname()[1]
     log.info("ocpp.listening", host=s.host, port=port, tls=bool(s.tls_cert), path=s.path_prefix)
     return OcppServer(port, gateway, vendors, server, endpoint.background, handlers.writes)
-
-
-def tune_gc_for_serving() -> None:
-    """Collector settings for a long-running server process (``csms serve`` calls this
-    once everything has started).
-
-    Why: the objects made during start-up (modules, schemas, config, compiled
-    validators) live for the whole process, yet every full collection walked them
-    again; ``gc.freeze()`` moves them out of the collector's sight. A gen0 threshold of
-    700 ran a young collection every few dozen Authorize calls; 10,000 runs one per few
-    thousand, with the same total work on young objects but far fewer pauses. The
-    older generations keep their defaults, so reference cycles are still collected.
-    ``CSMS_GC_TUNE=0`` in the environment leaves the interpreter's defaults.
-    """
-    if os.environ.get("CSMS_GC_TUNE", "1") == "0":
-        return
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(10_000, gen1, gen2)

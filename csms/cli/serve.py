@@ -67,12 +67,17 @@ async def run_until_signal(config: Config) -> int:
         log.error("startup_failed", error=str(exc))
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
-    from csms.server import tune_gc_for_serving
+    from csms import collector
 
-    tune_gc_for_serving()
+    collector.tune_for_serving()
+    freezer = collector.start_freezer(
+        config.server.gc_freeze_interval_s, config.server.gc_full_collect_interval_s
+    )
     try:
         await stop.wait()
         log.info("shutdown_requested")
     finally:
+        if freezer is not None:
+            freezer.cancel()
         await app.stop()
     return 0

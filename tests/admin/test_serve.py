@@ -88,6 +88,22 @@ async def test_serve_starts_accepts_a_charger_and_stops_on_sigterm(tmp_path: Pat
             await proc.wait()
 
 
+async def test_serve_runs_the_collector_policy(tmp_path: Path) -> None:
+    """``csms serve`` starts the heap freezer from config: with a short full-collection
+    interval its ``gc.full_collection`` event appears (csms/collector.py)."""
+    proc = await _spawn(
+        tmp_path,
+        CSMS__SERVER__GC_FREEZE_INTERVAL_S="0.05",
+        CSMS__SERVER__GC_FULL_COLLECT_INTERVAL_S="0.2",
+    )
+    try:
+        event = await _wait_event(proc, "gc.full_collection")
+        assert event["pause_ms"] >= 0 and event["frozen"] > 0
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
 async def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     proc = await _spawn(tmp_path, CSMS__SERVER__PORT="70000")
     _, err = await asyncio.wait_for(proc.communicate(), 15)

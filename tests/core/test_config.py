@@ -47,6 +47,8 @@ def test_every_setting_is_in_config_toml():
         ("[authz]\nreply_reserve_s = -0.1\n", "authz.reply_reserve_s"),
         ("[authz]\nauthorize_deadline_s = 1.0\nreply_reserve_s = 0.5\n", "authz.reply_reserve_s"),
         ("[partners.NL-EMS]\nauthorize_deadline_s = 0.08\n", "authz.reply_reserve_s"),
+        ("[server]\ngc_freeze_interval_s = -1\n", "server.gc_freeze_interval_s"),
+        ("[server]\ngc_full_collect_interval_s = 0\n", "server.gc_full_collect_interval_s"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, text, key):
