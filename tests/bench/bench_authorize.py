@@ -17,7 +17,10 @@ the sandbox hung (deadline fallback).
 
 Run: ``python -m tests.bench authorize`` (``make bench`` runs every benchmark).
 Env: ``BENCH_QUICK=1`` divides every call count by 5 (smoke run);
-``BENCH_CSMS_LOG_LEVEL=warning`` measures the CSMS without its per-decision log line.
+``BENCH_CSMS_LOG_LEVEL=warning`` measures the CSMS without its per-decision log line;
+``BENCH_STEAL_LIMIT`` (default 0.02) and ``BENCH_ATTEMPTS`` (default 3): a step during
+which the hypervisor took more than that share of a pinned core is measured again
+(see :func:`measured`); ``BENCH_ATTEMPTS=1`` measures every step exactly once.
 Output: a table on stdout, ``var/bench/authorize.json``, and the figures section of
 ``tests/bench/README.md`` (between the ``authorize`` markers) rewritten.
 """
@@ -31,6 +34,7 @@ import platform
 import socket
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +45,7 @@ from tests.bench import rawws
 from tests.bench.procs import (
     CLIENT_CPU,
     OUT,
+    SERVER_CPU,
     CpuMeter,
     Proc,
     free_port,
@@ -60,6 +65,12 @@ LOG_LEVEL = os.environ.get("BENCH_CSMS_LOG_LEVEL", "info")  # what production ru
 EMSP = os.environ.get("BENCH_EMSP", "lean")
 STORM = 5000
 CHARGER_IDS = "LOAD{n:05d}"
+
+# A measured step during which the hypervisor took more than this share of either
+# pinned core's wall time is measured again, up to ATTEMPTS times in all; the attempt
+# with the least steal is the one reported, and every attempt is kept in the JSON.
+STEAL_LIMIT = float(os.environ.get("BENCH_STEAL_LIMIT", "0.02"))
+ATTEMPTS = int(os.environ.get("BENCH_ATTEMPTS", "3"))
 
 # (chargers, calls) of the closed-loop Authorize runs.
 LADDER = ((1, 4000), (10, 20000), (100, 60000), (1000, 60000))
@@ -292,6 +303,67 @@ async def load(
     return report
 
 
+def core_steal() -> dict[int, float]:
+    """Seconds stolen so far from each of the two pinned cores (``/proc/stat``)."""
+    out: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, _, rest = line.partition(" ")
+        if (
+            name.startswith("cpu")
+            and name[3:].isdigit()
+            and int(name[3:]) in (SERVER_CPU, CLIENT_CPU)
+        ):
+            fields = rest.split()
+            out[int(name[3:])] = int(fields[7]) / tick if len(fields) > 7 else 0.0
+    return out
+
+
+async def measured(
+    label: str, step: Callable[[], Awaitable[LoadReport]], results: Results
+) -> LoadReport:
+    """``step`` measured once, or again while the hypervisor disturbed it.
+
+    Why: this is a shared VM. A step whose core lost seconds to other guests measures
+    them, not the server (in one run a 10 s step lost 4 s of core 0, and the same
+    remote-path step went from p99 57 ms to 1.1 s). Steal is read per pinned core
+    around the step; above ``STEAL_LIMIT`` of the step's wall time the step runs again,
+    at most ``ATTEMPTS`` times. Every attempt is printed and kept under
+    ``runs[label]["attempts"]``; the least disturbed one is reported.
+    """
+    tried: list[tuple[float, LoadReport]] = []
+    for n in range(1, ATTEMPTS + 1):
+        s0, w0 = core_steal(), time.monotonic()
+        report = await step()
+        wall = max(1e-9, time.monotonic() - w0)
+        s1 = core_steal()
+        share = max((s1[c] - s0.get(c, 0.0)) / wall for c in s1) if s1 else 0.0
+        tried.append((share, report))
+        if share <= STEAL_LIMIT:
+            break
+        if n < ATTEMPTS:
+            a = report.actions.get("Authorize")
+            p99 = f"p99 {a.p99_ms:.3f} ms, " if a is not None else ""
+            print(
+                f"  {label}: {p99}{report.throughput:,.0f} calls/s with {share:.1%} of a core "
+                f"stolen: measuring again ({n + 1} of {ATTEMPTS})",
+                flush=True,
+            )
+    share, best = min(tried, key=lambda t: t[0])
+    run = best.to_json()
+    run["steal_share"] = round(share, 4)
+    run["attempts"] = [
+        {
+            "steal_share": round(sh, 4),
+            "throughput": round(r.throughput, 1),
+            "p99_ms": r.actions["Authorize"].p99_ms if "Authorize" in r.actions else None,
+        }
+        for sh, r in tried
+    ]
+    results.runs[label] = run
+    return best
+
+
 def auth_stats(report: LoadReport) -> Any:
     return report.actions["Authorize"]
 
@@ -301,21 +373,29 @@ async def ladder(label: str, url: str, proc: Proc, results: Results) -> dict[int
     that other load on the machine disturbs far less than throughput."""
     out: dict[int, LoadReport] = {}
     for chargers, calls in LADDER:
-        cpu0, steal0 = proc.cpu_seconds(), steal_seconds()
-        report = await load(url, chargers, calls)
-        us = (proc.cpu_seconds() - cpu0) / max(1, report.calls_done) * 1e6
-        stolen = steal_seconds() - steal0
+        cpu: dict[int, float] = {}  # id(report) -> server CPU µs per call of that attempt
+
+        async def step(
+            chargers: int = chargers, calls: int = calls, cpu: dict[int, float] = cpu
+        ) -> LoadReport:
+            cpu0 = proc.cpu_seconds()
+            report = await load(url, chargers, calls)
+            cpu[id(report)] = (proc.cpu_seconds() - cpu0) / max(1, report.calls_done) * 1e6
+            return report
+
+        key = f"{label}@{chargers}"
+        report = await measured(key, step, results)
+        run = results.runs[key]
+        us = cpu[id(report)]
+        stolen = run["steal_share"]
         out[chargers] = report
-        run = report.to_json()
         run["server_cpu_us_per_call"] = round(us, 1)
-        run["steal_s"] = round(stolen, 2)
-        results.runs[f"{label}@{chargers}"] = run
         a = auth_stats(report)
         print(
             f"  {label:<6} {chargers:>5} chargers: {report.throughput:>9,.0f} calls/s  "
             f"p50 {a.p50_ms:.3f}  p95 {a.p95_ms:.3f}  p99 {a.p99_ms:.3f} ms  "
             f"server {us:.0f} us CPU/call  errors {report.errors}  rejected {a.rejected}  "
-            f"steal {stolen:.2f} s",
+            f"steal {stolen:.1%} of a core, attempts {len(run['attempts'])}",
             flush=True,
         )
     return out
@@ -358,65 +438,89 @@ class _Idle:
 
 
 async def storm(results: Results) -> None:
+    """5,000 chargers connect at once, then idle with a Heartbeat every 10 s. The storm
+    is measured again (fresh server) when steal disturbed it, as in :func:`measured`."""
     name = "csms-storm"
-    await preregister(name, STORM)
-    proc, info = start_csms(name)
-    try:
-        await asyncio.sleep(1.0)
-        rss0 = proc.rss_kb()
-        chargers = [_Idle(info["ocpp_url"], CHARGER_IDS.format(n=n)) for n in range(1, STORM + 1)]
+    attempts: list[dict[str, Any]] = []
+    for n in range(1, ATTEMPTS + 1):
+        await preregister(name, STORM)
+        proc, info = start_csms(name)
+        try:
+            await asyncio.sleep(1.0)
+            rss0 = proc.rss_kb()
+            chargers = [
+                _Idle(info["ocpp_url"], CHARGER_IDS.format(n=i)) for i in range(1, STORM + 1)
+            ]
 
-        async def one(c: _Idle) -> bool:
-            try:
-                return await c.boot()
-            except Exception:
-                return False
+            async def one(c: _Idle) -> bool:
+                try:
+                    return await c.boot()
+                except Exception:
+                    return False
 
-        t0, cpu0, own0 = time.monotonic(), proc.cpu_seconds(), time.process_time()
-        ok = await asyncio.gather(*(one(c) for c in chargers))
-        took = time.monotonic() - t0
-        server_cpu, own_cpu = proc.cpu_seconds() - cpu0, time.process_time() - own0
-        accepted = sum(ok)
-        results.add(
-            f"{STORM:,} chargers connect at once: all Accepted",
-            took,
-            "s",
-            "<= 3 s, 0 fail",
-            accepted == STORM and took <= 3.0,
-            f"{accepted}/{STORM} accepted; CPU s server {server_cpu:.2f}, generator {own_cpu:.2f}",
-        )
-        live = [c for c, good in zip(chargers, ok, strict=True) if good]
-        window = 20.0 / QUICK
-        await asyncio.sleep(1.0)
-        meter = CpuMeter(proc)
-        meter.start()
-        until = time.monotonic() + window
-        beats = await asyncio.gather(
-            *(c.heartbeats(10.0, until, (i % 1000) / 100.0) for i, c in enumerate(live))
-        )
-        share = meter.stop()
-        rss = proc.rss_kb()
-        per = (rss - rss0) / max(1, len(live))
-        results.add(
-            f"{len(live):,} idle chargers, Heartbeat/10 s: server CPU",
-            share * 100,
-            "% core",
-            "<= 10 %",
-            share <= 0.10,
-            f"{sum(beats)} heartbeats in {window:.0f} s",
-        )
-        results.add(
-            "RSS per idle connection",
-            per,
-            "KB",
-            "<= 20 KB",
-            per <= 20,
-            f"RSS {rss0 / 1024:.0f} -> {rss / 1024:.0f} MB",
-        )
-        for c in live:
-            c.close()
-    finally:
-        proc.stop()
+            t0, cpu0, own0 = time.monotonic(), proc.cpu_seconds(), time.process_time()
+            s0 = core_steal()
+            ok = await asyncio.gather(*(one(c) for c in chargers))
+            took = time.monotonic() - t0
+            s1 = core_steal()
+            share = max((s1[c] - s0.get(c, 0.0)) / took for c in s1) if s1 else 0.0
+            server_cpu, own_cpu = proc.cpu_seconds() - cpu0, time.process_time() - own0
+            accepted = sum(ok)
+            attempts.append(
+                {"steal_share": round(share, 4), "seconds": round(took, 3), "accepted": accepted}
+            )
+            if share > STEAL_LIMIT and n < ATTEMPTS:
+                print(
+                    f"  storm: {took:.2f} s with {share:.1%} of a core stolen: "
+                    f"measuring again ({n + 1} of {ATTEMPTS})",
+                    flush=True,
+                )
+                for c in chargers:
+                    c.close()
+                continue
+            results.runs["storm"] = {"attempts": attempts}
+            results.add(
+                f"{STORM:,} chargers connect at once: all Accepted",
+                took,
+                "s",
+                "<= 3 s, 0 fail",
+                accepted == STORM and took <= 3.0,
+                f"{accepted}/{STORM} accepted; CPU s server {server_cpu:.2f}, generator "
+                f"{own_cpu:.2f}; steal {share:.1%}, attempt {n}",
+            )
+            live = [c for c, good in zip(chargers, ok, strict=True) if good]
+            window = 20.0 / QUICK
+            await asyncio.sleep(1.0)
+            meter = CpuMeter(proc)
+            meter.start()
+            until = time.monotonic() + window
+            beats = await asyncio.gather(
+                *(c.heartbeats(10.0, until, (i % 1000) / 100.0) for i, c in enumerate(live))
+            )
+            share = meter.stop()
+            rss = proc.rss_kb()
+            per = (rss - rss0) / max(1, len(live))
+            results.add(
+                f"{len(live):,} idle chargers, Heartbeat/10 s: server CPU",
+                share * 100,
+                "% core",
+                "<= 10 %",
+                share <= 0.10,
+                f"{sum(beats)} heartbeats in {window:.0f} s",
+            )
+            results.add(
+                "RSS per idle connection",
+                per,
+                "KB",
+                "<= 20 KB",
+                per <= 20,
+                f"RSS {rss0 / 1024:.0f} -> {rss / 1024:.0f} MB",
+            )
+            for c in live:
+                c.close()
+            return
+        finally:
+            proc.stop()
 
 
 # ----------------------------------------------------------------- main
@@ -434,8 +538,9 @@ async def run() -> Results:
         echo = await ladder("echo", url, proc, results)
         # The open-loop run against the echo: the floor the generator and the machine
         # put under the CSMS's open-loop p99 in this run (other tenants move it a lot).
-        echo_open = await load(url, 1000, 20000, rate=2000)
-        results.runs["echo-open-2000"] = echo_open.to_json()
+        echo_open = await measured(
+            "echo-open-2000", lambda: load(url, 1000, 20000, rate=2000), results
+        )
     finally:
         proc.stop()
     proc, url = start_naive()
@@ -456,8 +561,9 @@ async def run() -> Results:
         csms = await ladder("csms", url, proc, results)
 
         # Open loop: 2,000/s over 1,000 chargers for 10 s.
-        report = await load(url, 1000, 20000, rate=2000)
-        results.runs["csms-open-2000"] = report.to_json()
+        report = await measured(
+            "csms-open-2000", lambda: load(url, 1000, 20000, rate=2000), results
+        )
         a = auth_stats(report)
         results.add(
             "open loop 2,000 Authorize/s over 1,000 chargers: p99",
@@ -480,8 +586,11 @@ async def run() -> Results:
 
         # Remote path: NEVER tokens, eMSP answers after 50 ms, 1,000/s over 1,000 chargers.
         emsp_behaviour(control, "delay", 50)
-        report = await load(url, 1000, 10000, tags=REM_TAGS, rate=1000)
-        results.runs["csms-remote-50ms"] = report.to_json()
+        report = await measured(
+            "csms-remote-50ms",
+            lambda: load(url, 1000, 10000, tags=REM_TAGS, rate=1000),
+            results,
+        )
         a = auth_stats(report)
         results.add(
             "remote path, eMSP 50 ms, 1,000/s: p99",
@@ -494,8 +603,11 @@ async def run() -> Results:
 
         # Hung eMSP: every Authorize answered (fallback) within deadline + 50 ms.
         emsp_behaviour(control, "hang")
-        report = await load(url, 1000, 1000, tags=REM_TAGS, rate=200, timeout=5)
-        results.runs["csms-hung"] = report.to_json()
+        report = await measured(
+            "csms-hung",
+            lambda: load(url, 1000, 1000, tags=REM_TAGS, rate=200, timeout=5),
+            results,
+        )
         a = auth_stats(report)
         limit = DEADLINE_S * 1000 + 50
         results.add(
