@@ -21,8 +21,10 @@ The policy (``csms serve`` applies it once everything has started):
   object that later becomes part of an unreachable *cycle* waits;
 * for those, every ``server.gc_full_collect_interval_s`` (default 3,600 s) everything is
   unfrozen, collected once and frozen again: one pause of the whole heap per interval
-  (about 50 ms at 1,000 connected chargers on the benchmark machine) instead of several
-  a minute. Each is logged as ``gc.full_collection`` with its pause and what it found.
+  (350-395 ms with 5,000 idle chargers connected, 420,000 objects, on the benchmark
+  machine; it found 0-26 unreachable objects after 10 s) where the interpreter would
+  run that same whole-heap collection each time the oldest generation grew by a
+  quarter. Each is logged as ``gc.full_collection`` with its pause and what it found.
 
 The largest source of such cycles, closed charger connections, is removed at the
 source (:meth:`csms.ocpp16.wire.DirectTextConnection.connection_lost`).
