@@ -319,6 +319,12 @@ def core_steal() -> dict[int, float]:
     return out
 
 
+def steal_share(before: dict[int, float], wall_s: float) -> float:
+    """The largest share of ``wall_s`` that either pinned core lost since ``before``."""
+    after = core_steal()
+    return max(((after[c] - before.get(c, 0.0)) / max(wall_s, 1e-9) for c in after), default=0.0)
+
+
 async def settle(proc: Proc, window_s: float = 0.2, max_s: float = 5.0) -> float:
     """Wait until the server is idle (at most 5 % of a core over ``window_s``, or
     ``max_s`` at most); returns the seconds waited.
@@ -357,9 +363,7 @@ async def measured(
         await settle(proc)
         s0, w0 = core_steal(), time.monotonic()
         report = await step()
-        wall = max(1e-9, time.monotonic() - w0)
-        s1 = core_steal()
-        share = max((s1[c] - s0.get(c, 0.0)) / wall for c in s1) if s1 else 0.0
+        share = steal_share(s0, time.monotonic() - w0)
         tried.append((share, report))
         if share <= STEAL_LIMIT:
             break
@@ -484,16 +488,15 @@ async def storm(results: Results) -> None:
             s0 = core_steal()
             ok = await asyncio.gather(*(one(c) for c in chargers))
             took = time.monotonic() - t0
-            s1 = core_steal()
-            share = max((s1[c] - s0.get(c, 0.0)) / took for c in s1) if s1 else 0.0
+            stolen = steal_share(s0, took)
             server_cpu, own_cpu = proc.cpu_seconds() - cpu0, time.process_time() - own0
             accepted = sum(ok)
             attempts.append(
-                {"steal_share": round(share, 4), "seconds": round(took, 3), "accepted": accepted}
+                {"steal_share": round(stolen, 4), "seconds": round(took, 3), "accepted": accepted}
             )
-            if share > STEAL_LIMIT and n < ATTEMPTS:
+            if stolen > STEAL_LIMIT and n < ATTEMPTS:
                 print(
-                    f"  storm: {took:.2f} s with {share:.1%} of a core stolen: "
+                    f"  storm: {took:.2f} s with {stolen:.1%} of a core stolen: "
                     f"measuring again ({n + 1} of {ATTEMPTS})",
                     flush=True,
                 )
@@ -508,7 +511,7 @@ async def storm(results: Results) -> None:
                 "<= 3 s, 0 fail",
                 accepted == STORM and took <= 3.0,
                 f"{accepted}/{STORM} accepted; CPU s server {server_cpu:.2f}, generator "
-                f"{own_cpu:.2f}; steal {share:.1%}, attempt {n}",
+                f"{own_cpu:.2f}; steal {stolen:.1%}, attempt {n}",
             )
             live = [c for c, good in zip(chargers, ok, strict=True) if good]
             window = 20.0 / QUICK
