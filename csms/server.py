@@ -230,10 +230,15 @@ async def start_ocpp_server(
     authorizer: Authorizer,
     events: ChargerEvents | None = None,
     vendors: VendorRegistry | None = None,
+    gateway: ChargerGateway | None = None,
 ) -> OcppServer:
-    """Bind and serve; returns once listening. ``config.server.port`` may be 0."""
+    """Bind and serve; returns once listening. ``config.server.port`` may be 0.
+
+    ``gateway`` is passed in when other parts (admin API, OCPI commands) are built
+    before the server listens and must hold the same gateway.
+    """
     vendors = vendors or VendorRegistry()
-    gateway = ChargerGateway(config.server.call_timeout_s)
+    gateway = gateway or ChargerGateway(config.server.call_timeout_s)
     handlers = Handlers(config, db, authorizer, events or NoEvents(), vendors)
     endpoint = _Endpoint(config, db, handlers, gateway)
     s = config.server

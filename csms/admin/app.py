@@ -5,27 +5,25 @@ Why the auth is a middleware with a constant-time compare: every route but
 same check, and comparing with ``hmac.compare_digest`` does not leak the token's
 prefix through response timing.
 
-Other engineers' routes join through ``extra_routes`` (see
-:meth:`csms.app.CsmsApp.add_admin_routes`); they get the same auth and error
-rendering. Handlers reach the running system via ``request.app[CSMS_APP]``.
+Roaming's routes (partners, token sync, locations, outbox) join through ``extra_routes``,
+handed over by the composition root (:mod:`csms.system`); they get the same auth and
+error rendering. Handlers reach what they may use through
+:class:`csms.admin.context.AdminContext` (``request.app[ADMIN]``).
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from csms import logs
-from csms.admin import calls, chargers, tokens, transactions
+from csms.admin import authorizations, calls, chargers, tokens, transactions
+from csms.admin.context import ADMIN, AdminContext
 from csms.admin.http import ApiError, json_response
 
-if TYPE_CHECKING:
-    from csms.app import CsmsApp
-
-CSMS_APP: web.AppKey[Any] = web.AppKey("csms_app", object)
 PUBLIC_PATHS = frozenset({"/api/health"})
 
 log = logs.get("csms.admin")
@@ -38,14 +36,15 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_admin_app(
-    csms_app: CsmsApp, extra_routes: Sequence[web.AbstractRouteDef] = ()
+    context: AdminContext, extra_routes: Sequence[web.AbstractRouteDef] = ()
 ) -> web.Application:
     app = web.Application(
-        middlewares=[_errors, _auth(csms_app.config.admin.token)],
+        middlewares=[_errors, _auth(context.config.admin.token)],
         client_max_size=1024 * 1024,
     )
-    app[CSMS_APP] = csms_app
+    app[ADMIN] = context
     app.router.add_get("/api/health", health)
+    app.add_routes(authorizations.routes)
     app.add_routes(chargers.routes)
     app.add_routes(tokens.routes)
     app.add_routes(transactions.routes)
@@ -55,11 +54,11 @@ def create_admin_app(
 
 
 async def start_admin_api(
-    csms_app: CsmsApp, extra_routes: Sequence[web.AbstractRouteDef] = ()
+    context: AdminContext, extra_routes: Sequence[web.AbstractRouteDef] = ()
 ) -> tuple[web.AppRunner, int]:
     """Serve the admin API on ``admin.host``/``admin.port``; returns the runner and bound port."""
-    cfg = csms_app.config.admin
-    runner = web.AppRunner(create_admin_app(csms_app, extra_routes), access_log=None)
+    cfg = context.config.admin
+    runner = web.AppRunner(create_admin_app(context, extra_routes), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)
     try:

@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from csms.admin.context import context_of
 from csms.admin.http import ApiError, json_response, query_float, read_object
 from csms.ocpp16 import errors as ocpp_errors
 from csms.ocpp16 import schemas
@@ -60,10 +61,9 @@ def validate_payload(action: str, payload: dict[str, Any]) -> None:
 
 
 async def ensure_charger_known(request: web.Request, charger_id: str) -> None:
-    from csms.admin.app import CSMS_APP
     from csms.admin.chargers import load_charger_row
 
-    csms_app = request.app[CSMS_APP]
+    csms_app = context_of(request)
     if csms_app.gateway.is_connected(charger_id):
         return
     if await load_charger_row(csms_app.db, charger_id) is None:
@@ -72,15 +72,13 @@ async def ensure_charger_known(request: web.Request, charger_id: str) -> None:
 
 @routes.post("/api/chargers/{charger_id}/calls/{action}")
 async def call(request: web.Request) -> web.Response:
-    from csms.admin.app import CSMS_APP
-
     charger_id = request.match_info["charger_id"]
     action = resolve_action(request.match_info["action"])
     payload = await read_object(request, empty_ok=True)
     validate_payload(action, payload)
     timeout = query_float(request, "timeout")
     await ensure_charger_known(request, charger_id)
-    gateway = request.app[CSMS_APP].gateway
+    gateway = context_of(request).gateway
     try:
         result = await gateway.call(charger_id, action, payload, timeout=timeout)
     except ocpp_errors.ChargerNotConnected:

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from csms.admin.context import context_of
 from csms.admin.http import ApiError, field, json_response, read_object
 from csms.store.db import Database
 
@@ -90,9 +91,7 @@ def _view(row: Mapping[str, Any], connectors: list[dict[str, Any]], gateway: Any
 
 
 def _app(request: web.Request) -> Any:
-    from csms.admin.app import CSMS_APP
-
-    return request.app[CSMS_APP]
+    return context_of(request)
 
 
 def _repo(csms_app: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from csms.admin.context import AdminContext, context_of
 from csms.admin.http import ApiError, field, json_response, read_object
 from csms.authz.model import AuthStatus, normalise
 
@@ -18,10 +19,8 @@ STORABLE = tuple(s.value for s in AuthStatus if s is not AuthStatus.CONCURRENT_T
 ID_TAG_MAX = 20  # OCPP 1.6 IdToken is CiString20
 
 
-def _app(request: web.Request) -> Any:
-    from csms.admin.app import CSMS_APP
-
-    return request.app[CSMS_APP]
+def _app(request: web.Request) -> AdminContext:
+    return context_of(request)
 
 
 def _repo(csms_app: Any) -> Any:
@@ -120,8 +119,5 @@ async def block_token(request: web.Request) -> web.Response:
     return json_response(await _load(csms_app.db, id_tag))
 
 
-async def _own_cards_changed(csms_app: Any) -> None:
-    """Tell an authorizer that keeps the own-card set in memory (OwnCardsFirst)."""
-    refresh = getattr(csms_app.authorizer, "refresh", None)
-    if refresh is not None:
-        await refresh()
+async def _own_cards_changed(csms_app: AdminContext) -> None:
+    await csms_app.own_cards_changed()

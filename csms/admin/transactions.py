@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from csms.admin.context import context_of
 from csms.admin.http import ApiError, json_response, query_bool, query_int
 
 routes = web.RouteTableDef()
@@ -14,9 +15,7 @@ MAX_LIMIT = 1000
 
 
 def _app(request: web.Request) -> Any:
-    from csms.admin.app import CSMS_APP
-
-    return request.app[CSMS_APP]
+    return context_of(request)
 
 
 def _view(row: Any) -> dict[str, Any]:

@@ -120,3 +120,12 @@ class Clock(Protocol):
     def monotonic(self) -> float: ...
 
     def now(self) -> datetime: ...
+
+
+class Preauthorizer(Protocol):
+    """Takes a decision an eMSP made in a command (START_SESSION, RESERVE_NOW), so the
+    charger's Authorize/StartTransaction for that token there is answered from it."""
+
+    def preauthorize(
+        self, charger_id: str, uid: str, decision: Decision, ttl_s: float = 900
+    ) -> None: ...

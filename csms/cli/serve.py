@@ -1,6 +1,6 @@
 """``csms serve``: run the CSMS until SIGINT/SIGTERM.
 
-Why the signal handling lives here and not in :class:`csms.app.CsmsApp`: the app is
+Why the signal handling lives here and not in :class:`csms.system.System`: the system is
 also started inside tests and other programs that own their own loop and signals; only
 the process entry point may decide that a signal means "stop everything".
 """
@@ -51,7 +51,7 @@ def serve(config: Config) -> int:
 
 
 async def run_until_signal(config: Config) -> int:
-    from csms.app import CsmsApp
+    from csms.system import compose
 
     log = logs.get("csms.serve")
     stop = asyncio.Event()
@@ -62,7 +62,8 @@ async def run_until_signal(config: Config) -> int:
         except NotImplementedError:  # pragma: no cover - Windows
             pass
     try:
-        app = await CsmsApp.start(config)
+        app = await compose(config)
+        await app.start()
     except OSError as exc:
         log.error("startup_failed", error=str(exc))
         print(f"cannot start: {exc}", file=sys.stderr)

@@ -15,21 +15,16 @@ What each adapter serves:
   tree onto the outcomes the policy knows (see :func:`outcome_of_error`).
 * :class:`SqlActiveTransactions` - the ``transactions`` table (partial index on
   ``id_tag_norm`` for rows without a stop).
-* :class:`ExtensionLocations` - whatever ``LocationLookup`` the locations module
-  publishes in ``app.extensions["location_lookup"]``, looked up per call so it may
-  arrive after us.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING
 
 from csms import logs
-from csms.admin.authorizations import LOG_EXTENSION
-from csms.admin.authorizations import routes as admin_routes
+from csms.authorization import Authorization
 from csms.authz.model import (
     Allowed,
     CachedToken,
@@ -42,9 +37,10 @@ from csms.authz.model import (
     UnreachableKind,
     Whitelist,
 )
+from csms.authz.ports import LocationLookup
 from csms.authz.service import AuthorizationService, AuthzSettings
+from csms.config import Config
 from csms.local_authz import LocalTokenAuthorizer, OwnCardsFirst
-from csms.store.authorizations import AuthorizationLog
 from csms.store.db import Executor
 from roaming.client import (
     InvalidResponse,
@@ -58,11 +54,7 @@ from roaming.models import AuthorizationInfo, LocationReferences, Token
 from roaming.ports import StoredToken
 
 if TYPE_CHECKING:
-    from csms.app import CsmsApp
     from roaming.store_sqlite import RoamingStore
-
-SERVICE_EXTENSION = "authorization_service"  # app.extensions key of the AuthorizationService
-LOCATIONS_EXTENSION = "location_lookup"  # app.extensions key F publishes its LocationLookup at
 
 log = logs.get("csms.authz")
 
@@ -325,66 +317,41 @@ class SqlActiveTransactions:
         return [(r["charger_id"], int(r["connector_id"])) for r in rows]
 
 
-class ExtensionLocations:
-    """LocationLookup that forwards to the one published in ``extensions``, if any."""
-
-    def __init__(self, extensions: MutableMapping[str, Any]) -> None:
-        self.extensions = extensions
-
-    async def refs(self, charger_id: str, connector_id: int | None) -> LocationRefs | None:
-        lookup = self.extensions.get(LOCATIONS_EXTENSION)
-        if lookup is None:
-            return None
-        result = lookup.refs(charger_id, connector_id)
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result is None:
-            return None
-        location_id, evse_uids = result
-        return LocationRefs(location_id, tuple(evse_uids))
-
-
 # ---------------------------------------------------------------------- composition
 
 
-async def install(
-    app: CsmsApp,
+async def build_roaming_authorization(
+    config: Config,
     store: RoamingStore,
     client: OcpiClient,
     *,
+    local: Authorization,
+    locations: LocationLookup | None,
+    transactions: Executor,
     memo_ttl_s: float = 300.0,
-) -> Callable[[], Awaitable[None]]:
-    """Make the roaming-aware :class:`AuthorizationService` the app's authorizer.
+) -> Authorization:
+    """The roaming-aware :class:`AuthorizationService` behind the operator's own cards.
 
-    Call from a *setup* hook (before the OCPP server starts). Publishes the service at
-    ``app.extensions["authorization_service"]`` (commands call its ``preauthorize``)
-    and the decision log at ``app.extensions["authorization_log"]``, and mounts
-    ``GET /api/authorizations``. Returns the closer: it writes every buffered decision.
+    ``local`` is what :func:`csms.authorization.build_local_authorization` built; its
+    decision log is kept (one log for both), and the own cards stay decided locally.
     """
-    decisions = AuthorizationLog(app.db)
-    decisions.start()
     cache = StoreTokenCache(store, ttl_s=memo_ttl_s)
     cache.attach()
     service = AuthorizationService(
         cache=cache,
         remote=OcpiRemoteAuthorizer(store, client),
-        settings=AuthzSettings.from_config(app.config),
-        locations=ExtensionLocations(app.extensions),
-        transactions=SqlActiveTransactions(app.db),
-        sink=decisions,
+        settings=AuthzSettings.from_config(config),
+        locations=locations,
+        transactions=SqlActiveTransactions(transactions),
+        sink=local.decisions,
         learner=cache,
     )
-    # The operator's own cards (the local id_tags table) stay decided locally.
-    local = app.authorizer
-    app.authorizer = (
-        await OwnCardsFirst.build(local, service)
-        if isinstance(local, LocalTokenAuthorizer)
+    own = local.authorizer
+    authorizer = (
+        await OwnCardsFirst.build(own, service)
+        if isinstance(own, LocalTokenAuthorizer)
         else service
     )
-    app.extensions[SERVICE_EXTENSION] = service
-    app.extensions[LOG_EXTENSION] = decisions
-    app.extensions["token_cache"] = cache
-    app.add_admin_routes(admin_routes)
     log.info(
         "authz.installed",
         deadline_s=service.settings.deadline_s,
@@ -395,6 +362,12 @@ async def install(
     async def close() -> None:
         cache.detach()
         await service.close()
-        await decisions.close()
 
-    return close
+    return Authorization(
+        authorizer=authorizer,
+        decisions=local.decisions,
+        own_cards=authorizer if isinstance(authorizer, OwnCardsFirst) else None,
+        service=service,
+        token_cache=cache,
+        closers=[close],
+    )

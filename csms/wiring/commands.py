@@ -1,12 +1,12 @@
-"""OCPI commands → OCPP calls through A's gateway, and the CommandResult back to the eMSP.
+"""OCPI commands → OCPP calls through the charger gateway, and the CommandResult back to the eMSP.
 
 Why the OCPP call runs in a background task: the eMSP gets its CommandResponse at once
 (OCPI is asynchronous by design) and the charger may take up to ``command_timeout_s`` to
 answer; the task POSTs the CommandResult to ``response_url`` when the charger answers or
 sends ``TIMEOUT`` just before the timeout we promised.
 
-START_SESSION / RESERVE_NOW tokens are pre-authorized with E's authorization service
-(``preauthorize``): the charger's Authorize / StartTransaction for that idTag at that
+START_SESSION / RESERVE_NOW tokens are pre-authorized with the roaming authorization
+service (``preauthorize``): the charger's Authorize / StartTransaction for that idTag at that
 charger is answered from the command for 15 minutes, without a real-time call, and the
 transaction (hence Session and CDR) carries the command's authorization_reference with
 auth_method COMMAND.
@@ -18,7 +18,6 @@ our own AUTOINCREMENT id, so one eMSP cannot replace or cancel another's reserva
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +25,9 @@ import orjson
 
 from csms import logs
 from csms.authz.model import AuthMethod, AuthStatus, Decision, Source
+from csms.authz.ports import Preauthorizer
 from csms.ocpp16 import errors
+from csms.ocpp16.gateway import ChargerGateway
 from csms.store.db import Database
 from roaming.client import OcpiClient, RoamingError
 from roaming.commands import (
@@ -86,15 +87,15 @@ class CommandService:
         locations: LocationStore,
         client: OcpiClient,
         *,
-        gateway: Callable[[], Any],
-        authz: Callable[[], Any],
+        gateway: ChargerGateway,
+        preauthorizer: Preauthorizer | None,
         timeout_s: int = 60,
     ) -> None:
         self.db = db
         self.locations = locations
         self.client = client
-        self._gateway = gateway
-        self._authz = authz
+        self.gateway = gateway
+        self.preauthorizer = preauthorizer
         self.timeout_s = timeout_s
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -176,7 +177,7 @@ class CommandService:
     def _preauthorize(
         self, partner: Partner, ref: EvseRef, token: Token, reference: str | None
     ) -> None:
-        service = self._authz()
+        service = self.preauthorizer
         if service is None:
             log.warning("ocpi.command_no_authorization_service", charge_point_id=ref.charger_id)
             return
@@ -195,8 +196,7 @@ class CommandService:
         service.preauthorize(ref.charger_id, token.uid, decision, ttl_s=PREAUTH_TTL_S)
 
     def _connected(self, charger_id: str) -> bool:
-        gw = self._gateway()
-        return gw is not None and gw.is_connected(charger_id)
+        return self.gateway.is_connected(charger_id)
 
     async def _start(self, partner: Partner, cmd: StartSession) -> tuple[CommandResponse, Any]:
         reason = self._own_token(partner, cmd.token)
@@ -329,7 +329,7 @@ class CommandService:
         charger_id, action, payload = job
         error: str | None = None
         try:
-            answer = await self._gateway().call(
+            answer = await self.gateway.call(
                 charger_id, action, payload, timeout=self.call_timeout_s
             )
             result = _result_of(action, str(answer.get("status", "")))

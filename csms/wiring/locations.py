@@ -14,13 +14,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from csms import logs
 from csms.authz.model import LocationRefs
-from csms.config import ConfigError
+from csms.config import Config, ConfigError
 from csms.store.db import Database, Executor
 from roaming import outbox
 from roaming.locations import Catalog, LocationStore, SyncReport, parse_catalog
@@ -179,29 +178,33 @@ class StoreLocationLookup:
 # --------------------------------------------------------------------------- admin API
 
 
-def admin_routes(cpo: Any) -> web.RouteTableDef:
+def admin_routes(
+    locations: LocationStore,
+    outbox_store: outbox.OutboxStore,
+    worker: outbox.OutboxWorker,
+    config: Config,
+    db: Database,
+) -> web.RouteTableDef:
     """``/api/locations`` and ``/api/outbox`` for ``csms locations`` / ``csms outbox``."""
-    from csms.admin.app import CSMS_APP
     from csms.admin.http import ApiError, json_response, query_bool
 
     routes = web.RouteTableDef()
 
     @routes.get("/api/locations")
     async def list_locations(request: web.Request) -> web.Response:
-        total, items = await cpo.locations.page(None, None, 0, 100000)
+        total, items = await locations.page(None, None, 0, 100000)
         return json_response({"total": total, "locations": items})
 
     @routes.get("/api/locations/{location_id}")
     async def show_location(request: web.Request) -> web.Response:
-        loc = await cpo.locations.location(request.match_info["location_id"])
+        loc = await locations.location(request.match_info["location_id"])
         if loc is None:
             raise ApiError(404, "unknown_location", "no such location")
         return json_response(loc)
 
     @routes.post("/api/locations/reload")
     async def reload(request: web.Request) -> web.Response:
-        app = request.app[CSMS_APP]
-        cfg = app.config
+        cfg = config
         try:
             catalog = load_catalog(
                 cfg.ocpi_cpo.locations_file,
@@ -210,8 +213,8 @@ def admin_routes(cpo: Any) -> web.RouteTableDef:
             )
         except ConfigError as exc:
             raise ApiError(400, "invalid_locations_file", str(exc)) from None
-        report = await sync_catalog(app.db, cpo.locations, catalog)
-        cpo.worker.notify()
+        report = await sync_catalog(db, locations, catalog)
+        worker.notify()
         return json_response(
             {
                 "changed_locations": report.changed_locations,
@@ -222,14 +225,14 @@ def admin_routes(cpo: Any) -> web.RouteTableDef:
 
     @routes.get("/api/tariffs")
     async def list_tariffs(request: web.Request) -> web.Response:
-        return json_response({"tariffs": await cpo.locations.all_tariffs()})
+        return json_response({"tariffs": await locations.all_tariffs()})
 
     @routes.get("/api/outbox")
     async def outbox_list(request: web.Request) -> web.Response:
         every = bool(query_bool(request, "all"))
-        msgs = await cpo.outbox.waiting(include_finished=every)
+        msgs = await outbox_store.waiting(include_finished=every)
         return json_response(
-            {"counts": await cpo.outbox.counts(), "messages": [m.summary() for m in msgs]}
+            {"counts": await outbox_store.counts(), "messages": [m.summary() for m in msgs]}
         )
 
     async def _act(request: web.Request, action: str) -> web.Response:
@@ -237,12 +240,13 @@ def admin_routes(cpo: Any) -> web.RouteTableDef:
             msg_id = int(request.match_info["message_id"])
         except ValueError:
             raise ApiError(400, "invalid_id", "message id must be an integer") from None
-        done = await getattr(cpo.outbox, action)(msg_id)
+        act = outbox_store.retry if action == "retry" else outbox_store.drop
+        done = await act(msg_id)
         if not done:
             raise ApiError(
                 409, "not_applicable", f"message {msg_id} does not exist or cannot be {action}ed"
             )
-        cpo.worker.notify()
+        worker.notify()
         return json_response({"id": msg_id, "action": action})
 
     @routes.post("/api/outbox/{message_id}/retry")

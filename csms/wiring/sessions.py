@@ -1,6 +1,6 @@
 """OCPP transaction, meter and status events → OCPI Sessions, CDRs and EVSE status pushes.
 
-Why this is a :class:`~csms.ocpp16.events.ChargerEvents`: A's OCPP server calls it inside
+Why this is a :class:`~csms.ocpp16.events.ChargerEvents`: the OCPP server calls it inside
 the store transaction that persisted the OCPP fact, and everything here writes on that
 transaction (session rows, CDR rows, outbox rows). Either the fact and its pushes are
 committed together or neither is; the outbox worker delivers after the commit.
@@ -16,24 +16,27 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from csms import logs
+from csms.config import Config
 from csms.ocpp16.events import MeterSample, TransactionRecord
-from csms.store.db import Executor
+from csms.store.db import Database, Executor
 from csms.wiring.locations import (
     StoreLocationLookup,
-    admin_routes,
     load_catalog,
     push_status,
     sync_catalog,
 )
 from roaming.app import OcpiModule
 from roaming.cdrs import CdrStore
+from roaming.client import OcpiClient
 from roaming.costing import Reading
 from roaming.locations import LocationStore
+from roaming.models import InterfaceRole, ModuleID
 from roaming.outbox import OcpiTransport, OutboxStore, OutboxWorker, RetryPolicy, enqueue
+from roaming.partners import Partner
 from roaming.sessions import CdrToken, SessionService, SessionStart, SessionStop
+from roaming.store_sqlite import RoamingStore
 
 log = logs.get("csms.ocpi.sessions")
 
@@ -203,23 +206,19 @@ def _owner(txn: TransactionRecord) -> tuple[str, str]:
 
 @dataclass
 class CpoModules:
-    """The CPO-side OCPI objects of one running CSMS (``app.extensions['ocpi_cpo']``)."""
+    """The CPO-side OCPI objects of one running CSMS."""
 
     locations: LocationStore
+    lookup: StoreLocationLookup
     sessions: SessionService
     cdrs: CdrStore
     outbox: OutboxStore
     worker: OutboxWorker
     events: OcpiChargerEvents
-    commands: Any = None
-
-
-CPO_EXTENSION = "ocpi_cpo"
-LOCATIONS_EXTENSION = "location_lookup"
 
 
 def ocpi_modules() -> list[OcpiModule]:
-    """Everything we serve as CPO besides tokens: appended to ``csms.wiring.OCPI_MODULES``."""
+    """Everything we serve as CPO besides tokens."""
     from roaming import cdrs, commands, locations, sessions, tariffs
 
     return [
@@ -231,13 +230,11 @@ def ocpi_modules() -> list[OcpiModule]:
     ]
 
 
-async def push_all_locations(db: Any, cpo: CpoModules, partner: Any) -> int:
+async def push_all_locations(db: Database, cpo: CpoModules, partner: Partner) -> None:
     """A newly registered partner with a locations RECEIVER gets every Location PUT, so
     later EVSE PATCHes address objects it knows (queued per partner, before any PATCH)."""
-    from roaming.models import InterfaceRole, ModuleID
-
     if not partner.endpoint(ModuleID.LOCATIONS, InterfaceRole.RECEIVER):
-        return 0
+        return
     now = datetime.now(UTC)
     total, items = await cpo.locations.page(None, None, 0, 1_000_000)
     async with db.transaction() as tx:
@@ -254,65 +251,47 @@ async def push_all_locations(db: Any, cpo: CpoModules, partner: Any) -> int:
             )
     cpo.worker.notify()
     log.info("ocpi.locations_pushed_to_new_partner", partner=partner.key, locations=total)
-    return int(total)
 
 
-async def setup_step(app: Any, runtime: Any) -> Any:
-    """SETUP step: load the locations file, build the stores, become the OCPP event sink."""
-    cfg = app.config
-    cc, pid = cfg.ocpi.country_code, cfg.ocpi.party_id
-    catalog = load_catalog(cfg.ocpi_cpo.locations_file, country_code=cc, party_id=pid)
-    store = LocationStore(app.db, cc, pid)
-    await sync_catalog(app.db, store, catalog)
+async def build_cpo(
+    config: Config, db: Database, store: RoamingStore, client: OcpiClient
+) -> CpoModules:
+    """Load the locations file and build the stores, the outbox and the OCPP event sink.
+
+    Nothing runs yet: the outbox worker starts with the system (:meth:`OutboxWorker.start`).
+    """
+    cpo_cfg = config.ocpi_cpo
+    cc, pid = config.ocpi.country_code, config.ocpi.party_id
+    catalog = load_catalog(cpo_cfg.locations_file, country_code=cc, party_id=pid)
+    locations = LocationStore(db, cc, pid)
+    await sync_catalog(db, locations, catalog)
     service = SessionService(
-        app.db,
-        store,
+        db,
+        locations,
         country_code=cc,
         party_id=pid,
-        currency=cfg.ocpi_cpo.currency,
-        update_interval_s=cfg.ocpi_cpo.session_update_interval_s,
+        currency=cpo_cfg.currency,
+        update_interval_s=cpo_cfg.session_update_interval_s,
     )
-    box = OutboxStore(app.db)
+    box = OutboxStore(db)
     worker = OutboxWorker(
         box,
-        OcpiTransport(runtime.store, runtime.client),
+        OcpiTransport(store, client),
         policy=RetryPolicy(
-            initial_s=cfg.ocpi_cpo.outbox_retry_initial_s,
-            max_s=cfg.ocpi_cpo.outbox_retry_max_s,
-            max_attempts=cfg.ocpi_cpo.outbox_max_attempts,
+            initial_s=cpo_cfg.outbox_retry_initial_s,
+            max_s=cpo_cfg.outbox_retry_max_s,
+            max_attempts=cpo_cfg.outbox_max_attempts,
         ),
-        poll_interval_s=cfg.ocpi_cpo.outbox_poll_interval_s,
-        concurrency=cfg.ocpi_cpo.outbox_concurrency,
+        poll_interval_s=cpo_cfg.outbox_poll_interval_s,
+        concurrency=cpo_cfg.outbox_concurrency,
     )
-    events = OcpiChargerEvents(store, service, notify=worker.notify)
-    cpo = CpoModules(store, service, CdrStore(app.db), box, worker, events)
-    app.ocpp_events = events
-    app.extensions[CPO_EXTENSION] = cpo
-    app.extensions[LOCATIONS_EXTENSION] = StoreLocationLookup(store)
-    runtime.ctx.services.update(locations=store, sessions=service, cdrs=cpo.cdrs)
-    runtime.ctx.on_registered.append(lambda partner: push_all_locations(app.db, cpo, partner))
-    app.add_admin_routes(admin_routes(cpo))
-    return worker.stop
-
-
-async def start_step(app: Any, runtime: Any) -> Any:
-    """START step: commands need the gateway; the outbox worker starts delivering."""
-    from csms.wiring.commands import CommandService
-
-    cpo: CpoModules = app.extensions[CPO_EXTENSION]
-    cpo.commands = CommandService(
-        app.db,
-        cpo.locations,
-        runtime.client,
-        gateway=lambda: app.gateway,
-        authz=lambda: app.extensions.get("authorization_service"),
-        timeout_s=app.config.ocpi_cpo.command_timeout_s,
+    events = OcpiChargerEvents(locations, service, notify=worker.notify)
+    return CpoModules(
+        locations=locations,
+        lookup=StoreLocationLookup(locations),
+        sessions=service,
+        cdrs=CdrStore(db),
+        outbox=box,
+        worker=worker,
+        events=events,
     )
-    runtime.ctx.services["commands"] = cpo.commands
-    cpo.worker.start()
-
-    async def close() -> None:
-        await cpo.commands.close()
-        await cpo.worker.stop()
-
-    return close

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import aiohttp
 
-from csms.app import CsmsApp
+from csms.system import System
 from tests.support.csms import admin_session
 
 
-async def test_health_needs_no_token(csms_app: CsmsApp) -> None:
+async def test_health_needs_no_token(csms_app: System) -> None:
     async with admin_session(csms_app, token=None) as anon:
         resp = await anon.get("/api/health")
         assert resp.status == 200
         assert (await resp.json()) == {"status": "ok"}
 
 
-async def test_every_other_route_needs_the_bearer_token(csms_app: CsmsApp) -> None:
+async def test_every_other_route_needs_the_bearer_token(csms_app: System) -> None:
     async with admin_session(csms_app, token=None) as anon:
         resp = await anon.get("/api/chargers")
         assert resp.status == 401

@@ -1,63 +1,80 @@
-"""CsmsApp lifecycle: hooks run in order around the servers, closers in reverse, extra
-admin routes sit behind the same auth, the authorizer seam is honoured, and a failed
-start releases everything."""
+"""The composition root: compose builds without listening, start listens in order, stop
+closes in reverse; extra admin routes sit behind the same auth, the authorizer seam is
+honoured, and a failed start releases everything."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
 
 from csms.admin.http import json_response
-from csms.app import CsmsApp
 from csms.authz.model import AuthRequest, AuthStatus, Decision, Source
+from csms.store.db import Database
+from csms.system import compose
 from simulator.chargepoint import SimulatedChargePoint
 from tests.support.csms import admin_session, make_config, ocpp_url, running_csms
 
 
-async def test_hooks_order_closers_reverse_and_extra_routes(tmp_path: Path) -> None:
-    seen: list[str] = []
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
-    async def setup(app: CsmsApp) -> Any:
-        seen.append(f"setup ocpp={app.ocpp is not None}")
-        routes = web.RouteTableDef()
 
-        @routes.get("/api/extra")
-        async def extra(request: web.Request) -> web.Response:
-            return json_response({"hello": "world"})
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
-        app.add_admin_routes(routes)
 
-        async def close() -> None:
-            seen.append("close setup")
+async def _assert_closed(db: Database) -> None:
+    with pytest.raises(ValueError, match=r"(?i)closed|no active connection"):
+        await db.fetchone("SELECT 1")
 
-        return close
 
-    async def start(app: CsmsApp) -> Any:
-        seen.append(f"start ocpp={app.ocpp_port > 0}")
-        app.ocpi_port = 12345
+async def test_compose_builds_without_listening_and_start_listens(tmp_path: Path) -> None:
+    ocpp_port, admin_port = _free_port(), _free_port()
+    config = make_config(tmp_path, server={"port": ocpp_port}, admin={"port": admin_port})
+    system = await compose(config)
+    try:
+        assert system.ocpp is None and system.ocpp_port == 0
+        assert not _listening(ocpp_port) and not _listening(admin_port)
+        await system.start()
+        assert (system.ocpp_port, system.admin_port) == (ocpp_port, admin_port)
+        assert _listening(ocpp_port) and _listening(admin_port)
+    finally:
+        await system.stop()
+    assert not _listening(ocpp_port) and not _listening(admin_port)
+    await _assert_closed(system.db)
 
-        async def close() -> None:
-            seen.append("close start")
 
-        return close
+async def test_roaming_parts_are_built_only_with_ocpi(tmp_path: Path) -> None:
+    async with running_csms(tmp_path) as plain:
+        assert plain.roaming is None and plain.ocpi_port is None
+    (tmp_path / "ocpi").mkdir()
+    async with running_csms(tmp_path / "ocpi", ocpi={"enabled": True}) as roaming:
+        assert roaming.roaming is not None and roaming.ocpi_port
+        assert roaming.authorization.service is not None
+        assert roaming.roaming.commands.preauthorizer is roaming.authorization.service
+        assert roaming.roaming.commands.gateway is roaming.gateway
 
-    async with running_csms(
-        tmp_path, app_kwargs={"setup_hooks": [setup], "start_hooks": [start]}
-    ) as app:
-        assert app.ocpi_port == 12345
+
+async def test_extra_admin_routes_sit_behind_the_same_auth(tmp_path: Path) -> None:
+    routes = web.RouteTableDef()
+
+    @routes.get("/api/extra")
+    async def extra(request: web.Request) -> web.Response:
+        return json_response({"hello": "world"})
+
+    async with running_csms(tmp_path, extra_admin_routes=routes) as app:
         async with admin_session(app) as http:
             resp = await http.get("/api/extra")
             assert resp.status == 200
             assert await resp.json() == {"hello": "world"}
         async with admin_session(app, token=None) as anon:
             assert (await anon.get("/api/extra")).status == 401
-        with pytest.raises(RuntimeError):
-            app.add_admin_routes([])
-    assert seen == ["setup ocpp=False", "start ocpp=True", "close start", "close setup"]
 
 
 class _Fixed:
@@ -71,14 +88,12 @@ class _Fixed:
         return Decision(AuthStatus.BLOCKED, Source.LOCAL, reason="test")
 
 
-async def test_authorizer_factory_replaces_the_local_table(tmp_path: Path) -> None:
+async def test_the_authorizer_seam_replaces_the_local_table(tmp_path: Path) -> None:
     fixed = _Fixed()
     async with running_csms(
-        tmp_path,
-        server={"unknown_chargers": "accept"},
-        app_kwargs={"authorizer_factory": lambda app: fixed},
+        tmp_path, server={"unknown_chargers": "accept"}, authorizer=fixed
     ) as app:
-        assert app.authorizer is fixed
+        assert app.authorization.authorizer is fixed
         async with SimulatedChargePoint.connect(ocpp_url(app), "AZ1", heartbeat=False) as cp:
             await cp.boot()
             answer = await cp.authorize("ANY")
@@ -87,28 +102,23 @@ async def test_authorizer_factory_replaces_the_local_table(tmp_path: Path) -> No
 
 
 async def test_failed_start_releases_ports_and_store(tmp_path: Path) -> None:
-    closed: list[str] = []
-
-    async def setup(app: CsmsApp) -> Any:
-        async def close() -> None:
-            closed.append("setup")
-
-        return close
-
-    async def boom(app: CsmsApp) -> Any:
-        raise RuntimeError("hook failed")
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        ocpp_port = probe.getsockname()[1]
+    ocpp_port = _free_port()
+    with socket.socket() as taken:  # the admin port is in use: start fails after OCPP listens
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        admin_port = taken.getsockname()[1]
+        config = make_config(tmp_path, server={"port": ocpp_port}, admin={"port": admin_port})
+        system = await compose(config)
+        with pytest.raises(OSError):
+            await system.start()
+    await _assert_closed(system.db)
+    assert not _listening(ocpp_port)
+    # the OCPP port is free again: a second start on the same ports works
     config = make_config(tmp_path, server={"port": ocpp_port})
-    with pytest.raises(RuntimeError, match="hook failed"):
-        await CsmsApp.start(config, setup_hooks=[setup], start_hooks=[boom])
-    assert closed == ["setup"]
-    # the OCPP port is free again: a second start on the same port works
-    app = await CsmsApp.start(config)
+    again = await compose(config)
     try:
-        assert app.ocpp_port == ocpp_port
+        await again.start()
+        assert again.ocpp_port == ocpp_port
     finally:
-        await app.stop()
-        await app.stop()  # idempotent
+        await again.stop()
+        await again.stop()  # idempotent

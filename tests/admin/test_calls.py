@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from csms.admin.calls import ACTIONS
-from csms.app import CsmsApp
+from csms.system import System
 from simulator.chargepoint import SimulatedChargePoint
 from tests.support.csms import ocpp_url
 from tests.support.raw_cp import HANG, Error, RawChargePoint, Result
@@ -89,7 +89,7 @@ async def _register(http: aiohttp.ClientSession, cp_id: str) -> None:
 
 
 async def test_every_call_round_trips_to_the_simulator(
-    csms_app: CsmsApp, http: aiohttp.ClientSession
+    csms_app: System, http: aiohttp.ClientSession
 ) -> None:
     await _register(http, "SIM1")
     await http.post("/api/tokens", json={"id_tag": "TAG1"})
@@ -135,7 +135,7 @@ async def test_every_call_round_trips_to_the_simulator(
 
 
 async def test_action_name_is_case_insensitive_and_unknown_is_404(
-    csms_app: CsmsApp, http: aiohttp.ClientSession
+    csms_app: System, http: aiohttp.ClientSession
 ) -> None:
     await _register(http, "SIM2")
     async with SimulatedChargePoint.connect(ocpp_url(csms_app), "SIM2", heartbeat=False) as cp:
@@ -151,7 +151,7 @@ async def test_action_name_is_case_insensitive_and_unknown_is_404(
 
 
 async def test_payload_failing_the_schema_is_400_and_never_sent(
-    csms_app: CsmsApp, http: aiohttp.ClientSession
+    csms_app: System, http: aiohttp.ClientSession
 ) -> None:
     await _register(http, "SIM3")
     async with SimulatedChargePoint.connect(ocpp_url(csms_app), "SIM3", heartbeat=False) as cp:
@@ -185,7 +185,7 @@ async def test_unknown_charger_404_and_offline_charger_409(http: aiohttp.ClientS
 
 
 async def test_callerror_is_502_with_code_and_description(
-    csms_app: CsmsApp, http: aiohttp.ClientSession
+    csms_app: System, http: aiohttp.ClientSession
 ) -> None:
     await _register(http, "RAW1")
 
@@ -210,7 +210,7 @@ async def test_callerror_is_502_with_code_and_description(
 
 
 async def test_charger_that_never_answers_is_504(
-    csms_app: CsmsApp, http: aiohttp.ClientSession
+    csms_app: System, http: aiohttp.ClientSession
 ) -> None:
     await _register(http, "HUNG")
     cp = await RawChargePoint.connect(ocpp_url(csms_app), "HUNG", lambda a, p: HANG)
@@ -227,7 +227,7 @@ async def test_charger_that_never_answers_is_504(
 
 
 async def test_invalid_answer_from_charger_is_502(
-    csms_app: CsmsApp, http: aiohttp.ClientSession
+    csms_app: System, http: aiohttp.ClientSession
 ) -> None:
     await _register(http, "ODD")
     cp = await RawChargePoint.connect(
@@ -252,7 +252,7 @@ async def _wait_connected(http: aiohttp.ClientSession, cp_id: str) -> None:
 
 
 async def test_removing_a_connected_charger_closes_its_session(
-    csms_app: CsmsApp, http: aiohttp.ClientSession
+    csms_app: System, http: aiohttp.ClientSession
 ) -> None:
     await _register(http, "GONE")
     async with SimulatedChargePoint.connect(ocpp_url(csms_app), "GONE", heartbeat=False) as cp:

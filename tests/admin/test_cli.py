@@ -1,4 +1,4 @@
-"""The ``csms`` CLI against a running CsmsApp, run in-process (in a thread: it blocks)."""
+"""The ``csms`` CLI against a running System, run in-process (in a thread: it blocks)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from csms.app import CsmsApp
 from csms.cli import main
 from csms.cli.calls import COMMANDS, build_payload
+from csms.system import System
 from simulator.chargepoint import SimulatedChargePoint
 from tests.support.csms import ADMIN_TOKEN, admin_url, ocpp_url
 
@@ -26,7 +26,7 @@ def _cli_output(text: str) -> str:
 
 
 class Cli:
-    def __init__(self, app: CsmsApp, capsys: pytest.CaptureFixture[str]) -> None:
+    def __init__(self, app: System, capsys: pytest.CaptureFixture[str]) -> None:
         self.conn = ["--admin-url", admin_url(app), "--admin-token", ADMIN_TOKEN]
         self.capsys = capsys
 
@@ -44,7 +44,7 @@ class Cli:
 
 
 @pytest.fixture
-def cli(csms_app: CsmsApp, capsys: pytest.CaptureFixture[str]) -> Cli:
+def cli(csms_app: System, capsys: pytest.CaptureFixture[str]) -> Cli:
     return Cli(csms_app, capsys)
 
 
@@ -95,7 +95,7 @@ async def test_errors_exit_nonzero_with_the_api_message(cli: Cli) -> None:
 
 
 async def test_wrong_token_and_unreachable_server(
-    csms_app: CsmsApp, capsys: pytest.CaptureFixture[str]
+    csms_app: System, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = admin_url(csms_app)
     code = await asyncio.to_thread(
@@ -112,7 +112,7 @@ async def test_wrong_token_and_unreachable_server(
 
 
 async def test_token_and_url_come_from_the_config_file(
-    csms_app: CsmsApp, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    csms_app: System, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = tmp_path / "cli.toml"
     cfg.write_text(
@@ -150,7 +150,7 @@ async def test_tokens_and_transactions(cli: Cli) -> None:
     assert (await cli.json("transactions", "list", "--active"))["transactions"] == []
 
 
-async def test_call_commands_reach_the_simulator(csms_app: CsmsApp, cli: Cli) -> None:
+async def test_call_commands_reach_the_simulator(csms_app: System, cli: Cli) -> None:
     await cli.run("chargers", "add", "SIMC")
     await cli.run("tokens", "add", "TAG9")
     async with SimulatedChargePoint.connect(

@@ -8,7 +8,6 @@ import json
 
 from structlog.testing import capture_logs
 
-from csms.admin.authorizations import LOG_EXTENSION, routes
 from csms.authz.model import DecisionRecord
 from csms.cli import main as cli_main
 from csms.store import authorizations
@@ -98,17 +97,10 @@ async def test_failed_flush_keeps_rows_for_the_next_try(tmp_path):
     await db.close()
 
 
-async def _install_log(app):
-    log = AuthorizationLog(app.db, flush_interval_s=10, emit_log=False)
-    app.extensions[LOG_EXTENSION] = log
-    for i in range(3):
-        log.record(entry(i, charger=f"CP{i}"))
-    return log.close
-
-
 async def test_admin_route_and_cli_show_latest(tmp_path):
-    kwargs = {"setup_hooks": [_install_log], "extra_admin_routes": routes}
-    async with running_csms(tmp_path, app_kwargs=kwargs) as app:
+    async with running_csms(tmp_path) as app:
+        for i in range(3):
+            app.authorization.decisions.record(entry(i, charger=f"CP{i}"))
         async with admin_session(app) as http:
             resp = await http.get("/api/authorizations", params={"limit": "2"})
             assert resp.status == 200

@@ -1,7 +1,7 @@
 """End to end over real sockets: simulator charger -> CSMS (OCPP) -> eMSP sandboxes (OCPI).
 
-The CSMS runs with the roaming-aware authorizer installed by :func:`csms.wiring.authz.install`
-on D's real token store and OCPI client. The two eMSPs are G's sandboxes; their partner
+The CSMS runs with OCPI enabled, so the roaming-aware authorizer reads the real token
+store and calls through the real OCPI client. The two eMSPs are sandboxes; their partner
 rows are written straight into the roaming store (the credentials handshake is tested
 elsewhere and is not what these tests are about). Deadline: 0.5 s via config.
 """
@@ -16,11 +16,8 @@ from typing import Any
 
 import pytest
 
-from csms.app import CsmsApp
-from csms.authz.model import LocationRefs
-from csms.wiring.authz import LOCATIONS_EXTENSION, install
+from csms.system import System
 from roaming import auth
-from roaming.client import OcpiClient
 from roaming.models import (
     BusinessDetails,
     CredentialsRole,
@@ -33,7 +30,7 @@ from roaming.partners import TokenKind
 from roaming.store_sqlite import RoamingStore
 from simulator.chargepoint import SimulatedChargePoint
 from simulator.emsp import EmspSandbox
-from tests.support.csms import ocpp_url, running_csms
+from tests.support.csms import ocpp_url, running_csms, runtime_of
 
 DEADLINE = 0.5
 MARGIN = 0.35  # charger round trip + scheduling on a busy 2-core CI box
@@ -44,12 +41,36 @@ NEVER = "NEVER001"  # cached NEVER at NL-EMS
 ONLY_B = "BBB-ONLY-7"  # not cached; only DE-BBB knows it
 
 
-class Locations:
-    """Stands in for F's location module (publishes LOC-<charger>, one EVSE per connector)."""
+def locations_toml(*chargers: str) -> str:
+    """One location per charger (``LOC-<charger>``), one EVSE ``<charger>-1`` on connector 1."""
+    parts = []
+    for cp in chargers:
+        parts.append(
+            f"""
+[[locations]]
+id = "LOC-{cp}"
+name = "Site {cp}"
+address = "Hafenstraat 12"
+city = "Amsterdam"
+postal_code = "1011AB"
+country = "NLD"
+latitude = "52.37403"
+longitude = "4.88969"
+time_zone = "Europe/Amsterdam"
+parking_type = "PARKING_LOT"
 
-    async def refs(self, charger_id: str, connector_id: int | None) -> LocationRefs | None:
-        evses = (f"{charger_id}-{connector_id}",) if connector_id else (f"{charger_id}-1",)
-        return LocationRefs(f"LOC-{charger_id}", evses)
+[[locations.evses]]
+uid = "{cp}-1"
+charger_id = "{cp}"
+connector_id = 1
+standard = "IEC_62196_T2"
+format = "SOCKET"
+power_type = "AC_3_PHASE"
+max_voltage = 230
+max_amperage = 32
+"""
+        )
+    return "".join(parts)
 
 
 async def register(store: RoamingStore, emsp: EmspSandbox, secret: str) -> Any:
@@ -104,7 +125,7 @@ def token_json(emsp: EmspSandbox, uid: str, whitelist: str, valid: bool = True) 
 
 @dataclass
 class World:
-    app: CsmsApp
+    app: System
     nl: EmspSandbox
     de: EmspSandbox
 
@@ -114,7 +135,7 @@ class World:
         )
 
     async def decisions(self) -> list[dict[str, Any]]:
-        await self.app.extensions["authorization_log"].flush()
+        await self.app.authorization.decisions.flush()
         rows = await self.app.db.fetchall("SELECT * FROM authorizations ORDER BY id")
         return [dict(r) for r in rows]
 
@@ -124,37 +145,28 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path) -> AsyncIterator[World]:
+    loc_file = tmp_path / "locations.toml"
+    loc_file.write_text(locations_toml("CP1", "CP2"))
     async with (
         EmspSandbox.start(country_code="NL", party_id="EMS", control_port=None) as nl,
         EmspSandbox.start(country_code="DE", party_id="BBB", control_port=None) as de,
-    ):
-
-        async def setup(app: CsmsApp):
-            store = RoamingStore(app.db)
-            client = OcpiClient(timeout_s=5.0, from_country_code="NL", from_party_id="CPO")
-            p_nl = await register(store, nl, "secret-for-nl")
-            await register(store, de, "secret-for-de")
-            for uid, wl in ((ALWAYS, "ALWAYS"), (AOFF, "ALLOWED_OFFLINE"), (NEVER, "NEVER")):
-                body = token_json(nl, uid, wl)
-                nl.add_tokens([body])
-                await store.upsert_token(p_nl.id, Token.from_json(body))
-            de.add_tokens([token_json(de, ONLY_B, "NEVER")])
-            app.extensions[LOCATIONS_EXTENSION] = Locations()
-            close_authz = await install(app, store, client)
-
-            async def close() -> None:
-                await close_authz()
-                await client.close()
-
-            return close
-
-        async with running_csms(
+        running_csms(
             tmp_path,
             server={"unknown_chargers": "accept", "call_timeout_s": 5.0},
             authz={"authorize_deadline_s": DEADLINE},
-            app_kwargs={"setup_hooks": [setup]},
-        ) as app:
-            yield World(app, nl, de)
+            ocpi={"enabled": True, "country_code": "NL", "party_id": "CPO"},
+            ocpi_cpo={"locations_file": str(loc_file)},
+        ) as app,
+    ):
+        store = runtime_of(app).store
+        p_nl = await register(store, nl, "secret-for-nl")
+        await register(store, de, "secret-for-de")
+        for uid, wl in ((ALWAYS, "ALWAYS"), (AOFF, "ALLOWED_OFFLINE"), (NEVER, "NEVER")):
+            body = token_json(nl, uid, wl)
+            nl.add_tokens([body])
+            await store.upsert_token(p_nl.id, Token.from_json(body))
+        de.add_tokens([token_json(de, ONLY_B, "NEVER")])
+        yield World(app, nl, de)
 
 
 async def timed(coro) -> tuple[Any, float]:
@@ -260,7 +272,7 @@ async def test_fan_out_over_two_emsps_picks_the_one_that_knows_the_token(world: 
     )
     assert (row["partner_id"], row["authorization_reference"]) == ("DE-BBB", ref)
     # the token the eMSP sent back is learnt in the background
-    store = world.app.extensions["token_cache"].store
+    store = world.app.authorization.token_cache.store
     for _ in range(100):
         learnt = await store.get_token(ONLY_B.upper(), "RFID")
         if learnt:

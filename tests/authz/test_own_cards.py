@@ -17,7 +17,7 @@ async def test_own_cards_are_decided_locally_with_roaming_enabled(tmp_path: Path
         ) as app,
         admin_session(app) as http,
     ):
-        assert isinstance(app.authorizer, OwnCardsFirst)
+        assert isinstance(app.authorization.authorizer, OwnCardsFirst)
         r = await http.post("/api/tokens", json={"id_tag": "Fleet-01", "parent_id_tag": "FLEET"})
         assert r.status in (200, 201)
         async with SimulatedChargePoint.connect(ocpp_url(app), "CP-O", heartbeat=False) as cp:

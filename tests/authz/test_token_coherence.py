@@ -17,32 +17,31 @@ import pytest
 from aiohttp import web
 
 import simulator.emsp.app as emsp_app
-from csms.app import CsmsApp
-from csms.wiring import runtime_of
+from csms.system import System
 from csms.wiring.authz import StoreTokenCache
 from roaming.partners import Partner
 from simulator.chargepoint import SimulatedChargePoint
 from simulator.emsp import EmspSandbox
-from tests.support.csms import admin_session, ocpp_url, running_csms
+from tests.support.csms import admin_session, ocpp_url, running_csms, runtime_of
 
 CARD = "04C0FFEE01"
 PUSHED = "04PUSHED77"
 
 
 @pytest.fixture
-async def csms(tmp_path) -> AsyncIterator[CsmsApp]:
+async def csms(tmp_path) -> AsyncIterator[System]:
     async with running_csms(
         tmp_path,
         server={"unknown_chargers": "accept", "call_timeout_s": 5.0},
         ocpi={"enabled": True},
         authz={"authorize_deadline_s": 2.0},
     ) as app:
-        cache: StoreTokenCache = app.extensions["token_cache"]
+        cache: StoreTokenCache = app.authorization.token_cache
         cache.ttl_s = 60.0
         yield app
 
 
-async def registered(app: CsmsApp, emsp: EmspSandbox) -> Partner:
+async def registered(app: System, emsp: EmspSandbox) -> Partner:
     """The real handshake, then wait for the full sync that follows registration."""
     async with (
         admin_session(app) as admin,
@@ -63,7 +62,7 @@ async def registered(app: CsmsApp, emsp: EmspSandbox) -> Partner:
     return partner
 
 
-async def _complete_runs(app: CsmsApp, partner: Partner) -> int:
+async def _complete_runs(app: System, partner: Partner) -> int:
     runs = await runtime_of(app).store.sync_runs(partner.id)
     return sum(1 for r in runs if r.status == "complete")
 
@@ -76,7 +75,7 @@ async def wait_for(
             await asyncio.sleep(0.01)
 
 
-def charger(app: CsmsApp) -> Any:
+def charger(app: System) -> Any:
     return SimulatedChargePoint.connect(
         ocpp_url(app), "CP-COHERE", heartbeat=False, meter_interval_s=0, step_delay_s=0
     )
@@ -86,8 +85,8 @@ async def status_of(cp: Any, uid: str) -> str:
     return (await cp.authorize(uid))["idTagInfo"]["status"]
 
 
-async def test_blocking_patch_is_seen_by_the_very_next_authorize(csms: CsmsApp):
-    cache: StoreTokenCache = csms.extensions["token_cache"]
+async def test_blocking_patch_is_seen_by_the_very_next_authorize(csms: System):
+    cache: StoreTokenCache = csms.authorization.token_cache
     async with EmspSandbox.start(control_port=None) as emsp:
         emsp.add_token(CARD, whitelist="ALLOWED")
         await registered(csms, emsp)
@@ -111,7 +110,7 @@ async def test_blocking_patch_is_seen_by_the_very_next_authorize(csms: CsmsApp):
     assert emsp.requests_to("/authorize", "POST") == []  # all decided from the cache
 
 
-async def test_token_removed_by_a_full_sync_is_refused_at_once(csms: CsmsApp):
+async def test_token_removed_by_a_full_sync_is_refused_at_once(csms: System):
     async with EmspSandbox.start(control_port=None) as emsp:
         emsp.add_token(CARD, whitelist="ALLOWED")
         emsp.add_token("04OTHER001", whitelist="ALLOWED")
@@ -135,7 +134,7 @@ async def test_token_removed_by_a_full_sync_is_refused_at_once(csms: CsmsApp):
 
 
 async def test_token_pushed_during_a_full_sync_survives_its_removal_sweep(
-    csms: CsmsApp, monkeypatch: pytest.MonkeyPatch
+    csms: System, monkeypatch: pytest.MonkeyPatch
 ):
     """The sync is held on page 2 (a page we release), the eMSP pushes a token that is
     in none of the sync's pages, then the sync finishes and sweeps."""
@@ -201,10 +200,10 @@ async def test_token_pushed_during_a_full_sync_survives_its_removal_sweep(
         assert asked == ["04LISTED03"]
 
 
-async def test_a_store_read_that_raced_a_write_is_answered_but_not_memoised(csms: CsmsApp):
+async def test_a_store_read_that_raced_a_write_is_answered_but_not_memoised(csms: System):
     """The read started before the write's invalidation: its (old) rows must not go
     back into the memo, or the write would be hidden until the TTL."""
-    cache: StoreTokenCache = csms.extensions["token_cache"]
+    cache: StoreTokenCache = csms.authorization.token_cache
     in_flight = asyncio.create_task(cache.lookup(CARD, "RFID"))
     await asyncio.sleep(0)  # the task is now waiting for the database thread
     assert not in_flight.done()
@@ -218,7 +217,7 @@ async def test_a_store_read_that_raced_a_write_is_answered_but_not_memoised(csms
 
 
 async def test_a_patch_between_a_page_fetch_and_its_write_is_not_undone_by_the_page(
-    csms: CsmsApp, monkeypatch: pytest.MonkeyPatch
+    csms: System, monkeypatch: pytest.MonkeyPatch
 ):
     """Page 2 is built (the card still valid in it), then held; meanwhile the eMSP
     blocks the card by PATCH. When the stale page lands, the newer PATCH must stand."""

@@ -8,9 +8,8 @@ import io
 import json
 
 from csms.cli import main as cli_main
-from csms.wiring import runtime_of
 from simulator.emsp.sandbox import EmspSandbox
-from tests.support.csms import ADMIN_TOKEN, admin_url, running_csms
+from tests.support.csms import ADMIN_TOKEN, admin_url, running_csms, runtime_of
 
 
 async def cli(app, *argv: str) -> tuple[int, str]:

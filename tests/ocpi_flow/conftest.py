@@ -4,7 +4,6 @@ eMSP sandbox, all over real sockets on 127.0.0.1, with short retry timings via c
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from csms.app import CsmsApp
-from csms.wiring import runtime_of
+from csms.system import System
+from csms.wiring.sessions import CpoModules
 from roaming import credentials
 from simulator.chargepoint import SimulatedChargePoint
 from simulator.emsp.sandbox import EmspSandbox
-from tests.support.csms import ocpp_url, running_csms
+from tests.support.csms import ocpp_url, running_csms, runtime_of
+from tests.support.waiting import wait_until
 
 LOCATIONS_TOML = """
 [[tariffs]]
@@ -78,13 +78,14 @@ FAST = {
 
 @dataclass
 class World:
-    app: CsmsApp
+    app: System
     emsp: EmspSandbox
     tmp_path: Path
 
     @property
-    def cpo(self) -> Any:
-        return self.app.extensions["ocpi_cpo"]
+    def cpo(self) -> CpoModules:
+        assert self.app.roaming is not None
+        return self.app.roaming.cpo
 
     @asynccontextmanager
     async def charger(self, cp_id: str = "CP1", **kw: Any) -> AsyncIterator[SimulatedChargePoint]:
@@ -95,11 +96,11 @@ class World:
 
     async def outbox_idle(self, timeout: float = 5.0) -> None:
         """Wait until nothing is pending in the outbox (polls the store)."""
-        for _ in range(int(timeout / 0.02)):
-            if not (await self.cpo.outbox.counts()).get("pending", 0):
-                return
-            await asyncio.sleep(0.02)
-        raise TimeoutError(f"outbox still pending: {await self.cpo.outbox.counts()}")
+
+        async def idle() -> bool:
+            return not (await self.cpo.outbox.counts()).get("pending", 0)
+
+        await wait_until(idle, timeout=timeout, interval=0.02, what="an idle outbox")
 
 
 @asynccontextmanager

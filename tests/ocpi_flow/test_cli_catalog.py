@@ -12,11 +12,10 @@ import pytest
 
 from csms.cli import main as cli_main
 from csms.config import ConfigError
-from csms.wiring import runtime_of
 from csms.wiring.locations import OCPP_TO_OCPI_STATUS, load_catalog, ocpi_status
 from roaming.models import ValidationError
 from tests.ocpi_flow.conftest import LOCATIONS_TOML
-from tests.support.csms import ADMIN_TOKEN, admin_url
+from tests.support.csms import ADMIN_TOKEN, admin_url, runtime_of
 
 
 async def cli(app, *argv: str) -> tuple[int, str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from csms.wiring import runtime_of
+from tests.support.csms import runtime_of
 
 
 async def test_emsp_down_for_a_whole_session_gets_everything_once_after_recovery(make_world):

@@ -1,4 +1,4 @@
-"""The simulator's tests run against the real CSMS (CsmsApp on ephemeral ports, SQLite in tmp_path)."""
+"""The simulator's tests run against the real CSMS (System on ephemeral ports, SQLite in tmp_path)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from csms.app import CsmsApp
 from csms.store.chargers import ChargerRepo
 from csms.store.id_tags import IdTagRepo
+from csms.system import System
 from tests.support.csms import ocpp_url, running_csms
 
 TAG = "SIMTAG1"
@@ -19,7 +19,7 @@ BLOCKED = "SIMBLOCKED"
 
 @dataclass
 class Csms:
-    app: CsmsApp
+    app: System
     url: str
 
     async def add_charger(self, cp_id: str, password: str | None = None) -> None:

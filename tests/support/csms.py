@@ -9,22 +9,24 @@ Defaults for tests: every server on 127.0.0.1 port 0 (read the bound ports back 
 OCPI disabled (pass ``ocpi={"enabled": True}`` to get it), admin token :data:`ADMIN_TOKEN`.
 
 Overrides are per section: ``running_csms(tmp_path, server={"call_timeout_s": 0.5})``.
-``app_kwargs`` go to :meth:`csms.app.CsmsApp.start` (``authorizer_factory``,
-``setup_hooks``, ``start_hooks``, ``extra_admin_routes``).
+``authorizer`` and ``extra_admin_routes`` go to :func:`csms.system.compose`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
-from csms.app import CsmsApp
+from csms.authz.ports import Authorizer
 from csms.config import Config, load
+from csms.system import System, running
+from csms.wiring.partners import RoamingRuntime
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -75,30 +77,40 @@ def make_config(tmp_path: Path, **sections: Mapping[str, Any]) -> Config:
 
 @asynccontextmanager
 async def running_csms(
-    tmp_path: Path, *, app_kwargs: Mapping[str, Any] | None = None, **sections: Mapping[str, Any]
-) -> AsyncIterator[CsmsApp]:
-    """A started :class:`CsmsApp` on ephemeral ports, stopped on exit."""
-    app = await CsmsApp.start(make_config(tmp_path, **sections), **dict(app_kwargs or {}))
-    try:
-        yield app
-    finally:
-        await app.stop()
+    tmp_path: Path,
+    *,
+    authorizer: Authorizer | None = None,
+    extra_admin_routes: Sequence[web.AbstractRouteDef] = (),
+    **sections: Mapping[str, Any],
+) -> AsyncIterator[System]:
+    """A started :class:`System` on ephemeral ports, stopped on exit."""
+    config = make_config(tmp_path, **sections)
+    async with running(
+        config, authorizer=authorizer, extra_admin_routes=extra_admin_routes
+    ) as system:
+        yield system
 
 
-def ocpp_url(app: CsmsApp) -> str:
+def ocpp_url(app: System) -> str:
     """Base OCPP URL; a charger appends ``/<charge point id>``."""
     return f"ws://127.0.0.1:{app.ocpp_port}{app.config.server.path_prefix}"
 
 
-def admin_url(app: CsmsApp) -> str:
+def admin_url(app: System) -> str:
     return f"http://127.0.0.1:{app.admin_port}"
 
 
 @asynccontextmanager
 async def admin_session(
-    app: CsmsApp, token: str | None = ADMIN_TOKEN
+    app: System, token: str | None = ADMIN_TOKEN
 ) -> AsyncIterator[aiohttp.ClientSession]:
     """An aiohttp session on the admin API (relative URLs, bearer token set)."""
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     async with aiohttp.ClientSession(base_url=admin_url(app), headers=headers) as session:
         yield session
+
+
+def runtime_of(system: System) -> RoamingRuntime:
+    """The roaming runtime of a CSMS started with ``ocpi={"enabled": True}``."""
+    assert system.roaming is not None, "OCPI is not enabled in this CSMS"
+    return system.roaming.runtime

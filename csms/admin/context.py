@@ -1,0 +1,40 @@
+"""What the admin API's handlers may use of the running system, handed over explicitly.
+
+Why a small typed record and not the whole system: the handlers need the store, the
+charger gateway, the config, the decision log and the own-card set, nothing else; the
+composition root (:mod:`csms.system`) builds this record once and the admin app keeps it
+under :data:`ADMIN`, so a handler's dependencies are visible in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from csms.authorization import OwnCardSet
+from csms.config import Config
+from csms.ocpp16.gateway import ChargerGateway
+from csms.store.authorizations import AuthorizationLog
+from csms.store.db import Database
+
+
+@dataclass(frozen=True)
+class AdminContext:
+    config: Config
+    db: Database
+    gateway: ChargerGateway
+    decisions: AuthorizationLog
+    own_cards: OwnCardSet | None = None
+
+    async def own_cards_changed(self) -> None:
+        """After a write to ``id_tags``: the in-memory own-card set follows."""
+        if self.own_cards is not None:
+            await self.own_cards.refresh()
+
+
+ADMIN: web.AppKey[AdminContext] = web.AppKey("csms_admin", AdminContext)
+
+
+def context_of(request: web.Request) -> AdminContext:
+    return request.app[ADMIN]

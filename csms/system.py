@@ -1,0 +1,218 @@
+"""The composition root: :func:`compose` builds the whole CSMS top-down, explicitly.
+
+Why one function: a newcomer reads the system's shape here and nowhere else. Every part
+is built with explicit arguments from the parts before it; nothing is looked up by a
+string key, found by import tricks or registered at import time. ``csms serve``, the
+tests and the demo all run the same :class:`System`.
+
+Build order (:func:`compose`, nothing listens yet):
+
+1. the store (``store.path``, migrations applied on open);
+2. the charger gateway (CSMS-initiated calls; the OCPP server fills it as chargers
+   connect, the admin API and OCPI commands call through it);
+3. the authorization: the operator's own cards (``id_tags``) and the decision log;
+4. with ``ocpi.enabled``: the roaming runtime (partners, tokens, client, token sync),
+   the CPO modules (locations, sessions, CDRs, outbox, OCPP event sink), the roaming
+   authorization service behind the own cards, and OCPI commands;
+5. the admin API's context and routes.
+
+Start order (:meth:`System.start`): the OCPP server, then OCPI (outbox worker, OCPI
+server, token sync), then the admin API. :meth:`System.stop` closes everything in the
+reverse order of opening, also after a start that failed half-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+from aiohttp import web
+
+from csms import logs
+from csms.admin.app import start_admin_api
+from csms.admin.context import AdminContext
+from csms.authorization import Authorization, build_local_authorization
+from csms.authz.ports import Authorizer
+from csms.config import Config
+from csms.ocpp16.events import ChargerEvents, NoEvents
+from csms.ocpp16.gateway import ChargerGateway
+from csms.server import OcppServer, start_ocpp_server
+from csms.store.db import Database
+from csms.wiring.authz import build_roaming_authorization
+from csms.wiring.commands import CommandService
+from csms.wiring.locations import admin_routes as cpo_admin_routes
+from csms.wiring.partners import RoamingRuntime, build_runtime
+from csms.wiring.sessions import CpoModules, build_cpo, ocpi_modules, push_all_locations
+from roaming import tokens
+from roaming.app import OcpiModule
+
+log = logs.get("csms.system")
+
+
+@dataclass
+class Roaming:
+    """The OCPI side of a running CSMS (present when ``ocpi.enabled``)."""
+
+    runtime: RoamingRuntime
+    cpo: CpoModules
+    commands: CommandService
+    modules: list[OcpiModule]
+
+
+@dataclass
+class System:
+    """A composed CSMS. ``start`` it, always ``stop`` it (ports are read back after start)."""
+
+    config: Config
+    db: Database
+    gateway: ChargerGateway
+    authorization: Authorization
+    events: ChargerEvents
+    roaming: Roaming | None
+    admin: AdminContext
+    admin_routes: list[web.AbstractRouteDef]
+    ocpp: OcppServer | None = None
+    ocpp_port: int = 0
+    admin_port: int = 0
+    ocpi_port: int | None = None
+    _exit: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    _stopped: bool = False
+
+    async def start(self) -> None:
+        """Listen: OCPP first, then OCPI, then the admin API; on failure, stop everything."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self.ocpp = await start_ocpp_server(
+            self.config,
+            self.db,
+            self.authorization.authorizer,
+            events=self.events,
+            gateway=self.gateway,
+        )
+        self._exit.push_async_callback(self.ocpp.close)
+        self.ocpp_port = int(self.ocpp.port)
+        if self.roaming is not None:
+            roaming = self.roaming
+            roaming.cpo.worker.start()
+            self._exit.push_async_callback(roaming.cpo.worker.stop)
+            self._exit.push_async_callback(roaming.commands.close)
+            self.ocpi_port = await roaming.runtime.serve(roaming.modules)
+            roaming.runtime.sync.start()
+        runner, self.admin_port = await start_admin_api(self.admin, self.admin_routes)
+        self._exit.push_async_callback(runner.cleanup)
+        log.info(
+            "listening",
+            ocpp_port=self.ocpp_port,
+            admin_port=self.admin_port,
+            ocpi_port=self.ocpi_port,
+            store=self.config.store.path,
+        )
+
+    async def stop(self) -> None:
+        """Close everything opened, newest first; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self._exit.aclose()
+        log.info("stopped")
+
+
+async def compose(
+    config: Config,
+    *,
+    authorizer: Authorizer | None = None,
+    extra_admin_routes: Sequence[web.AbstractRouteDef] = (),
+) -> System:
+    """Build every part of the CSMS from ``config``; nothing listens until ``start``.
+
+    ``authorizer`` replaces the decision the OCPP server asks (tests of the seam);
+    ``extra_admin_routes`` are mounted behind the admin API's auth.
+    """
+    exit_stack = contextlib.AsyncExitStack()
+    try:
+        db = await Database.open(config.store.path)
+        exit_stack.push_async_callback(db.close)
+        gateway = ChargerGateway(config.server.call_timeout_s)
+        authorization = build_local_authorization(config, db)
+        exit_stack.push_async_callback(authorization.decisions.close)
+        events: ChargerEvents = NoEvents()
+        roaming: Roaming | None = None
+        routes: list[web.AbstractRouteDef] = []
+        if config.ocpi.enabled:
+            runtime = await build_runtime(config, db)
+            exit_stack.push_async_callback(runtime.stop)
+            cpo = await build_cpo(config, db, runtime.store, runtime.client)
+            authorization = await build_roaming_authorization(
+                config,
+                runtime.store,
+                runtime.client,
+                local=authorization,
+                locations=cpo.lookup,
+                transactions=db,
+            )
+            exit_stack.push_async_callback(authorization.close)
+            commands = CommandService(
+                db,
+                cpo.locations,
+                runtime.client,
+                gateway=gateway,
+                preauthorizer=authorization.service,
+                timeout_s=config.ocpi_cpo.command_timeout_s,
+            )
+            runtime.ctx.services.update(
+                locations=cpo.locations, sessions=cpo.sessions, cdrs=cpo.cdrs, commands=commands
+            )
+            runtime.ctx.on_registered.append(partial(push_all_locations, db, cpo))
+            events = cpo.events
+            roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules()])
+            routes += [
+                *runtime.admin_routes,
+                *cpo_admin_routes(cpo.locations, cpo.outbox, cpo.worker, config, db),
+            ]
+        if authorizer is not None:
+            authorization.authorizer = authorizer
+        admin = AdminContext(
+            config=config,
+            db=db,
+            gateway=gateway,
+            decisions=authorization.decisions,
+            own_cards=authorization.own_cards,
+        )
+        routes += list(extra_admin_routes)
+    except BaseException:
+        await exit_stack.aclose()
+        raise
+    return System(
+        config=config,
+        db=db,
+        gateway=gateway,
+        authorization=authorization,
+        events=events,
+        roaming=roaming,
+        admin=admin,
+        admin_routes=routes,
+        _exit=exit_stack,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    config: Config,
+    *,
+    authorizer: Authorizer | None = None,
+    extra_admin_routes: Sequence[web.AbstractRouteDef] = (),
+) -> AsyncIterator[System]:
+    """A composed and started :class:`System`, stopped on exit."""
+    system = await compose(config, authorizer=authorizer, extra_admin_routes=extra_admin_routes)
+    try:
+        await system.start()
+        yield system
+    finally:
+        await system.stop()
