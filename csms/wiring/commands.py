@@ -28,7 +28,7 @@ from csms import logs
 from csms.authz.model import AuthMethod, AuthStatus, Decision, Source
 from csms.ocpp16 import errors
 from csms.store.db import Database
-from roaming.client import OcpiClient, RoamingError
+from roaming.client import OcpiClient
 from roaming.commands import (
     CancelReservation,
     Command,
@@ -41,6 +41,7 @@ from roaming.commands import (
     UnknownLocation,
     UnlockConnector,
 )
+from roaming.errors import RoamingError
 from roaming.locations import EvseRef, LocationStore
 from roaming.models import Token, format_datetime, norm
 from roaming.partners import Partner
