@@ -31,17 +31,12 @@ from roaming import auth
 from roaming.answers import OcpiResponse, read_answer
 from roaming.envelope import StatusCode
 from roaming.errors import ErrorKind, InvalidResponse, PartnerNotCallable, PartnerUnreachable
-from roaming.models import (
-    AuthorizationInfo,
-    Credentials,
-    InterfaceRole,
-    LocationReferences,
-    ModuleID,
-    Token,
-    ValidationError,
-    Version,
-    VersionDetails,
-)
+from roaming.models.authorization import AuthorizationInfo, LocationReferences
+from roaming.models.credentials import Credentials
+from roaming.models.enums import InterfaceRole, ModuleID
+from roaming.models.fields import ValidationError
+from roaming.models.tokens import Token
+from roaming.models.versions import Version, VersionDetails
 from roaming.transport import Call, Transport
 from roaming.transport_aiohttp import AiohttpTransport, SessionFactory
 from roaming.transport_http11 import Http11Transport

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -248,7 +248,7 @@ class ChargingPeriod:
     hours: Decimal
     charging: bool  # False: the register did not grow, the time is parking time
 
-    def to_json(self, tariff_id: str | None, fmt: Any) -> dict[str, Any]:
+    def to_json(self, tariff_id: str | None, fmt: Callable[[datetime], str]) -> dict[str, Any]:
         dims: list[dict[str, Any]] = [{"type": "ENERGY", "volume": _num(self.energy_kwh)}]
         dims.append(
             {"type": "TIME" if self.charging else "PARKING_TIME", "volume": _num(self.hours)}
@@ -336,9 +336,3 @@ def cost_session(tariff: Tariff, totals: SessionTotals) -> CostBreakdown:
         charging_hours=totals.charging_hours,
         parking_hours=totals.parking_hours,
     )
-
-
-def periods_json(
-    totals: SessionTotals, tariff_id: str | None, fmt: Any
-) -> Sequence[dict[str, Any]]:
-    return [p.to_json(tariff_id, fmt) for p in totals.periods]

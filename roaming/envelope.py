@@ -29,7 +29,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from roaming.models import ValidationError, now_str
+from roaming.models.datetimes import now_str
+from roaming.models.fields import ValidationError
 
 
 class StatusCode(enum.IntEnum):
