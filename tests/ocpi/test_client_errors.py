@@ -15,16 +15,11 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
+from roaming import errors
 from roaming.client import OcpiClient, Peer
-from roaming.errors import (
-    ErrorKind,
-    InvalidResponse,
-    PartnerNotCallable,
-    PartnerRejected,
-    PartnerUnreachable,
-    RoamingError,
-)
+from roaming.errors import ErrorKind, RoamingError
 from roaming.transport import Call, failed
+from tests.support.servers import serving
 from tests.support.waiting import scaled
 
 TARGET = Peer("NL-EMS", "secret")
@@ -68,16 +63,11 @@ async def server() -> AsyncIterator[Server]:
 
     app = web.Application()
     app.router.add_route("*", "/{name}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield Server(f"http://127.0.0.1:{port}", release)
-    finally:
-        release.set()
-        await runner.cleanup()
+    async with serving(app) as port:
+        try:
+            yield Server(f"http://127.0.0.1:{port}", release)
+        finally:
+            release.set()
 
 
 @pytest.fixture
@@ -109,16 +99,16 @@ async def test_success_raises_nothing(client: OcpiClient, server: Server, lean: 
 @pytest.mark.parametrize(
     ("name", "cls", "kind", "http_status", "status_code"),
     [
-        ("s503", PartnerUnreachable, ErrorKind.SERVER_ERROR, None, None),
-        ("hub4002", PartnerUnreachable, ErrorKind.SERVER_ERROR, None, None),
-        ("hub4003", PartnerUnreachable, ErrorKind.SERVER_ERROR, None, None),
-        ("h401", PartnerRejected, ErrorKind.REFUSED, 401, 2000),
-        ("h404", PartnerRejected, ErrorKind.REFUSED, 404, None),
-        ("ocpi2002", PartnerRejected, ErrorKind.REFUSED, 200, 2002),
-        ("ocpi3001", PartnerRejected, ErrorKind.REFUSED, 200, 3001),
-        ("hub4001", PartnerRejected, ErrorKind.REFUSED, 200, 4001),
-        ("text", InvalidResponse, ErrorKind.MALFORMED, None, None),
-        ("noenvelope", InvalidResponse, ErrorKind.MALFORMED, None, None),
+        ("s503", errors.PartnerUnreachable, ErrorKind.SERVER_ERROR, None, None),
+        ("hub4002", errors.PartnerUnreachable, ErrorKind.SERVER_ERROR, None, None),
+        ("hub4003", errors.PartnerUnreachable, ErrorKind.SERVER_ERROR, None, None),
+        ("h401", errors.PartnerRejected, ErrorKind.REFUSED, 401, 2000),
+        ("h404", errors.PartnerRejected, ErrorKind.REFUSED, 404, None),
+        ("ocpi2002", errors.PartnerRejected, ErrorKind.REFUSED, 200, 2002),
+        ("ocpi3001", errors.PartnerRejected, ErrorKind.REFUSED, 200, 3001),
+        ("hub4001", errors.PartnerRejected, ErrorKind.REFUSED, 200, 4001),
+        ("text", errors.InvalidResponse, ErrorKind.MALFORMED, None, None),
+        ("noenvelope", errors.InvalidResponse, ErrorKind.MALFORMED, None, None),
     ],
 )
 async def test_answers_give_their_kind(
@@ -136,7 +126,7 @@ async def test_answers_give_their_kind(
     assert type(exc) is cls
     assert exc.kind is kind
     assert (exc.partner, exc.url) == ("NL-EMS", url)
-    if isinstance(exc, PartnerRejected):
+    if isinstance(exc, errors.PartnerRejected):
         assert (exc.http_status, exc.status_code) == (http_status, status_code)
 
 
@@ -145,7 +135,7 @@ async def test_no_answer_in_time_is_a_timeout(
     client: OcpiClient, server: Server, lean: bool
 ) -> None:
     exc = await post(client, server.base + "/hang", lean, timeout_s=0.2)
-    assert type(exc) is PartnerUnreachable
+    assert type(exc) is errors.PartnerUnreachable
     assert exc.kind is ErrorKind.TIMEOUT
 
 
@@ -155,17 +145,17 @@ async def test_a_refused_connection_is_a_connection_error(client: OcpiClient, le
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     exc = await post(client, f"http://127.0.0.1:{port}/x", lean)
-    assert type(exc) is PartnerUnreachable
+    assert type(exc) is errors.PartnerUnreachable
     assert exc.kind is ErrorKind.CONNECTION
 
 
 @pytest.mark.parametrize("lean", STACKS)
 async def test_no_token_is_not_callable_before_any_request(client: OcpiClient, lean: bool) -> None:
-    with pytest.raises(PartnerNotCallable) as caught:
+    with pytest.raises(errors.PartnerNotCallable) as caught:
         await client.request("POST", Peer("NL-X", None), "http://127.0.0.1:9/x", lean=lean)
     exc = caught.value
     assert exc.kind is ErrorKind.NO_ENDPOINT
-    assert isinstance(exc, PartnerRejected) and exc.http_status == 0
+    assert isinstance(exc, errors.PartnerRejected) and exc.http_status == 0
 
 
 def test_a_kernel_timeout_below_http_is_a_timeout() -> None:

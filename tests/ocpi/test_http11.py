@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from roaming import http11
+from tests.support.servers import serving
 from tests.support.waiting import wait_until
 
 
@@ -36,15 +37,8 @@ async def echo_server() -> AsyncIterator[tuple[int, list[str]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(app) as port:
         yield port, peers
-    finally:
-        await runner.cleanup()
 
 
 async def raw_server(
