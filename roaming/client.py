@@ -11,7 +11,7 @@ takes the lean HTTP/1.1 stack (:mod:`roaming.transport_http11`; at 1,000 authori
 second aiohttp's request machinery was the largest share of the CSMS main thread, see
 :mod:`roaming.http11`); every other call takes aiohttp
 (:mod:`roaming.transport_aiohttp`), which the lean stack cannot replace (query
-parameters, compressed token pages, any framing).
+parameters, compressed token pages).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import orjson
-import structlog
 
 from roaming import auth
 from roaming.answers import OcpiResponse, read_answer
@@ -40,8 +39,6 @@ from roaming.models.versions import Version, VersionDetails
 from roaming.transport import Call, Transport
 from roaming.transport_aiohttp import AiohttpTransport, SessionFactory
 from roaming.transport_http11 import Http11Transport
-
-log = structlog.get_logger("roaming.client")
 
 
 class CallTarget(Protocol):

@@ -3,9 +3,11 @@
 Why two stacks behind one interface: real-time authorize is the one hot outgoing call
 and goes through the lean HTTP/1.1 stack (:mod:`roaming.transport_http11`, see
 :mod:`roaming.http11` for the measurement); every other call (token pages, credentials,
-pushes) keeps aiohttp (:mod:`roaming.transport_aiohttp`), which the lean stack does not
-replace: it offers no compression, no query parameters, no proxies, one origin per pool.
-The client picks a stack per call; what a stack returns and raises is the same.
+pushes) keeps aiohttp (:mod:`roaming.transport_aiohttp`). Neither can serve alone
+without a loss: aiohttp for authorize loses the measured main-thread share, and the lean
+stack sends no query parameters and accepts no compressed answers (token pages are the
+large ones). The client picks a stack per call; what a stack returns and raises is the
+same.
 
 A stack sends the request and reads the whole answer; it does not read the answer's
 meaning (that is :mod:`roaming.answers`). It raises only :class:`PartnerUnreachable`

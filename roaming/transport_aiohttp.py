@@ -1,7 +1,7 @@
 """The general HTTP stack of the OCPI client: aiohttp, one connection pool per partner.
 
 Why aiohttp here: token pages, credentials and pushes need what a full client does
-(query parameters, compressed answers, any framing); they are not hot enough for its
+(query parameters, compressed answers); they are not hot enough for its
 per-request cost to matter (see :mod:`roaming.http11` for the one call where it does).
 
 Connection pools: one ``aiohttp.ClientSession`` per partner key, each with a
