@@ -31,9 +31,9 @@ from roaming.models import (
     ModuleID,
     Token,
     ValidationError,
-    _req,
     cistring,
     datetime_str,
+    required,
     url_str,
 )
 from roaming.partners import Partner
@@ -141,7 +141,7 @@ def parse_command(command: str, body: dict[str, Any]) -> Command:
     except ValueError:
         allowed = ", ".join(c.value for c in CommandType)
         raise InvalidParameters(f"unknown command {command!r} (one of {allowed})") from None
-    url = url_str(_req(body, "response_url", ""), "response_url")
+    url = url_str(required(body, "response_url", ""), "response_url")
     if kind is CommandType.START_SESSION:
         connector_id = _opt_ci(body, "connector_id")
         evse_uid = _opt_ci(body, "evse_uid")
@@ -149,33 +149,33 @@ def parse_command(command: str, body: dict[str, Any]) -> Command:
             raise ValidationError("evse_uid", "required when connector_id is given")
         return StartSession(
             response_url=url,
-            token=Token.from_json(_req(body, "token", ""), "token."),
-            location_id=cistring(_req(body, "location_id", ""), "location_id", 36),
+            token=Token.from_json(required(body, "token", ""), "token."),
+            location_id=cistring(required(body, "location_id", ""), "location_id", 36),
             evse_uid=evse_uid,
             connector_id=connector_id,
             authorization_reference=_opt_ci(body, "authorization_reference"),
         )
     if kind is CommandType.STOP_SESSION:
-        return StopSession(url, cistring(_req(body, "session_id", ""), "session_id", 36))
+        return StopSession(url, cistring(required(body, "session_id", ""), "session_id", 36))
     if kind is CommandType.RESERVE_NOW:
         return ReserveNow(
             response_url=url,
-            token=Token.from_json(_req(body, "token", ""), "token."),
-            expiry_date=datetime_str(_req(body, "expiry_date", ""), "expiry_date"),
-            reservation_id=cistring(_req(body, "reservation_id", ""), "reservation_id", 36),
-            location_id=cistring(_req(body, "location_id", ""), "location_id", 36),
+            token=Token.from_json(required(body, "token", ""), "token."),
+            expiry_date=datetime_str(required(body, "expiry_date", ""), "expiry_date"),
+            reservation_id=cistring(required(body, "reservation_id", ""), "reservation_id", 36),
+            location_id=cistring(required(body, "location_id", ""), "location_id", 36),
             evse_uid=_opt_ci(body, "evse_uid"),
             authorization_reference=_opt_ci(body, "authorization_reference"),
         )
     if kind is CommandType.CANCEL_RESERVATION:
         return CancelReservation(
-            url, cistring(_req(body, "reservation_id", ""), "reservation_id", 36)
+            url, cistring(required(body, "reservation_id", ""), "reservation_id", 36)
         )
     return UnlockConnector(
         response_url=url,
-        location_id=cistring(_req(body, "location_id", ""), "location_id", 36),
-        evse_uid=cistring(_req(body, "evse_uid", ""), "evse_uid", 36),
-        connector_id=cistring(_req(body, "connector_id", ""), "connector_id", 36),
+        location_id=cistring(required(body, "location_id", ""), "location_id", 36),
+        evse_uid=cistring(required(body, "evse_uid", ""), "evse_uid", 36),
+        connector_id=cistring(required(body, "connector_id", ""), "connector_id", 36),
     )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -248,7 +248,7 @@ class ChargingPeriod:
     hours: Decimal
     charging: bool  # False: the register did not grow, the time is parking time
 
-    def to_json(self, tariff_id: str | None, fmt: Any) -> dict[str, Any]:
+    def to_json(self, tariff_id: str | None, fmt: Callable[[datetime], str]) -> dict[str, Any]:
         dims: list[dict[str, Any]] = [{"type": "ENERGY", "volume": _num(self.energy_kwh)}]
         dims.append(
             {"type": "TIME" if self.charging else "PARKING_TIME", "volume": _num(self.hours)}
@@ -266,6 +266,16 @@ class SessionTotals:
     total_hours: Decimal
     parking_hours: Decimal
     charging_hours: Decimal = field(default=Decimal(0))
+
+
+@dataclass(slots=True)
+class _Stretch:
+    """Neighbouring meter intervals in the same state, merged while walking the readings."""
+
+    start: datetime
+    wh: float
+    seconds: float
+    charging: bool
 
 
 def _hours(seconds: float) -> Decimal:
@@ -302,23 +312,25 @@ def build_periods(
     points.append((end, max(meter_stop_wh, last)))
 
     # Intervals, then merge neighbours in the same state.
-    merged: list[list[Any]] = []  # [start, wh, seconds, charging]
+    merged: list[_Stretch] = []
     for (t0, e0), (t1, e1) in pairwise(points):
         seconds = (t1 - t0).total_seconds()
         delta = e1 - e0
         charging = delta > 0
         if seconds <= 0 and delta <= 0:
             continue
-        if merged and merged[-1][3] == charging:
-            merged[-1][1] += delta
-            merged[-1][2] += seconds
+        if merged and merged[-1].charging == charging:
+            merged[-1].wh += delta
+            merged[-1].seconds += seconds
         else:
-            merged.append([t0, delta, seconds, charging])
+            merged.append(_Stretch(t0, delta, seconds, charging))
     if not merged:
-        merged.append([start, 0.0, 0.0, False])
-    periods = tuple(ChargingPeriod(m[0], _kwh(m[1]), _hours(m[2]), m[3]) for m in merged)
+        merged.append(_Stretch(start, 0.0, 0.0, False))
+    periods = tuple(
+        ChargingPeriod(m.start, _kwh(m.wh), _hours(m.seconds), m.charging) for m in merged
+    )
     total_seconds = (end - start).total_seconds()
-    parking_seconds = sum(m[2] for m in merged if not m[3])
+    parking_seconds = sum(m.seconds for m in merged if not m.charging)
     total_wh = max(meter_stop_wh - meter_start_wh, 0.0)
     return SessionTotals(
         periods=periods,
@@ -336,9 +348,3 @@ def cost_session(tariff: Tariff, totals: SessionTotals) -> CostBreakdown:
         charging_hours=totals.charging_hours,
         parking_hours=totals.parking_hours,
     )
-
-
-def periods_json(
-    totals: SessionTotals, tariff_id: str | None, fmt: Any
-) -> Sequence[dict[str, Any]]:
-    return [p.to_json(tariff_id, fmt) for p in totals.periods]

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from roaming import auth
 from roaming.app import PRESENTED, RoamingContext, ctx_of, partner_of
-from roaming.client import CallTarget, PartnerRejected, Peer, RoamingError
+from roaming.client import CallTarget, Peer
 from roaming.envelope import (
     ClientApiUnusable,
     MethodNotAllowed,
@@ -37,6 +37,7 @@ from roaming.envelope import (
     ok,
     read_json_object,
 )
+from roaming.errors import PartnerRejected, RoamingError
 from roaming.models import (
     VERSION,
     BusinessDetails,

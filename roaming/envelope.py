@@ -29,7 +29,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from roaming.models import ValidationError, now_str
+from roaming.models.datetimes import now_str
+from roaming.models.fields import ValidationError
 
 
 class StatusCode(enum.IntEnum):
@@ -67,11 +68,15 @@ class OcpiError(Exception):
 
 
 class BadRequestBody(OcpiError):
+    """The body is not JSON, or not a JSON object: HTTP 400, as the spec asks."""
+
     status_code = StatusCode.INVALID_PARAMETERS
     http_status = 400
 
 
 class InvalidParameters(OcpiError):
+    """Valid JSON with a bad field or query parameter; the message names it."""
+
     status_code = StatusCode.INVALID_PARAMETERS
 
 
@@ -80,18 +85,26 @@ class NotEnoughInformation(OcpiError):
 
 
 class Unauthorized(OcpiError):
+    """A missing, unknown or wrong-kind token: never a reason to say more."""
+
     http_status = 401
 
 
 class NotFound(OcpiError):
+    """An unknown object; raisers pick 2003 (location) or 2004 (token) where OCPI has one."""
+
     http_status = 404
 
 
 class MethodNotAllowed(OcpiError):
+    """Not allowed in the partner's registration state (e.g. POST when registered)."""
+
     http_status = 405
 
 
 class ClientApiUnusable(OcpiError):
+    """Our calls to the partner's versions or details failed during registration."""
+
     status_code = StatusCode.CLIENT_API_UNUSABLE
 
 
@@ -100,6 +113,8 @@ class UnsupportedVersion(OcpiError):
 
 
 class NoMatchingEndpoints(OcpiError):
+    """The partner's version details lack an endpoint we need."""
+
     status_code = StatusCode.NO_MATCHING_ENDPOINTS
 
 

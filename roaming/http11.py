@@ -11,7 +11,8 @@ Scope, deliberately narrow: one origin per :class:`Pool`; requests carry a small
 responses are framed by Content-Length, chunked transfer coding, or connection close;
 redirects are not followed (OCPI calls never follow them); no compression is offered
 (no Accept-Encoding), so none is received. Everything else of the OCPI client (token
-pages, credentials, pushes) still goes through aiohttp.
+pages, credentials, pushes) still goes through aiohttp; :mod:`roaming.transport` says
+how the client chooses, and :mod:`roaming.transport_http11` serves this pool to it.
 
 Errors: every failure below the HTTP answer (refused, reset, closed early, a response
 that is not HTTP/1.x) raises :class:`HttpError`; the caller decides what it means. A
@@ -36,7 +37,15 @@ RESOLVE_TTL_S = 60.0
 
 
 class HttpError(Exception):
-    """No usable HTTP answer: connection failed, closed early, or not HTTP/1.x."""
+    """No usable HTTP answer: connection failed, closed early, or not HTTP/1.x.
+
+    ``errno`` is the socket error when the connection could not be opened (so the caller
+    can tell a kernel timeout from a refusal without reading the message), else None.
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 class _Stale(HttpError):
@@ -301,7 +310,9 @@ class Pool:
             else:
                 conn = await self._connect()
         except OSError as exc:
-            raise HttpError(f"cannot connect to {self.host_header}: {exc}") from None
+            raise HttpError(
+                f"cannot connect to {self.host_header}: {exc}", errno=exc.errno
+            ) from None
         return conn, False
 
     async def _connect(self) -> _Conn:

@@ -35,13 +35,8 @@ from typing import Any, Protocol
 import orjson
 import structlog
 
-from roaming.client import (
-    InvalidResponse,
-    OcpiClient,
-    PartnerRejected,
-    PartnerUnreachable,
-    join_url,
-)
+from roaming.client import OcpiClient, join_url
+from roaming.errors import InvalidResponse, PartnerRejected, PartnerUnreachable
 from roaming.models import InterfaceRole
 from roaming.ports import SqlDatabase, SqlExecutor
 from roaming.store_sqlite import RoamingStore

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 import structlog
 
 from roaming.app import RoamingContext
-from roaming.client import RoamingError
+from roaming.errors import RoamingError
 from roaming.models import norm, parse_datetime
 from roaming.partners import Partner
 from roaming.ports import SyncRun

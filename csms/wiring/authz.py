@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 from csms import logs
 from csms.authorization import Authorization
@@ -42,14 +42,8 @@ from csms.authz.service import AuthorizationService, AuthzSettings
 from csms.config import Config
 from csms.local_authz import LocalTokenAuthorizer, OwnCardsFirst
 from csms.store.db import Executor
-from roaming.client import (
-    InvalidResponse,
-    OcpiClient,
-    PartnerRejected,
-    PartnerUnreachable,
-    RoamingError,
-    UnknownToken,
-)
+from roaming.client import OcpiClient, UnknownToken
+from roaming.errors import ErrorKind, RoamingError
 from roaming.models import AuthorizationInfo, LocationReferences, Token
 from roaming.ports import StoredToken
 
@@ -98,29 +92,30 @@ def verdict_from_info(partner_key: str, info: AuthorizationInfo) -> RemoteVerdic
 
 
 def outcome_of_error(partner_key: str, exc: RoamingError) -> RemoteOutcome:
-    """The one mapping of the OCPI client's errors onto policy outcomes.
+    """The one mapping of the OCPI client's errors onto policy outcomes, by ``exc.kind``.
 
     Unreachable (fallback applies): timeout, connection error, HTTP 5xx, hub 4002/4003,
     a body that is not an OCPI envelope or not an AuthorizationInfo, and a partner we
     cannot call at all (not registered, no tokens SENDER). Refused (Invalid, no
-    fallback): any other definite non-success answer, e.g. 401 or OCPI 2002.
+    fallback): any other definite non-success answer, e.g. 401 or OCPI 2002; a definite
+    answer of the eMSP is never "unreachable".
     """
     msg = exc.message
-    if isinstance(exc, PartnerUnreachable):
-        if "timed out" in msg:
-            kind = UnreachableKind.TIMEOUT
-        elif "HTTP 5" in msg or "hub reports" in msg:
-            kind = UnreachableKind.SERVER_ERROR
-        else:
-            kind = UnreachableKind.CONNECTION
-        return Unreachable(partner_key, kind, msg)
-    if isinstance(exc, InvalidResponse):
-        return Unreachable(partner_key, UnreachableKind.MALFORMED, msg)
-    if isinstance(exc, PartnerRejected):
-        if exc.http_status == 0:  # raised before any request was sent
+    match exc.kind:
+        case ErrorKind.REFUSED:
+            return RemoteRefused(partner_key, msg)
+        case ErrorKind.TIMEOUT:
+            return Unreachable(partner_key, UnreachableKind.TIMEOUT, msg)
+        case ErrorKind.CONNECTION:
+            return Unreachable(partner_key, UnreachableKind.CONNECTION, msg)
+        case ErrorKind.SERVER_ERROR:
+            return Unreachable(partner_key, UnreachableKind.SERVER_ERROR, msg)
+        case ErrorKind.MALFORMED:
+            return Unreachable(partner_key, UnreachableKind.MALFORMED, msg)
+        case ErrorKind.NO_ENDPOINT:
             return Unreachable(partner_key, UnreachableKind.NO_ENDPOINT, msg)
-        return RemoteRefused(partner_key, msg)
-    return Unreachable(partner_key, UnreachableKind.ERROR, msg)
+        case _:
+            assert_never(exc.kind)
 
 
 # ---------------------------------------------------------------------- adapters

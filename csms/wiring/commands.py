@@ -29,7 +29,7 @@ from csms.authz.ports import Preauthorizer
 from csms.ocpp16 import errors
 from csms.ocpp16.gateway import ChargerGateway
 from csms.store.db import Database
-from roaming.client import OcpiClient, RoamingError
+from roaming.client import OcpiClient
 from roaming.commands import (
     CancelReservation,
     Command,
@@ -42,6 +42,7 @@ from roaming.commands import (
     UnknownLocation,
     UnlockConnector,
 )
+from roaming.errors import RoamingError
 from roaming.locations import EvseRef, LocationStore
 from roaming.models import Token, format_datetime, norm
 from roaming.partners import Partner

@@ -131,7 +131,7 @@ _catalog_generation = 0
 
 
 class StoreLocationLookup:
-    """E's ``LocationLookup`` port over the location store, memoised per (charger,
+    """The authorization's ``LocationLookup`` port over the location store, memoised per (charger,
     connector).
 
     Why a memo: every real-time Authorize sends LocationReferences, and the SQLite

@@ -2,7 +2,7 @@
 
 Everything is real and wired as in production: the CSMS with OCPI enabled (so the
 authorizer's memo sits in front of the same ``RoamingStore`` the OCPI server writes),
-G's eMSP sandbox registered through the credentials handshake, and C's simulated charge
+the eMSP sandbox registered through the credentials handshake, and the simulated charge
 point over OCPP. The memo TTL is raised to 60 s so that a missed invalidation shows up
 as a wrong answer instead of being hidden by expiry on a slow machine.
 """

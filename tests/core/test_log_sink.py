@@ -82,7 +82,7 @@ def test_warning_is_written_at_once_and_info_within_the_flush_interval() -> None
         assert time.monotonic() - started < 4.0  # well before the process exits
     finally:
         proc.kill()
-        proc.wait()
+        proc.communicate()  # reaps the child and closes both pipes
 
 
 def test_capture_logs_still_sees_hot_events() -> None:

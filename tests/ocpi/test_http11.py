@@ -8,12 +8,15 @@ connection, answering with garbage or not at all).
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import web
 
 from roaming import http11
+from tests.support.servers import serving
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -34,15 +37,8 @@ async def echo_server() -> AsyncIterator[tuple[int, list[str]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(app) as port:
         yield port, peers
-    finally:
-        await runner.cleanup()
 
 
 async def raw_server(
@@ -104,6 +100,7 @@ async def test_chunked_answer_is_reassembled_and_the_connection_kept() -> None:
 
 async def test_an_idle_connection_the_server_closed_is_replaced_once() -> None:
     connections = 0
+    closed = asyncio.Event()
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
@@ -112,12 +109,16 @@ async def test_an_idle_connection_the_server_closed_is_replaced_once() -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
         writer.close()  # the server ends keep-alive without saying so
+        await writer.wait_closed()
+        closed.set()
 
     server, port = await raw_server(answer)
     pool = http11.Pool("127.0.0.1", port)
     try:
         assert (await pool.request("POST", "/", [], b"{}")).body == b"ok"
-        await asyncio.sleep(0.05)  # the close reaches us while the connection is idle
+        # Whether the close has reached the idle connection yet or not (then the write
+        # on it finds it stale), the next exchange opens exactly one new connection.
+        await wait_until(closed.is_set, what="the server closing the kept-alive connection")
         assert (await pool.request("POST", "/", [], b"{}")).body == b"ok"
         assert connections == 2
     finally:
@@ -173,8 +174,9 @@ async def test_refused_connection_raises_http_error() -> None:
     server.close()
     await server.wait_closed()
     pool = http11.Pool("127.0.0.1", port)
-    with pytest.raises(http11.HttpError, match="cannot connect"):
+    with pytest.raises(http11.HttpError, match="cannot connect") as caught:
         await pool.request("POST", "/", [], None)
+    assert caught.value.errno == errno.ECONNREFUSED  # the kind is read from this, not the text
 
 
 async def test_a_cancelled_exchange_closes_its_connection() -> None:

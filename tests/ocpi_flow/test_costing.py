@@ -15,7 +15,7 @@ from roaming.costing import (
     cost,
     cost_session,
 )
-from roaming.models import format_datetime
+from roaming.models.datetimes import format_datetime
 
 T0 = datetime(2024, 5, 3, 12, 0, 0, tzinfo=UTC)
 

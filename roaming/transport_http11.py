@@ -1,0 +1,93 @@
+"""The lean HTTP stack of the OCPI client: :mod:`roaming.http11` pools for authorize.
+
+Why a fallback: the lean pool serves only a POST to a plain http(s) URL without extra
+query parameters (what real-time authorize sends); anything else it hands, unchanged,
+to the general stack it wraps, so the client can route every authorize call here
+without checking each URL itself.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+from roaming import http11
+from roaming.transport import Answer, Call, Transport, failed
+
+Origin = tuple[str, str, int]  # scheme, host, port
+
+
+def lean_target(call: Call) -> tuple[Origin, str] | None:
+    """(origin, path?query) when ``call`` may take the lean pool, else None."""
+    if call.method != "POST" or call.params:
+        return None
+    scheme, sep, rest = call.url.partition("://")
+    if not sep or scheme not in ("http", "https") or "@" in rest.split("/", 1)[0]:
+        return None
+    hostport, slash, path = rest.partition("/")
+    target = "/" + path if slash else "/"
+    if "#" in target or " " in target:
+        return None
+    host, port = hostport, 443 if scheme == "https" else 80
+    if hostport.startswith("["):  # [v6]:port
+        close = hostport.find("]")
+        host = hostport[1:close]
+        if hostport[close + 1 : close + 2] == ":":
+            port_text = hostport[close + 2 :]
+            if not port_text.isdigit():
+                return None
+            port = int(port_text)
+    elif ":" in hostport:
+        host, _, port_text = hostport.rpartition(":")
+        if not port_text.isdigit():
+            return None
+        port = int(port_text)
+    if not host:
+        return None
+    return (scheme, host, port), target
+
+
+class Http11Transport:
+    """:class:`~roaming.transport.Transport` over one :class:`http11.Pool` per partner
+    and origin; calls it cannot serve go to ``fallback``."""
+
+    def __init__(self, limit: int, fallback: Transport) -> None:
+        self.limit = limit
+        self.fallback = fallback
+        self._pools: dict[tuple[str, Origin], http11.Pool] = {}
+        self._tls: ssl.SSLContext | None = None
+
+    def _pool(self, key: str, origin: Origin) -> http11.Pool:
+        pool = self._pools.get((key, origin))
+        if pool is None:
+            scheme, host, port = origin
+            tls = None
+            if scheme == "https":
+                if self._tls is None:
+                    self._tls = ssl.create_default_context()
+                tls = self._tls
+            pool = http11.Pool(host, port, tls=tls, limit=self.limit)
+            self._pools[(key, origin)] = pool
+        return pool
+
+    async def send(self, call: Call) -> Answer:
+        lean = lean_target(call)
+        if lean is None:
+            return await self.fallback.send(call)
+        origin, path = lean
+        pool = self._pool(call.key, origin)
+        try:
+            resp = await pool.request(call.method, path, list(call.headers.items()), call.data)
+        except http11.HttpError as exc:
+            raise failed(call, exc, exc.errno) from None
+        return Answer(resp.status, resp.headers, resp.body)
+
+    async def forget(self, key: str) -> None:
+        """Drop this partner's lean pools (the fallback is the owner's to forget)."""
+        for pool_key in [k for k in self._pools if k[0] == key]:
+            self._pools.pop(pool_key).close()
+
+    async def close(self) -> None:
+        """Close the lean pools (the fallback is the owner's to close)."""
+        pools, self._pools = list(self._pools.values()), {}
+        for p in pools:
+            p.close()
