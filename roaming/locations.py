@@ -668,10 +668,6 @@ def module() -> OcpiModule:
     return OcpiModule(ModuleID.LOCATIONS, InterfaceRole.SENDER, LOCATIONS_PATH, _add_routes)
 
 
-def location_push_path(country_code: str, party_id: str, location_id: str, *rest: str) -> list[str]:
-    return [country_code, party_id, location_id, *rest]
-
-
 __all__ = [
     "Catalog",
     "EvseRef",

@@ -43,8 +43,7 @@ from roaming.client import (
     join_url,
 )
 from roaming.models import InterfaceRole
-from roaming.ports import SqlDatabase, SqlExecutor
-from roaming.store_sqlite import RoamingStore
+from roaming.ports import PartnerDirectory, SqlDatabase, SqlExecutor
 
 log = structlog.get_logger("roaming.outbox")
 
@@ -336,15 +335,15 @@ class OcpiTransport:
     (resolved at delivery time, so a credentials update redirects queued messages)."""
 
     def __init__(
-        self, store: RoamingStore, client: OcpiClient, timeout_s: float | None = None
+        self, partners: PartnerDirectory, client: OcpiClient, timeout_s: float | None = None
     ) -> None:
-        self.store = store
+        self.partners = partners
         self.client = client
         self.timeout_s = timeout_s
 
     async def receivers(self, module: str) -> list[str]:
         out = []
-        for p in await self.store.list_partners():
+        for p in await self.partners.list_partners():
             if p.registered and p.endpoint(module, InterfaceRole.RECEIVER):
                 out.append(p.key)
         return out
@@ -360,7 +359,7 @@ class OcpiTransport:
         return headers
 
     async def deliver(self, msg: OutboxMessage) -> Outcome:
-        partner = await self.store.partner_by_key(msg.partner_key)
+        partner = await self.partners.partner_by_key(msg.partner_key)
         if partner is None:
             return Skipped(f"partner {msg.partner_key} no longer exists")
         if not partner.registered:

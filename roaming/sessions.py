@@ -317,11 +317,6 @@ class SessionService:
         )
         return str(cdr["id"])
 
-    async def by_id(self, session_id: str) -> Any:
-        return await self.db.fetchone(
-            "SELECT * FROM ocpi_sessions WHERE upper(id) = upper(?)", (session_id,)
-        )
-
     async def page(
         self,
         partner_key: str,

@@ -275,7 +275,7 @@ async def setup_step(app: Any, runtime: Any) -> Any:
     box = OutboxStore(app.db)
     worker = OutboxWorker(
         box,
-        OcpiTransport(runtime.store, runtime.client),
+        OcpiTransport(runtime.store.partners, runtime.client),
         policy=RetryPolicy(
             initial_s=cfg.ocpi_cpo.outbox_retry_initial_s,
             max_s=cfg.ocpi_cpo.outbox_retry_max_s,

@@ -30,7 +30,8 @@ from roaming.models import (
     Token,
 )
 from roaming.partners import TokenKind
-from roaming.store_sqlite import RoamingStore
+from roaming.store import RoamingStore
+from roaming.store import schema as roaming_schema
 from simulator.chargepoint import SimulatedChargePoint
 from simulator.emsp import EmspSandbox
 from tests.support.csms import ocpp_url, running_csms
@@ -58,7 +59,7 @@ async def register(store: RoamingStore, emsp: EmspSandbox, secret: str) -> Any:
     emsp.peer.registered = True
     key = f"{emsp.country_code}-{emsp.party_id}"
     ours = auth.generate_token()
-    invited = await store.create_invited(
+    invited = await store.partners.create_invited(
         key,
         emsp.country_code,
         emsp.party_id,
@@ -74,7 +75,7 @@ async def register(store: RoamingStore, emsp: EmspSandbox, secret: str) -> Any:
         for e in emsp.endpoints()
         if e["identifier"] != "credentials"
     ]
-    return await store.complete_registration(
+    return await store.partners.complete_registration(
         invited.id,
         roles=[role],
         token_in_hash=auth.hash_token(ours),
@@ -130,6 +131,7 @@ async def world(tmp_path) -> AsyncIterator[World]:
     ):
 
         async def setup(app: CsmsApp):
+            await roaming_schema.migrate(app.db)
             store = RoamingStore(app.db)
             client = OcpiClient(timeout_s=5.0, from_country_code="NL", from_party_id="CPO")
             p_nl = await register(store, nl, "secret-for-nl")
@@ -137,7 +139,7 @@ async def world(tmp_path) -> AsyncIterator[World]:
             for uid, wl in ((ALWAYS, "ALWAYS"), (AOFF, "ALLOWED_OFFLINE"), (NEVER, "NEVER")):
                 body = token_json(nl, uid, wl)
                 nl.add_tokens([body])
-                await store.upsert_token(p_nl.id, Token.from_json(body))
+                await store.tokens.upsert_token(p_nl.id, Token.from_json(body))
             de.add_tokens([token_json(de, ONLY_B, "NEVER")])
             app.extensions[LOCATIONS_EXTENSION] = Locations()
             close_authz = await install(app, store, client)
@@ -262,7 +264,7 @@ async def test_fan_out_over_two_emsps_picks_the_one_that_knows_the_token(world: 
     # the token the eMSP sent back is learnt in the background
     store = world.app.extensions["token_cache"].store
     for _ in range(100):
-        learnt = await store.get_token(ONLY_B.upper(), "RFID")
+        learnt = await store.tokens.get_token(ONLY_B.upper(), "RFID")
         if learnt:
             break
         await asyncio.sleep(0.01)

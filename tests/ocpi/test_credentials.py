@@ -269,7 +269,7 @@ async def test_we_unregister_and_tell_them(registered):
 async def test_register_with_bad_token_a_changes_nothing(cpo: Cpo, emsp):
     with pytest.raises(RegistrationError):
         await credentials.register_with(cpo.ctx, emsp.versions_url, "not-their-token")
-    assert await cpo.store.list_partners() == []
+    assert await cpo.store.partners.list_partners() == []
 
 
 async def test_request_and_correlation_ids_echoed(registered):

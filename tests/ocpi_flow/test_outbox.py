@@ -15,6 +15,7 @@ from roaming.client import OcpiClient
 from roaming.models import Endpoint, InterfaceRole
 from roaming.outbox import OcpiTransport, OutboxStore, OutboxWorker, RetryPolicy, backoff
 from roaming.partners import Partner, PartnerStatus
+from roaming.store import schema as roaming_schema
 
 
 class FlakyEmsp:
@@ -113,11 +114,12 @@ async def rig(tmp_path):
     await site.start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     db = await Database.open(str(tmp_path / "o.sqlite3"))
+    await roaming_schema.migrate(db)
     client = OcpiClient(timeout_s=1.0, from_country_code="NL", from_party_id="CPO")
     store = OutboxStore(db)
     worker = OutboxWorker(
         store,
-        OcpiTransport(Partners(base), client),  # type: ignore[arg-type]
+        OcpiTransport(Partners(base), client),
         policy=RetryPolicy(initial_s=0.01, max_s=0.02, max_attempts=3),
     )
     yield emsp, db, store, worker
