@@ -29,11 +29,12 @@ from csms.wiring.locations import (
     sync_catalog,
 )
 from roaming.app import OcpiModule
-from roaming.cdrs import CdrStore
 from roaming.costing import Reading
-from roaming.locations import LocationStore
-from roaming.outbox import OcpiTransport, OutboxStore, OutboxWorker, RetryPolicy, enqueue
+from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy, enqueue
 from roaming.sessions import CdrToken, SessionService, SessionStart, SessionStop
+from roaming.store.cdrs import CdrStore
+from roaming.store.locations import LocationStore
+from roaming.store.outbox import OutboxStore
 
 log = logs.get("csms.ocpi.sessions")
 

@@ -13,9 +13,10 @@ from csms.store.db import Database
 from roaming import outbox
 from roaming.client import OcpiClient
 from roaming.models import Endpoint, InterfaceRole
-from roaming.outbox import OcpiTransport, OutboxStore, OutboxWorker, RetryPolicy, backoff
+from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy, backoff
 from roaming.partners import Partner, PartnerStatus
 from roaming.store import schema as roaming_schema
+from roaming.store.outbox import OutboxStore
 
 
 class FlakyEmsp:
