@@ -1,12 +1,12 @@
-"""OCPI CDRs, CPO as Sender: building the immutable CDR, storing it, and the GET list.
+"""OCPI CDRs, CPO as Sender: building the immutable CDR, and the GET list.
 
 Why the CDR id is fixed when the row is written: the POST to the eMSP may be retried
 after an ambiguous failure, and the eMSP must be able to recognise the same CDR (the
-outbox GETs it back or treats "already exists" as delivered). The row is written in the
-same transaction as the StopTransaction, so GET ``/cdrs`` serves it even while the push
-is still waiting in the outbox.
+outbox GETs it back or treats "already exists" as delivered). The row is written (by
+:mod:`roaming.store.cdrs`) in the same transaction as the StopTransaction, so GET
+``/cdrs`` serves it even while the push is still waiting in the outbox.
 
-The SQL is :mod:`roaming.store.cdrs`. CdrLocation is a snapshot of the location at stop time, with ``address``/``city`` cut to
+CdrLocation is a snapshot of the location at stop time, with ``address``/``city`` cut to
 the 45 characters CdrLocation allows (Location allows 255).
 """
 

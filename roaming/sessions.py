@@ -299,21 +299,11 @@ class SessionService:
         )
         return str(cdr["id"])
 
-    async def page(
-        self,
-        partner_key: str,
-        date_from: str | None,
-        date_to: str | None,
-        offset: int,
-        limit: int,
-    ) -> tuple[int, list[dict[str, Any]]]:
-        return await self.store.page(partner_key, date_from, date_to, offset, limit)
-
 
 def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
     async def session_page(request: web.Request, page: PageParams) -> tuple[int, list[Any]]:
         service: SessionService = ctx.services["sessions"]
-        return await service.page(
+        return await service.store.page(
             partner_of(request).key, page.date_from, page.date_to, page.offset, page.limit
         )
 

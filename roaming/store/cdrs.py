@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from roaming.ports import SqlDatabase, SqlExecutor
-from roaming.store.paging import last_updated_filter
+from roaming.ports import SqlExecutor
+from roaming.store.paging import PartnerObjects
 
 
 async def insert(
@@ -43,27 +43,11 @@ async def set_emsp_location(tx: SqlExecutor, cdr_id: Any, location: str) -> None
     await tx.execute("UPDATE ocpi_cdrs SET emsp_location = ? WHERE id = ?", (location, cdr_id))
 
 
-class CdrStore:
+class CdrStore(PartnerObjects):
     """Reads of stored CDRs: a partner's GET list and the operator's view of one charge."""
 
-    def __init__(self, db: SqlDatabase) -> None:
-        self.db = db
-
-    async def page(
-        self,
-        partner_key: str,
-        date_from: str | None,
-        date_to: str | None,
-        offset: int,
-        limit: int,
-    ) -> tuple[int, list[dict[str, Any]]]:
-        where, params = last_updated_filter(date_from, date_to, partner_key=partner_key)
-        total = await self.db.fetchone(f"SELECT count(*) AS n FROM ocpi_cdrs {where}", params)
-        rows = await self.db.fetchall(
-            f"SELECT body FROM ocpi_cdrs {where} ORDER BY created_at, rowid LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        )
-        return total["n"], [orjson.loads(r["body"]) for r in rows]
+    table = "ocpi_cdrs"
+    order_by = "created_at, rowid"
 
     async def by_transaction(self, transaction_id: int) -> dict[str, Any] | None:
         row = await self.db.fetchone(

@@ -19,7 +19,7 @@ import orjson
 from roaming.catalog import Catalog
 from roaming.models import format_datetime, norm
 from roaming.ports import SqlDatabase, SqlExecutor
-from roaming.store.paging import last_updated_filter
+from roaming.store.paging import count_and_page, last_updated_filter
 
 
 def _hash(obj: Any) -> str:
@@ -192,14 +192,16 @@ class LocationStore:
         self, date_from: str | None, date_to: str | None, offset: int, limit: int
     ) -> tuple[int, list[dict[str, Any]]]:
         where, params = last_updated_filter(date_from, date_to)
-        total_row = await self.db.fetchone(
-            f"SELECT count(*) AS n FROM ocpi_locations {where}", params
+        total, rows = await count_and_page(
+            self.db,
+            "ocpi_locations",
+            where,
+            params,
+            order_by="seq, id_norm",
+            offset=offset,
+            limit=limit,
         )
-        rows = await self.db.fetchall(
-            f"SELECT * FROM ocpi_locations {where} ORDER BY seq, id_norm LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        )
-        return total_row["n"], [await self._location_json(self.db, r) for r in rows]
+        return total, [await self._location_json(self.db, r) for r in rows]
 
     async def location(
         self, location_id: str, db: SqlExecutor | None = None
@@ -289,14 +291,16 @@ class LocationStore:
         self, date_from: str | None, date_to: str | None, offset: int, limit: int
     ) -> tuple[int, list[dict[str, Any]]]:
         where, params = last_updated_filter(date_from, date_to)
-        total_row = await self.db.fetchone(
-            f"SELECT count(*) AS n FROM ocpi_tariffs {where}", params
+        total, rows = await count_and_page(
+            self.db,
+            "ocpi_tariffs",
+            where,
+            params,
+            order_by="seq, id_norm",
+            offset=offset,
+            limit=limit,
         )
-        rows = await self.db.fetchall(
-            f"SELECT * FROM ocpi_tariffs {where} ORDER BY seq, id_norm LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        )
-        return total_row["n"], [self._tariff_json(r) for r in rows]
+        return total, [self._tariff_json(r) for r in rows]
 
     def _tariff_json(self, row: Any) -> dict[str, Any]:
         return {**orjson.loads(row["body"]), "last_updated": row["last_updated"]}

@@ -218,24 +218,25 @@ async def migrate(db: SqlDatabase) -> list[str]:
         return await _apply(tx)
 
 
+# The CSMS creates this ledger too; whichever opens a database first makes it.
+_LEDGER = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+)
+_RECORD = (
+    "INSERT INTO schema_migrations (name, applied_at) "
+    "VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
+)
+
+
 async def _apply(tx: SqlExecutor) -> list[str]:
-    # The CSMS creates this table too; whichever opens a database first makes it.
-    await tx.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
+    await tx.execute(_LEDGER)
     recorded = {row["name"] for row in await tx.fetchall("SELECT name FROM schema_migrations")}
-    applied = []
-    for name, sql in MIGRATIONS:
-        if name not in recorded:
-            for statement in statements(sql):
-                await tx.execute(statement)
-            await tx.execute(
-                "INSERT INTO schema_migrations (name, applied_at) "
-                "VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
-                (name,),
-            )
-            applied.append(name)
-    return applied
+    pending = [(name, sql) for name, sql in MIGRATIONS if name not in recorded]
+    for name, sql in pending:
+        for statement in statements(sql):
+            await tx.execute(statement)
+        await tx.execute(_RECORD, (name,))
+    return [name for name, _ in pending]
 
 
 def statements(sql: str) -> list[str]:

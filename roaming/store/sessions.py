@@ -13,20 +13,24 @@ from typing import Any
 
 import orjson
 
-from roaming.ports import SqlDatabase, SqlExecutor
+from roaming.ports import SqlExecutor
 from roaming.store.outbox import stamp
-from roaming.store.paging import last_updated_filter
+from roaming.store.paging import PartnerObjects
 
 
 def _dumps(body: dict[str, Any]) -> str:
     return orjson.dumps(body).decode()
 
 
-class SessionStore:
+class SessionStore(PartnerObjects):
     """Session rows; writes go on the caller's transaction (the OCPP fact's own)."""
 
-    def __init__(self, db: SqlDatabase) -> None:
-        self.db = db
+    table = "ocpi_sessions"
+    order_by = "created_at, id"
+
+    def served(self, body: dict[str, Any]) -> dict[str, Any]:
+        body.pop("_meta", None)
+        return body
 
     async def exists_for_transaction(self, tx: SqlExecutor, transaction_id: int) -> bool:
         return await self.id_for_transaction(tx, transaction_id) is not None
@@ -92,25 +96,3 @@ class SessionStore:
             " last_patch_at = ? WHERE id = ?",
             (_dumps(body), body["last_updated"], stamp(now), session_id),
         )
-
-    async def page(
-        self,
-        partner_key: str,
-        date_from: str | None,
-        date_to: str | None,
-        offset: int,
-        limit: int,
-    ) -> tuple[int, list[dict[str, Any]]]:
-        """One page of a partner's Sessions as served (without ``_meta``)."""
-        where, params = last_updated_filter(date_from, date_to, partner_key=partner_key)
-        total = await self.db.fetchone(f"SELECT count(*) AS n FROM ocpi_sessions {where}", params)
-        rows = await self.db.fetchall(
-            f"SELECT body FROM ocpi_sessions {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        )
-        items = []
-        for r in rows:
-            body = orjson.loads(r["body"])
-            body.pop("_meta", None)
-            items.append(body)
-        return total["n"], items

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from roaming import http11
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -104,6 +105,7 @@ async def test_chunked_answer_is_reassembled_and_the_connection_kept() -> None:
 
 async def test_an_idle_connection_the_server_closed_is_replaced_once() -> None:
     connections = 0
+    closed = asyncio.Event()
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
@@ -112,12 +114,15 @@ async def test_an_idle_connection_the_server_closed_is_replaced_once() -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
         writer.close()  # the server ends keep-alive without saying so
+        await writer.wait_closed()
+        closed.set()
 
     server, port = await raw_server(answer)
     pool = http11.Pool("127.0.0.1", port)
     try:
         assert (await pool.request("POST", "/", [], b"{}")).body == b"ok"
-        await asyncio.sleep(0.05)  # the close reaches us while the connection is idle
+        # The close reaches us while the connection is idle.
+        await wait_until(closed.is_set, what="the server to close the kept-alive connection")
         assert (await pool.request("POST", "/", [], b"{}")).body == b"ok"
         assert connections == 2
     finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from roaming.ports import SyncRun
 from roaming.sync import SyncAlreadyRunning
+from tests.support.waiting import wait_until
 
 
 async def test_full_sync_across_pages_then_removals(registered):
@@ -93,12 +95,13 @@ async def test_sync_after_registration_and_one_run_at_a_time(cpo, emsp):
     await emsp.wait_until(
         lambda: len([r for r in emsp.requests if r.path.endswith("/tokens")]) >= 2
     )
-    for _ in range(100):
+
+    async def completed_runs() -> list[SyncRun]:
         runs = await cpo.store.token_syncs.sync_runs(partner.id)
-        if runs and runs[0].status == "complete":
-            break
-        await __import__("asyncio").sleep(0.02)
-    assert runs[0].status == "complete" and runs[0].tokens_seen == 15
+        return runs if runs and runs[0].status == "complete" else []
+
+    runs = await wait_until(completed_runs, what="the sync run after registration to complete")
+    assert runs[0].tokens_seen == 15
     # A second run while one is in progress is refused, not queued.
     lock = cpo.sync._locks[partner.id]
     async with lock:
