@@ -35,18 +35,19 @@ def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
             raise NotFound("unknown location", status_code=2003)
         return ok(loc)
 
-    async def get_evse(request: web.Request) -> web.Response:
-        evse = await _store(ctx).evse(
+    async def evse_of(request: web.Request) -> dict[str, Any] | None:
+        return await _store(ctx).evse(
             request.match_info["location_id"], request.match_info["evse_uid"]
         )
+
+    async def get_evse(request: web.Request) -> web.Response:
+        evse = await evse_of(request)
         if evse is None:
             raise NotFound("unknown EVSE", status_code=2003)
         return ok(evse)
 
     async def get_connector(request: web.Request) -> web.Response:
-        evse = await _store(ctx).evse(
-            request.match_info["location_id"], request.match_info["evse_uid"]
-        )
+        evse = await evse_of(request)
         cid = norm(request.match_info["connector_id"])
         for conn in (evse or {}).get("connectors", []):
             if norm(conn["id"]) == cid:

@@ -21,7 +21,6 @@ class RoamingStore:
     """The partner, token and token-sync stores over one database."""
 
     def __init__(self, db: SqlDatabase) -> None:
-        self.db = db
         self.partners = PartnerStore(db)
         self.tokens = TokenStore(db, TokenListeners())
         self.token_syncs = TokenSyncStore(db, self.tokens)
