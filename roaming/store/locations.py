@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from roaming.catalog import Catalog
+from roaming.catalog import Catalog, LocationSpec
 from roaming.models import format_datetime, norm
 from roaming.ports import SqlDatabase, SqlExecutor
 from roaming.store.paging import count_and_page, last_updated_filter
@@ -57,8 +57,23 @@ class LocationStore:
     # ---------------------------------------------------------------- sync
 
     async def sync(self, tx: SqlExecutor, catalog: Catalog, now: datetime) -> SyncReport:
+        """Load the catalogue: new or changed objects get ``last_updated = now``."""
         ts = format_datetime(now)
         report = SyncReport()
+        await self._sync_tariffs(tx, catalog, ts, report)
+        # Retire EVSEs that left the file first: a replacement may reuse their connector.
+        await self._retire_evses(tx, catalog, ts, report)
+        for seq, loc in enumerate(catalog.locations):
+            changed = await self._sync_location(tx, seq, loc, ts)
+            if changed:
+                await self._bump_location(tx, norm(loc.id), ts)
+                if loc.id not in report.changed_locations:
+                    report.changed_locations.append(loc.id)
+        return report
+
+    async def _sync_tariffs(
+        self, tx: SqlExecutor, catalog: Catalog, ts: str, report: SyncReport
+    ) -> None:
         for seq, tariff in enumerate(catalog.tariffs):
             body = tariff.to_json()
             body.pop("last_updated")
@@ -80,7 +95,10 @@ class LocationStore:
                     (tariff.id, orjson.dumps(body).decode(), h, ts, seq, norm(tariff.id)),
                 )
                 report.changed_tariffs.append(tariff.id)
-        # Retire EVSEs that left the file first: a replacement may reuse their connector.
+
+    async def _retire_evses(
+        self, tx: SqlExecutor, catalog: Catalog, ts: str, report: SyncReport
+    ) -> None:
         wanted_evses = {norm(e.uid) for loc in catalog.locations for e in loc.evses}
         rows = await tx.fetchall(
             "SELECT uid_norm, uid, location_id_norm FROM ocpi_evses WHERE status != 'REMOVED'"
@@ -99,64 +117,62 @@ class LocationStore:
             )
             if loc_row and loc_row["id"] not in report.changed_locations:
                 report.changed_locations.append(loc_row["id"])
-        for seq, loc in enumerate(catalog.locations):
-            changed = False
-            h = _hash(loc.body)
-            row = await tx.fetchone(
-                "SELECT content_hash FROM ocpi_locations WHERE id_norm = ?", (norm(loc.id),)
+
+    async def _sync_location(self, tx: SqlExecutor, seq: int, loc: LocationSpec, ts: str) -> bool:
+        """Write one Location and its EVSEs; True when anything of it changed."""
+        changed = False
+        h = _hash(loc.body)
+        row = await tx.fetchone(
+            "SELECT content_hash FROM ocpi_locations WHERE id_norm = ?", (norm(loc.id),)
+        )
+        if row is None or row["content_hash"] != h:
+            await tx.execute(
+                "INSERT INTO ocpi_locations (id_norm, id, body, content_hash, last_updated, seq)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id_norm) DO UPDATE SET id = excluded.id,"
+                " body = excluded.body, content_hash = excluded.content_hash,"
+                " last_updated = excluded.last_updated",
+                (norm(loc.id), loc.id, orjson.dumps(loc.body).decode(), h, ts, seq),
             )
-            if row is None or row["content_hash"] != h:
+            changed = True
+        for eseq, evse in enumerate(loc.evses):
+            content = {**evse.body, "_map": [evse.charger_id, evse.connector_id]}
+            eh = _hash(content)
+            erow = await tx.fetchone(
+                "SELECT content_hash, location_id_norm, status FROM ocpi_evses WHERE uid_norm = ?",
+                (norm(evse.uid),),
+            )
+            if (
+                erow is not None
+                and erow["content_hash"] == eh
+                and erow["location_id_norm"] == norm(loc.id)
+                and erow["status"] != "REMOVED"
+            ):
+                continue
+            body = dict(evse.body)
+            body["connectors"] = [{**c, "last_updated": ts} for c in body["connectors"]]
+            if erow is None:
                 await tx.execute(
-                    "INSERT INTO ocpi_locations (id_norm, id, body, content_hash, last_updated, seq)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id_norm) DO UPDATE SET id = excluded.id,"
-                    " body = excluded.body, content_hash = excluded.content_hash,"
-                    " last_updated = excluded.last_updated",
-                    (norm(loc.id), loc.id, orjson.dumps(loc.body).decode(), h, ts, seq),
-                )
-                changed = True
-            for eseq, evse in enumerate(loc.evses):
-                content = {**evse.body, "_map": [evse.charger_id, evse.connector_id]}
-                eh = _hash(content)
-                erow = await tx.fetchone(
-                    "SELECT content_hash, location_id_norm, status FROM ocpi_evses WHERE uid_norm = ?",
-                    (norm(evse.uid),),
-                )
-                if (
-                    erow is not None
-                    and erow["content_hash"] == eh
-                    and erow["location_id_norm"] == norm(loc.id)
-                    and erow["status"] != "REMOVED"
-                ):
-                    continue
-                body = dict(evse.body)
-                body["connectors"] = [{**c, "last_updated": ts} for c in body["connectors"]]
-                if erow is None:
-                    await tx.execute(
-                        "INSERT INTO ocpi_evses (uid_norm, uid, location_id_norm, charger_id,"
-                        " connector_id, body, content_hash, status, last_updated, seq)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, 'UNKNOWN', ?, ?)",
-                        (
-                            norm(evse.uid), evse.uid, norm(loc.id), evse.charger_id,
-                            evse.connector_id, orjson.dumps(body).decode(), eh, ts, eseq,
-                        ),
-                    )  # fmt: skip
-                else:
-                    status = "UNKNOWN" if erow["status"] == "REMOVED" else erow["status"]
-                    await tx.execute(
-                        "UPDATE ocpi_evses SET uid = ?, location_id_norm = ?, charger_id = ?,"
-                        " connector_id = ?, body = ?, content_hash = ?, status = ?,"
-                        " last_updated = ?, seq = ? WHERE uid_norm = ?",
-                        (
-                            evse.uid, norm(loc.id), evse.charger_id, evse.connector_id,
-                            orjson.dumps(body).decode(), eh, status, ts, eseq, norm(evse.uid),
-                        ),
-                    )  # fmt: skip
-                changed = True
-            if changed:
-                await self._bump_location(tx, norm(loc.id), ts)
-                if loc.id not in report.changed_locations:
-                    report.changed_locations.append(loc.id)
-        return report
+                    "INSERT INTO ocpi_evses (uid_norm, uid, location_id_norm, charger_id,"
+                    " connector_id, body, content_hash, status, last_updated, seq)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'UNKNOWN', ?, ?)",
+                    (
+                        norm(evse.uid), evse.uid, norm(loc.id), evse.charger_id,
+                        evse.connector_id, orjson.dumps(body).decode(), eh, ts, eseq,
+                    ),
+                )  # fmt: skip
+            else:
+                status = "UNKNOWN" if erow["status"] == "REMOVED" else erow["status"]
+                await tx.execute(
+                    "UPDATE ocpi_evses SET uid = ?, location_id_norm = ?, charger_id = ?,"
+                    " connector_id = ?, body = ?, content_hash = ?, status = ?,"
+                    " last_updated = ?, seq = ? WHERE uid_norm = ?",
+                    (
+                        evse.uid, norm(loc.id), evse.charger_id, evse.connector_id,
+                        orjson.dumps(body).decode(), eh, status, ts, eseq, norm(evse.uid),
+                    ),
+                )  # fmt: skip
+            changed = True
+        return changed
 
     @staticmethod
     async def _bump_location(tx: SqlExecutor, id_norm: str, ts: str) -> None:
