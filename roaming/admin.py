@@ -56,24 +56,24 @@ def admin_routes(ctx: RoamingContext, sync: TokenSync) -> web.RouteTableDef:
 
     async def _partner(request: web.Request) -> Partner | web.Response:
         key = request.match_info["key"].upper()
-        partner = await ctx.store.partner_by_key(key)
+        partner = await ctx.store.partners.partner_by_key(key)
         if partner is None:
             return _error(404, "unknown_partner", f"no partner {key}")
         return partner
 
     async def _detail(partner: Partner) -> dict[str, Any]:
         out = partner.summary()
-        out["tokens"] = await ctx.store.count_tokens(partner.id, removed=False)
-        out["tokens_removed"] = await ctx.store.count_tokens(partner.id, removed=True)
-        out["sync_runs"] = [r.to_json() for r in await ctx.store.sync_runs(partner.id)]
+        out["tokens"] = await ctx.store.tokens.count_tokens(partner.id, removed=False)
+        out["tokens_removed"] = await ctx.store.tokens.count_tokens(partner.id, removed=True)
+        out["sync_runs"] = [r.to_json() for r in await ctx.store.token_syncs.sync_runs(partner.id)]
         return out
 
     @routes.get("/api/partners")
     async def list_partners(request: web.Request) -> web.Response:
         rows = []
-        for p in await ctx.store.list_partners():
+        for p in await ctx.store.partners.list_partners():
             row = p.summary()
-            runs = await ctx.store.sync_runs(p.id, limit=1)
+            runs = await ctx.store.token_syncs.sync_runs(p.id, limit=1)
             row["last_sync"] = runs[0].to_json() if runs else None
             rows.append(row)
         return _json(rows)
@@ -137,7 +137,7 @@ def admin_routes(ctx: RoamingContext, sync: TokenSync) -> web.RouteTableDef:
         if isinstance(partner, web.Response):
             return partner
         remote_error = await credentials.unregister(ctx, partner)
-        fresh = await ctx.store.partner_by_key(partner.key)
+        fresh = await ctx.store.partners.partner_by_key(partner.key)
         assert fresh is not None
         return _json({"partner": fresh.summary(), "remote_error": remote_error})
 
@@ -150,14 +150,14 @@ def admin_routes(ctx: RoamingContext, sync: TokenSync) -> web.RouteTableDef:
         incremental = bool(body.get("incremental", False))
         wait = bool(body.get("wait", False))
         if key is not None:
-            partner = await ctx.store.partner_by_key(str(key))
+            partner = await ctx.store.partners.partner_by_key(str(key))
             if partner is None:
                 return _error(404, "unknown_partner", f"no partner {key}")
             if not partner.registered:
                 return _error(409, "not_registered", f"partner {partner.key} is not registered")
             partners = [partner]
         else:
-            partners = await ctx.store.registered_partners_with_tokens_sender()
+            partners = await ctx.store.partners.registered_partners_with_tokens_sender()
         if not wait:
             started = []
             for p in partners:

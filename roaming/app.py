@@ -31,7 +31,7 @@ from roaming.envelope import Unauthorized, error_response
 from roaming.models import InterfaceRole, ModuleID
 from roaming.partners import Partner, PartnerStatus
 from roaming.settings import CREDENTIALS_PATH, DETAILS_PATH, VERSIONS_PATH, RoamingSettings
-from roaming.store_sqlite import RoamingStore
+from roaming.store import RoamingStore
 
 log = structlog.get_logger("roaming.app")
 
@@ -120,7 +120,7 @@ async def _authenticate(request: web.Request, ctx: RoamingContext) -> None:
     partner = None
     presented = None
     for cand, token_hash in auth.hashed_candidates(header):
-        partner = await ctx.store.partner_by_token_hash(token_hash)
+        partner = await ctx.store.partners.partner_by_token_hash(token_hash)
         if partner is not None:
             presented = cand
             break

@@ -1,10 +1,10 @@
-"""OCPI CDRs, CPO as Sender: building the immutable CDR, storing it, and the GET list.
+"""OCPI CDRs, CPO as Sender: building the immutable CDR, and the GET list.
 
 Why the CDR id is fixed when the row is written: the POST to the eMSP may be retried
 after an ambiguous failure, and the eMSP must be able to recognise the same CDR (the
-outbox GETs it back or treats "already exists" as delivered). The row is written in the
-same transaction as the StopTransaction, so GET ``/cdrs`` serves it even while the push
-is still waiting in the outbox.
+outbox GETs it back or treats "already exists" as delivered). The row is written (by
+:mod:`roaming.store.cdrs`) in the same transaction as the StopTransaction, so GET
+``/cdrs`` serves it even while the push is still waiting in the outbox.
 
 CdrLocation is a snapshot of the location at stop time, with ``address``/``city`` cut to
 the 45 characters CdrLocation allows (Location allows 255).
@@ -15,15 +15,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from roaming.app import OcpiModule, RoamingContext, partner_of
 from roaming.costing import CostBreakdown, SessionTotals
-from roaming.locations import EvseRef
-from roaming.models import InterfaceRole, ModuleID, format_datetime, parse_datetime
+from roaming.models import InterfaceRole, ModuleID, format_datetime
 from roaming.pagination import PageParams, add_sender_list
-from roaming.ports import SqlDatabase, SqlExecutor
+from roaming.store.cdrs import CdrStore
+from roaming.store.locations import EvseRef
 
 CDRS_PATH = "/ocpi/cpo/2.2.1/cdrs"
 NA = "#NA"
@@ -108,61 +107,6 @@ def build_cdr(
     cdr["total_parking_time"] = float(totals.parking_hours)
     cdr["last_updated"] = format_datetime(now)
     return cdr
-
-
-async def insert(
-    tx: SqlExecutor, cdr: dict[str, Any], *, transaction_id: int, partner_key: str
-) -> None:
-    await tx.execute(
-        "INSERT INTO ocpi_cdrs (id, transaction_id, session_id, partner_key, body, created_at,"
-        " last_updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            cdr["id"],
-            transaction_id,
-            cdr.get("session_id"),
-            partner_key,
-            orjson.dumps(cdr).decode(),
-            cdr["last_updated"],
-            cdr["last_updated"],
-        ),
-    )
-
-
-class CdrStore:
-    def __init__(self, db: SqlDatabase) -> None:
-        self.db = db
-
-    async def page(
-        self,
-        partner_key: str,
-        date_from: str | None,
-        date_to: str | None,
-        offset: int,
-        limit: int,
-    ) -> tuple[int, list[dict[str, Any]]]:
-        clauses = ["upper(partner_key) = upper(?)"]
-        params: list[Any] = [partner_key]
-        if date_from:
-            clauses.append("last_updated >= ?")
-            params.append(format_datetime(parse_datetime(date_from)))
-        if date_to:
-            clauses.append("last_updated < ?")
-            params.append(format_datetime(parse_datetime(date_to)))
-        where = "WHERE " + " AND ".join(clauses)
-        total = await self.db.fetchone(f"SELECT count(*) AS n FROM ocpi_cdrs {where}", params)
-        rows = await self.db.fetchall(
-            f"SELECT body FROM ocpi_cdrs {where} ORDER BY created_at, rowid LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        )
-        return total["n"], [orjson.loads(r["body"]) for r in rows]
-
-    async def by_transaction(self, transaction_id: int) -> dict[str, Any] | None:
-        row = await self.db.fetchone(
-            "SELECT body, emsp_location FROM ocpi_cdrs WHERE transaction_id = ?", (transaction_id,)
-        )
-        if row is None:
-            return None
-        return {"cdr": orjson.loads(row["body"]), "emsp_location": row["emsp_location"]}
 
 
 def _add_routes(app: web.Application, ctx: RoamingContext) -> None:

@@ -156,7 +156,7 @@ async def _accept(ctx: RoamingContext, partner: Partner, creds: Credentials) -> 
     issue a fresh TOKEN_C, store both. Returns the updated partner and the new token."""
     details, encoding = await _fetch_as_server(ctx, partner.key, creds)
     token_c = auth.generate_token()
-    partner = await ctx.store.complete_registration(
+    partner = await ctx.store.partners.complete_registration(
         partner.id,
         roles=creds.roles,
         token_in_hash=auth.hash_token(token_c),
@@ -200,7 +200,7 @@ async def delete_credentials(request: web.Request) -> web.Response:
     partner = partner_of(request)
     if not partner.registered:
         raise MethodNotAllowed("not registered")
-    await ctx.store.unregister(partner.id)
+    await ctx.store.partners.unregister(partner.id)
     await ctx.client.forget(partner.key)
     log.info("ocpi.partner_unregistered", partner=partner.key, by="them")
     return ok()
@@ -222,7 +222,7 @@ async def invite(ctx: RoamingContext, country_code: str, party_id: str) -> tuple
         raise ValueError("country_code must be 2 characters and party_id 1 to 3")
     token_a = auth.generate_token()
     key = party_key(country_code, party_id)
-    partner = await ctx.store.create_invited(
+    partner = await ctx.store.partners.create_invited(
         key,
         country_code.upper(),
         party_id.upper(),
@@ -248,7 +248,7 @@ async def register_with(ctx: RoamingContext, versions_url: str, token_a: str) ->
     if cred_ep is None:
         raise RegistrationError("partner version details lack the credentials endpoint")
     token_b = auth.generate_token()
-    provisional = await ctx.store.create_invited(
+    provisional = await ctx.store.partners.create_invited(
         f"PENDING-{uuid.uuid4().hex[:12]}",
         "",
         "",
@@ -262,11 +262,11 @@ async def register_with(ctx: RoamingContext, versions_url: str, token_a: str) ->
             "POST", Peer(peer.key, token_a, encoding), cred_ep.url, our_credentials(ctx, token_b)
         )
     except RoamingError as exc:
-        await ctx.store.delete_partner_row(provisional.id)
+        await ctx.store.partners.delete_partner_row(provisional.id)
         raise RegistrationError(f"credentials POST failed: {exc.message}") from exc
     assert theirs is not None
     role = next((r for r in theirs.roles if r.role is Role.EMSP), theirs.roles[0])
-    partner = await ctx.store.complete_registration(
+    partner = await ctx.store.partners.complete_registration(
         provisional.id,
         key=role.key,
         roles=theirs.roles,
@@ -294,7 +294,7 @@ async def rotate(ctx: RoamingContext, partner: Partner) -> Partner:
     new_token = auth.generate_token()
     new_hash = auth.hash_token(new_token)
     # They may call our versions with the new token while processing the PUT.
-    await ctx.store.set_next_token(partner.id, new_hash)
+    await ctx.store.partners.set_next_token(partner.id, new_hash)
     try:
         theirs = await ctx.client.send_credentials(
             "PUT", partner, url, our_credentials(ctx, new_token)
@@ -303,11 +303,11 @@ async def rotate(ctx: RoamingContext, partner: Partner) -> Partner:
         peer = Peer(partner.key, theirs.token, partner.auth_encoding)
         details, encoding = await fetch_partner_api(ctx, peer, theirs.url)
     except (RoamingError, UnsupportedVersion, NoMatchingEndpoints) as exc:
-        await ctx.store.set_next_token(partner.id, None)
+        await ctx.store.partners.set_next_token(partner.id, None)
         message = getattr(exc, "message", str(exc))
         raise RegistrationError(f"credentials PUT failed: {message}") from exc
     kind = partner.token_in_kind if partner.token_in_kind is not TokenKind.A else TokenKind.C
-    updated = await ctx.store.complete_registration(
+    updated = await ctx.store.partners.complete_registration(
         partner.id,
         roles=theirs.roles,
         token_in_hash=new_hash,
@@ -335,7 +335,7 @@ async def unregister(ctx: RoamingContext, partner: Partner, *, notify: bool = Tr
         except RoamingError as exc:
             remote_error = exc.message
             log.warning("ocpi.unregister_remote_failed", partner=partner.key, error=exc.message)
-    await ctx.store.unregister(partner.id)
+    await ctx.store.partners.unregister(partner.id)
     await ctx.client.forget(partner.key)
     log.info("ocpi.partner_unregistered", partner=partner.key, by="us")
     return remote_error

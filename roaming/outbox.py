@@ -26,94 +26,26 @@ CDR already exists (HTTP 409, or a refusal mentioning "exist") also counts as de
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import orjson
 import structlog
 
 from roaming.client import OcpiClient, join_url
 from roaming.errors import InvalidResponse, PartnerRejected, PartnerUnreachable
 from roaming.models import InterfaceRole
-from roaming.ports import SqlDatabase, SqlExecutor
-from roaming.store_sqlite import RoamingStore
+from roaming.ports import PartnerDirectory, SqlExecutor
+from roaming.store.outbox import OutboxMessage, OutboxStore, Status, insert_message, parse_stamp
 
 log = structlog.get_logger("roaming.outbox")
 
 BROADCAST = "*"
 
 
-class Status(enum.StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    REJECTED = "rejected"
-    SKIPPED = "skipped"
-    DEAD = "dead"
-    EXPANDED = "expanded"
-    DROPPED = "dropped"
-
-
-def stamp(dt: datetime) -> str:
-    """Millisecond UTC stamp: sorts as text, fine enough for sub-second test backoffs."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxMessage:
-    id: int
-    partner_key: str
-    module: str
-    method: str
-    path: str  # segments after the partner's RECEIVER endpoint URL, "/"-joined, unescaped
-    body: dict[str, Any]
-    object_key: str
-    attempts: int
-    ambiguous: bool
-    status: str = Status.PENDING
-    next_attempt_at: str = ""
-    last_error: str | None = None
-    created_at: str = ""
-
-    @classmethod
-    def from_row(cls, row: Any) -> OutboxMessage:
-        return cls(
-            id=row["id"],
-            partner_key=row["partner_key"],
-            module=row["module"],
-            method=row["method"],
-            path=row["path"],
-            body=orjson.loads(row["body"]),
-            object_key=row["object_key"],
-            attempts=row["attempts"],
-            ambiguous=bool(row["ambiguous"]),
-            status=row["status"],
-            next_attempt_at=row["next_attempt_at"],
-            last_error=row["last_error"],
-            created_at=row["created_at"],
-        )
-
-    def summary(self) -> dict[str, Any]:
-        """Operator view (``csms outbox``)."""
-        return {
-            "id": self.id,
-            "partner": self.partner_key,
-            "module": self.module,
-            "method": self.method,
-            "path": self.path,
-            "object": self.object_key,
-            "status": self.status,
-            "attempts": self.attempts,
-            "next_attempt_at": self.next_attempt_at,
-            "last_error": self.last_error,
-            "created_at": self.created_at,
-        }
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -163,154 +95,16 @@ async def enqueue(
     now: datetime | None = None,
 ) -> int:
     """Write one push inside the caller's transaction; ``partner_key`` may be ``BROADCAST``."""
-    ts = stamp(now or utcnow())
-    return await tx.insert(
-        "INSERT INTO ocpi_outbox (partner_key, module, method, path, body, object_key,"
-        " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            partner_key,
-            module,
-            method,
-            "/".join(path),
-            orjson.dumps(body).decode(),
-            object_key,
-            ts,
-            ts,
-        ),
+    return await insert_message(
+        tx,
+        partner_key=partner_key,
+        module=module,
+        method=method,
+        path="/".join(path),
+        body=body,
+        object_key=object_key,
+        now=now or utcnow(),
     )
-
-
-# --------------------------------------------------------------------------- store
-
-
-class OutboxStore:
-    """The SQL of the outbox table (shared SQLite connection, see :mod:`roaming.ports`)."""
-
-    def __init__(self, db: SqlDatabase) -> None:
-        self.db = db
-
-    async def heads(self, now: datetime, limit: int) -> list[OutboxMessage]:
-        """Due messages that are first in line for their (partner, object).
-
-        Read inside a transaction: the CSMS shares one connection, and the store lock keeps
-        us from seeing outbox rows of an OCPP transaction that has not committed yet.
-        """
-        async with self.db.transaction() as tx:
-            rows = await tx.fetchall(
-                """
-            SELECT o.* FROM ocpi_outbox o
-            WHERE o.status = 'pending' AND o.next_attempt_at <= ?
-              AND NOT EXISTS (
-                SELECT 1 FROM ocpi_outbox p
-                WHERE p.partner_key = o.partner_key AND p.object_key = o.object_key
-                  AND p.status IN ('pending', 'dead') AND p.id < o.id)
-            ORDER BY o.id LIMIT ?
-            """,
-                (stamp(now), limit),
-            )
-        return [OutboxMessage.from_row(r) for r in rows]
-
-    async def next_due(self) -> str | None:
-        async with self.db.transaction() as tx:
-            row = await tx.fetchone(
-                "SELECT min(next_attempt_at) AS t FROM ocpi_outbox WHERE status = 'pending'"
-            )
-        return row["t"] if row else None
-
-    async def expand(self, msg: OutboxMessage, partner_keys: Sequence[str], now: datetime) -> None:
-        """Replace a broadcast by one copy per partner, keeping its place in line."""
-        async with self.db.transaction() as tx:
-            for key in partner_keys:
-                await tx.insert(
-                    "INSERT INTO ocpi_outbox (partner_key, module, method, path, body,"
-                    " object_key, next_attempt_at, created_at)"
-                    " SELECT ?, module, method, path, body, object_key, ?, created_at"
-                    " FROM ocpi_outbox WHERE id = ?",
-                    (key, stamp(now), msg.id),
-                )
-            await tx.execute(
-                "UPDATE ocpi_outbox SET status = 'expanded', finished_at = ?, last_error = ?"
-                " WHERE id = ?",
-                (stamp(now), f"sent to {len(partner_keys)} partner(s)", msg.id),
-            )
-
-    async def record(
-        self,
-        msg: OutboxMessage,
-        outcome: Outcome,
-        now: datetime,
-        *,
-        next_attempt_at: datetime | None = None,
-        dead: bool = False,
-    ) -> None:
-        ts = stamp(now)
-        attempts = msg.attempts + (0 if isinstance(outcome, Skipped) else 1)
-        if isinstance(outcome, Delivered):
-            async with self.db.transaction() as tx:
-                await tx.execute(
-                    "UPDATE ocpi_outbox SET status = 'delivered', attempts = ?, finished_at = ?,"
-                    " location = ?, last_error = NULL WHERE id = ?",
-                    (attempts, ts, outcome.location, msg.id),
-                )
-                if msg.module == "cdrs" and outcome.location:
-                    await tx.execute(
-                        "UPDATE ocpi_cdrs SET emsp_location = ? WHERE id = ?",
-                        (outcome.location, msg.body.get("id")),
-                    )
-        elif isinstance(outcome, Rejected | Skipped):
-            status = Status.REJECTED if isinstance(outcome, Rejected) else Status.SKIPPED
-            err = outcome.error if isinstance(outcome, Rejected) else outcome.reason
-            await self.db.execute(
-                "UPDATE ocpi_outbox SET status = ?, attempts = ?, finished_at = ?, last_error = ?"
-                " WHERE id = ?",
-                (status.value, attempts, ts, err, msg.id),
-            )
-        else:
-            await self.db.execute(
-                "UPDATE ocpi_outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
-                " last_error = ?, ambiguous = ambiguous OR ? WHERE id = ?",
-                (
-                    Status.DEAD.value if dead else Status.PENDING.value,
-                    attempts,
-                    stamp(next_attempt_at or now),
-                    outcome.error,
-                    1 if outcome.ambiguous else 0,
-                    msg.id,
-                ),
-            )
-
-    async def waiting(
-        self, include_finished: bool = False, limit: int = 200
-    ) -> list[OutboxMessage]:
-        where = "" if include_finished else "WHERE status IN ('pending', 'dead')"
-        rows = await self.db.fetchall(
-            f"SELECT * FROM ocpi_outbox {where} ORDER BY id DESC LIMIT ?", (limit,)
-        )
-        return [OutboxMessage.from_row(r) for r in reversed(rows)]
-
-    async def counts(self) -> dict[str, int]:
-        rows = await self.db.fetchall(
-            "SELECT status, count(*) AS n FROM ocpi_outbox GROUP BY status"
-        )
-        return {r["status"]: r["n"] for r in rows}
-
-    async def retry(self, msg_id: int, now: datetime | None = None) -> bool:
-        """Operator: put a dead/rejected message back in line with a fresh attempt budget."""
-        n = await self.db.execute(
-            "UPDATE ocpi_outbox SET status = 'pending', attempts = 0, next_attempt_at = ?"
-            " WHERE id = ? AND status IN ('dead', 'rejected', 'pending')",
-            (stamp(now or utcnow()), msg_id),
-        )
-        return n > 0
-
-    async def drop(self, msg_id: int, now: datetime | None = None) -> bool:
-        """Operator: give up on a message (it stays in the table, marked dropped)."""
-        n = await self.db.execute(
-            "UPDATE ocpi_outbox SET status = 'dropped', finished_at = ?"
-            " WHERE id = ? AND status IN ('dead', 'pending')",
-            (stamp(now or utcnow()), msg_id),
-        )
-        return n > 0
 
 
 # --------------------------------------------------------------------------- transport
@@ -331,15 +125,15 @@ class OcpiTransport:
     (resolved at delivery time, so a credentials update redirects queued messages)."""
 
     def __init__(
-        self, store: RoamingStore, client: OcpiClient, timeout_s: float | None = None
+        self, partners: PartnerDirectory, client: OcpiClient, timeout_s: float | None = None
     ) -> None:
-        self.store = store
+        self.partners = partners
         self.client = client
         self.timeout_s = timeout_s
 
     async def receivers(self, module: str) -> list[str]:
         out = []
-        for p in await self.store.list_partners():
+        for p in await self.partners.list_partners():
             if p.registered and p.endpoint(module, InterfaceRole.RECEIVER):
                 out.append(p.key)
         return out
@@ -355,7 +149,7 @@ class OcpiTransport:
         return headers
 
     async def deliver(self, msg: OutboxMessage) -> Outcome:
-        partner = await self.store.partner_by_key(msg.partner_key)
+        partner = await self.partners.partner_by_key(msg.partner_key)
         if partner is None:
             return Skipped(f"partner {msg.partner_key} no longer exists")
         if not partner.registered:
@@ -481,8 +275,13 @@ class OutboxWorker:
             attempts = msg.attempts + 1
             dead = attempts >= self.policy.max_attempts
             delay = backoff(attempts, self.policy.initial_s, self.policy.max_s)
-            await self.store.record(
-                msg, outcome, now, next_attempt_at=now + timedelta(seconds=delay), dead=dead
+            await self.store.reschedule(
+                msg.id,
+                attempts,
+                now + timedelta(seconds=delay),
+                outcome.error,
+                ambiguous=outcome.ambiguous,
+                dead=dead,
             )
             log.warning(
                 "outbox.dead" if dead else "outbox.retry",
@@ -492,12 +291,18 @@ class OutboxWorker:
                 **fields,
             )
             return
-        await self.store.record(msg, outcome, now)
         if isinstance(outcome, Delivered):
+            await self.store.mark_delivered(msg, msg.attempts + 1, now, outcome.location)
             log.info("outbox.delivered", attempts=msg.attempts + 1, **fields)
         elif isinstance(outcome, Rejected):
+            await self.store.mark_finished(
+                msg.id, Status.REJECTED, msg.attempts + 1, now, outcome.error
+            )
             log.warning("outbox.rejected", error=outcome.error, **fields)
-        else:
+        else:  # skipped: no attempt was made
+            await self.store.mark_finished(
+                msg.id, Status.SKIPPED, msg.attempts, now, outcome.reason
+            )
             log.info("outbox.skipped", reason=outcome.reason, **fields)
 
     async def run(self) -> None:
@@ -526,8 +331,7 @@ class OutboxWorker:
             return None
         if not nxt:
             return None
-        due = datetime.strptime(nxt, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-        return (due - self.clock()).total_seconds()
+        return (parse_stamp(nxt) - self.clock()).total_seconds()
 
     def start(self) -> None:
         if self._task is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,7 +22,7 @@ from aiohttp import web
 
 from roaming.app import ctx_of
 from roaming.envelope import InvalidParameters, ok
-from roaming.models import ValidationError, datetime_str, parse_datetime
+from roaming.models import ValidationError, datetime_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +32,6 @@ class PageParams:
     date_from: str | None
     date_to: str | None
     page_limit: int
-
-    @property
-    def date_from_dt(self) -> datetime | None:
-        return parse_datetime(self.date_from) if self.date_from else None
-
-    @property
-    def date_to_dt(self) -> datetime | None:
-        return parse_datetime(self.date_to) if self.date_to else None
 
 
 def _int_param(request: web.Request, name: str, default: int) -> int:

@@ -14,7 +14,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from roaming.models import CredentialsRole, Endpoint, InterfaceRole, ModuleID, Role, norm
+from roaming.models import CredentialsRole, Endpoint, InterfaceRole, ModuleID, norm
 
 
 class PartnerStatus(enum.StrEnum):
@@ -71,9 +71,6 @@ class Partner:
             if ep.identifier == module and (role is None or ep.role == role):
                 return ep.url
         return None
-
-    def is_emsp(self) -> bool:
-        return any(r.role is Role.EMSP for r in self.roles)
 
     def summary(self) -> dict[str, Any]:
         """Operator view (admin API / CLI): never contains a token."""

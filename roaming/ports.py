@@ -112,24 +112,18 @@ class SyncRun:
         }
 
 
-class TokenReader(Protocol):
-    """What the authorization service reads."""
+class PartnerDirectory(Protocol):
+    """The partners a push is routed to (the outbox transport reads only these)."""
 
-    async def get_token(self, uid_norm: str, token_type: str | None) -> list[StoredToken]: ...
-    async def registered_partners_with_tokens_sender(self) -> list[Partner]: ...
-
-
-class PartnerLookup(Protocol):
-    async def partner_by_token_hash(self, token_hash: str) -> Partner | None: ...
     async def partner_by_key(self, key: str) -> Partner | None: ...
+    async def list_partners(self) -> list[Partner]: ...
 
 
 __all__ = [
     "AsyncIterator",
-    "PartnerLookup",
+    "PartnerDirectory",
     "SqlDatabase",
     "SqlExecutor",
     "StoredToken",
     "SyncRun",
-    "TokenReader",
 ]

@@ -29,10 +29,13 @@ from aiohttp import web
 from roaming import cdrs, outbox
 from roaming.app import OcpiModule, RoamingContext, partner_of
 from roaming.costing import Reading, build_periods, cost_session
-from roaming.locations import EvseRef, LocationStore
-from roaming.models import InterfaceRole, ModuleID, format_datetime
+from roaming.models import InterfaceRole, ModuleID, format_datetime, parse_datetime
 from roaming.pagination import PageParams, add_sender_list
 from roaming.ports import SqlDatabase, SqlExecutor
+from roaming.store import cdrs as cdr_rows
+from roaming.store.locations import EvseRef, LocationStore
+from roaming.store.outbox import parse_stamp
+from roaming.store.sessions import SessionStore
 from roaming.tariffs import tariff_from_json
 
 log = structlog.get_logger("roaming.sessions")
@@ -94,7 +97,7 @@ class SessionService:
         currency: str = "EUR",
         update_interval_s: float = 60.0,
     ) -> None:
-        self.db = db
+        self.store = SessionStore(db)
         self.locations = locations
         self.country_code = country_code
         self.party_id = party_id
@@ -115,11 +118,9 @@ class SessionService:
 
     async def start(self, tx: SqlExecutor, s: SessionStart, now: datetime) -> str | None:
         """Create the Session and queue its PUT; None when the connector is not published."""
-        existing = await tx.fetchone(
-            "SELECT id FROM ocpi_sessions WHERE transaction_id = ?", (s.transaction_id,)
-        )
+        existing = await self.store.id_for_transaction(tx, s.transaction_id)
         if existing is not None:
-            return str(existing["id"])
+            return existing
         ref = await self.locations.evse_for(tx, s.charger_id, s.connector_id)
         if ref is None:
             log.error(
@@ -160,18 +161,13 @@ class SessionService:
             "charger_id": s.charger_id,
             "connector_id": s.connector_id,
         }
-        await tx.execute(
-            "INSERT INTO ocpi_sessions (id, transaction_id, partner_key, status, body,"
-            " last_patch_at, created_at, last_updated) VALUES (?, ?, ?, 'ACTIVE', ?, ?, ?, ?)",
-            (
-                session_id,
-                s.transaction_id,
-                s.partner_key,
-                orjson.dumps({**body, "_meta": meta}).decode(),
-                outbox.stamp(now),
-                outbox.stamp(now),
-                ts,
-            ),
+        await self.store.insert(
+            tx,
+            session_id=session_id,
+            transaction_id=s.transaction_id,
+            partner_key=s.partner_key,
+            body={**body, "_meta": meta},
+            now=now,
         )
         await outbox.enqueue(
             tx,
@@ -192,16 +188,25 @@ class SessionService:
         )
         return session_id
 
-    async def _load(self, tx: SqlExecutor, transaction_id: int) -> Any:
-        return await tx.fetchone(
-            "SELECT * FROM ocpi_sessions WHERE transaction_id = ?", (transaction_id,)
+    async def _queue_patch(
+        self, tx: SqlExecutor, row: Any, patch: dict[str, Any], now: datetime
+    ) -> None:
+        await outbox.enqueue(
+            tx,
+            partner_key=row["partner_key"],
+            module=ModuleID.SESSIONS.value,
+            method="PATCH",
+            path=self._path(row["id"]),
+            body=patch,
+            object_key=f"session:{row['id']}",
+            now=now,
         )
 
     async def progress(
         self, tx: SqlExecutor, transaction_id: int, register_wh: float, now: datetime
     ) -> bool:
         """A new energy reading; returns True when a PATCH was queued (rate-limited)."""
-        row = await self._load(tx, transaction_id)
+        row = await self.store.by_transaction(tx, transaction_id)
         if row is None or row["status"] != "ACTIVE":
             return False
         body = orjson.loads(row["body"])
@@ -213,41 +218,24 @@ class SessionService:
         body["last_updated"] = ts
         due = True
         if row["last_patch_at"]:
-            last = datetime.strptime(row["last_patch_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
-            elapsed = (now.replace(tzinfo=None) - last).total_seconds()
+            elapsed = (now - parse_stamp(row["last_patch_at"])).total_seconds()
             due = elapsed >= self.update_interval_s
-        await tx.execute(
-            "UPDATE ocpi_sessions SET body = ?, last_updated = ?,"
-            " last_patch_at = CASE WHEN ? THEN ? ELSE last_patch_at END WHERE id = ?",
-            (orjson.dumps(body).decode(), ts, due, outbox.stamp(now), row["id"]),
-        )
+        await self.store.save_progress(tx, row["id"], body, patched=due, now=now)
         if due:
-            await outbox.enqueue(
-                tx,
-                partner_key=row["partner_key"],
-                module=ModuleID.SESSIONS.value,
-                method="PATCH",
-                path=self._path(row["id"]),
-                body={"kwh": kwh, "last_updated": ts},
-                object_key=f"session:{row['id']}",
-                now=now,
-            )
+            await self._queue_patch(tx, row, {"kwh": kwh, "last_updated": ts}, now)
         return due
 
     async def stop(self, tx: SqlExecutor, s: SessionStop, now: datetime) -> str | None:
         """Complete the Session and create its CDR; returns the CDR id (None if no session)."""
-        row = await self._load(tx, s.transaction_id)
+        row = await self.store.by_transaction(tx, s.transaction_id)
         if row is None:
             return None
         if row["status"] == "COMPLETED":
-            done = await tx.fetchone(
-                "SELECT id FROM ocpi_cdrs WHERE transaction_id = ?", (s.transaction_id,)
-            )
-            return str(done["id"]) if done else None
+            return await cdr_rows.id_for_transaction(tx, s.transaction_id)
         body = orjson.loads(row["body"])
         meta = body.pop("_meta")
         ref = await self.locations.evse_for(tx, meta["charger_id"], meta["connector_id"])
-        start = _parse(body["start_date_time"])
+        start = parse_datetime(body["start_date_time"])
         end = max(s.end, start)
         totals = build_periods(start, end, meta["meter_start_wh"], s.meter_stop_wh, s.readings)
         tariff_json = None
@@ -265,26 +253,18 @@ class SessionService:
                 "last_updated": ts,
             }
         )
-        await tx.execute(
-            "UPDATE ocpi_sessions SET status = 'COMPLETED', body = ?, last_updated = ?,"
-            " last_patch_at = ? WHERE id = ?",
-            (orjson.dumps({**body, "_meta": meta}).decode(), ts, outbox.stamp(now), row["id"]),
-        )
-        await outbox.enqueue(
+        await self.store.complete(tx, row["id"], {**body, "_meta": meta}, now)
+        await self._queue_patch(
             tx,
-            partner_key=row["partner_key"],
-            module=ModuleID.SESSIONS.value,
-            method="PATCH",
-            path=self._path(row["id"]),
-            body={
+            row,
+            {
                 "status": "COMPLETED",
                 "end_date_time": body["end_date_time"],
                 "kwh": body["kwh"],
                 "total_cost": total_cost,
                 "last_updated": ts,
             },
-            object_key=f"session:{row['id']}",
-            now=now,
+            now,
         )
         cdr = cdrs.build_cdr(
             cdr_id=str(uuid.uuid4()),
@@ -295,7 +275,9 @@ class SessionService:
             tariff=tariff_json,
             now=now,
         )
-        await cdrs.insert(tx, cdr, transaction_id=s.transaction_id, partner_key=row["partner_key"])
+        await cdr_rows.insert(
+            tx, cdr, transaction_id=s.transaction_id, partner_key=row["partner_key"]
+        )
         await outbox.enqueue(
             tx,
             partner_key=row["partner_key"],
@@ -317,57 +299,11 @@ class SessionService:
         )
         return str(cdr["id"])
 
-    async def by_id(self, session_id: str) -> Any:
-        return await self.db.fetchone(
-            "SELECT * FROM ocpi_sessions WHERE upper(id) = upper(?)", (session_id,)
-        )
-
-    async def page(
-        self,
-        partner_key: str,
-        date_from: str | None,
-        date_to: str | None,
-        offset: int,
-        limit: int,
-    ) -> tuple[int, list[dict[str, Any]]]:
-        where, params = _filter(partner_key, date_from, date_to)
-        total = await self.db.fetchone(f"SELECT count(*) AS n FROM ocpi_sessions {where}", params)
-        rows = await self.db.fetchall(
-            f"SELECT body FROM ocpi_sessions {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        )
-        items = []
-        for r in rows:
-            body = orjson.loads(r["body"])
-            body.pop("_meta", None)
-            items.append(body)
-        return total["n"], items
-
-
-def _parse(value: str) -> datetime:
-    from roaming.models import parse_datetime
-
-    return parse_datetime(value)
-
-
-def _filter(
-    partner_key: str, date_from: str | None, date_to: str | None
-) -> tuple[str, tuple[Any, ...]]:
-    clauses = ["upper(partner_key) = upper(?)"]
-    params: list[Any] = [partner_key]
-    if date_from:
-        clauses.append("last_updated >= ?")
-        params.append(format_datetime(_parse(date_from)))
-    if date_to:
-        clauses.append("last_updated < ?")
-        params.append(format_datetime(_parse(date_to)))
-    return "WHERE " + " AND ".join(clauses), tuple(params)
-
 
 def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
     async def session_page(request: web.Request, page: PageParams) -> tuple[int, list[Any]]:
         service: SessionService = ctx.services["sessions"]
-        return await service.page(
+        return await service.store.page(
             partner_of(request).key, page.date_from, page.date_to, page.offset, page.limit
         )
 

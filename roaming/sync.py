@@ -78,10 +78,10 @@ class TokenSync:
         store = self.ctx.store
         date_from = None
         if incremental:
-            last = await store.last_complete_sync(partner.id)
+            last = await store.token_syncs.last_complete_sync(partner.id)
             date_from = last.started_at if last else None
         kind = "incremental" if date_from is not None else "full"
-        run_id, started_at = await store.start_sync(partner.id, kind, date_from)
+        run_id, started_at = await store.token_syncs.start_sync(partner.id, kind, date_from)
         generation = run_id if kind == "full" else 0
         owned = partner.owned_parties()
         pages = seen = invalid = 0
@@ -98,7 +98,7 @@ class TokenSync:
                     bound.warning("token_sync.invalid_token", page=pages + 1, error=str(err))
                 if foreign:
                     bound.warning("token_sync.foreign_tokens", page=pages + 1, count=foreign)
-                await store.sync_page(partner.id, run_id, mine, bad, generation)
+                await store.token_syncs.sync_page(partner.id, run_id, mine, bad, generation)
                 pages += 1
                 seen += len(mine)
                 invalid += bad
@@ -108,23 +108,25 @@ class TokenSync:
                     )
         except (RoamingError, Exception) as exc:
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            await store.fail_sync(run_id, f"page {pages + 1}: {message}")
+            await store.token_syncs.fail_sync(run_id, f"page {pages + 1}: {message}")
             if isinstance(exc, RoamingError):
                 bound.warning("token_sync.failed", pages=pages, tokens=seen, error=message)
             else:
                 bound.exception("token_sync.crashed", pages=pages, tokens=seen)
             return SyncOutcome(await self._load(partner.id, run_id), ok=False)
         sweep = kind == "full" and invalid == 0
-        removed = await store.finish_sync(partner.id, run_id, started_at, sweep=sweep)
+        removed = await store.token_syncs.finish_sync(partner.id, run_id, started_at, sweep=sweep)
         if kind == "full" and not sweep:
-            await store.note_sync(run_id, f"{invalid} invalid/foreign tokens: removal skipped")
+            await store.token_syncs.note_sync(
+                run_id, f"{invalid} invalid/foreign tokens: removal skipped"
+            )
         bound.info(
             "token_sync.complete", pages=pages, tokens=seen, invalid=invalid, removed=removed
         )
         return SyncOutcome(await self._load(partner.id, run_id), ok=True)
 
     async def _load(self, partner_id: int, run_id: int) -> SyncRun:
-        for run in await self.ctx.store.sync_runs(partner_id, limit=5):
+        for run in await self.ctx.store.token_syncs.sync_runs(partner_id, limit=5):
             if run.id == run_id:
                 return run
         raise LookupError(f"sync run {run_id} not found")  # pragma: no cover
@@ -136,7 +138,7 @@ class TokenSync:
 
         async def later() -> None:
             await asyncio.sleep(self.delay)
-            fresh = await self.ctx.store.partner_by_key(partner.key)
+            fresh = await self.ctx.store.partners.partner_by_key(partner.key)
             if fresh is None or fresh.registered is False:
                 return
             with contextlib.suppress(SyncAlreadyRunning):
@@ -150,8 +152,8 @@ class TokenSync:
         """Partners whose last complete run is missing or older than the interval."""
         out = []
         now = datetime.now(UTC)
-        for p in await self.ctx.store.registered_partners_with_tokens_sender():
-            last = await self.ctx.store.last_complete_sync(p.id)
+        for p in await self.ctx.store.partners.registered_partners_with_tokens_sender():
+            last = await self.ctx.store.token_syncs.last_complete_sync(p.id)
             if last is None:
                 out.append(p)
                 continue

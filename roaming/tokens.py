@@ -49,7 +49,7 @@ def _url_key(request: web.Request) -> tuple[str, str, str, TokenType]:
 
 async def get_token(request: web.Request) -> web.Response:
     cc, pid, uid, ttype = _url_key(request)
-    stored = await ctx_of(request).store.find_token(cc, pid, uid, ttype.value)
+    stored = await ctx_of(request).store.tokens.find_token(cc, pid, uid, ttype.value)
     if stored is None:
         raise NotFound("unknown token", status_code=StatusCode.UNKNOWN_TOKEN)
     return ok(stored.token.to_json())
@@ -74,7 +74,7 @@ async def put_token(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     token = Token.from_json(body)
     _check_ids(token, cc, pid, uid, ttype)
-    created = await ctx_of(request).store.upsert_token(partner_of(request).id, token)
+    created = await ctx_of(request).store.tokens.upsert_token(partner_of(request).id, token)
     return ok(status=201 if created else 200)
 
 
@@ -82,12 +82,12 @@ async def patch_token(request: web.Request) -> web.Response:
     cc, pid, uid, ttype = _url_key(request)
     body = await read_json_object(request)
     store = ctx_of(request).store
-    stored = await store.find_token(cc, pid, uid, ttype.value, include_removed=True)
+    stored = await store.tokens.find_token(cc, pid, uid, ttype.value, include_removed=True)
     if stored is None:
         raise NotFound("unknown token: PUT it first", status_code=StatusCode.UNKNOWN_TOKEN)
     token = stored.token.patched(body)
     _check_ids(token, cc, pid, uid, ttype)
-    await store.upsert_token(partner_of(request).id, token)
+    await store.tokens.upsert_token(partner_of(request).id, token)
     return ok()
 
 

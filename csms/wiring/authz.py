@@ -48,7 +48,7 @@ from roaming.models import AuthorizationInfo, LocationReferences, Token
 from roaming.ports import StoredToken
 
 if TYPE_CHECKING:
-    from roaming.store_sqlite import RoamingStore
+    from roaming.store import RoamingStore
 
 log = logs.get("csms.authz")
 
@@ -163,7 +163,7 @@ class StoreTokenCache:
     def attach(self) -> None:
         """Listen to the store's token writes (idempotent)."""
         if self._detach is None:
-            self._detach = self.store.add_token_listener(self.on_tokens_changed)
+            self._detach = self.store.tokens.add_token_listener(self.on_tokens_changed)
 
     def detach(self) -> None:
         if self._detach is not None:
@@ -186,7 +186,7 @@ class StoreTokenCache:
             return held
         self.misses += 1
         generation = self._generation
-        rows = await self.store.get_token(uid_norm, token_type)
+        rows = await self.store.tokens.get_token(uid_norm, token_type)
         tokens = tuple(cached_from_stored(s) for s in rows if not s.removed)
         if self.ttl_s > 0 and generation == self._generation:
             if self._entries >= self.max_entries:
@@ -247,15 +247,15 @@ class StoreTokenCache:
         if not isinstance(raw, Token) or self.is_current(token):
             return
         try:
-            partner = await self.store.partner_by_key(token.partner_id)
+            partner = await self.store.partners.partner_by_key(token.partner_id)
             if partner is None or not partner.owns(raw.country_code, raw.party_id):
                 return
-            existing = await self.store.find_token(
+            existing = await self.store.tokens.find_token(
                 raw.country_code, raw.party_id, raw.uid, raw.type.value, include_removed=True
             )
             if existing is not None and existing.last_updated >= raw.last_updated:
                 return
-            await self.store.upsert_token(partner.id, raw)
+            await self.store.tokens.upsert_token(partner.id, raw)
             self.invalidate(token.uid_norm)  # the store's listener did too, if attached
             log.info("authz.token_learned", partner=partner.key, uid=logs.mask(raw.uid))
         except Exception:
@@ -270,7 +270,7 @@ class OcpiRemoteAuthorizer:
         self.client = client
 
     async def partners(self) -> Sequence[str]:
-        return [p.key for p in await self.store.registered_partners_with_tokens_sender()]
+        return [p.key for p in await self.store.partners.registered_partners_with_tokens_sender()]
 
     async def authorize(
         self,
@@ -280,7 +280,7 @@ class OcpiRemoteAuthorizer:
         location: LocationRefs | None,
         deadline_s: float,
     ) -> RemoteOutcome:
-        partner = await self.store.partner_by_key(partner_id)
+        partner = await self.store.partners.partner_by_key(partner_id)
         if partner is None or not partner.registered:
             return Unreachable(partner_id, UnreachableKind.NO_ENDPOINT, "partner not registered")
         refs = (

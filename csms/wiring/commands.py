@@ -43,9 +43,9 @@ from roaming.commands import (
     UnlockConnector,
 )
 from roaming.errors import RoamingError
-from roaming.locations import EvseRef, LocationStore
 from roaming.models import Token, format_datetime, norm
 from roaming.partners import Partner
+from roaming.store.locations import EvseRef, LocationStore
 
 log = logs.get("csms.ocpi.commands")
 

@@ -22,8 +22,9 @@ from csms.authz.model import LocationRefs
 from csms.config import Config, ConfigError
 from csms.store.db import Database, Executor
 from roaming import outbox
-from roaming.locations import Catalog, LocationStore, SyncReport, parse_catalog
+from roaming.catalog import Catalog, parse_catalog
 from roaming.models import ModuleID, ValidationError
+from roaming.store.locations import LocationStore, SyncReport
 
 log = logs.get("csms.ocpi.locations")
 

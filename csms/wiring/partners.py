@@ -20,7 +20,8 @@ from roaming.admin import admin_routes
 from roaming.app import OcpiModule, RoamingContext, create_ocpi_app
 from roaming.client import OcpiClient
 from roaming.settings import RoamingSettings
-from roaming.store_sqlite import RoamingStore
+from roaming.store import RoamingStore, TokenStore
+from roaming.store import schema as roaming_schema
 from roaming.sync import TokenSync
 
 log = logs.get("csms.wiring.partners")
@@ -59,8 +60,8 @@ class RoamingRuntime:
         return self.ctx.store
 
     @property
-    def tokens(self) -> RoamingStore:
-        return self.ctx.store
+    def tokens(self) -> TokenStore:
+        return self.ctx.store.tokens
 
     @property
     def client(self) -> OcpiClient:
@@ -107,8 +108,9 @@ class RoamingRuntime:
 
 async def build_runtime(config: Config, db: Database) -> RoamingRuntime:
     settings = settings_from_config(config)
+    await roaming_schema.migrate(db)  # roaming's tables, right after the CSMS's own
     store = RoamingStore(db)
-    await store.fail_stale_runs()
+    await store.token_syncs.fail_stale_runs()
     client = OcpiClient(
         timeout_s=settings.http_timeout_s,
         connection_limit_per_partner=settings.connection_limit_per_partner,

@@ -28,15 +28,16 @@ from csms.wiring.locations import (
     sync_catalog,
 )
 from roaming.app import OcpiModule
-from roaming.cdrs import CdrStore
 from roaming.client import OcpiClient
 from roaming.costing import Reading
-from roaming.locations import LocationStore
 from roaming.models import InterfaceRole, ModuleID
-from roaming.outbox import OcpiTransport, OutboxStore, OutboxWorker, RetryPolicy, enqueue
+from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy, enqueue
 from roaming.partners import Partner
 from roaming.sessions import CdrToken, SessionService, SessionStart, SessionStop
-from roaming.store_sqlite import RoamingStore
+from roaming.store import RoamingStore
+from roaming.store.cdrs import CdrStore
+from roaming.store.locations import LocationStore
+from roaming.store.outbox import OutboxStore
 
 log = logs.get("csms.ocpi.sessions")
 
@@ -276,7 +277,7 @@ async def build_cpo(
     box = OutboxStore(db)
     worker = OutboxWorker(
         box,
-        OcpiTransport(store, client),
+        OcpiTransport(store.partners, client),
         policy=RetryPolicy(
             initial_s=cpo_cfg.outbox_retry_initial_s,
             max_s=cpo_cfg.outbox_retry_max_s,

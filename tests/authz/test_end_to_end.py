@@ -27,7 +27,7 @@ from roaming.models import (
     Token,
 )
 from roaming.partners import TokenKind
-from roaming.store_sqlite import RoamingStore
+from roaming.store import RoamingStore
 from simulator.chargepoint import SimulatedChargePoint
 from simulator.emsp import EmspSandbox
 from tests.support.csms import ocpp_url, running_csms, runtime_of
@@ -79,7 +79,7 @@ async def register(store: RoamingStore, emsp: EmspSandbox, secret: str) -> Any:
     emsp.peer.registered = True
     key = f"{emsp.country_code}-{emsp.party_id}"
     ours = auth.generate_token()
-    invited = await store.create_invited(
+    invited = await store.partners.create_invited(
         key,
         emsp.country_code,
         emsp.party_id,
@@ -95,7 +95,7 @@ async def register(store: RoamingStore, emsp: EmspSandbox, secret: str) -> Any:
         for e in emsp.endpoints()
         if e["identifier"] != "credentials"
     ]
-    return await store.complete_registration(
+    return await store.partners.complete_registration(
         invited.id,
         roles=[role],
         token_in_hash=auth.hash_token(ours),
@@ -164,7 +164,7 @@ async def world(tmp_path) -> AsyncIterator[World]:
         for uid, wl in ((ALWAYS, "ALWAYS"), (AOFF, "ALLOWED_OFFLINE"), (NEVER, "NEVER")):
             body = token_json(nl, uid, wl)
             nl.add_tokens([body])
-            await store.upsert_token(p_nl.id, Token.from_json(body))
+            await store.tokens.upsert_token(p_nl.id, Token.from_json(body))
         de.add_tokens([token_json(de, ONLY_B, "NEVER")])
         yield World(app, nl, de)
 
@@ -274,7 +274,7 @@ async def test_fan_out_over_two_emsps_picks_the_one_that_knows_the_token(world: 
     # the token the eMSP sent back is learnt in the background
     store = world.app.authorization.token_cache.store
     for _ in range(100):
-        learnt = await store.get_token(ONLY_B.upper(), "RFID")
+        learnt = await store.tokens.get_token(ONLY_B.upper(), "RFID")
         if learnt:
             break
         await asyncio.sleep(0.01)

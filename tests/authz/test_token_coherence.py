@@ -51,7 +51,7 @@ async def registered(app: System, emsp: EmspSandbox) -> Partner:
         invite = await r.json()
     await emsp.register_with(invite["versions_url"], invite["token_a"])
     store = runtime_of(app).store
-    partner = await store.partner_by_key("NL-EMS")
+    partner = await store.partners.partner_by_key("NL-EMS")
     assert partner is not None
     await wait_for(lambda: _complete_runs(app, partner), 1)
     # The run's row says "complete" a moment before its lock is released.
@@ -63,7 +63,7 @@ async def registered(app: System, emsp: EmspSandbox) -> Partner:
 
 
 async def _complete_runs(app: System, partner: Partner) -> int:
-    runs = await runtime_of(app).store.sync_runs(partner.id)
+    runs = await runtime_of(app).store.token_syncs.sync_runs(partner.id)
     return sum(1 for r in runs if r.status == "complete")
 
 
@@ -189,7 +189,7 @@ async def test_token_pushed_during_a_full_sync_survives_its_removal_sweep(
         # The sweep did run (the three tokens missing from the list are gone) ...
         assert outcome.run.tokens_removed == 3
         # ... but not over the token pushed while it ran.
-        [stored] = await runtime.store.get_token(PUSHED, "RFID")
+        [stored] = await runtime.store.tokens.get_token(PUSHED, "RFID")
         assert stored.removed is False
         async with charger(csms) as cp:
             await cp.boot()
@@ -249,7 +249,7 @@ async def test_a_patch_between_a_page_fetch_and_its_write_is_not_undone_by_the_p
         gate.set()
         outcome = await sync
         assert outcome.ok and outcome.run.tokens_seen == 3 and outcome.run.tokens_removed == 0
-        [stored] = await runtime_of(csms).store.get_token(CARD, "RFID")
+        [stored] = await runtime_of(csms).store.tokens.get_token(CARD, "RFID")
         assert stored.token.valid is False and stored.removed is False
         async with charger(csms) as cp:
             await cp.boot()

@@ -138,7 +138,7 @@ async def bench_sync(tmp: Path, n: int) -> None:
             outcome = await cpo.sync.run(partner)
             elapsed = time.perf_counter() - t0
             growth = peak_rss_mb() - base_rss
-            stored = await cpo.store.count_tokens(partner.id, removed=False)
+            stored = await cpo.store.tokens.count_tokens(partner.id, removed=False)
         finally:
             await cpo.close()
             await cpo.db.close()

@@ -21,7 +21,8 @@ from roaming.app import RoamingContext, create_ocpi_app
 from roaming.client import OcpiClient
 from roaming.partners import Partner
 from roaming.settings import RoamingSettings
-from roaming.store_sqlite import RoamingStore
+from roaming.store import RoamingStore
+from roaming.store import schema as roaming_schema
 from roaming.sync import TokenSync
 from simulator.emsp.sandbox import EmspSandbox
 
@@ -55,7 +56,7 @@ class Cpo:
         return token_a
 
     async def partner(self, key: str = "NL-EMS") -> Partner:
-        p = await self.store.partner_by_key(key)
+        p = await self.store.partners.partner_by_key(key)
         assert p is not None
         return p
 
@@ -95,6 +96,7 @@ class Cpo:
 
 async def start_cpo(tmp_path: Any, *, record: bool = True, **settings: Any) -> Cpo:
     db = await Database.open(str(tmp_path / "cpo.sqlite3"))
+    await roaming_schema.migrate(db)
     base = RoamingSettings(**{"http_timeout_s": 2.0, "token_sync_page_size": 10, **settings})
     client = OcpiClient(
         timeout_s=base.http_timeout_s,

@@ -73,11 +73,11 @@ async def test_we_register_with_emsp_and_use_their_token_c(cpo: Cpo, emsp):
     assert status == 200
 
 
-async def test_registration_fails_cleanly_when_their_api_is_unusable(cpo: Cpo):
-    token_a = await cpo.invite("NL", "EMS")
-    body = {
+def emsp_credentials(versions_url: str) -> dict[str, Any]:
+    """The credentials NL-EMS posts with TOKEN_A (its TOKEN_B and versions URL)."""
+    return {
         "token": "their-token-b",
-        "url": "http://127.0.0.1:9/ocpi/versions",  # nothing listens on port 9
+        "url": versions_url,
         "roles": [
             {
                 "role": "EMSP",
@@ -87,6 +87,11 @@ async def test_registration_fails_cleanly_when_their_api_is_unusable(cpo: Cpo):
             }
         ],
     }
+
+
+async def test_registration_fails_cleanly_when_their_api_is_unusable(cpo: Cpo):
+    token_a = await cpo.invite("NL", "EMS")
+    body = emsp_credentials("http://127.0.0.1:9/ocpi/versions")  # nothing listens on port 9
     status, env, _ = await cpo.call("POST", "/ocpi/2.2.1/credentials", token_a, body=body)
     assert status == 200 and env["status_code"] == 3001
     # Nothing changed: TOKEN_A still opens versions, the partner is still invited.
@@ -132,18 +137,7 @@ async def test_no_common_version_3002_and_missing_endpoints_3003(
     port = runner.addresses[0][1]
     try:
         token_a = await cpo.invite("NL", "EMS")
-        body = {
-            "token": "their-token-b",
-            "url": f"http://127.0.0.1:{port}/versions",
-            "roles": [
-                {
-                    "role": "EMSP",
-                    "party_id": "EMS",
-                    "country_code": "NL",
-                    "business_details": {"name": "x"},
-                }
-            ],
-        }
+        body = emsp_credentials(f"http://127.0.0.1:{port}/versions")
         status, env, _ = await cpo.call("POST", "/ocpi/2.2.1/credentials", token_a, body=body)
         assert status == 200 and env["status_code"] == code
         assert (await cpo.partner()).status is PartnerStatus.INVITED
@@ -269,7 +263,7 @@ async def test_we_unregister_and_tell_them(registered):
 async def test_register_with_bad_token_a_changes_nothing(cpo: Cpo, emsp):
     with pytest.raises(RegistrationError):
         await credentials.register_with(cpo.ctx, emsp.versions_url, "not-their-token")
-    assert await cpo.store.list_partners() == []
+    assert await cpo.store.partners.list_partners() == []
 
 
 async def test_request_and_correlation_ids_echoed(registered):

@@ -10,12 +10,14 @@ import pytest
 from csms.store.db import Database
 from roaming import auth
 from roaming.partners import TokenKind
-from roaming.store_sqlite import RoamingStore
+from roaming.store import RoamingStore
+from roaming.store import schema as roaming_schema
 
 
 @pytest.fixture
 async def store(tmp_path) -> AsyncIterator[RoamingStore]:
     db = await Database.open(str(tmp_path / "memo.sqlite3"))
+    await roaming_schema.migrate(db)
     try:
         yield RoamingStore(db)
     finally:
@@ -23,19 +25,19 @@ async def store(tmp_path) -> AsyncIterator[RoamingStore]:
 
 
 async def test_partner_by_key_is_memoised_and_every_write_is_seen(store: RoamingStore) -> None:
-    assert await store.partner_by_key("nl-ems") is None  # unknown, and memoised as such
-    invited = await store.create_invited(
+    assert await store.partners.partner_by_key("nl-ems") is None  # unknown, and memoised as such
+    invited = await store.partners.create_invited(
         "NL-EMS", "NL", "EMS", auth.hash_token("t"), kind=TokenKind.C, initiated_by="us"
     )
-    first = await store.partner_by_key("nl-ems")
+    first = await store.partners.partner_by_key("nl-ems")
     assert first is not None and first.id == invited.id  # the write dropped the "unknown"
-    assert await store.partner_by_key("NL-EMS") is first  # served from memory
+    assert await store.partners.partner_by_key("NL-EMS") is first  # served from memory
 
-    await store.set_auth_encoding(invited.id, auth.RAW)
-    after = await store.partner_by_key("NL-EMS")
+    await store.partners.set_auth_encoding(invited.id, auth.RAW)
+    after = await store.partners.partner_by_key("NL-EMS")
     assert after is not None and after.auth_encoding == auth.RAW
 
-    await store.unregister(invited.id)
-    gone = await store.partner_by_key("NL-EMS")
+    await store.partners.unregister(invited.id)
+    gone = await store.partners.partner_by_key("NL-EMS")
     assert gone is not None and not gone.registered
-    assert await store.registered_partners_with_tokens_sender() == []
+    assert await store.partners.registered_partners_with_tokens_sender() == []

@@ -39,10 +39,10 @@ async def test_sandbox_pushes_tokens_and_reads_them_back(registered):
     assert reply.http_status == 200
     assert reply.data["uid"] == "04aBcD01"  # original spelling kept
     assert reply.data["whitelist"] == "ALWAYS"
-    found = await cpo.store.get_token("04abcd01", None)
+    found = await cpo.store.tokens.get_token("04abcd01", None)
     assert [(t.partner_key, t.uid, t.type) for t in found] == [("NL-EMS", "04aBcD01", "RFID")]
-    assert await cpo.store.get_token("APP-1", "RFID") == []
-    assert [t.whitelist for t in await cpo.store.get_token("APP-1", "APP_USER")] == ["NEVER"]
+    assert await cpo.store.tokens.get_token("APP-1", "RFID") == []
+    assert [t.whitelist for t in await cpo.store.tokens.get_token("APP-1", "APP_USER")] == ["NEVER"]
 
 
 async def test_mixed_case_uid_is_one_token_spelling_of_last_put_wins(registered):
@@ -53,7 +53,7 @@ async def test_mixed_case_uid_is_one_token_spelling_of_last_put_wins(registered)
         assert env["status_code"] == 1000
     status, env, _ = await cpo.call("GET", f"{TOKENS}/NL/EMS/04a1B2?type=RFID", tok)
     assert status == 200 and env["data"]["uid"] == "04A1B2"
-    assert len(await cpo.store.get_token("04A1B2", "RFID")) == 1
+    assert len(await cpo.store.tokens.get_token("04A1B2", "RFID")) == 1
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ async def test_put_bad_body_names_the_field_and_stores_nothing(registered, overr
     )
     assert env["status_code"] == 2001, env
     assert env["status_message"].startswith(field + ":"), env["status_message"]
-    assert await cpo.store.get_token(uid, None) == []
+    assert await cpo.store.tokens.get_token(uid, None) == []
 
 
 async def test_url_must_match_body(registered):
@@ -127,7 +127,7 @@ async def test_patch_requires_last_updated_and_changes_only_given_fields(registe
     await emsp.push_token("S1")
     reply = await emsp.block_token("S1")
     assert reply.status_code == 1000
-    [stored] = await cpo.store.get_token("S1", "RFID")
+    [stored] = await cpo.store.tokens.get_token("S1", "RFID")
     assert stored.valid is False
 
 
@@ -154,13 +154,15 @@ async def test_partner_cannot_touch_another_partys_tokens(registered):
         ):
             status, env, _ = await cpo.call(method, f"{TOKENS}/NL/EMS/MINE", tok, body=body)
             assert status == 404 and env["status_code"] == 2000, (method, env)
-        [stored] = await cpo.store.get_token("MINE", "RFID")
+        [stored] = await cpo.store.tokens.get_token("MINE", "RFID")
         assert stored.valid is True and stored.contract_id == "NL-EMS-C00012345-7"
         # Its own party works.
         body = token_body("THEIRS", country_code="DE", party_id="OTH")
         status, env, _ = await cpo.call("PUT", f"{TOKENS}/DE/OTH/THEIRS", tok, body=body)
         assert status == 201 and env["status_code"] == 1000
-        assert [t.partner_key for t in await cpo.store.get_token("THEIRS", None)] == ["DE-OTH"]
+        assert [t.partner_key for t in await cpo.store.tokens.get_token("THEIRS", None)] == [
+            "DE-OTH"
+        ]
 
 
 async def test_unregistered_partner_tokens_refused(registered):

@@ -64,9 +64,9 @@ async def test_invite_register_sync_show_rotate_unregister_via_cli(tmp_path):
         runtime = runtime_of(app)
         [tok] = await runtime.tokens.get_token(emsp.tokens.records()[0].uid.lower(), "RFID")
         assert tok.partner_key == "NL-EMS"
-        assert [p.key for p in await runtime.tokens.registered_partners_with_tokens_sender()] == [
-            "NL-EMS"
-        ]
+        assert [
+            p.key for p in await runtime.store.partners.registered_partners_with_tokens_sender()
+        ] == ["NL-EMS"]
 
         old = emsp.peer.token_out
         code, out = await cli(app, "partners", "rotate", "NL-EMS")

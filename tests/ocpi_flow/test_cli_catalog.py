@@ -80,7 +80,7 @@ def test_good_file_loads_and_status_table_covers_every_ocpp_status(tmp_path):
 
 
 def test_validation_error_type_is_roamings():
-    from roaming.locations import parse_catalog
+    from roaming.catalog import parse_catalog
 
     with pytest.raises(ValidationError) as err:
         parse_catalog("[[locations]]\nid = 5\n", country_code="NL", party_id="CPO")

@@ -3,7 +3,7 @@ dead letters, and no second CDR after an ambiguous failure."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -13,8 +13,11 @@ from csms.store.db import Database
 from roaming import outbox
 from roaming.client import OcpiClient
 from roaming.models import Endpoint, InterfaceRole
-from roaming.outbox import OcpiTransport, OutboxStore, OutboxWorker, RetryPolicy, backoff
+from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy, backoff
 from roaming.partners import Partner, PartnerStatus
+from roaming.store import schema as roaming_schema
+from roaming.store.outbox import OutboxStore
+from tests.support.waiting import wait_until
 
 
 class FlakyEmsp:
@@ -113,11 +116,12 @@ async def rig(tmp_path):
     await site.start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     db = await Database.open(str(tmp_path / "o.sqlite3"))
+    await roaming_schema.migrate(db)
     client = OcpiClient(timeout_s=1.0, from_country_code="NL", from_party_id="CPO")
     store = OutboxStore(db)
     worker = OutboxWorker(
         store,
-        OcpiTransport(Partners(base), client),  # type: ignore[arg-type]
+        OcpiTransport(Partners(base), client),
         policy=RetryPolicy(initial_s=0.01, max_s=0.02, max_attempts=3),
     )
     yield emsp, db, store, worker
@@ -139,10 +143,14 @@ async def put(db: Database, method: str, path: list[str], body: dict, key: str, 
         )
 
 
-async def drain(worker: OutboxWorker, rounds: int = 20) -> None:
-    for _ in range(rounds):
+async def drain_until(worker: OutboxWorker, done: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Run delivery rounds until ``done`` (retries wait out their short backoff)."""
+
+    async def round_then_check() -> bool:
         await worker.run_once()
-        await asyncio.sleep(0.025)
+        return await done()
+
+    await wait_until(round_then_check, interval=0.005, what=what)
 
 
 async def test_ambiguous_cdr_failure_is_not_posted_twice(rig):
@@ -152,7 +160,11 @@ async def test_ambiguous_cdr_failure_is_not_posted_twice(rig):
     await worker.run_once()
     [msg] = await store.waiting()
     assert msg.status == "pending" and msg.attempts == 1 and "HTTP 500" in (msg.last_error or "")
-    await drain(worker)
+
+    async def finished() -> bool:
+        return not await store.waiting()
+
+    await drain_until(worker, finished, "the CDR to be delivered")
     assert emsp.posts == 1  # the retry found it with a GET instead of POSTing again
     assert ("GET", "/cdrs/NL/CPO/CDR-1") in emsp.seen
     [done] = await store.waiting(include_finished=True)
@@ -167,19 +179,28 @@ async def test_per_object_order_rejection_and_dead_letters(rig):
     c = await put(db, "PATCH", ["NL", "CPO", "S1"], {"n": 3}, "session:S1", "sessions")
     heads = await store.heads(outbox.utcnow(), 10)
     assert [m.id for m in heads] == [a, b]  # c waits behind a (same object)
-    await drain(worker, 3)
+
+    async def nothing_waiting() -> bool:
+        return not await store.waiting()
+
+    await drain_until(worker, nothing_waiting, "the three messages to be handled")
     status = {m.id: m.status for m in await store.waiting(include_finished=True)}
     assert status == {a: "rejected", b: "delivered", c: "delivered"}  # rejection moves on
 
     emsp.down = True
     d = await put(db, "PATCH", ["NL", "CPO", "S3"], {"n": 4}, "session:S3", "sessions")
     e = await put(db, "PATCH", ["NL", "CPO", "S3"], {"n": 5}, "session:S3", "sessions")
-    await drain(worker, 10)
+
+    async def d_is_dead() -> bool:
+        return any(m.id == d and m.status == "dead" for m in await store.waiting())
+
+    await drain_until(worker, d_is_dead, "the PATCH to run out of attempts")
+    await worker.run_once()  # a dead message keeps blocking its object
     status = {m.id: (m.status, m.attempts) for m in await store.waiting()}
     assert status == {d: ("dead", 3), e: ("pending", 0)}  # the dead one blocks its object
     emsp.down = False
     assert await store.retry(d)
-    await drain(worker, 3)
+    await drain_until(worker, nothing_waiting, "the retried PATCH and the next to go")
     assert (await store.counts()).get("delivered") == 4
     assert [n for n in emsp.accepted if n in (4, 5)] == [4, 5]  # order kept across the outage
 

@@ -1,0 +1,348 @@
+"""The published Locations, EVSEs and Tariffs: ``ocpi_locations``, ``ocpi_evses``,
+``ocpi_tariffs``.
+
+Why the catalogue is synced and not replaced: EVSE status and ``last_updated`` change at
+run time and must survive restarts and date-filtered pulls. :meth:`LocationStore.sync`
+loads the catalogue and bumps ``last_updated`` only for objects whose content changed;
+EVSEs that disappear from the file become ``REMOVED`` (OCPI never deletes them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from roaming.catalog import Catalog, LocationSpec
+from roaming.models import format_datetime, norm
+from roaming.ports import SqlDatabase, SqlExecutor
+from roaming.store.paging import count_and_page, last_updated_filter
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class EvseRef(NamedTuple):
+    """Everything a Session / CDR needs about the EVSE a connector stands for."""
+
+    location_id: str
+    evse_uid: str
+    evse_id: str | None
+    connector: dict[str, Any]  # the OCPI connector object
+    location: dict[str, Any]  # the static Location body (address, coordinates, ...)
+    charger_id: str
+    connector_id: int
+    status: str
+
+
+@dataclass
+class SyncReport:
+    changed_locations: list[str] = field(default_factory=list)
+    removed_evses: list[str] = field(default_factory=list)
+    changed_tariffs: list[str] = field(default_factory=list)
+
+
+class LocationStore:
+    """SQL over ``ocpi_locations`` / ``ocpi_evses`` / ``ocpi_tariffs``."""
+
+    def __init__(self, db: SqlDatabase, country_code: str, party_id: str) -> None:
+        self.db = db
+        self.country_code = country_code
+        self.party_id = party_id
+
+    # ---------------------------------------------------------------- sync
+
+    async def sync(self, tx: SqlExecutor, catalog: Catalog, now: datetime) -> SyncReport:
+        """Load the catalogue: new or changed objects get ``last_updated = now``."""
+        ts = format_datetime(now)
+        report = SyncReport()
+        await self._sync_tariffs(tx, catalog, ts, report)
+        # Retire EVSEs that left the file first: a replacement may reuse their connector.
+        await self._retire_evses(tx, catalog, ts, report)
+        for seq, loc in enumerate(catalog.locations):
+            changed = await self._sync_location(tx, seq, loc, ts)
+            if changed:
+                await self._bump_location(tx, norm(loc.id), ts)
+                if loc.id not in report.changed_locations:
+                    report.changed_locations.append(loc.id)
+        return report
+
+    async def _sync_tariffs(
+        self, tx: SqlExecutor, catalog: Catalog, ts: str, report: SyncReport
+    ) -> None:
+        for seq, tariff in enumerate(catalog.tariffs):
+            body = tariff.to_json()
+            body.pop("last_updated")
+            h = _hash(body)
+            row = await tx.fetchone(
+                "SELECT content_hash FROM ocpi_tariffs WHERE id_norm = ?", (norm(tariff.id),)
+            )
+            if row is None:
+                await tx.execute(
+                    "INSERT INTO ocpi_tariffs (id_norm, id, body, content_hash, last_updated, seq)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (norm(tariff.id), tariff.id, orjson.dumps(body).decode(), h, ts, seq),
+                )
+                report.changed_tariffs.append(tariff.id)
+            elif row["content_hash"] != h:
+                await tx.execute(
+                    "UPDATE ocpi_tariffs SET id = ?, body = ?, content_hash = ?, last_updated = ?,"
+                    " seq = ? WHERE id_norm = ?",
+                    (tariff.id, orjson.dumps(body).decode(), h, ts, seq, norm(tariff.id)),
+                )
+                report.changed_tariffs.append(tariff.id)
+
+    async def _retire_evses(
+        self, tx: SqlExecutor, catalog: Catalog, ts: str, report: SyncReport
+    ) -> None:
+        wanted_evses = {norm(e.uid) for loc in catalog.locations for e in loc.evses}
+        rows = await tx.fetchall(
+            "SELECT uid_norm, uid, location_id_norm FROM ocpi_evses WHERE status != 'REMOVED'"
+        )
+        for r in rows:
+            if r["uid_norm"] in wanted_evses:
+                continue
+            await tx.execute(
+                "UPDATE ocpi_evses SET status = 'REMOVED', last_updated = ? WHERE uid_norm = ?",
+                (ts, r["uid_norm"]),
+            )
+            await self._bump_location(tx, r["location_id_norm"], ts)
+            report.removed_evses.append(r["uid"])
+            loc_row = await tx.fetchone(
+                "SELECT id FROM ocpi_locations WHERE id_norm = ?", (r["location_id_norm"],)
+            )
+            if loc_row and loc_row["id"] not in report.changed_locations:
+                report.changed_locations.append(loc_row["id"])
+
+    async def _sync_location(self, tx: SqlExecutor, seq: int, loc: LocationSpec, ts: str) -> bool:
+        """Write one Location and its EVSEs; True when anything of it changed."""
+        changed = False
+        h = _hash(loc.body)
+        row = await tx.fetchone(
+            "SELECT content_hash FROM ocpi_locations WHERE id_norm = ?", (norm(loc.id),)
+        )
+        if row is None or row["content_hash"] != h:
+            await tx.execute(
+                "INSERT INTO ocpi_locations (id_norm, id, body, content_hash, last_updated, seq)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id_norm) DO UPDATE SET id = excluded.id,"
+                " body = excluded.body, content_hash = excluded.content_hash,"
+                " last_updated = excluded.last_updated",
+                (norm(loc.id), loc.id, orjson.dumps(loc.body).decode(), h, ts, seq),
+            )
+            changed = True
+        for eseq, evse in enumerate(loc.evses):
+            content = {**evse.body, "_map": [evse.charger_id, evse.connector_id]}
+            eh = _hash(content)
+            erow = await tx.fetchone(
+                "SELECT content_hash, location_id_norm, status FROM ocpi_evses WHERE uid_norm = ?",
+                (norm(evse.uid),),
+            )
+            if (
+                erow is not None
+                and erow["content_hash"] == eh
+                and erow["location_id_norm"] == norm(loc.id)
+                and erow["status"] != "REMOVED"
+            ):
+                continue
+            body = dict(evse.body)
+            body["connectors"] = [{**c, "last_updated": ts} for c in body["connectors"]]
+            if erow is None:
+                await tx.execute(
+                    "INSERT INTO ocpi_evses (uid_norm, uid, location_id_norm, charger_id,"
+                    " connector_id, body, content_hash, status, last_updated, seq)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'UNKNOWN', ?, ?)",
+                    (
+                        norm(evse.uid), evse.uid, norm(loc.id), evse.charger_id,
+                        evse.connector_id, orjson.dumps(body).decode(), eh, ts, eseq,
+                    ),
+                )  # fmt: skip
+            else:
+                status = "UNKNOWN" if erow["status"] == "REMOVED" else erow["status"]
+                await tx.execute(
+                    "UPDATE ocpi_evses SET uid = ?, location_id_norm = ?, charger_id = ?,"
+                    " connector_id = ?, body = ?, content_hash = ?, status = ?,"
+                    " last_updated = ?, seq = ? WHERE uid_norm = ?",
+                    (
+                        evse.uid, norm(loc.id), evse.charger_id, evse.connector_id,
+                        orjson.dumps(body).decode(), eh, status, ts, eseq, norm(evse.uid),
+                    ),
+                )  # fmt: skip
+            changed = True
+        return changed
+
+    @staticmethod
+    async def _bump_location(tx: SqlExecutor, id_norm: str, ts: str) -> None:
+        await tx.execute(
+            "UPDATE ocpi_locations SET last_updated = ? WHERE id_norm = ?", (ts, id_norm)
+        )
+
+    # ---------------------------------------------------------------- reads
+
+    def _evse_json(self, row: Any) -> dict[str, Any]:
+        body = orjson.loads(row["body"])
+        out = {"uid": body.pop("uid")}
+        if "evse_id" in body:
+            out["evse_id"] = body.pop("evse_id")
+        out["status"] = row["status"]
+        out.update(body)
+        out["last_updated"] = row["last_updated"]
+        return out
+
+    async def _location_json(self, db: SqlExecutor, row: Any) -> dict[str, Any]:
+        body = orjson.loads(row["body"])
+        evse_rows = await db.fetchall(
+            "SELECT * FROM ocpi_evses WHERE location_id_norm = ? ORDER BY seq, uid_norm",
+            (row["id_norm"],),
+        )
+        out: dict[str, Any] = {"country_code": self.country_code, "party_id": self.party_id}
+        out.update(body)
+        out["evses"] = [self._evse_json(r) for r in evse_rows]
+        out["last_updated"] = row["last_updated"]
+        return out
+
+    async def page(
+        self, date_from: str | None, date_to: str | None, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        where, params = last_updated_filter(date_from, date_to)
+        total, rows = await count_and_page(
+            self.db,
+            "ocpi_locations",
+            where,
+            params,
+            order_by="seq, id_norm",
+            offset=offset,
+            limit=limit,
+        )
+        return total, [await self._location_json(self.db, r) for r in rows]
+
+    async def location(
+        self, location_id: str, db: SqlExecutor | None = None
+    ) -> dict[str, Any] | None:
+        ex = db or self.db
+        row = await ex.fetchone(
+            "SELECT * FROM ocpi_locations WHERE id_norm = ?", (norm(location_id),)
+        )
+        return await self._location_json(ex, row) if row else None
+
+    async def evse(self, location_id: str, evse_uid: str) -> dict[str, Any] | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM ocpi_evses WHERE location_id_norm = ? AND uid_norm = ?",
+            (norm(location_id), norm(evse_uid)),
+        )
+        return self._evse_json(row) if row else None
+
+    async def refs(
+        self, charger_id: str, connector_id: int | None
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """(location_id, evse uids) of a charger (all its EVSEs when connector_id is None/0)."""
+        sql = (
+            "SELECT l.id AS location_id, e.uid FROM ocpi_evses e JOIN ocpi_locations l"
+            " ON l.id_norm = e.location_id_norm WHERE e.charger_id = ? AND e.status != 'REMOVED'"
+        )
+        params: list[Any] = [charger_id]
+        if connector_id:
+            sql += " AND e.connector_id = ?"
+            params.append(connector_id)
+        rows = await self.db.fetchall(sql + " ORDER BY e.seq", params)
+        if not rows:
+            return None
+        return rows[0]["location_id"], tuple(
+            r["uid"] for r in rows if r["location_id"] == rows[0]["location_id"]
+        )
+
+    async def evse_for(self, db: SqlExecutor, charger_id: str, connector_id: int) -> EvseRef | None:
+        row = await db.fetchone(
+            "SELECT e.*, l.id AS location_id, l.body AS location_body FROM ocpi_evses e"
+            " JOIN ocpi_locations l ON l.id_norm = e.location_id_norm"
+            " WHERE e.charger_id = ? AND e.connector_id = ? AND e.status != 'REMOVED'",
+            (charger_id, connector_id),
+        )
+        return _ref(row) if row else None
+
+    async def evse_by_uid(
+        self, location_id: str, evse_uid: str | None, db: SqlExecutor | None = None
+    ) -> list[EvseRef]:
+        """The EVSE(s) a command addresses: one by uid, or all of the location when None."""
+        ex = db or self.db
+        sql = (
+            "SELECT e.*, l.id AS location_id, l.body AS location_body FROM ocpi_evses e"
+            " JOIN ocpi_locations l ON l.id_norm = e.location_id_norm"
+            " WHERE l.id_norm = ? AND e.status != 'REMOVED'"
+        )
+        params: list[Any] = [norm(location_id)]
+        if evse_uid is not None:
+            sql += " AND e.uid_norm = ?"
+            params.append(norm(evse_uid))
+        rows = await ex.fetchall(sql + " ORDER BY e.seq", params)
+        return [_ref(r) for r in rows]
+
+    async def location_exists(self, location_id: str) -> bool:
+        row = await self.db.fetchone(
+            "SELECT 1 FROM ocpi_locations WHERE id_norm = ?", (norm(location_id),)
+        )
+        return row is not None
+
+    async def set_status(
+        self, tx: SqlExecutor, charger_id: str, connector_id: int, status: str, now: datetime
+    ) -> tuple[EvseRef, str] | None:
+        """Store a new EVSE status; returns (ref, last_updated) when it actually changed."""
+        ref = await self.evse_for(tx, charger_id, connector_id)
+        if ref is None or ref.status == status:
+            return None
+        ts = format_datetime(now)
+        await tx.execute(
+            "UPDATE ocpi_evses SET status = ?, last_updated = ? WHERE uid_norm = ?",
+            (status, ts, norm(ref.evse_uid)),
+        )
+        await self._bump_location(tx, norm(ref.location_id), ts)
+        return ref._replace(status=status), ts
+
+    # ---------------------------------------------------------------- tariffs
+
+    async def tariff_page(
+        self, date_from: str | None, date_to: str | None, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        where, params = last_updated_filter(date_from, date_to)
+        total, rows = await count_and_page(
+            self.db,
+            "ocpi_tariffs",
+            where,
+            params,
+            order_by="seq, id_norm",
+            offset=offset,
+            limit=limit,
+        )
+        return total, [self._tariff_json(r) for r in rows]
+
+    def _tariff_json(self, row: Any) -> dict[str, Any]:
+        return {**orjson.loads(row["body"]), "last_updated": row["last_updated"]}
+
+    async def tariff_json(
+        self, tariff_id: str, db: SqlExecutor | None = None
+    ) -> dict[str, Any] | None:
+        row = await (db or self.db).fetchone(
+            "SELECT * FROM ocpi_tariffs WHERE id_norm = ?", (norm(tariff_id),)
+        )
+        return self._tariff_json(row) if row else None
+
+    async def all_tariffs(self) -> list[dict[str, Any]]:
+        rows = await self.db.fetchall("SELECT * FROM ocpi_tariffs ORDER BY seq")
+        return [self._tariff_json(r) for r in rows]
+
+
+def _ref(row: Any) -> EvseRef:
+    body = orjson.loads(row["body"])
+    return EvseRef(
+        location_id=row["location_id"],
+        evse_uid=row["uid"],
+        evse_id=body.get("evse_id"),
+        connector=body["connectors"][0],
+        location=orjson.loads(row["location_body"]),
+        charger_id=row["charger_id"],
+        connector_id=row["connector_id"],
+        status=row["status"],
+    )

@@ -1,0 +1,245 @@
+"""The outbox table (``ocpi_outbox``): queued pushes, their attempts and outcomes.
+
+Why the SQL sits apart from the worker: a push is written by whoever commits the fact
+that causes it (inside that fact's transaction, :func:`insert_message`), read in
+delivery order by the worker and listed, retried or dropped by the operator; all of
+those go through this module. What a delivery means is :mod:`roaming.outbox`'s business.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from roaming.ports import SqlDatabase, SqlExecutor
+from roaming.store.cdrs import set_emsp_location
+
+_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def stamp(dt: datetime) -> str:
+    """Millisecond UTC stamp: sorts as text, fine enough for sub-second test backoffs."""
+    return dt.astimezone(UTC).strftime(_STAMP)[:-4] + "Z"
+
+
+def parse_stamp(value: str) -> datetime:
+    """The aware UTC time of a :func:`stamp`."""
+    return datetime.strptime(value, _STAMP).replace(tzinfo=UTC)
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"
+    DEAD = "dead"
+    EXPANDED = "expanded"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    partner_key: str
+    module: str
+    method: str
+    path: str  # segments after the partner's RECEIVER endpoint URL, "/"-joined, unescaped
+    body: dict[str, Any]
+    object_key: str
+    attempts: int
+    ambiguous: bool
+    status: str = Status.PENDING
+    next_attempt_at: str = ""
+    last_error: str | None = None
+    created_at: str = ""
+
+    @classmethod
+    def from_row(cls, row: Any) -> OutboxMessage:
+        return cls(
+            id=row["id"],
+            partner_key=row["partner_key"],
+            module=row["module"],
+            method=row["method"],
+            path=row["path"],
+            body=orjson.loads(row["body"]),
+            object_key=row["object_key"],
+            attempts=row["attempts"],
+            ambiguous=bool(row["ambiguous"]),
+            status=row["status"],
+            next_attempt_at=row["next_attempt_at"],
+            last_error=row["last_error"],
+            created_at=row["created_at"],
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Operator view (``csms outbox``)."""
+        return {
+            "id": self.id,
+            "partner": self.partner_key,
+            "module": self.module,
+            "method": self.method,
+            "path": self.path,
+            "object": self.object_key,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+        }
+
+
+async def insert_message(
+    tx: SqlExecutor,
+    *,
+    partner_key: str,
+    module: str,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    object_key: str,
+    now: datetime,
+) -> int:
+    """One queued push, inside the caller's transaction; returns its id."""
+    ts = stamp(now)
+    return await tx.insert(
+        "INSERT INTO ocpi_outbox (partner_key, module, method, path, body, object_key,"
+        " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (partner_key, module, method, path, orjson.dumps(body).decode(), object_key, ts, ts),
+    )
+
+
+class OutboxStore:
+    """The SQL of the outbox table (shared SQLite connection, see :mod:`roaming.ports`)."""
+
+    def __init__(self, db: SqlDatabase) -> None:
+        self.db = db
+
+    async def heads(self, now: datetime, limit: int) -> list[OutboxMessage]:
+        """Due messages that are first in line for their (partner, object).
+
+        Read inside a transaction: the CSMS shares one connection, and the store lock keeps
+        us from seeing outbox rows of an OCPP transaction that has not committed yet.
+        """
+        async with self.db.transaction() as tx:
+            rows = await tx.fetchall(
+                """
+            SELECT o.* FROM ocpi_outbox o
+            WHERE o.status = 'pending' AND o.next_attempt_at <= ?
+              AND NOT EXISTS (
+                SELECT 1 FROM ocpi_outbox p
+                WHERE p.partner_key = o.partner_key AND p.object_key = o.object_key
+                  AND p.status IN ('pending', 'dead') AND p.id < o.id)
+            ORDER BY o.id LIMIT ?
+            """,
+                (stamp(now), limit),
+            )
+        return [OutboxMessage.from_row(r) for r in rows]
+
+    async def next_due(self) -> str | None:
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT min(next_attempt_at) AS t FROM ocpi_outbox WHERE status = 'pending'"
+            )
+        return row["t"] if row else None
+
+    async def expand(self, msg: OutboxMessage, partner_keys: Sequence[str], now: datetime) -> None:
+        """Replace a broadcast by one copy per partner, keeping its place in line."""
+        async with self.db.transaction() as tx:
+            for key in partner_keys:
+                await tx.insert(
+                    "INSERT INTO ocpi_outbox (partner_key, module, method, path, body,"
+                    " object_key, next_attempt_at, created_at)"
+                    " SELECT ?, module, method, path, body, object_key, ?, created_at"
+                    " FROM ocpi_outbox WHERE id = ?",
+                    (key, stamp(now), msg.id),
+                )
+            await tx.execute(
+                "UPDATE ocpi_outbox SET status = 'expanded', finished_at = ?, last_error = ?"
+                " WHERE id = ?",
+                (stamp(now), f"sent to {len(partner_keys)} partner(s)", msg.id),
+            )
+
+    async def mark_delivered(
+        self, msg: OutboxMessage, attempts: int, now: datetime, location: str | None
+    ) -> None:
+        """Done; a delivered CDR also keeps the URL the eMSP stored it at."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE ocpi_outbox SET status = 'delivered', attempts = ?, finished_at = ?,"
+                " location = ?, last_error = NULL WHERE id = ?",
+                (attempts, stamp(now), location, msg.id),
+            )
+            if msg.module == "cdrs" and location:
+                await set_emsp_location(tx, msg.body.get("id"), location)
+
+    async def mark_finished(
+        self, msg_id: int, status: Status, attempts: int, now: datetime, reason: str
+    ) -> None:
+        """Done without delivery (rejected or skipped); the next message of the object goes."""
+        await self.db.execute(
+            "UPDATE ocpi_outbox SET status = ?, attempts = ?, finished_at = ?, last_error = ?"
+            " WHERE id = ?",
+            (status.value, attempts, stamp(now), reason, msg_id),
+        )
+
+    async def reschedule(
+        self,
+        msg_id: int,
+        attempts: int,
+        next_attempt_at: datetime,
+        error: str,
+        *,
+        ambiguous: bool,
+        dead: bool,
+    ) -> None:
+        """Another attempt later, or ``dead`` (blocking its object) when out of attempts."""
+        await self.db.execute(
+            "UPDATE ocpi_outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
+            " last_error = ?, ambiguous = ambiguous OR ? WHERE id = ?",
+            (
+                Status.DEAD.value if dead else Status.PENDING.value,
+                attempts,
+                stamp(next_attempt_at),
+                error,
+                1 if ambiguous else 0,
+                msg_id,
+            ),
+        )
+
+    async def waiting(
+        self, include_finished: bool = False, limit: int = 200
+    ) -> list[OutboxMessage]:
+        where = "" if include_finished else "WHERE status IN ('pending', 'dead')"
+        rows = await self.db.fetchall(
+            f"SELECT * FROM ocpi_outbox {where} ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [OutboxMessage.from_row(r) for r in reversed(rows)]
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self.db.fetchall(
+            "SELECT status, count(*) AS n FROM ocpi_outbox GROUP BY status"
+        )
+        return {r["status"]: r["n"] for r in rows}
+
+    async def retry(self, msg_id: int, now: datetime | None = None) -> bool:
+        """Operator: put a dead/rejected message back in line with a fresh attempt budget."""
+        n = await self.db.execute(
+            "UPDATE ocpi_outbox SET status = 'pending', attempts = 0, next_attempt_at = ?"
+            " WHERE id = ? AND status IN ('dead', 'rejected', 'pending')",
+            (stamp(now or datetime.now(UTC)), msg_id),
+        )
+        return n > 0
+
+    async def drop(self, msg_id: int, now: datetime | None = None) -> bool:
+        """Operator: give up on a message (it stays in the table, marked dropped)."""
+        n = await self.db.execute(
+            "UPDATE ocpi_outbox SET status = 'dropped', finished_at = ?"
+            " WHERE id = ? AND status IN ('dead', 'pending')",
+            (stamp(now or datetime.now(UTC)), msg_id),
+        )
+        return n > 0

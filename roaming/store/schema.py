@@ -1,0 +1,245 @@
+"""Roaming's tables (``ocpi_*``), as an append-only list of named migrations.
+
+Why roaming keeps its own list: roaming never imports the CSMS, yet it shares the CSMS's
+database file. The composition root opens the database (which applies the CSMS's
+migrations) and then calls :func:`migrate` here. The names are the ones these steps
+always had (they were once part of the CSMS's list), so a database that applied them
+there is recognised as up to date and nothing runs twice. Add new steps at the end with
+new names, never change one that has shipped.
+
+Conventions as in the CSMS schema: ``*_norm`` columns hold the upper-cased lookup key,
+times are ISO-8601 UTC strings.
+"""
+
+from __future__ import annotations
+
+import re
+
+from roaming.ports import SqlDatabase, SqlExecutor
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0003_ocpi_partners_tokens",
+        """
+        -- OCPI partners. token_in_hash: sha256 of the token they present to us (TOKEN_A
+        -- while invited, then TOKEN_C we issued, or our TOKEN_B when we initiated);
+        -- token_in_next_hash: a second accepted token during an outgoing credentials PUT.
+        -- token_out: the token we send them (kept in clear: we must present it).
+        CREATE TABLE ocpi_partners (
+            id                  INTEGER PRIMARY KEY,
+            key                 TEXT NOT NULL UNIQUE,
+            country_code        TEXT NOT NULL,
+            party_id            TEXT NOT NULL,
+            status              TEXT NOT NULL CHECK (status IN ('invited', 'registered', 'unregistered')),
+            initiated_by        TEXT NOT NULL,
+            roles               TEXT NOT NULL DEFAULT '[]',
+            token_in_hash       TEXT UNIQUE,
+            token_in_kind       TEXT,
+            token_in_next_hash  TEXT UNIQUE,
+            token_out           TEXT,
+            auth_encoding       TEXT NOT NULL DEFAULT 'base64',
+            versions_url        TEXT,
+            version             TEXT,
+            endpoints           TEXT NOT NULL DEFAULT '[]',
+            created_at          TEXT NOT NULL,
+            updated_at          TEXT NOT NULL,
+            registered_at       TEXT
+        );
+
+        -- Tokens pushed by eMSPs or fetched by token sync. Key: owner + upper-cased uid +
+        -- type; the original spellings are kept and sent back. sync_generation is the id of
+        -- the last full sync that saw the row (mark and sweep without loading ids).
+        CREATE TABLE ocpi_tokens (
+            country_code_norm   TEXT NOT NULL,
+            party_id_norm       TEXT NOT NULL,
+            uid_norm            TEXT NOT NULL,
+            type                TEXT NOT NULL,
+            partner_id          INTEGER NOT NULL,
+            country_code        TEXT NOT NULL,
+            party_id            TEXT NOT NULL,
+            uid                 TEXT NOT NULL,
+            contract_id         TEXT NOT NULL,
+            visual_number       TEXT,
+            issuer              TEXT NOT NULL,
+            group_id            TEXT,
+            valid               INTEGER NOT NULL,
+            whitelist           TEXT NOT NULL,
+            language            TEXT,
+            default_profile_type TEXT,
+            energy_contract     TEXT,
+            last_updated        TEXT NOT NULL,
+            removed             INTEGER NOT NULL DEFAULT 0,
+            sync_generation     INTEGER NOT NULL DEFAULT 0,
+            received_at         TEXT NOT NULL,
+            PRIMARY KEY (country_code_norm, party_id_norm, uid_norm, type)
+        ) WITHOUT ROWID;
+        CREATE INDEX ocpi_tokens_uid ON ocpi_tokens (uid_norm, type);
+        CREATE INDEX ocpi_tokens_sweep ON ocpi_tokens (partner_id, sync_generation);
+
+        CREATE TABLE ocpi_token_syncs (
+            id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+            partner_id          INTEGER NOT NULL,
+            kind                TEXT NOT NULL CHECK (kind IN ('full', 'incremental')),
+            status              TEXT NOT NULL CHECK (status IN ('running', 'complete', 'failed')),
+            started_at          TEXT NOT NULL,
+            finished_at         TEXT,
+            date_from           TEXT,
+            pages               INTEGER NOT NULL DEFAULT 0,
+            tokens_seen         INTEGER NOT NULL DEFAULT 0,
+            tokens_invalid      INTEGER NOT NULL DEFAULT 0,
+            tokens_removed      INTEGER NOT NULL DEFAULT 0,
+            error               TEXT
+        );
+        CREATE INDEX ocpi_token_syncs_partner ON ocpi_token_syncs (partner_id, id);
+        """,
+    ),
+    (
+        "0004_ocpi_cpo_modules",
+        """
+        -- Operator-defined OCPI objects (loaded from the locations file). body: the static
+        -- JSON as configured; content_hash decides whether a reload bumps last_updated.
+        CREATE TABLE ocpi_tariffs (
+            id_norm             TEXT PRIMARY KEY,
+            id                  TEXT NOT NULL,
+            body                TEXT NOT NULL,
+            content_hash        TEXT NOT NULL,
+            last_updated        TEXT NOT NULL,
+            seq                 INTEGER NOT NULL
+        );
+        CREATE TABLE ocpi_locations (
+            id_norm             TEXT PRIMARY KEY,
+            id                  TEXT NOT NULL,
+            body                TEXT NOT NULL,
+            content_hash        TEXT NOT NULL,
+            last_updated        TEXT NOT NULL,
+            seq                 INTEGER NOT NULL
+        );
+        CREATE INDEX ocpi_locations_updated ON ocpi_locations (last_updated);
+        -- One EVSE per OCPP connector (OCA app note for OCPP 1.x).
+        CREATE TABLE ocpi_evses (
+            uid_norm            TEXT PRIMARY KEY,
+            uid                 TEXT NOT NULL,
+            location_id_norm    TEXT NOT NULL,
+            charger_id          TEXT NOT NULL,
+            connector_id        INTEGER NOT NULL,
+            body                TEXT NOT NULL,
+            content_hash        TEXT NOT NULL,
+            status              TEXT NOT NULL DEFAULT 'UNKNOWN',
+            last_updated        TEXT NOT NULL,
+            seq                 INTEGER NOT NULL
+        );
+        CREATE UNIQUE INDEX ocpi_evses_connector ON ocpi_evses (charger_id, connector_id) WHERE status != 'REMOVED';
+        CREATE INDEX ocpi_evses_location ON ocpi_evses (location_id_norm, seq);
+
+        -- Sessions and CDRs we are Sender of; body is the current OCPI object.
+        CREATE TABLE ocpi_sessions (
+            id                  TEXT PRIMARY KEY,
+            transaction_id      INTEGER NOT NULL UNIQUE,
+            partner_key         TEXT NOT NULL,
+            status              TEXT NOT NULL,
+            body                TEXT NOT NULL,
+            last_patch_at       TEXT,
+            created_at          TEXT NOT NULL,
+            last_updated        TEXT NOT NULL
+        );
+        CREATE INDEX ocpi_sessions_partner ON ocpi_sessions (partner_key, last_updated);
+        CREATE TABLE ocpi_cdrs (
+            id                  TEXT PRIMARY KEY,
+            transaction_id      INTEGER NOT NULL UNIQUE,
+            session_id          TEXT,
+            partner_key         TEXT NOT NULL,
+            body                TEXT NOT NULL,
+            emsp_location       TEXT,
+            created_at          TEXT NOT NULL,
+            last_updated        TEXT NOT NULL
+        );
+        CREATE INDEX ocpi_cdrs_partner ON ocpi_cdrs (partner_key, last_updated);
+
+        -- The durable outbox: written in the same transaction as the OCPP fact, delivered
+        -- in id order per (partner_key, object_key). partner_key '*' = every partner with a
+        -- RECEIVER endpoint for module (expanded by the worker).
+        CREATE TABLE ocpi_outbox (
+            id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+            partner_key         TEXT NOT NULL,
+            module              TEXT NOT NULL,
+            method              TEXT NOT NULL,
+            path                TEXT NOT NULL,
+            body                TEXT NOT NULL,
+            object_key          TEXT NOT NULL,
+            status              TEXT NOT NULL DEFAULT 'pending'
+                                CHECK (status IN ('pending', 'delivered', 'rejected', 'skipped', 'dead', 'expanded', 'dropped')),
+            attempts            INTEGER NOT NULL DEFAULT 0,
+            ambiguous           INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at     TEXT NOT NULL,
+            last_error          TEXT,
+            location            TEXT,
+            created_at          TEXT NOT NULL,
+            finished_at         TEXT
+        );
+        CREATE INDEX ocpi_outbox_open ON ocpi_outbox (partner_key, object_key, id) WHERE status IN ('pending', 'dead');
+        CREATE INDEX ocpi_outbox_due ON ocpi_outbox (next_attempt_at) WHERE status = 'pending';
+
+        -- Commands received (we are Receiver) and eMSP reservation ids mapped to ours.
+        CREATE TABLE ocpi_commands (
+            id                  INTEGER PRIMARY KEY,
+            partner_key         TEXT NOT NULL,
+            command             TEXT NOT NULL,
+            request             TEXT NOT NULL,
+            response            TEXT NOT NULL,
+            result              TEXT,
+            result_delivered    INTEGER NOT NULL DEFAULT 0,
+            error               TEXT,
+            created_at          TEXT NOT NULL,
+            finished_at         TEXT
+        );
+        CREATE TABLE ocpi_reservations (
+            id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+            partner_key         TEXT NOT NULL,
+            reservation_id      TEXT NOT NULL,
+            reservation_id_norm TEXT NOT NULL,
+            charger_id          TEXT NOT NULL,
+            connector_id        INTEGER NOT NULL,
+            location_id         TEXT NOT NULL,
+            status              TEXT NOT NULL,
+            created_at          TEXT NOT NULL,
+            UNIQUE (partner_key, reservation_id_norm)
+        );
+        """,
+    ),
+]
+
+_COMMENT = re.compile(r"--[^\n]*")
+_STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
+
+
+async def migrate(db: SqlDatabase) -> list[str]:
+    """Apply, in one transaction, every step not yet recorded; returns the names applied."""
+    async with db.transaction() as tx:
+        return await _apply(tx)
+
+
+# The CSMS creates this ledger too; whichever opens a database first makes it.
+_LEDGER = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+)
+_RECORD = (
+    "INSERT INTO schema_migrations (name, applied_at) "
+    "VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
+)
+
+
+async def _apply(tx: SqlExecutor) -> list[str]:
+    await tx.execute(_LEDGER)
+    recorded = {row["name"] for row in await tx.fetchall("SELECT name FROM schema_migrations")}
+    pending = [(name, sql) for name, sql in MIGRATIONS if name not in recorded]
+    for name, sql in pending:
+        for statement in statements(sql):
+            await tx.execute(statement)
+        await tx.execute(_RECORD, (name,))
+    return [name for name, _ in pending]
+
+
+def statements(sql: str) -> list[str]:
+    """The statements of one step: comments dropped, split on ``;`` ending a line."""
+    text = _COMMENT.sub("", sql)
+    return [part.strip() for part in _STATEMENT_END.split(text) if part.strip()]

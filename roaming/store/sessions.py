@@ -1,0 +1,98 @@
+"""The Sessions we are Sender of: ``ocpi_sessions``, one row per roaming transaction.
+
+Why ``body`` holds the whole OCPI Session: GET ``/sessions`` serves it as is, and every
+PATCH is computed from it. It carries a ``_meta`` object the eMSP never sees (meter
+start, the OCPP charger and connector), removed when the Session is served.
+``last_patch_at`` (an outbox stamp) rate-limits the ``kwh`` PATCHes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from roaming.ports import SqlExecutor
+from roaming.store.outbox import stamp
+from roaming.store.paging import PartnerObjects
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    return orjson.dumps(body).decode()
+
+
+class SessionStore(PartnerObjects):
+    """Session rows; writes go on the caller's transaction (the OCPP fact's own)."""
+
+    table = "ocpi_sessions"
+    order_by = "created_at, id"
+
+    def served(self, body: dict[str, Any]) -> dict[str, Any]:
+        body.pop("_meta", None)
+        return body
+
+    async def exists_for_transaction(self, tx: SqlExecutor, transaction_id: int) -> bool:
+        return await self.id_for_transaction(tx, transaction_id) is not None
+
+    async def id_for_transaction(self, tx: SqlExecutor, transaction_id: int) -> str | None:
+        row = await tx.fetchone(
+            "SELECT id FROM ocpi_sessions WHERE transaction_id = ?", (transaction_id,)
+        )
+        return str(row["id"]) if row else None
+
+    async def by_transaction(self, tx: SqlExecutor, transaction_id: int) -> Any:
+        """The row (``id``, ``partner_key``, ``status``, ``body``, ``last_patch_at``...)."""
+        return await tx.fetchone(
+            "SELECT * FROM ocpi_sessions WHERE transaction_id = ?", (transaction_id,)
+        )
+
+    async def insert(
+        self,
+        tx: SqlExecutor,
+        *,
+        session_id: str,
+        transaction_id: int,
+        partner_key: str,
+        body: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """A new ACTIVE Session; its PUT is due now, so ``last_patch_at`` is now."""
+        await tx.execute(
+            "INSERT INTO ocpi_sessions (id, transaction_id, partner_key, status, body,"
+            " last_patch_at, created_at, last_updated) VALUES (?, ?, ?, 'ACTIVE', ?, ?, ?, ?)",
+            (
+                session_id,
+                transaction_id,
+                partner_key,
+                _dumps(body),
+                stamp(now),
+                stamp(now),
+                body["last_updated"],
+            ),
+        )
+
+    async def save_progress(
+        self,
+        tx: SqlExecutor,
+        session_id: str,
+        body: dict[str, Any],
+        *,
+        patched: bool,
+        now: datetime,
+    ) -> None:
+        """New energy in ``body``; ``patched`` when a PATCH was queued with it."""
+        await tx.execute(
+            "UPDATE ocpi_sessions SET body = ?, last_updated = ?,"
+            " last_patch_at = CASE WHEN ? THEN ? ELSE last_patch_at END WHERE id = ?",
+            (_dumps(body), body["last_updated"], patched, stamp(now), session_id),
+        )
+
+    async def complete(
+        self, tx: SqlExecutor, session_id: str, body: dict[str, Any], now: datetime
+    ) -> None:
+        await tx.execute(
+            "UPDATE ocpi_sessions SET status = 'COMPLETED', body = ?, last_updated = ?,"
+            " last_patch_at = ? WHERE id = ?",
+            (_dumps(body), body["last_updated"], stamp(now), session_id),
+        )
