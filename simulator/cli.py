@@ -145,7 +145,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             if stop.is_set():
                 break
             for cp in chargers:
-                if not cp.connected and not any(t.get_name() == "reset" for t in cp._tasks):
+                if not cp.connected and "reset" not in cp.follow_ups():
                     _out(f"{cp.id} connection lost; reconnecting")
                     await _reconnect_with_backoff(cp)
         return 0
