@@ -26,7 +26,6 @@ Example::
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -61,7 +60,6 @@ __all__ = [
     "basic_auth",
     "charger_url",
     "iso",
-    "jittered_backoff",
     "shifted",
     "utc_now",
 ]
@@ -228,8 +226,3 @@ class SimulatedChargePoint:
     @property
     def heartbeat_interval(self) -> int | None:
         return self.state.heartbeat_interval
-
-
-def jittered_backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Full-jitter exponential backoff: spreads a reconnect storm instead of synchronising it."""
-    return rng.uniform(0, min(cap, base * (2**attempt)))
