@@ -28,12 +28,7 @@ import structlog
 from simulator.chargepoint import ConnectFailed, SimulatedChargePoint, SimulatorError
 from simulator.load import cli as load_cli
 from simulator.load.echo import serve_echo
-from simulator.scenarios.runner import (
-    ScenarioError,
-    builtin_names,
-    load_scenario,
-    run_scenario,
-)
+from simulator.scenarios import ScenarioError, builtin_names, load_scenario, run_scenario
 
 
 def _out(line: str) -> None:

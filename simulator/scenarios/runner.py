@@ -33,27 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from simulator.chargepoint import CallFailed, SimulatedChargePoint, SimulatorError
-from simulator.scenarios.context import (
-    Context,
-    Scenario,
-    ScenarioError,
-    ScenarioFailed,
-    print_step,
-)
+from simulator.scenarios.context import Context, Scenario, ScenarioError, ScenarioFailed
 from simulator.scenarios.steps import STEP_KINDS
-
-__all__ = [
-    "Scenario",
-    "ScenarioError",
-    "ScenarioFailed",
-    "ScenarioResult",
-    "builtin_names",
-    "load_scenario",
-    "parse_scenario",
-    "print_step",
-    "run_scenario",
-]
-
 
 BUILTIN_DIR = "simulator.scenarios"
 
