@@ -43,9 +43,9 @@ from simulator.errors import (
 from simulator.remote import handlers
 from simulator.session import Session, Step
 from simulator.state import ChargerState, Identity, QueuedMessage, Tx
-from simulator.status import StatusReporter, now
+from simulator.status import StatusReporter
 from simulator.transactions import TransactionFlow
-from simulator.wire import SUBPROTOCOL, basic_auth, charger_url, iso, shifted, utc_now
+from simulator.wire import SUBPROTOCOL, basic_auth, charger_url, iso, now_iso, shifted, utc_now
 
 __all__ = [
     "SUBPROTOCOL",
@@ -153,7 +153,7 @@ class SimulatedChargePoint:
             await cp.close()
 
     def now(self) -> str:
-        return now()
+        return now_iso()
 
     @property
     def url(self) -> str:

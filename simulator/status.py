@@ -13,11 +13,7 @@ from typing import Any
 from simulator.connector import Status
 from simulator.session import Session
 from simulator.state import ChargerState
-from simulator.wire import iso, utc_now
-
-
-def now() -> str:
-    return iso(utc_now())
+from simulator.wire import now_iso
 
 
 class StatusReporter:
@@ -57,7 +53,7 @@ class StatusReporter:
             "connectorId": connector,
             "errorCode": error_code,
             "status": str(conn.status),
-            "timestamp": ts or now(),
+            "timestamp": ts or now_iso(),
         }
         if info:
             payload["info"] = info

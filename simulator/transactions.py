@@ -18,7 +18,8 @@ from simulator.connector import Connector, Status
 from simulator.errors import NotConnected, SimulatorError
 from simulator.session import Session, Step
 from simulator.state import ChargerState, QueuedMessage, Tx
-from simulator.status import StatusReporter, now
+from simulator.status import StatusReporter
+from simulator.wire import now_iso
 
 log = structlog.get_logger("simulator")
 
@@ -55,7 +56,7 @@ class TransactionFlow:
             connector_id=connector,
             id_tag=id_tag,
             meter_start=int(conn.meter_wh),
-            started_at=timestamp or now(),
+            started_at=timestamp or now_iso(),
             reservation_id=reservation_id,
         )
         payload: dict[str, Any] = {
@@ -102,7 +103,7 @@ class TransactionFlow:
         conn = self.state.connector(connector)
         if energy_wh is not None:
             conn.meter_wh = energy_wh
-        ts = timestamp or now()
+        ts = timestamp or now_iso()
         sample = self._sample(conn, context, ts, power_w)
         tx = self.state.transactions.get(connector)
         if tx is not None:
@@ -174,7 +175,7 @@ class TransactionFlow:
             meter_task.cancel()
         if conn is not None and meter_stop is not None:
             conn.meter_wh = meter_stop
-        ts = timestamp or now()
+        ts = timestamp or now_iso()
         stop_meter = int(conn.meter_wh) if conn is not None else int(meter_stop or 0)
         tid = transaction_id if transaction_id is not None else (tx.id if tx else None)
         payload: dict[str, Any] = {

@@ -26,6 +26,10 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def now_iso() -> str:
+    return iso(utc_now())
+
+
 def shifted(iso_ts: str | None = None, seconds: float = 0.0) -> str:
     """``now`` (or ``iso_ts``) shifted by ``seconds``: historical timestamps for offline replay."""
     base = utc_now() if iso_ts is None else datetime.fromisoformat(iso_ts.replace("Z", "+00:00"))

@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection
 
 from simulator.fastws import DirectClientConnection, send_now
 from simulator.load.model import LoadConfig, Recorder
-from simulator.wire import SUBPROTOCOL, basic_auth, charger_url, iso, utc_now
+from simulator.wire import SUBPROTOCOL, basic_auth, charger_url, now_iso
 
 # The tails of CALL frames after the message id, filled in per call.
 _START = b'","StartTransaction",{"connectorId":1,"idTag":%b,"meterStart":%d,"timestamp":"%b"}]'
@@ -50,7 +50,7 @@ class FrameClock:
         t = time.monotonic()
         if t - self._at > 0.01:
             self._at = t
-            self._text = iso(utc_now()).encode()
+            self._text = now_iso().encode()
         return self._text
 
 

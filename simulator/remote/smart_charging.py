@@ -13,7 +13,7 @@ from ocpp.routing import on
 from ocpp.v16 import call_result
 
 from simulator.driver import Driver
-from simulator.status import now
+from simulator.wire import now_iso
 
 
 class SmartCharging:
@@ -88,7 +88,7 @@ class SmartCharging:
         return call_result.GetCompositeSchedule(
             status="Accepted",
             connector_id=connector_id,
-            schedule_start=now(),
+            schedule_start=now_iso(),
             charging_schedule={
                 "duration": duration,
                 "chargingRateUnit": unit,
