@@ -104,7 +104,7 @@ class Driver:
 
     async def close(self) -> None:
         """Stop every background task and close the socket; safe to call twice."""
-        for task in self._tasks:
+        for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
         self.flow.stop_meter_loops()
