@@ -1,4 +1,9 @@
-"""Connector status lifecycle of OCPP 1.6 (§4.9) as a table; pure, no I/O.
+"""Connector status lifecycle of OCPP 1.6 (§4.9) as a table; pure, standard library only.
+
+Why one table for both ends: the CSMS checks the statuses chargers report against it and
+the simulator refuses to produce a sequence it forbids, so the two can never disagree
+about what a real charger may do. That is also why this module imports nothing: the
+simulator (which speaks only the wire protocols) is allowed to share exactly this one.
 
 Why we only warn about an illegal transition instead of refusing it: a StatusNotification
 reports what already happened at the charger. Refusing it would lose the newest truth;
@@ -46,6 +51,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+def may_move(previous: str, new: str) -> bool:
+    """Whether a connector in ``previous`` may next report ``new`` (staying put is fine)."""
+    return new == previous or new in TRANSITIONS.get(previous, frozenset())
+
+
 def transition_problem(previous: str | None, new: str, connector_id: int) -> str | None:
     """Why ``previous -> new`` is not an OCPP 1.6 transition, or None when it is (a first
     report and a repeated status are always fine)."""
@@ -53,7 +63,6 @@ def transition_problem(previous: str | None, new: str, connector_id: int) -> str
         return f"connector 0 cannot be {new}"
     if previous is None or previous == new:
         return None
-    allowed = TRANSITIONS.get(previous)
-    if allowed is None or new not in allowed:
+    if not may_move(previous, new):
         return f"{previous} -> {new} is not an OCPP 1.6 transition"
     return None

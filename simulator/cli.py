@@ -26,12 +26,9 @@ from typing import Any
 import structlog
 
 from simulator.chargepoint import ConnectFailed, SimulatedChargePoint, SimulatorError
-from simulator.scenarios.runner import (
-    ScenarioError,
-    builtin_names,
-    load_scenario,
-    run_scenario,
-)
+from simulator.load import cli as load_cli
+from simulator.load.echo import serve_echo
+from simulator.scenarios import ScenarioError, builtin_names, load_scenario, run_scenario
 
 
 def _out(line: str) -> None:
@@ -145,7 +142,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             if stop.is_set():
                 break
             for cp in chargers:
-                if not cp.connected and not any(t.get_name() == "reset" for t in cp._tasks):
+                if not cp.connected and "reset" not in cp.follow_ups():
                     _out(f"{cp.id} connection lost; reconnecting")
                     await _reconnect_with_backoff(cp)
         return 0
@@ -167,15 +164,11 @@ async def _reconnect_with_backoff(cp: SimulatedChargePoint) -> None:
 
 
 async def cmd_load(args: argparse.Namespace) -> int:
-    from simulator import load
-
-    return await load.main(args)
+    return await load_cli.main(args)
 
 
 async def cmd_echo(args: argparse.Namespace) -> int:
-    from simulator import load
-
-    return await load.serve_echo(args.host, args.port)
+    return await serve_echo(args.host, args.port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,9 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=None)
 
     ld = sub.add_parser("load", help="load generator (lean client, pre-encoded frames)")
-    from simulator import load
-
-    load.add_arguments(ld)
+    load_cli.add_arguments(ld)
     ld.set_defaults(func=cmd_load)
 
     echo = sub.add_parser(

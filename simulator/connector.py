@@ -1,8 +1,9 @@
-"""Connector status as a transition table (OCPP 1.6 section 4.9, the status diagram).
+"""A connector's live state, moved only along the OCPP 1.6 status diagram (section 4.9).
 
-Why a table: the automatic flows (start, stop, remote start, reservation, availability)
-must never send a status sequence a real charger could not produce, and one table is
-easier to check against the spec than transitions scattered through handlers. An illegal
+Why the table lives in ``csms.lifecycle``: the automatic flows (start, stop, remote start,
+reservation, availability) must never send a status sequence a real charger could not
+produce, and the CSMS warns about exactly the sequences that table forbids; one table
+means both ends agree. That pure module is the only ``csms`` code we import. An illegal
 move raises :class:`IllegalTransition`; the explicit ``cp.status(..., force=True)`` escape
 hatch exists for fault tests that *want* to send nonsense.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+
+from csms.lifecycle import may_move
 
 
 class Status(enum.StrEnum):
@@ -25,44 +28,6 @@ class Status(enum.StrEnum):
     FAULTED = "Faulted"
 
 
-_S = Status
-#: from-status -> statuses it may move to (Faulted is reachable from everywhere).
-TRANSITIONS: dict[Status, frozenset[Status]] = {
-    _S.AVAILABLE: frozenset(
-        {_S.PREPARING, _S.CHARGING, _S.SUSPENDED_EV, _S.SUSPENDED_EVSE, _S.RESERVED, _S.UNAVAILABLE}
-    ),
-    _S.PREPARING: frozenset(
-        {_S.AVAILABLE, _S.CHARGING, _S.SUSPENDED_EV, _S.SUSPENDED_EVSE, _S.FINISHING}
-    ),
-    _S.CHARGING: frozenset(
-        {_S.AVAILABLE, _S.SUSPENDED_EV, _S.SUSPENDED_EVSE, _S.FINISHING, _S.UNAVAILABLE}
-    ),
-    _S.SUSPENDED_EV: frozenset(
-        {_S.AVAILABLE, _S.CHARGING, _S.SUSPENDED_EVSE, _S.FINISHING, _S.UNAVAILABLE}
-    ),
-    _S.SUSPENDED_EVSE: frozenset(
-        {_S.AVAILABLE, _S.CHARGING, _S.SUSPENDED_EV, _S.FINISHING, _S.UNAVAILABLE}
-    ),
-    _S.FINISHING: frozenset({_S.AVAILABLE, _S.PREPARING, _S.UNAVAILABLE}),
-    _S.RESERVED: frozenset({_S.AVAILABLE, _S.PREPARING, _S.UNAVAILABLE}),
-    _S.UNAVAILABLE: frozenset(
-        {_S.AVAILABLE, _S.PREPARING, _S.CHARGING, _S.SUSPENDED_EV, _S.SUSPENDED_EVSE}
-    ),
-    _S.FAULTED: frozenset(
-        {
-            _S.AVAILABLE,
-            _S.PREPARING,
-            _S.CHARGING,
-            _S.SUSPENDED_EV,
-            _S.SUSPENDED_EVSE,
-            _S.FINISHING,
-            _S.RESERVED,
-            _S.UNAVAILABLE,
-        }
-    ),
-}
-
-
 class IllegalTransition(ValueError):
     """A status change the 1.6 state diagram does not allow; carries both ends."""
 
@@ -71,10 +36,6 @@ class IllegalTransition(ValueError):
         self.connector_id = connector_id
         self.current = current
         self.target = target
-
-
-def allowed(current: Status, target: Status) -> bool:
-    return target == current or target is Status.FAULTED or target in TRANSITIONS[current]
 
 
 @dataclass
@@ -92,7 +53,7 @@ class Connector:
 
     def move(self, target: Status, *, force: bool = False) -> Status:
         """Change status; returns the previous one so callers can log the edge."""
-        if not force and not allowed(self.status, target):
+        if not force and not may_move(self.status, target):
             raise IllegalTransition(self.id, self.status, target)
         previous, self.status = self.status, target
         return previous

@@ -1,9 +1,7 @@
 """Built-in scenario files (``*.toml`` here) and the step interpreter that runs them."""
 
+from simulator.scenarios.context import Scenario, ScenarioError, ScenarioFailed
 from simulator.scenarios.runner import (
-    Scenario,
-    ScenarioError,
-    ScenarioFailed,
     ScenarioResult,
     builtin_names,
     load_scenario,

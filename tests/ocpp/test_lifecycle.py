@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from csms.lifecycle import transition_problem
+from csms.lifecycle import CONNECTOR_STATUSES, transition_problem
+from simulator.connector import Connector, IllegalTransition, Status
 from tests.ocpp.conftest import Connect, StartServer
 
 
@@ -27,6 +28,21 @@ from tests.ocpp.conftest import Connect, StartServer
 )
 def test_transition_table(previous: str | None, new: str, connector: int, ok: bool):
     assert (transition_problem(previous, new, connector) is None) is ok
+
+
+@pytest.mark.parametrize("previous", sorted(CONNECTOR_STATUSES))
+@pytest.mark.parametrize("new", sorted(CONNECTOR_STATUSES))
+def test_the_simulator_moves_exactly_where_the_csms_expects(previous: str, new: str):
+    """Both ends read one table: the simulator's connector refuses what the CSMS warns about."""
+    assert {s.value for s in Status} == CONNECTOR_STATUSES
+    conn = Connector(1, status=Status(previous))
+    legal = transition_problem(previous, new, 1) is None
+    try:
+        conn.move(Status(new))
+    except IllegalTransition:
+        assert not legal
+    else:
+        assert legal and conn.status is Status(new)
 
 
 async def test_illegal_transition_is_stored_and_logged(

@@ -29,6 +29,7 @@ async def test_simulator_session_with_basic_auth(db: Database, start_server: Sta
         assert config["configurationKey"][0]["key"] == "HeartbeatInterval"
 
     txn = await db.fetchone("SELECT * FROM transactions WHERE id = ?", (tid,))
+    assert txn is not None
     assert txn["meter_start"] == 1000 and txn["stop_reason"] == "Local"
     assert txn["meter_stop"] is not None and txn["meter_stop"] >= 1000
     sources = {

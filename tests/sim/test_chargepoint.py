@@ -71,7 +71,7 @@ async def test_heartbeats_follow_the_interval_the_csms_gave(tmp_path) -> None:
             assert cp.heartbeat_interval == 1
             await cp.wait_until(lambda: any(s.action == "Heartbeat" for s in cp.steps), 3)
         row = await app.db.fetchone("SELECT last_heartbeat_at FROM chargers WHERE id = 'CP-HB'")
-        assert row["last_heartbeat_at"]
+        assert row is not None and row["last_heartbeat_at"]
 
 
 async def test_wrong_password_is_refused_at_the_handshake(csms: Csms) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 from tests.sim.conftest import TAG, Csms
+from tests.support.waiting import wait_until
 
 
 async def csms_sim(*args: str, timeout: float = 30) -> tuple[int, str, str]:
@@ -92,11 +94,11 @@ async def test_serve_answers_csms_calls_until_stopped(csms: Csms) -> None:
         assert line.decode().startswith("CP-SERVE ready")
         answer = await csms.app.gateway.call("CP-SERVE", "RemoteStartTransaction", {"idTag": TAG})
         assert answer == {"status": "Accepted"}
-        for _ in range(100):
-            rows = await csms.rows("SELECT id FROM transactions WHERE charger_id = 'CP-SERVE'")
-            if rows:
-                break
-            await asyncio.sleep(0.05)
+        rows: list[dict[str, Any]] = await wait_until(
+            lambda: csms.rows("SELECT id FROM transactions WHERE charger_id = 'CP-SERVE'"),
+            timeout=5,
+            what="the remotely started transaction in the CSMS",
+        )
         assert len(rows) == 1
     finally:
         proc.terminate()

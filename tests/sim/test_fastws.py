@@ -19,6 +19,7 @@ import websockets
 
 from simulator.fastws import masked_text_frame
 from simulator.load import LoadConfig, run_load, start_echo_server
+from simulator.load.charger import LeanCharger
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 Writer = Callable[[asyncio.StreamWriter, list[bytes]], Awaitable[None]]
@@ -198,17 +199,15 @@ async def test_echo_server_answers_with_json_and_reports_bad_frames() -> None:
 async def test_simple_frames_skip_the_library_and_fragments_take_it(
     write: Writer, direct: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from simulator import load
-
     paths: list[str] = []
-    real = load._Charger._on_frame
+    real = LeanCharger._on_frame
 
     def spy(self: Any, raw: bytes) -> None:
         # data_received runs as a plain callback; the library path runs in the reader task
         paths.append("library" if asyncio.current_task() is not None else "direct")
         real(self, raw)
 
-    monkeypatch.setattr(load._Charger, "_on_frame", spy)
+    monkeypatch.setattr(LeanCharger, "_on_frame", spy)
     server, url = await fake_csms(write)
     try:
         report = await run_load(LoadConfig(url=url, chargers=2, calls=10, mix="Authorize"))

@@ -17,10 +17,14 @@ from simulator.scenarios import (
     run_scenario,
 )
 from tests.sim.conftest import TAG, Csms
+from tests.support.waiting import wait_until
 
 
-async def run(csms: Csms, name: str, cp_id: str, **kw: object) -> tuple[ScenarioResult, list[str]]:
-    lines: list[str] = []
+async def run(
+    csms: Csms, name: str, cp_id: str, lines: list[str] | None = None, **kw: object
+) -> tuple[ScenarioResult, list[str]]:
+    """Run a scenario; its printed lines go to ``lines`` (a fresh list unless given)."""
+    lines = [] if lines is None else lines
     scenario = kw.pop("scenario", None) or load_scenario(name)
     result = await run_scenario(
         scenario,  # type: ignore[arg-type]
@@ -91,24 +95,20 @@ async def test_rejected_card(csms: Csms) -> None:
 
 
 async def test_remote_start_stop_waits_for_the_csms(csms: Csms) -> None:
-    task = asyncio.create_task(run(csms, "remote_start_stop", "SC-REMOTE"))
+    lines: list[str] = []
+    task = asyncio.create_task(run(csms, "remote_start_stop", "SC-REMOTE", lines=lines))
     gw = csms.app.gateway
-    for _ in range(100):
-        if gw.is_connected("SC-REMOTE"):
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.2)  # let the boot land
+
+    async def scenario_says(text: str) -> None:
+        await wait_until(lambda: any(text in line for line in lines), timeout=10, what=text)
+
+    await scenario_says("for the CSMS to send RemoteStartTransaction")
     assert (await gw.call("SC-REMOTE", "RemoteStartTransaction", {"idTag": TAG, "connectorId": 1}))[
         "status"
     ] == "Accepted"
-    tx_id = None
-    for _ in range(100):
-        rows = await csms.rows("SELECT id FROM transactions WHERE charger_id = 'SC-REMOTE'")
-        if rows:
-            tx_id = rows[0]["id"]
-            break
-        await asyncio.sleep(0.05)
-    assert tx_id is not None
+    await scenario_says("for the CSMS to send RemoteStopTransaction")
+    (row,) = await csms.rows("SELECT id FROM transactions WHERE charger_id = 'SC-REMOTE'")
+    tx_id = row["id"]
     assert (await gw.call("SC-REMOTE", "RemoteStopTransaction", {"transactionId": tx_id}))[
         "status"
     ] == "Accepted"

@@ -1,0 +1,155 @@
+"""The charger's own initiative: boot, authorize, data transfer, going offline and back.
+
+Why follow-up tasks are run from here: the answers to the CSMS's calls never await a CALL
+of their own (the library's receive loop is serial per socket: that would deadlock until
+the timeout), so the work they trigger is spawned here, kept referenced, and its failures
+recorded, and closing the charger cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+
+from simulator.session import Session, Step
+from simulator.state import ChargerState
+from simulator.status import StatusReporter
+from simulator.transactions import TransactionFlow
+
+log = structlog.get_logger("simulator")
+
+
+class Driver:
+    """Everything the charger starts by itself; the parts it drives are public."""
+
+    def __init__(
+        self,
+        state: ChargerState,
+        session: Session,
+        statuses: StatusReporter,
+        flow: TransactionFlow,
+    ) -> None:
+        self.state = state
+        self.session = session
+        self.statuses = statuses
+        self.flow = flow
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._log = log.bind(cp_id=state.identity.cp_id)
+
+    async def boot(
+        self,
+        *,
+        retry: bool = False,
+        attempts: int = 5,
+        max_wait_s: float | None = None,
+        announce: bool = False,
+    ) -> dict[str, Any]:
+        """BootNotification; with ``retry`` resend after the CSMS's interval while not Accepted.
+
+        ``max_wait_s`` caps the wait between attempts (tests). ``announce`` sends
+        StatusNotification for connector 0 and every connector once Accepted. Returns the
+        last response; the heartbeat loop starts on Accepted.
+        """
+        state, identity = self.state, self.state.identity
+        payload = {
+            "chargePointVendor": identity.vendor,
+            "chargePointModel": identity.model,
+            "chargePointSerialNumber": identity.serial,
+            "firmwareVersion": identity.firmware,
+        }
+        response: dict[str, Any] = {}
+        for attempt in range(max(1, attempts if retry else 1)):
+            response = await self.session.request("BootNotification", payload)
+            state.registration = response.get("status")
+            interval = int(response.get("interval") or 0)
+            if state.registration == "Accepted":
+                state.boot_count += 1
+                if interval > 0:
+                    state.heartbeat_interval = interval
+                    state.config.set("HeartbeatInterval", str(interval))
+                self.session.start_heartbeat()
+                if announce:
+                    for cid in state.connectors:
+                        await self.statuses.send(cid)
+                self.session.notify()
+                return response
+            if not retry or attempt == attempts - 1:
+                break
+            wait = interval if interval > 0 else 10
+            await asyncio.sleep(min(wait, max_wait_s) if max_wait_s is not None else wait)
+        self.session.notify()
+        return response
+
+    async def authorize(self, id_tag: str) -> dict[str, Any]:
+        response = await self.session.request("Authorize", {"idTag": id_tag})
+        info = response.get("idTagInfo")
+        if isinstance(info, dict):
+            self.state.auth_cache[id_tag] = info
+        return response
+
+    async def data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: str | None = None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"vendorId": vendor_id}
+        if message_id is not None:
+            payload["messageId"] = message_id
+        if data is not None:
+            payload["data"] = data
+        return await self.session.request("DataTransfer", payload)
+
+    # ----------------------------------------------------------------- online, offline
+
+    async def close(self) -> None:
+        """Stop every background task and close the socket; safe to call twice."""
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        self.flow.stop_meter_loops()
+        self.session.stop_heartbeat()
+        await self.session.drop()
+
+    async def disconnect(self) -> None:
+        """Go offline on purpose: transaction messages are queued until :meth:`reconnect`."""
+        self.session.stop_heartbeat()
+        await self.session.drop()
+
+    async def reconnect(self, *, boot: bool = False, replay: bool = True) -> list[Step]:
+        """Open a new socket; optionally boot; replay the offline queue in order.
+
+        Returns the replay steps. Connector statuses that changed while offline are
+        reported after the replay, as a real charger does once it is back.
+        """
+        await self.session.drop()
+        await self.session.open()
+        if boot:
+            await self.boot()
+        elif self.state.registration == "Accepted":
+            self.session.start_heartbeat()
+        steps = await self.flow.replay_queue() if replay else []
+        await self.statuses.send_changed()
+        return steps
+
+    # ----------------------------------------------------------------- follow-ups
+
+    def follow_ups(self) -> list[str]:
+        """Names of follow-up tasks still running (``remote-start``, ``reset``, ``firmware``...)."""
+        return [t.get_name() for t in self._tasks if not t.done()]
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
+        """Run follow-up work off the receive loop, keep a reference, record failures."""
+        task = asyncio.create_task(coro, name=name or None)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                exc = t.exception()
+                assert exc is not None
+                self.session.errors.append(exc)
+                self._log.warning("sim.follow_up_failed", task=name, error=str(exc))
+
+        task.add_done_callback(done)
+        return task
