@@ -19,23 +19,18 @@ import orjson
 from aiohttp import web
 
 VERSION = "2.2.1"
+VERSIONS_PATH = "/ocpi/versions"
+DETAILS_PATH = f"/ocpi/{VERSION}"
 CREDENTIALS_PATH_SUFFIX = f"/ocpi/{VERSION}/credentials"
+MODULE_BASE = f"/ocpi/emsp/{VERSION}"
 
-# OCPI status codes used by the sandbox (digest section 1.5).
+# The OCPI status codes every handler answers with (digest section 1.5); the 3xxx codes
+# a handshake fails with live with the handshake (registration.py).
 OK = 1000
 CLIENT_ERROR = 2000
 INVALID_PARAMS = 2001
-NOT_ENOUGH_INFO = 2002
-UNKNOWN_LOCATION = 2003
 UNKNOWN_TOKEN = 2004
 SERVER_ERROR = 3000
-CLIENT_API_UNUSABLE = 3001
-UNSUPPORTED_VERSION = 3002
-NO_MATCHING_ENDPOINTS = 3003
-
-FUNCTIONAL_MODULES = frozenset(
-    {"tokens", "locations", "sessions", "cdrs", "tariffs", "commands", "chargingprofiles"}
-)
 
 
 def now() -> datetime:
