@@ -24,14 +24,14 @@ import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from aiohttp import web
 
 from simulator.emsp import own_tokens, registration
 from simulator.emsp.app import build_app
-from simulator.emsp.behaviour import Behaviour, DownMode
+from simulator.emsp.behaviour import DownMode
 from simulator.emsp.client import OcpiClient, OcpiReply
 from simulator.emsp.control import build_control_app
 from simulator.emsp.peer_calls import PeerCalls
@@ -42,10 +42,24 @@ from simulator.emsp.state import (
     Peer,
     SandboxState,
 )
-from simulator.emsp.tables import CiMap, RecordedRequest, SentRequest, TokenTable
 from simulator.emsp.wire import VERSION
 
 log = structlog.get_logger("simulator.emsp")
+T = TypeVar("T")
+
+
+class _StateView(Generic[T]):
+    """A read-only attribute of the sandbox that shows one part of its state.
+
+    Why: tests read ``emsp.sessions`` and the like; the state is the one owner, and a
+    part the state replaces (the peer, after a handshake) must show the new one.
+    """
+
+    def __init__(self, read: Callable[[SandboxState], T]) -> None:
+        self._read = read
+
+    def __get__(self, sandbox: EmspSandbox, owner: type | None = None) -> T:
+        return self._read(sandbox.state)
 
 
 class EmspSandbox:
@@ -189,105 +203,31 @@ class EmspSandbox:
 
     # ------------------------------------------------------------------ the state's tables
 
-    @property
-    def country_code(self) -> str:
-        return self.state.party.country_code
-
-    @property
-    def party_id(self) -> str:
-        return self.state.party.party_id
-
-    @property
-    def business_name(self) -> str:
-        return self.state.party.business_name
-
-    @property
-    def page_limit(self) -> int:
-        return self.state.page_limit
-
-    @property
-    def behaviour(self) -> Behaviour:
-        return self.state.behaviour
-
-    @property
-    def peer(self) -> Peer:
-        return self.state.peer
-
-    @property
-    def token_as(self) -> set[str]:
-        return self.state.token_as
-
-    @property
-    def pending_tokens(self) -> set[str]:
-        return self.state.pending_tokens
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        return self.state.requests
-
-    @property
-    def sent(self) -> list[SentRequest]:
-        return self.state.sent
-
-    @property
-    def violations(self) -> list[str]:
-        return self.state.violations
-
-    @property
-    def events(self) -> list[tuple[str, str, str]]:
-        return self.state.events
-
-    @property
-    def tokens(self) -> TokenTable:
-        return self.state.tokens
-
-    @property
-    def authorizations(self) -> list[AuthorizeRecord]:
-        return self.state.authorizations
-
-    @property
-    def authorize_counts(self) -> dict[str, int]:
-        return self.state.authorize_counts
-
-    @property
-    def sessions(self) -> CiMap[dict[str, Any]]:
-        return self.state.sessions
-
-    @property
-    def session_events(self) -> list[tuple[str, str, Any]]:
-        return self.state.session_events
-
-    @property
-    def cdrs(self) -> CiMap[dict[str, Any]]:
-        return self.state.cdrs
-
-    @property
-    def cdr_posts(self) -> list[dict[str, Any]]:
-        return self.state.cdr_posts
-
-    @property
-    def cdr_duplicates(self) -> dict[str, int]:
-        return self.state.cdr_duplicates
-
-    @property
-    def locations(self) -> CiMap[dict[str, Any]]:
-        return self.state.locations
-
-    @property
-    def location_events(self) -> list[tuple[str, str, Any]]:
-        return self.state.location_events
-
-    @property
-    def tariffs(self) -> CiMap[dict[str, Any]]:
-        return self.state.tariffs
-
-    @property
-    def command_results(self) -> dict[str, dict[str, Any]]:
-        return self.state.command_results
-
-    @property
-    def commands_sent(self) -> list[CommandSent]:
-        return self.state.commands_sent
+    country_code = _StateView(lambda s: s.party.country_code)
+    party_id = _StateView(lambda s: s.party.party_id)
+    business_name = _StateView(lambda s: s.party.business_name)
+    page_limit = _StateView(lambda s: s.page_limit)
+    behaviour = _StateView(lambda s: s.behaviour)
+    peer = _StateView(lambda s: s.peer)
+    token_as = _StateView(lambda s: s.token_as)
+    pending_tokens = _StateView(lambda s: s.pending_tokens)
+    requests = _StateView(lambda s: s.requests)
+    sent = _StateView(lambda s: s.sent)
+    violations = _StateView(lambda s: s.violations)
+    events = _StateView(lambda s: s.events)
+    tokens = _StateView(lambda s: s.tokens)
+    authorizations = _StateView(lambda s: s.authorizations)
+    authorize_counts = _StateView(lambda s: s.authorize_counts)
+    sessions = _StateView(lambda s: s.sessions)
+    session_events = _StateView(lambda s: s.session_events)
+    cdrs = _StateView(lambda s: s.cdrs)
+    cdr_posts = _StateView(lambda s: s.cdr_posts)
+    cdr_duplicates = _StateView(lambda s: s.cdr_duplicates)
+    locations = _StateView(lambda s: s.locations)
+    location_events = _StateView(lambda s: s.location_events)
+    tariffs = _StateView(lambda s: s.tariffs)
+    command_results = _StateView(lambda s: s.command_results)
+    commands_sent = _StateView(lambda s: s.commands_sent)
 
     async def wait_command_result(self, ref: str, timeout: float = 5.0) -> dict[str, Any]:
         await self.state.wait_until(lambda: ref in self.state.command_results, timeout)
