@@ -35,22 +35,34 @@ def _stored(created: bool) -> web.Response:
     return reply(None, OK, "stored", http_status=201 if created else 200)
 
 
+def _put(request: web.Request, table: CiMap[dict[str, Any]], kind: str) -> web.Response:
+    """Store a whole object as sent under its URL id (a PUT replaces, digest 1.3)."""
+    state = state_of(request)
+    oid = request.match_info["id"]
+    obj = require_object(body_of(request), kind)
+    check_object(state, kind, obj)
+    check_owner(request, obj, "id", oid)
+    created = oid not in table
+    table[oid] = dict(obj)
+    state.changed(kind, "PUT", oid, obj)
+    return _stored(created)
+
+
 # --------------------------------------------------------------------------- sessions
 
 
-async def session(request: web.Request) -> web.Response:
+async def get_session(request: web.Request) -> web.Response:
+    return _stored_or_404(state_of(request).sessions, request.match_info["id"], "session")
+
+
+async def put_session(request: web.Request) -> web.Response:
+    return _put(request, state_of(request).sessions, "session")
+
+
+async def patch_session(request: web.Request) -> web.Response:
+    """Fields replace, except charging_periods, which are appended (digest 9.2.2)."""
     state = state_of(request)
     sid = request.match_info["id"]
-    if request.method == "GET":
-        return _stored_or_404(state.sessions, sid, "session")
-    if request.method == "PUT":
-        obj = require_object(body_of(request), "session")
-        check_object(state, "session", obj)
-        check_owner(request, obj, "id", sid)
-        created = sid not in state.sessions
-        state.sessions[sid] = dict(obj)
-        state.changed("session", request.method, sid, obj)
-        return _stored(created)
     obj = patch_body(state, body_of(request), "session")
     current = state.sessions.get(sid)
     if current is None:
@@ -61,7 +73,7 @@ async def session(request: web.Request) -> web.Response:
                 current.setdefault("charging_periods", []).extend(value)
         else:
             current[key] = value
-    state.changed("session", request.method, sid, obj)
+    state.changed("session", "PATCH", sid, obj)
     return reply(None)
 
 
@@ -162,23 +174,21 @@ def _loc_key(loc: str, evse: str | None, conn: str | None) -> str:
 # --------------------------------------------------------------------------- tariffs
 
 
-async def tariff(request: web.Request) -> web.Response:
+async def get_tariff(request: web.Request) -> web.Response:
+    return _stored_or_404(state_of(request).tariffs, request.match_info["id"], "tariff")
+
+
+async def put_tariff(request: web.Request) -> web.Response:
+    return _put(request, state_of(request).tariffs, "tariff")
+
+
+async def delete_tariff(request: web.Request) -> web.Response:
     state = state_of(request)
     tid = request.match_info["id"]
-    if request.method == "GET":
-        return _stored_or_404(state.tariffs, tid, "tariff")
-    if request.method == "DELETE":
-        if state.tariffs.pop(tid) is None:
-            return reply(None, CLIENT_ERROR, "unknown tariff", http_status=404)
-        state.changed("tariff", "DELETE", tid, None)
-        return reply(None)
-    obj = require_object(body_of(request), "tariff")
-    check_object(state, "tariff", obj)
-    check_owner(request, obj, "id", tid)
-    created = tid not in state.tariffs
-    state.tariffs[tid] = dict(obj)
-    state.changed("tariff", "PUT", tid, obj)
-    return _stored(created)
+    if state.tariffs.pop(tid) is None:
+        return reply(None, CLIENT_ERROR, "unknown tariff", http_status=404)
+    state.changed("tariff", "DELETE", tid, None)
+    return reply(None)
 
 
 # --------------------------------------------------------------------------- command results
@@ -197,14 +207,18 @@ async def command_result(request: web.Request) -> web.Response:
 
 def add_routes(router: web.UrlDispatcher) -> None:
     """The Receiver URLs (digest: sessions, cdrs, locations, tariffs; commands' callbacks)."""
+    session, tariff = (f"{MODULE_BASE}/{m}/{{cc}}/{{pid}}/{{id}}" for m in ("sessions", "tariffs"))
+    router.add_route("GET", session, get_session)
+    router.add_route("PUT", session, put_session)
+    router.add_route("PATCH", session, patch_session)
+    base = f"{MODULE_BASE}/locations/{{cc}}/{{pid}}/{{loc}}"
     for method in ("GET", "PUT", "PATCH"):
-        router.add_route(method, f"{MODULE_BASE}/sessions/{{cc}}/{{pid}}/{{id}}", session)
-        base = f"{MODULE_BASE}/locations/{{cc}}/{{pid}}/{{loc}}"
         for suffix in ("", "/{evse}", "/{evse}/{conn}"):
             router.add_route(method, base + suffix, location)
     for path in (f"{MODULE_BASE}/cdrs", f"{MODULE_BASE}/cdrs/"):
         router.add_post(path, post_cdr)
-    router.add_get(f"{MODULE_BASE}/cdrs/{{cc}}/{{pid}}/{{id}}", get_cdr)
-    for method in ("GET", "PUT", "DELETE"):
-        router.add_route(method, f"{MODULE_BASE}/tariffs/{{cc}}/{{pid}}/{{id}}", tariff)
+    router.add_route("GET", f"{MODULE_BASE}/cdrs/{{cc}}/{{pid}}/{{id}}", get_cdr)
+    router.add_route("GET", tariff, get_tariff)
+    router.add_route("PUT", tariff, put_tariff)
+    router.add_route("DELETE", tariff, delete_tariff)
     router.add_post(f"{MODULE_BASE}/commands/{{command}}/{{ref}}", command_result)
