@@ -2,7 +2,7 @@
 routes of the tokens Sender (:mod:`~simulator.emsp.tokens_sender`) and the Receivers
 (:mod:`~simulator.emsp.receivers`).
 
-Auth (digest 1.2): ``Token <base64>`` or ``Token <raw>``; TOKEN_A only for versions and
+Auth (OCPI 2.2.1): ``Token <base64>`` or ``Token <raw>``; TOKEN_A only for versions and
 credentials, anything else 401. Every request is recorded, even a refused one, and
 every response echoes X-Request-ID/X-Correlation-ID.
 """

@@ -37,7 +37,7 @@ routes = web.RouteTableDef()
 
 
 class BadControl(Exception):
-    pass
+    """Input the control API cannot act on; answered HTTP 400 with the message."""
 
 
 @web.middleware

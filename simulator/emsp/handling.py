@@ -103,7 +103,7 @@ def _check_times(obj: dict[str, Any], kind: str) -> None:
 
 
 def check_owner(request: web.Request, obj: dict[str, Any], id_field: str, url_id: str) -> None:
-    """The party and id in the URL are those in the body (digest 1.1: both must agree)."""
+    """The party and id in the URL are those in the body (both must agree)."""
     cc, pid = request.match_info["cc"], request.match_info["pid"]
     if str(obj.get("country_code", "")).upper() != cc.upper() or (
         str(obj.get("party_id", "")).upper() != pid.upper()
@@ -114,7 +114,7 @@ def check_owner(request: web.Request, obj: dict[str, Any], id_field: str, url_id
 
 
 def patch_body(state: SandboxState, body: Any, kind: str) -> dict[str, Any]:
-    """A PATCH body: an object with ``last_updated`` (digest 1.4), DateTimes checked."""
+    """A PATCH body: an object with ``last_updated`` (OCPI requires it), DateTimes checked."""
     obj = require_object(body, kind)
     if "last_updated" not in obj:
         raise OcpiError(INVALID_PARAMS, f"PATCH of {kind} without last_updated")

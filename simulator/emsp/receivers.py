@@ -36,7 +36,7 @@ def _stored(created: bool) -> web.Response:
 
 
 def _put(request: web.Request, table: CiMap[dict[str, Any]], kind: str) -> web.Response:
-    """Store a whole object as sent under its URL id (a PUT replaces, digest 1.3)."""
+    """Store a whole object as sent under its URL id (a PUT replaces it)."""
     state = state_of(request)
     oid = request.match_info["id"]
     obj = require_object(body_of(request), kind)
@@ -60,7 +60,7 @@ async def put_session(request: web.Request) -> web.Response:
 
 
 async def patch_session(request: web.Request) -> web.Response:
-    """Fields replace, except charging_periods, which are appended (digest 9.2.2)."""
+    """Fields replace, except charging_periods, which are appended (OCPI sessions PATCH)."""
     state = state_of(request)
     sid = request.match_info["id"]
     obj = patch_body(state, body_of(request), "session")
@@ -161,7 +161,7 @@ def _find(items: list[dict[str, Any]], key: str, value: str | None) -> dict[str,
 
 
 def _bump(last_updated: Any, *parents: dict[str, Any] | None) -> None:
-    """A child update moves its parents' last_updated (digest 7.1, receiver side)."""
+    """A child update moves its parents' last_updated (OCPI locations, Receiver side)."""
     for p in parents:
         if p is not None and last_updated:
             p["last_updated"] = last_updated
@@ -206,7 +206,7 @@ async def command_result(request: web.Request) -> web.Response:
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
-    """The Receiver URLs (digest: sessions, cdrs, locations, tariffs; commands' callbacks)."""
+    """The Receiver URLs: sessions, cdrs, locations, tariffs, and the commands' callbacks."""
     session, tariff = (f"{MODULE_BASE}/{m}/{{cc}}/{{pid}}/{{id}}" for m in ("sessions", "tariffs"))
     router.add_route("GET", session, get_session)
     router.add_route("PUT", session, put_session)

@@ -1,4 +1,4 @@
-"""Credentials handshake in both directions (digest section 3).
+"""Credentials handshake in both directions (OCPI 2.2.1, credentials module).
 
 Initiator (the sandbox POSTs): versions + details with TOKEN_A, then POST its fresh
 TOKEN_B; it must already accept TOKEN_B while the POST is in flight because the
@@ -28,7 +28,7 @@ from simulator.emsp.wire import (
 
 log = structlog.get_logger("simulator.emsp")
 
-# What a handshake fails with (digest section 1.5, 3xxx: the peer's API is the problem).
+# What a handshake fails with (OCPI status codes 3xxx: the peer's API is the problem).
 CLIENT_API_UNUSABLE = 3001
 UNSUPPORTED_VERSION = 3002
 NO_MATCHING_ENDPOINTS = 3003
@@ -152,7 +152,7 @@ async def _offer_credentials(
     """Send our credentials with a fresh TOKEN_B; (that token, the peer's credentials).
 
     The new token is accepted while the call is in flight: the peer calls back with it
-    before answering (digest 3.2).
+    before answering.
     """
     token_b = new_credentials_token("emsp-b")
     state.pending_tokens.add(token_b)

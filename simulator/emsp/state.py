@@ -71,7 +71,7 @@ class Party:
 
 @dataclass
 class Peer:
-    """The one CPO the sandbox is paired with (token_in / token_out, digest 3.3).
+    """The one CPO the sandbox is paired with (credentials token_in / token_out).
 
     ``token_in`` is what the peer sends us, ``token_out`` what we send it.
     """

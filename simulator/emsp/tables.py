@@ -113,7 +113,7 @@ class TokenRecord:
 class TokenTable:
     """The eMSP's own tokens, keyed by (uid, type) case-insensitively, in insertion order.
 
-    Insertion order is the Sender list's stable order (oldest first, digest 1.8).
+    Insertion order is the Sender list's stable order (oldest first).
     """
 
     def __init__(self) -> None:

@@ -24,7 +24,7 @@ DETAILS_PATH = f"/ocpi/{VERSION}"
 CREDENTIALS_PATH_SUFFIX = f"/ocpi/{VERSION}/credentials"
 MODULE_BASE = f"/ocpi/emsp/{VERSION}"
 
-# The OCPI status codes every handler answers with (digest section 1.5); the 3xxx codes
+# The OCPI status codes every handler answers with (OCPI status codes); the 3xxx codes
 # a handshake fails with live with the handshake (registration.py).
 OK = 1000
 CLIENT_ERROR = 2000
@@ -65,7 +65,7 @@ def parse_time(value: str) -> datetime:
 
 
 def encode_token(token: str, encoding: str = "base64") -> str:
-    """The Authorization header value for a credentials token (digest 1.2)."""
+    """The Authorization header value for a credentials token (Base64 in OCPI 2.2.1)."""
     if encoding == "raw":
         return f"Token {token}"
     return "Token " + base64.b64encode(token.encode()).decode()
@@ -94,12 +94,12 @@ def header_token_candidates(header: str | None) -> list[str]:
 
 
 def new_credentials_token(prefix: str) -> str:
-    """A fresh credentials token from the unreserved URL alphabet (gotcha 2)."""
+    """A fresh credentials token from the unreserved URL alphabet, so it needs no escaping anywhere."""
     return f"{prefix}-{uuid.uuid4()}"
 
 
 def join_url(base: str, *segments: str) -> str:
-    """Join with exactly one ``/`` and percent-encode each id segment (digest 1.1)."""
+    """Join with exactly one ``/`` and percent-encode each id segment (an id may hold characters a path cannot)."""
     url = base.rstrip("/")
     for seg in segments:
         url += "/" + quote(seg, safe="")
