@@ -162,6 +162,7 @@ class SandboxState:
     peer: Peer = field(default_factory=Peer)
     token_as: set[str] = field(default_factory=set)
     pending_tokens: set[str] = field(default_factory=set)
+    # --- set (and replaced) on every change, to wake wait_until
     changed_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     # ------------------------------------------------------------------ bookkeeping
