@@ -6,7 +6,8 @@ Speaks OCPI 2.2.1 only over HTTP; imports nothing of ``csms`` or ``roaming`` int
 from simulator.emsp.behaviour import AuthorizeMode, DownMode
 from simulator.emsp.client import OcpiReply
 from simulator.emsp.registration import RegistrationError
-from simulator.emsp.sandbox import AuthorizeRecord, CommandSent, EmspSandbox
+from simulator.emsp.sandbox import EmspSandbox
+from simulator.emsp.state import AuthorizeRecord, CommandSent
 from simulator.emsp.tokens import TokenSpec
 
 __all__ = [

@@ -60,6 +60,11 @@ class Behaviour:
         if b.mode != AuthorizeMode.HANG:
             self.release()
 
+    def fail_page(self, page: int | None, times: int | None = None) -> None:
+        """Answer HTTP 500 for the 1-based token list page ``page`` (None: stop failing)."""
+        self.fail_tokens_page = page
+        self.fail_tokens_page_times = times
+
     def for_uid(self, uid: str) -> AuthorizeBehaviour:
         return self.per_uid.get(uid.upper(), self.authorize)
 

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from simulator.emsp.state import SentRequest
+from simulator.emsp.tables import SentRequest
 from simulator.emsp.wire import dumps, encode_token, new_request_id
 
 

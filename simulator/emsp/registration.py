@@ -1,4 +1,4 @@
-"""Credentials handshake in both directions (digest section 3).
+"""Credentials handshake in both directions (OCPI 2.2.1, credentials module).
 
 Initiator (the sandbox POSTs): versions + details with TOKEN_A, then POST its fresh
 TOKEN_B; it must already accept TOKEN_B while the POST is in flight because the
@@ -11,28 +11,27 @@ peer's answer) so tests can assert on why a handshake failed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from aiohttp import web
 
-from simulator.emsp.client import OcpiReply
-from simulator.emsp.state import Peer
+from simulator.emsp.client import OcpiClient, OcpiReply
+from simulator.emsp.state import Peer, SandboxState
 from simulator.emsp.wire import (
-    CLIENT_API_UNUSABLE,
     CLIENT_ERROR,
     INVALID_PARAMS,
-    NO_MATCHING_ENDPOINTS,
-    UNSUPPORTED_VERSION,
     VERSION,
     new_credentials_token,
     reply,
 )
 
-if TYPE_CHECKING:
-    from simulator.emsp.sandbox import EmspSandbox
-
 log = structlog.get_logger("simulator.emsp")
+
+# What a handshake fails with (OCPI status codes 3xxx: the peer's API is the problem).
+CLIENT_API_UNUSABLE = 3001
+UNSUPPORTED_VERSION = 3002
+NO_MATCHING_ENDPOINTS = 3003
 
 
 class RegistrationError(Exception):
@@ -45,14 +44,14 @@ class RegistrationError(Exception):
         self.reply = reply
 
 
-async def fetch_peer(sb: EmspSandbox, versions_url: str, token: str) -> Peer:
+async def fetch_peer(client: OcpiClient, versions_url: str, token: str) -> Peer:
     """GET the peer's versions and 2.2.1 details with ``token``; raises RegistrationError."""
-    versions = await sb.client.call("GET", versions_url, token=token)
+    versions = await client.call("GET", versions_url, token=token)
     if versions.http_status == 401:
-        other = "raw" if sb.client.auth_encoding == "base64" else "base64"
-        retry = await sb.client.call("GET", versions_url, token=token, encoding=other)
+        other = "raw" if client.auth_encoding == "base64" else "base64"
+        retry = await client.call("GET", versions_url, token=token, encoding=other)
         if retry.ok:
-            sb.client.auth_encoding = other
+            client.auth_encoding = other
             versions = retry
     if not versions.ok or not isinstance(versions.data, list):
         raise RegistrationError(
@@ -65,7 +64,7 @@ async def fetch_peer(sb: EmspSandbox, versions_url: str, token: str) -> Peer:
         raise RegistrationError(
             UNSUPPORTED_VERSION, f"peer does not offer OCPI {VERSION}", versions
         )
-    details = await sb.client.call("GET", match["url"], token=token)
+    details = await client.call("GET", match["url"], token=token)
     data = details.data
     if not details.ok or not isinstance(data, dict) or not isinstance(data.get("endpoints"), list):
         raise RegistrationError(
@@ -103,11 +102,16 @@ def _validate_credentials(body: Any) -> dict[str, Any]:
 
 
 async def handle_credentials(
-    sb: EmspSandbox, method: str, kind: str, token: str | None, body: Any
+    state: SandboxState,
+    client: OcpiClient,
+    method: str,
+    kind: str | None,
+    token: str | None,
+    body: Any,
 ) -> web.Response:
-    peer = sb.peer
+    peer = state.peer
     if method == "GET":
-        return reply(sb.own_credentials(token or ""))
+        return reply(state.party.own_credentials(token or ""))
     if method == "POST":
         if peer.registered:
             return reply(None, CLIENT_ERROR, "already registered", http_status=405)
@@ -116,13 +120,13 @@ async def handle_credentials(
     elif not peer.registered or kind != "token_in":
         return reply(None, CLIENT_ERROR, "not registered", http_status=405)
     if method == "DELETE":
-        sb.peer = Peer()
-        sb.changed("credentials", "DELETE", "peer", None)
+        state.peer = Peer()
+        state.changed("credentials", "DELETE", "peer", None)
         log.info("emsp_unregistered_by_peer")
         return reply(None)
     try:
         creds = _validate_credentials(body)
-        fetched = await fetch_peer(sb, creds["url"], creds["token"])
+        fetched = await fetch_peer(client, creds["url"], creds["token"])
     except RegistrationError as exc:
         return reply(None, exc.status_code, exc.message)
     token_c = new_credentials_token("emsp-c")
@@ -131,86 +135,87 @@ async def handle_credentials(
     fetched.roles = list(creds["roles"])
     fetched.registered = True
     fetched.initiator = False
-    sb.peer = fetched
+    state.peer = fetched
     if method == "POST" and token is not None:
-        sb.token_as.discard(token)
-    sb.changed("credentials", method, "peer", {"url": creds["url"], "roles": creds["roles"]})
+        state.token_as.discard(token)
+    state.changed("credentials", method, "peer", {"url": creds["url"], "roles": creds["roles"]})
     log.info("emsp_registered_by_peer", method=method, peer_versions=creds["url"])
-    return reply(sb.own_credentials(token_c))
+    return reply(state.party.own_credentials(token_c))
 
 
 # --------------------------------------------------------------------------- Initiator
 
 
-async def register_with(sb: EmspSandbox, versions_url: str, token_a: str) -> Peer:
+async def _offer_credentials(
+    state: SandboxState, client: OcpiClient, method: str, url: str, token: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Send our credentials with a fresh TOKEN_B; (that token, the peer's credentials).
+
+    The new token is accepted while the call is in flight: the peer calls back with it
+    before answering.
+    """
+    token_b = new_credentials_token("emsp-b")
+    state.pending_tokens.add(token_b)
+    try:
+        answer = await client.call(
+            method, url, token=token, body=state.party.own_credentials(token_b)
+        )
+    finally:
+        state.pending_tokens.discard(token_b)
+    data = answer.data
+    if not answer.ok or not isinstance(data, dict) or not isinstance(data.get("token"), str):
+        raise RegistrationError(
+            answer.status_code or CLIENT_API_UNUSABLE,
+            f"{method} credentials failed: HTTP {answer.http_status}",
+            answer,
+        )
+    return token_b, data
+
+
+async def register_with(
+    state: SandboxState, client: OcpiClient, versions_url: str, token_a: str
+) -> Peer:
     """The sandbox as Initiator: POST its credentials to the peer found at ``versions_url``."""
-    if sb.peer.registered:
+    if state.peer.registered:
         raise RegistrationError(CLIENT_ERROR, "already registered; unregister first")
-    fetched = await fetch_peer(sb, versions_url, token_a)
+    fetched = await fetch_peer(client, versions_url, token_a)
     creds_url = fetched.endpoint("credentials", "SENDER")
     assert creds_url is not None
-    token_b = new_credentials_token("emsp-b")
-    sb.pending_tokens.add(token_b)
-    try:
-        answer = await sb.client.call(
-            "POST", creds_url, token=token_a, body=sb.own_credentials(token_b)
-        )
-        data = answer.data
-        if not answer.ok or not isinstance(data, dict) or not isinstance(data.get("token"), str):
-            code = answer.status_code or CLIENT_API_UNUSABLE
-            raise RegistrationError(
-                code, f"POST credentials failed: HTTP {answer.http_status}", answer
-            )
-    finally:
-        sb.pending_tokens.discard(token_b)
+    token_b, data = await _offer_credentials(state, client, "POST", creds_url, token_a)
     fetched.token_in = token_b
     fetched.token_out = data["token"]
     fetched.roles = list(data.get("roles") or [])
     fetched.registered = True
     fetched.initiator = True
-    sb.peer = fetched
-    sb.changed("credentials", "registered", "peer", {"url": versions_url})
+    state.peer = fetched
+    state.changed("credentials", "registered", "peer", {"url": versions_url})
     log.info("emsp_registered_with_peer", peer_versions=versions_url)
     return fetched
 
 
-async def update_credentials(sb: EmspSandbox) -> Peer:
+async def update_credentials(state: SandboxState, client: OcpiClient) -> Peer:
     """PUT fresh credentials (token rotation / endpoint refresh) to the registered peer."""
-    peer = sb.peer
+    peer = state.peer
     if not peer.registered or peer.token_out is None:
         raise RegistrationError(CLIENT_ERROR, "not registered")
     creds_url = peer.endpoint("credentials", "SENDER")
     assert creds_url is not None
-    new_b = new_credentials_token("emsp-b")
-    sb.pending_tokens.add(new_b)
-    try:
-        answer = await sb.client.call(
-            "PUT", creds_url, token=peer.token_out, body=sb.own_credentials(new_b)
-        )
-    finally:
-        sb.pending_tokens.discard(new_b)
-    data = answer.data
-    if not answer.ok or not isinstance(data, dict) or not isinstance(data.get("token"), str):
-        raise RegistrationError(
-            answer.status_code or CLIENT_API_UNUSABLE,
-            f"PUT credentials failed: HTTP {answer.http_status}",
-            answer,
-        )
-    peer.token_in = new_b
+    token_b, data = await _offer_credentials(state, client, "PUT", creds_url, peer.token_out)
+    peer.token_in = token_b
     peer.token_out = data["token"]
     peer.roles = list(data.get("roles") or peer.roles)
-    sb.changed("credentials", "PUT", "peer", None)
+    state.changed("credentials", "PUT", "peer", None)
     return peer
 
 
-async def unregister(sb: EmspSandbox) -> OcpiReply:
+async def unregister(state: SandboxState, client: OcpiClient) -> OcpiReply:
     """DELETE our credentials at the peer; the local pairing is dropped either way."""
-    peer = sb.peer
+    peer = state.peer
     if not peer.registered:
         raise RegistrationError(CLIENT_ERROR, "not registered")
     creds_url = peer.endpoint("credentials", "SENDER")
     assert creds_url is not None
-    answer = await sb.client.call("DELETE", creds_url, token=peer.token_out)
-    sb.peer = Peer()
-    sb.changed("credentials", "DELETE", "peer", None)
+    answer = await client.call("DELETE", creds_url, token=peer.token_out)
+    state.peer = Peer()
+    state.changed("credentials", "DELETE", "peer", None)
     return answer

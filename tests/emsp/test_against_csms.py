@@ -57,7 +57,7 @@ async def test_csms_initiates_with_sandbox_token_a(csms):
         assert post.token == token_a and post.body["roles"][0]["role"] == "CPO"
         assert [r.token for r in emsp.requests[:3]] == [token_a] * 3
         # From then on the CSMS uses TOKEN_C (ours), e.g. for a paginated token sync pull.
-        emsp.page_limit = 2
+        emsp.state.page_limit = 2
         emsp.generate_tokens(5)
         body = {"partner": "NL-EMS", "incremental": False, "wait": True}
         async with admin.post("/api/tokens/sync", json=body) as r:

@@ -10,6 +10,7 @@ import pytest
 
 from simulator.emsp import AuthorizeMode
 from tests.emsp.conftest import auth, call
+from tests.support.waiting import stays_false
 
 
 def _url(emsp, uid: str, type_: str = "RFID") -> str:
@@ -69,8 +70,7 @@ async def test_delay_hang_release_and_switching_back(paired, http):
     emsp.set_authorize_behaviour(AuthorizeMode.HANG)
     pending = asyncio.create_task(call(http, "POST", _url(emsp, "CARD1"), cpo.token_out))
     await emsp.wait_until(lambda: emsp.authorize_counts.get("CARD1") == 2)
-    await asyncio.sleep(0.05)
-    assert not pending.done()
+    await stays_false(pending.done, period=0.05, what="the hung authorize answering")
     emsp.release_hung()
     status, body, _ = await asyncio.wait_for(pending, 2)
     assert status == 200 and body["data"]["allowed"] == "ALLOWED"
