@@ -192,6 +192,13 @@ class SessionService:
         )
         return session_id
 
+    async def exists(self, tx: SqlExecutor, transaction_id: int) -> bool:
+        """Whether the transaction became a Session (only roaming tokens' ones do)."""
+        row = await tx.fetchone(
+            "SELECT 1 FROM ocpi_sessions WHERE transaction_id = ?", (transaction_id,)
+        )
+        return row is not None
+
     async def _load(self, tx: SqlExecutor, transaction_id: int) -> Any:
         return await tx.fetchone(
             "SELECT * FROM ocpi_sessions WHERE transaction_id = ?", (transaction_id,)

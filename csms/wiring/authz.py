@@ -45,7 +45,8 @@ from csms.authz.model import (
 from csms.authz.service import AuthorizationService, AuthzSettings
 from csms.local_authz import LocalTokenAuthorizer, OwnCardsFirst
 from csms.store.authorizations import AuthorizationLog
-from csms.store.db import Executor
+from csms.store.db import Database
+from csms.store.transactions import TransactionRepo
 from roaming.client import (
     InvalidResponse,
     OcpiClient,
@@ -311,18 +312,13 @@ class OcpiRemoteAuthorizer:
 
 
 class SqlActiveTransactions:
-    """ActiveTransactions over the ``transactions`` table."""
+    """ActiveTransactions over the store's transactions."""
 
-    def __init__(self, db: Executor) -> None:
-        self.db = db
+    def __init__(self, db: Database) -> None:
+        self.transactions = TransactionRepo(db)
 
     async def active_for(self, uid_norm: str) -> Sequence[tuple[str, int]]:
-        rows = await self.db.fetchall(
-            "SELECT charger_id, connector_id FROM transactions "
-            "WHERE id_tag_norm = ? AND stop_received_at IS NULL",
-            (uid_norm,),
-        )
-        return [(r["charger_id"], int(r["connector_id"])) for r in rows]
+        return await self.transactions.active_for(uid_norm)
 
 
 class ExtensionLocations:
