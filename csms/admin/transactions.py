@@ -24,7 +24,7 @@ def _app(request: web.Request) -> Any:
 
 
 def _view(txn: TransactionRecord) -> dict[str, Any]:
-    doc = dataclasses.asdict(txn)
+    doc = {"id": txn.id} | dataclasses.asdict(txn)  # the table's column order
     doc["active"] = txn.active
     stop = txn.meter_stop
     doc["energy_wh"] = None if stop is None else stop - txn.meter_start

@@ -8,12 +8,10 @@ from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
-class Charger:
-    """A registered charge point (``has_password``: HTTP Basic auth is required of it)."""
+class ChargerIdentity:
+    """What a charge point says about itself at boot (make, serials, firmware, SIM, meter);
+    every boot sends vendor and model, a charger that never booted has none of them."""
 
-    id: str
-    registration_status: str
-    has_password: bool
     vendor: str | None
     model: str | None
     serial_number: str | None
@@ -23,6 +21,15 @@ class Charger:
     imsi: str | None
     meter_type: str | None
     meter_serial: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Charger(ChargerIdentity):
+    """A registered charge point (``has_password``: HTTP Basic auth is required of it)."""
+
+    id: str
+    registration_status: str
+    has_password: bool
     created_at: str
     last_boot_at: str | None
     last_heartbeat_at: str | None
@@ -33,10 +40,21 @@ class Charger:
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectorStatus:
-    """A connector's latest reported status (``status_timestamp``: the charger's clock)."""
+class BootInfo(ChargerIdentity):
+    """What a BootNotification says about the charger.
 
-    charger_id: str
+    ``message`` is the notification as sent: the event log keeps every boot verbatim
+    (an opaque JSON document, never read field by field).
+    """
+
+    message: Any
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """What one StatusNotification says (``status_timestamp``: the charger's clock, as
+    sent, or None)."""
+
     connector_id: int
     status: str
     error_code: str
@@ -44,40 +62,14 @@ class ConnectorStatus:
     vendor_id: str | None
     vendor_error_code: str | None
     status_timestamp: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorStatus(StatusReport):
+    """A connector's latest report, with its charger and when we received it."""
+
+    charger_id: str
     received_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class StatusReport:
-    """What one StatusNotification says (``timestamp`` as the charger sent it, or None)."""
-
-    connector_id: int
-    status: str
-    error_code: str
-    info: str | None
-    vendor_id: str | None
-    vendor_error_code: str | None
-    timestamp: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class BootInfo:
-    """What a BootNotification says about the charger.
-
-    ``message`` is the notification as sent: the event log keeps every boot verbatim
-    (an opaque JSON document, never read field by field).
-    """
-
-    vendor: str
-    model: str
-    serial_number: str | None
-    charge_box_serial: str | None
-    firmware_version: str | None
-    iccid: str | None
-    imsi: str | None
-    meter_type: str | None
-    meter_serial: str | None
-    message: Any
 
 
 @dataclass(frozen=True, slots=True)

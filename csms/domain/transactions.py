@@ -17,32 +17,9 @@ SAMPLE_DEFAULTS = {
 
 @dataclass(frozen=True, slots=True)
 class TransactionStart:
-    """A transaction to record: what the charger reported and how its token was decided."""
+    """A transaction to record: what the charger reported (``start_timestamp`` as sent,
+    ``start_received_at`` ours) and how its token was decided (``start_status`` on)."""
 
-    charger_id: str
-    connector_id: int
-    id_tag: str
-    id_tag_norm: str
-    meter_start: int
-    timestamp: str
-    received_at: str
-    reservation_id: int | None
-    status: str
-    parent_id_tag: str | None
-    authorization_reference: str | None
-    partner_id: str | None
-    token_type: str | None
-    token_country_code: str | None
-    token_party_id: str | None
-    contract_id: str | None
-    auth_method: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionRecord:
-    """A stored transaction (times: charger-reported as sent; ``*_received_at`` ours)."""
-
-    id: int
     charger_id: str
     connector_id: int
     id_tag: str
@@ -60,6 +37,14 @@ class TransactionRecord:
     token_party_id: str | None
     contract_id: str | None
     auth_method: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord(TransactionStart):
+    """A stored transaction: its start as recorded, its id, and its stop once reported
+    (``stop_timestamp`` as the charger sent it, ``stop_received_at`` ours)."""
+
+    id: int
     meter_stop: int | None
     stop_timestamp: str | None
     stop_received_at: str | None

@@ -196,7 +196,7 @@ class Handlers:
                 report.connector_id,
                 report.status,
                 report.error_code,
-                report.timestamp,
+                report.status_timestamp,
             )
         problem = transition_problem(previous, report.status, report.connector_id)
         if problem:
@@ -228,10 +228,10 @@ class Handlers:
             id_tag=id_tag,
             id_tag_norm=norm,
             meter_start=meter_start,
-            timestamp=ts,
-            received_at=now_millis(),
+            start_timestamp=ts,
+            start_received_at=now_millis(),
             reservation_id=p.get("reservationId"),
-            status=d.status.value,
+            start_status=d.status.value,
             parent_id_tag=d.parent_id_tag,
             authorization_reference=d.authorization_reference,
             partner_id=d.partner_id,

@@ -37,7 +37,7 @@ def status_report(p: dict[str, Any]) -> StatusReport:
         info=p.get("info"),
         vendor_id=p.get("vendorId"),
         vendor_error_code=p.get("vendorErrorCode"),
-        timestamp=p.get("timestamp"),
+        status_timestamp=p.get("timestamp"),
     )
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from typing import Any
 
 from csms.datetimes import now_millis
@@ -36,11 +37,12 @@ class ChargerExists(ValueError):
         self.charger_id = charger_id
 
 
+# Every field of Charger but has_password is the column of the same name.
+_COLUMNS = tuple(f.name for f in fields(Charger) if f.name != "has_password")
+
+
 def _charger(row: Any) -> Charger:
-    return Charger(
-        has_password=row["password_hash"] is not None,
-        **{k: row[k] for k in Charger.__slots__ if k != "has_password"},  # type: ignore[attr-defined]
-    )
+    return Charger(has_password=row["password_hash"] is not None, **{k: row[k] for k in _COLUMNS})
 
 
 class ChargerRepo:
@@ -149,7 +151,7 @@ class ConnectorRepo:
             report.info,
             report.vendor_id,
             report.vendor_error_code,
-            report.timestamp,
+            report.status_timestamp,
             at,
         )
         await ex.execute(

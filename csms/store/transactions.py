@@ -9,6 +9,7 @@ gets the same id back instead of a phantom second session.
 from __future__ import annotations
 
 import builtins
+from dataclasses import astuple, fields
 from typing import Any
 
 import orjson
@@ -16,25 +17,9 @@ import orjson
 from csms.domain.transactions import TransactionRecord, TransactionStart, TransactionStop
 from csms.store.db import Database, Executor
 
-_START_COLUMNS = (
-    "charger_id",
-    "connector_id",
-    "id_tag",
-    "id_tag_norm",
-    "meter_start",
-    "start_timestamp",
-    "start_received_at",
-    "reservation_id",
-    "start_status",
-    "parent_id_tag",
-    "authorization_reference",
-    "partner_id",
-    "token_type",
-    "token_country_code",
-    "token_party_id",
-    "contract_id",
-    "auth_method",
-)
+# The records' fields are named after the columns.
+_START_COLUMNS = tuple(f.name for f in fields(TransactionStart))
+_RECORD_COLUMNS = tuple(f.name for f in fields(TransactionRecord))
 _INSERT_START = (
     f"INSERT INTO transactions ({', '.join(_START_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _START_COLUMNS)}) "
@@ -48,30 +33,7 @@ _SELECT_ONE = "SELECT * FROM transactions WHERE id = ?"
 
 
 def _record(row: Any) -> TransactionRecord:
-    return TransactionRecord(**{name: row[name] for name in TransactionRecord.__slots__})  # type: ignore[attr-defined]
-
-
-def _start_row(s: TransactionStart) -> tuple[Any, ...]:
-    """The :data:`_START_COLUMNS` of ``s``, in order."""
-    return (
-        s.charger_id,
-        s.connector_id,
-        s.id_tag,
-        s.id_tag_norm,
-        s.meter_start,
-        s.timestamp,
-        s.received_at,
-        s.reservation_id,
-        s.status,
-        s.parent_id_tag,
-        s.authorization_reference,
-        s.partner_id,
-        s.token_type,
-        s.token_country_code,
-        s.token_party_id,
-        s.contract_id,
-        s.auth_method,
-    )
+    return TransactionRecord(**{name: row[name] for name in _RECORD_COLUMNS})
 
 
 class TransactionRepo:
@@ -137,14 +99,14 @@ class TransactionRepo:
     ) -> tuple[TransactionRecord, bool]:
         """Insert ``start``; returns (record, created). A row with the same content
         already there is returned with ``created=False``."""
-        n = await ex.execute(_INSERT_START, _start_row(start))
+        n = await ex.execute(_INSERT_START, astuple(start))
         row = await ex.fetchone(
             _FIND_START,
             (
                 start.charger_id,
                 start.connector_id,
                 start.id_tag_norm,
-                start.timestamp,
+                start.start_timestamp,
                 start.meter_start,
             ),
         )
