@@ -27,6 +27,7 @@ from websockets.typing import Subprotocol
 from csms import logs
 from csms.authz.ports import Authorizer
 from csms.config import Config
+from csms.datetimes import now_millis
 from csms.ocpp16.connection import ChargerConnection, ConnectionInfo
 from csms.ocpp16.datatransfer import VendorHandler, VendorRegistry
 from csms.ocpp16.events import ChargerEvents, NoEvents
@@ -34,7 +35,7 @@ from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.handlers import Handlers
 from csms.ocpp16.wire import DirectTextConnection
 from csms.store.charger_writes import AuthFactsReader, ChargerWrites
-from csms.store.chargers import ChargerRepo, charger_id_problem, now_iso
+from csms.store.chargers import ChargerRepo, charger_id_problem
 from csms.store.db import Database
 from csms.store.passwords import check_password
 
@@ -176,7 +177,7 @@ class _Endpoint:
         charger_id: str = ws.csms_charger_id  # type: ignore[attr-defined]
         structlog.contextvars.bind_contextvars(charge_point_id=charger_id)
         remote = ws.remote_address
-        connected_at = now_iso()
+        connected_at = now_millis()
         info = ConnectionInfo(
             charger_id,
             connected_at,
@@ -211,7 +212,7 @@ class _Endpoint:
             )
             if not conn.replaced:
                 try:
-                    await self.chargers.mark_disconnected(charger_id, now_iso())
+                    await self.chargers.mark_disconnected(charger_id, now_millis())
                 except Exception:
                     log.exception("ocpp.mark_disconnected_failed")
 

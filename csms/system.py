@@ -40,6 +40,7 @@ from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.server import OcppServer, start_ocpp_server
 from csms.store.db import Database
+from csms.store.transactions import TransactionRepo
 from csms.wiring.authz import build_roaming_authorization
 from csms.wiring.commands import CommandService
 from csms.wiring.locations import admin_routes as cpo_admin_routes
@@ -155,7 +156,7 @@ async def compose(
                 runtime.client,
                 local=authorization,
                 locations=cpo.lookup,
-                transactions=db,
+                transactions=TransactionRepo(db),
             )
             exit_stack.push_async_callback(authorization.close)
             commands = CommandService(

@@ -1,20 +1,21 @@
 """``/api/chargers``: the registry joined with live connection state and connector status.
 
-Reads are SQL over the shared schema here (an admin read model: one query per list
-rather than one per charger); writes go through the store's ``ChargerRepo`` so password
-hashing and id rules live in one place.
+Reads and writes go through the store's repositories (one query per list rather than
+one per charger), so password hashing and id rules live in one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from csms.admin.context import context_of
 from csms.admin.http import ApiError, field, json_response, read_object
+from csms.domain.chargers import Charger
+from csms.store.chargers import ChargerRepo, ConnectorRepo
 from csms.store.db import Database
+from csms.store.transactions import TransactionRepo
 
 routes = web.RouteTableDef()
 
@@ -48,34 +49,31 @@ CONNECTOR_COLUMNS = (
     "status_timestamp",
     "received_at",
 )
-_SELECT = (
-    f"SELECT {', '.join(CHARGER_COLUMNS)}, password_hash IS NOT NULL AS has_password FROM chargers"
-)
+ACTIVE_TRANSACTION_COLUMNS = ("id", "connector_id", "id_tag", "start_timestamp", "meter_start")
 
 
-async def load_charger_row(db: Database, charger_id: str) -> Any:
-    """The charger row (sqlite Row: by column name) or None."""
-    return await db.fetchone(f"{_SELECT} WHERE id = ?", (charger_id,))
+async def load_charger_row(db: Database, charger_id: str) -> Charger | None:
+    """The registered charger, or None."""
+    return await ChargerRepo(db).get(charger_id)
 
 
 async def _connectors(
     db: Database, charger_id: str | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    sql = f"SELECT charger_id, {', '.join(CONNECTOR_COLUMNS)} FROM connectors"
-    params: tuple[Any, ...] = ()
-    if charger_id is not None:
-        sql += " WHERE charger_id = ?"
-        params = (charger_id,)
     out: dict[str, list[dict[str, Any]]] = {}
-    for row in await db.fetchall(sql + " ORDER BY charger_id, connector_id", params):
-        out.setdefault(row["charger_id"], []).append({c: row[c] for c in CONNECTOR_COLUMNS})
+    for c in await ConnectorRepo(db).list(charger_id):
+        out.setdefault(c.charger_id, []).append(_columns(c, CONNECTOR_COLUMNS))
     return out
 
 
-def _view(row: Mapping[str, Any], connectors: list[dict[str, Any]], gateway: Any) -> dict[str, Any]:
-    doc = {c: row[c] for c in CHARGER_COLUMNS}
-    doc["has_password"] = bool(row["has_password"])
-    conn = gateway.connection(row["id"])
+def _columns(record: object, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in names}
+
+
+def _view(charger: Charger, connectors: list[dict[str, Any]], gateway: Any) -> dict[str, Any]:
+    doc = _columns(charger, CHARGER_COLUMNS)
+    doc["has_password"] = charger.has_password
+    conn = gateway.connection(charger.id)
     doc["connected"] = conn is not None
     doc["connection"] = (
         None
@@ -94,9 +92,7 @@ def _app(request: web.Request) -> Any:
     return context_of(request)
 
 
-def _repo(csms_app: Any) -> Any:
-    from csms.store.chargers import ChargerRepo
-
+def _repo(csms_app: Any) -> ChargerRepo:
     return ChargerRepo(csms_app.db)
 
 
@@ -104,9 +100,9 @@ def _repo(csms_app: Any) -> Any:
 async def list_chargers(request: web.Request) -> web.Response:
     csms_app = _app(request)
     gateway = csms_app.gateway
-    rows = await csms_app.db.fetchall(f"{_SELECT} ORDER BY id")
+    chargers = await _repo(csms_app).list()
     conns = await _connectors(csms_app.db)
-    return json_response({"chargers": [_view(r, conns.get(r["id"], []), gateway) for r in rows]})
+    return json_response({"chargers": [_view(c, conns.get(c.id, []), gateway) for c in chargers]})
 
 
 @routes.get("/api/chargers/{charger_id}")
@@ -118,12 +114,8 @@ async def get_charger(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown_charger", f"no charger {charger_id!r} in the registry")
     conns = await _connectors(csms_app.db, charger_id)
     doc = _view(row, conns.get(charger_id, []), csms_app.gateway)
-    active = await csms_app.db.fetchall(
-        "SELECT id, connector_id, id_tag, start_timestamp, meter_start FROM transactions "
-        "WHERE charger_id = ? AND stop_received_at IS NULL ORDER BY id",
-        (charger_id,),
-    )
-    doc["active_transactions"] = [dict(r) for r in active]
+    active = await TransactionRepo(csms_app.db).running_at(charger_id)
+    doc["active_transactions"] = [_columns(t, ACTIVE_TRANSACTION_COLUMNS) for t in active]
     return json_response(doc)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -9,11 +10,11 @@ from aiohttp import web
 
 from csms.admin.context import AdminContext, context_of
 from csms.admin.http import ApiError, field, json_response, read_object
-from csms.authz.model import AuthStatus, normalise
+from csms.authz.model import AuthStatus
+from csms.store.id_tags import IdTagRepo
 
 routes = web.RouteTableDef()
 
-TOKEN_COLUMNS = ("id_tag", "status", "expiry_date", "parent_id_tag", "created_at", "updated_at")
 # ConcurrentTx describes a moment, not a card: it is never a stored status.
 STORABLE = tuple(s.value for s in AuthStatus if s is not AuthStatus.CONCURRENT_TX)
 ID_TAG_MAX = 20  # OCPP 1.6 IdToken is CiString20
@@ -23,18 +24,13 @@ def _app(request: web.Request) -> AdminContext:
     return context_of(request)
 
 
-def _repo(csms_app: Any) -> Any:
-    from csms.store.id_tags import IdTagRepo
-
+def _repo(csms_app: Any) -> IdTagRepo:
     return IdTagRepo(csms_app.db)
 
 
 async def _load(db: Any, id_tag: str) -> dict[str, Any] | None:
-    row = await db.fetchone(
-        f"SELECT {', '.join(TOKEN_COLUMNS)} FROM id_tags WHERE id_tag_norm = ?",
-        (normalise(id_tag),),
-    )
-    return None if row is None else {c: row[c] for c in TOKEN_COLUMNS}
+    tag = await IdTagRepo(db).get(id_tag)
+    return None if tag is None else dataclasses.asdict(tag)
 
 
 def _id_tag(value: Any, name: str) -> str:
@@ -67,10 +63,8 @@ def _expiry(value: str | None) -> str | None:
 
 @routes.get("/api/tokens")
 async def list_tokens(request: web.Request) -> web.Response:
-    rows = await _app(request).db.fetchall(
-        f"SELECT {', '.join(TOKEN_COLUMNS)} FROM id_tags ORDER BY id_tag_norm"
-    )
-    return json_response({"tokens": [{c: r[c] for c in TOKEN_COLUMNS} for r in rows]})
+    tags = await _repo(_app(request)).list()
+    return json_response({"tokens": [dataclasses.asdict(t) for t in tags]})
 
 
 @routes.get("/api/tokens/{id_tag}")

@@ -8,82 +8,17 @@ network. An exception in a callback rolls the whole fact back and the charger ge
 InternalError (it will retry), so raise only for real failures.
 
 Order within one StopTransaction: ``meter_values`` (its transactionData, if any) then
-``transaction_stopped``.
+``transaction_stopped``. The records are :mod:`csms.domain` records, never payloads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from csms.domain.transactions import MeterSample, TransactionRecord
 
 if TYPE_CHECKING:
     from csms.store.db import Executor
-
-# Defaults OCPP 1.6 gives a sampledValue field that the charger left out.
-SAMPLE_DEFAULTS = {
-    "context": "Sample.Periodic",
-    "format": "Raw",
-    "measurand": "Energy.Active.Import.Register",
-    "location": "Outlet",
-    "unit": "Wh",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionRecord:
-    """One row of ``transactions`` (times: charger-reported as sent; ``*_received_at`` ours)."""
-
-    id: int
-    charger_id: str
-    connector_id: int
-    id_tag: str
-    id_tag_norm: str
-    meter_start: int
-    start_timestamp: str
-    start_received_at: str
-    reservation_id: int | None
-    start_status: str
-    parent_id_tag: str | None
-    authorization_reference: str | None
-    partner_id: str | None
-    token_type: str | None
-    token_country_code: str | None
-    token_party_id: str | None
-    contract_id: str | None
-    auth_method: str | None
-    meter_stop: int | None
-    stop_timestamp: str | None
-    stop_received_at: str | None
-    stop_reason: str | None
-    stop_id_tag: str | None
-
-    @property
-    def active(self) -> bool:
-        return self.stop_received_at is None
-
-    @classmethod
-    def from_row(cls, row: Any) -> TransactionRecord:
-        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True, slots=True)
-class MeterSample:
-    """One sampledValue with its meterValue timestamp; optional fields as the charger sent them
-    (``None`` when absent; see :meth:`effective` for the OCPP default)."""
-
-    timestamp: str
-    value: str
-    context: str | None = None
-    format: str | None = None
-    measurand: str | None = None
-    phase: str | None = None
-    location: str | None = None
-    unit: str | None = None
-
-    def effective(self, field: str) -> str:
-        """The field's value, or the OCPP 1.6 default when the charger omitted it."""
-        value = getattr(self, field)
-        return value if value is not None else SAMPLE_DEFAULTS[field]
 
 
 class ChargerEvents(Protocol):

@@ -1,9 +1,10 @@
 """Answers to every charge-point-initiated OCPP 1.6 message, each persisted before answering.
 
-Payloads arrive schema-valid (camelCase, as on the wire) and are read directly, with no
-conversion layer on the hot path. Facts that others care about (transactions, meter
-values, connector status) are written in one store transaction together with the
-:class:`~csms.ocpp16.events.ChargerEvents` callback.
+Payloads arrive schema-valid (camelCase, as on the wire); what the store keeps is handed
+to it as :mod:`csms.domain` records (:mod:`csms.ocpp16.payloads` converts), and an
+Authorize is answered from the payload directly. Facts that others care about
+(transactions, meter values, connector status) are written in one store transaction
+together with the :class:`~csms.ocpp16.events.ChargerEvents` callback.
 
 Before a charger is Accepted (registration Pending or Rejected) it may only send
 :data:`~csms.ocpp16.actions.ALLOWED_BEFORE_ACCEPTED`; anything else is answered
@@ -22,6 +23,9 @@ from csms import logs
 from csms.authz.model import AuthRequest, AuthStatus, Decision, Source, normalise
 from csms.authz.ports import Authorizer
 from csms.config import Config
+from csms.datetimes import now_millis
+from csms.domain.chargers import ChargerEvent
+from csms.domain.transactions import TransactionStart
 from csms.lifecycle import transition_problem
 from csms.logs import mask
 from csms.ocpp16 import errors, schemas
@@ -30,11 +34,12 @@ from csms.ocpp16.connection import RECEIVED_AT
 from csms.ocpp16.datatransfer import VendorRegistry
 from csms.ocpp16.events import ChargerEvents
 from csms.ocpp16.framing import Prepared
+from csms.ocpp16.payloads import boot_info, samples_of, status_report, transaction_stop
 from csms.store.charger_writes import ChargerWrites
-from csms.store.chargers import ChargerRepo, ConnectorRepo, now_iso
+from csms.store.chargers import ChargerRepo, ConnectorRepo
 from csms.store.db import Database
 from csms.store.events import ChargerEventRepo
-from csms.store.meter_values import MeterValueRepo, samples_of
+from csms.store.meter_values import MeterValueRepo
 from csms.store.transactions import TransactionRepo
 
 if TYPE_CHECKING:
@@ -163,8 +168,8 @@ class Handlers:
             return Decision(AuthStatus.INVALID, Source.FALLBACK, reason="authorizer failed")
 
     async def boot_notification(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-        now = now_iso()
-        status = await self.writes.boot(conn.charger_id, p, now)
+        now = now_millis()
+        status = await self.writes.boot(conn.charger_id, boot_info(p), now)
         conn.registration_status = status
         server = self.config.server
         interval = (
@@ -174,26 +179,26 @@ class Handlers:
         return {"status": status, "currentTime": now, "interval": interval}
 
     async def heartbeat(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-        now = now_iso()
+        now = now_millis()
         await self.writes.heartbeat(conn.charger_id, now)
         return {"currentTime": now}
 
     async def status_notification(
         self, conn: ChargerConnection, p: dict[str, Any]
     ) -> dict[str, Any]:
-        now = now_iso()
+        now, report = now_millis(), status_report(p)
         async with self.db.transaction() as tx:
-            previous = await ConnectorRepo.current_status(tx, conn.charger_id, p["connectorId"])
-            await ConnectorRepo.record_status(tx, conn.charger_id, p, now)
+            previous = await ConnectorRepo.current_status(tx, conn.charger_id, report.connector_id)
+            await ConnectorRepo.record_status(tx, conn.charger_id, report, now)
             await self.events.status_changed(
                 tx,
                 conn.charger_id,
-                int(p["connectorId"]),
-                p["status"],
-                p["errorCode"],
-                p.get("timestamp"),
+                report.connector_id,
+                report.status,
+                report.error_code,
+                report.status_timestamp,
             )
-        problem = transition_problem(previous, p["status"], int(p["connectorId"]))
+        problem = transition_problem(previous, report.status, report.connector_id)
         if problem:
             log.warning("ocpp.unexpected_status", connector_id=p["connectorId"], problem=problem)
         return {}
@@ -217,27 +222,27 @@ class Handlers:
         d = await self._authorize(
             AuthRequest(cid, id_tag, "StartTransaction", connector, received_at=RECEIVED_AT.get())
         )
-        values = {
-            "charger_id": cid,
-            "connector_id": connector,
-            "id_tag": id_tag,
-            "id_tag_norm": norm,
-            "meter_start": meter_start,
-            "start_timestamp": ts,
-            "start_received_at": now_iso(),
-            "reservation_id": p.get("reservationId"),
-            "start_status": d.status.value,
-            "parent_id_tag": d.parent_id_tag,
-            "authorization_reference": d.authorization_reference,
-            "partner_id": d.partner_id,
-            "token_type": d.token_type,
-            "token_country_code": d.token_country_code,
-            "token_party_id": d.token_party_id,
-            "contract_id": d.contract_id,
-            "auth_method": d.auth_method.value if d.auth_method else None,
-        }
+        start = TransactionStart(
+            charger_id=cid,
+            connector_id=connector,
+            id_tag=id_tag,
+            id_tag_norm=norm,
+            meter_start=meter_start,
+            start_timestamp=ts,
+            start_received_at=now_millis(),
+            reservation_id=p.get("reservationId"),
+            start_status=d.status.value,
+            parent_id_tag=d.parent_id_tag,
+            authorization_reference=d.authorization_reference,
+            partner_id=d.partner_id,
+            token_type=d.token_type,
+            token_country_code=d.token_country_code,
+            token_party_id=d.token_party_id,
+            contract_id=d.contract_id,
+            auth_method=d.auth_method.value if d.auth_method else None,
+        )
         async with self.db.transaction() as tx:
-            txn, created = await self.transactions.insert_start(tx, values)
+            txn, created = await self.transactions.insert_start(tx, start)
             if created:
                 await self.events.transaction_started(tx, txn)
         log.info(
@@ -255,8 +260,9 @@ class Handlers:
         return {"transactionId": txn.id, "idTagInfo": _decision_info(d)}
 
     async def stop_transaction(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-        cid, tid, now = conn.charger_id, int(p["transactionId"]), now_iso()
-        samples = samples_of(p.get("transactionData") or [])
+        cid, stop, now = conn.charger_id, transaction_stop(p), now_millis()
+        tid = stop.transaction_id
+        samples = samples_of(stop.transaction_data or [])
         kind: str | None = None
         async with self.db.transaction() as tx:
             txn = await TransactionRepo.get_in(tx, tid)
@@ -265,7 +271,7 @@ class Handlers:
             elif not txn.active:
                 kind = "duplicate"
             if kind is not None:
-                await TransactionRepo.add_stop_record(tx, cid, kind, p, now)
+                await TransactionRepo.add_stop_record(tx, cid, kind, stop, now)
             else:
                 assert txn is not None
                 if samples:
@@ -273,15 +279,7 @@ class Handlers:
                         tx, cid, txn.connector_id, tid, "StopTransaction", samples, now
                     )
                     await self.events.meter_values(tx, cid, txn.connector_id, tid, samples)
-                txn = await TransactionRepo.stop(
-                    tx,
-                    tid,
-                    int(p["meterStop"]),
-                    p["timestamp"],
-                    now,
-                    p.get("reason"),
-                    p.get("idTag"),
-                )
+                txn = await TransactionRepo.stop(tx, stop, now)
                 await self.events.transaction_stopped(tx, txn)
         if kind is not None:
             log.warning("ocpp.stop_unmatched", transaction_id=tid, kind=kind)
@@ -304,13 +302,13 @@ class Handlers:
         tid = int(raw_tid) if raw_tid is not None else None  # JSON 1.0 is a valid integer
         samples = samples_of(p["meterValue"])
         async with self.db.transaction() as tx:
-            await MeterValueRepo.add(tx, cid, connector, tid, "MeterValues", samples, now_iso())
+            await MeterValueRepo.add(tx, cid, connector, tid, "MeterValues", samples, now_millis())
             await self.events.meter_values(tx, cid, connector, tid, samples)
         return {}
 
     async def data_transfer(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
         async with self.db.transaction() as tx:
-            await ChargerEventRepo.add(tx, conn.charger_id, "DataTransfer", p, now_iso())
+            await ChargerEventRepo.add(tx, _event(conn, "DataTransfer", p))
         return await self.vendors.dispatch(
             conn.charger_id, p["vendorId"], p.get("messageId"), p.get("data")
         )
@@ -318,9 +316,7 @@ class Handlers:
     async def firmware_status(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
         async with self.db.transaction() as tx:
             await ChargerRepo.set_firmware_status(tx, conn.charger_id, p["status"])
-            await ChargerEventRepo.add(
-                tx, conn.charger_id, "FirmwareStatusNotification", p, now_iso()
-            )
+            await ChargerEventRepo.add(tx, _event(conn, "FirmwareStatusNotification", p))
         return {}
 
     async def diagnostics_status(
@@ -328,7 +324,10 @@ class Handlers:
     ) -> dict[str, Any]:
         async with self.db.transaction() as tx:
             await ChargerRepo.set_diagnostics_status(tx, conn.charger_id, p["status"])
-            await ChargerEventRepo.add(
-                tx, conn.charger_id, "DiagnosticsStatusNotification", p, now_iso()
-            )
+            await ChargerEventRepo.add(tx, _event(conn, "DiagnosticsStatusNotification", p))
         return {}
+
+
+def _event(conn: ChargerConnection, action: str, p: dict[str, Any]) -> ChargerEvent:
+    """The message kept verbatim in the charger's event log, stamped now."""
+    return ChargerEvent(conn.charger_id, action, p, now_millis())

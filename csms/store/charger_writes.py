@@ -26,7 +26,9 @@ from typing import Any
 import orjson
 import structlog
 
+from csms.domain.chargers import BootInfo
 from csms.store.db import Database, Executor
+from csms.store.events import INSERT_EVENT
 
 log = structlog.get_logger("csms.store")
 
@@ -35,7 +37,6 @@ _BOOT = (
     "firmware_version = ?, iccid = ?, imsi = ?, meter_type = ?, meter_serial = ?, "
     "last_boot_at = ?, last_heartbeat_at = ? WHERE id = ?"
 )
-_EVENT = "INSERT INTO charger_events (charger_id, action, payload, received_at) VALUES (?, ?, ?, ?)"
 _CONNECTED = "UPDATE chargers SET last_connected_at = ? WHERE id = ?"
 _HEARTBEAT = "UPDATE chargers SET last_heartbeat_at = ? WHERE id = ?"
 
@@ -45,22 +46,21 @@ class _Write:
     kind: str  # "boot" | "connected" | "heartbeat"
     charger_id: str
     at: str
-    payload: dict[str, Any] | None
+    boot: BootInfo | None  # what a "boot" says
     done: asyncio.Future[str | None]
 
 
-def _boot_row(w: _Write) -> tuple[Any, ...]:
-    p = w.payload or {}
+def _boot_row(w: _Write, b: BootInfo) -> tuple[Any, ...]:
     return (
-        p["chargePointVendor"],
-        p["chargePointModel"],
-        p.get("chargePointSerialNumber"),
-        p.get("chargeBoxSerialNumber"),
-        p.get("firmwareVersion"),
-        p.get("iccid"),
-        p.get("imsi"),
-        p.get("meterType"),
-        p.get("meterSerialNumber"),
+        b.vendor,
+        b.model,
+        b.serial_number,
+        b.charge_box_serial,
+        b.firmware_version,
+        b.iccid,
+        b.imsi,
+        b.meter_type,
+        b.meter_serial,
         w.at,
         w.at,
         w.charger_id,
@@ -70,21 +70,21 @@ def _boot_row(w: _Write) -> tuple[Any, ...]:
 async def _apply(tx: Executor, batch: list[_Write]) -> dict[str, str]:
     """Write ``batch`` in order of kind; returns registration status by booted charger id."""
     connected = [(w.at, w.charger_id) for w in batch if w.kind == "connected"]
-    boots = [w for w in batch if w.kind == "boot"]
+    boots = [(w, w.boot) for w in batch if w.boot is not None]
     beats = [(w.at, w.charger_id) for w in batch if w.kind == "heartbeat"]
     if connected:
         await tx.executemany(_CONNECTED, connected)
     statuses: dict[str, str] = {}
     if boots:
-        await tx.executemany(_BOOT, [_boot_row(w) for w in boots])
+        await tx.executemany(_BOOT, [_boot_row(w, b) for w, b in boots])
         await tx.executemany(
-            _EVENT,
+            INSERT_EVENT,
             [
-                (w.charger_id, "BootNotification", orjson.dumps(w.payload).decode(), w.at)
-                for w in boots
+                (w.charger_id, "BootNotification", orjson.dumps(b.message).decode(), w.at)
+                for w, b in boots
             ],
         )
-        ids = sorted({w.charger_id for w in boots})
+        ids = sorted({w.charger_id for w, _ in boots})
         for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
             chunk = ids[start : start + 500]
             rows = await tx.fetchall(
@@ -115,17 +115,17 @@ class ChargerWrites:
     async def heartbeat(self, charger_id: str, at: str) -> None:
         await self._submit("heartbeat", charger_id, at, None)
 
-    async def boot(self, charger_id: str, payload: dict[str, Any], at: str) -> str:
+    async def boot(self, charger_id: str, boot: BootInfo, at: str) -> str:
         """Store what a BootNotification says (and its event); returns the registration
         status to answer ("Rejected" for a charger no longer registered)."""
-        status = await self._submit("boot", charger_id, at, payload)
+        status = await self._submit("boot", charger_id, at, boot)
         return status or "Rejected"
 
     async def _submit(
-        self, kind: str, charger_id: str, at: str, payload: dict[str, Any] | None
+        self, kind: str, charger_id: str, at: str, boot: BootInfo | None
     ) -> str | None:
         done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Write(kind, charger_id, at, payload, done))
+        self._pending.append(_Write(kind, charger_id, at, boot, done))
         if kind != "heartbeat":
             self._urgent.set()
         if self._writer is None:

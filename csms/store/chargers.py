@@ -3,22 +3,17 @@
 
 from __future__ import annotations
 
-import builtins
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import fields
 from typing import Any
 
+from csms.datetimes import now_millis
+from csms.domain.chargers import Charger, ConnectorStatus, StatusReport
 from csms.store.db import Database, Executor
 from csms.store.passwords import hash_password
 
 REGISTRATION_STATUSES = ("Accepted", "Pending", "Rejected")
 _ID_CHARS = re.compile(r"[A-Za-z0-9._:\-]+")
-
-
-def now_iso() -> str:
-    """Our own clock as ISO-8601 UTC with milliseconds and ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def charger_id_problem(charger_id: str, max_length: int = 48) -> str | None:
@@ -42,45 +37,12 @@ class ChargerExists(ValueError):
         self.charger_id = charger_id
 
 
-@dataclass(frozen=True, slots=True)
-class ChargerRow:
-    id: str
-    registration_status: str
-    has_password: bool
-    vendor: str | None
-    model: str | None
-    serial_number: str | None
-    charge_box_serial: str | None
-    firmware_version: str | None
-    iccid: str | None
-    imsi: str | None
-    meter_type: str | None
-    meter_serial: str | None
-    created_at: str
-    last_boot_at: str | None
-    last_heartbeat_at: str | None
-    last_connected_at: str | None
-    last_disconnected_at: str | None
-    firmware_status: str | None
-    diagnostics_status: str | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> ChargerRow:
-        data = {k: row[k] for k in cls.__slots__ if k != "has_password"}  # type: ignore[attr-defined]
-        return cls(has_password=row["password_hash"] is not None, **data)
+# Every field of Charger but has_password is the column of the same name.
+_COLUMNS = tuple(f.name for f in fields(Charger) if f.name != "has_password")
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectorRow:
-    charger_id: str
-    connector_id: int
-    status: str
-    error_code: str
-    info: str | None
-    vendor_id: str | None
-    vendor_error_code: str | None
-    status_timestamp: str | None
-    received_at: str
+def _charger(row: Any) -> Charger:
+    return Charger(has_password=row["password_hash"] is not None, **{k: row[k] for k in _COLUMNS})
 
 
 class ChargerRepo:
@@ -89,7 +51,7 @@ class ChargerRepo:
 
     async def add(
         self, charger_id: str, password: str | None = None, registration_status: str = "Accepted"
-    ) -> ChargerRow:
+    ) -> Charger:
         """Register a charger; ``password`` enables HTTP Basic auth for it. Raises
         ValueError for a bad id/status and :class:`ChargerExists` for a duplicate."""
         problem = charger_id_problem(charger_id)
@@ -101,7 +63,7 @@ class ChargerRepo:
         n = await self.db.execute(
             "INSERT INTO chargers (id, password_hash, registration_status, created_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (charger_id, pw_hash, registration_status, now_iso()),
+            (charger_id, pw_hash, registration_status, now_millis()),
         )
         if n == 0:
             raise ChargerExists(charger_id)
@@ -112,26 +74,19 @@ class ChargerRepo:
     async def remove(self, charger_id: str) -> bool:
         return await self.db.execute("DELETE FROM chargers WHERE id = ?", (charger_id,)) > 0
 
-    async def get(self, charger_id: str) -> ChargerRow | None:
+    async def get(self, charger_id: str) -> Charger | None:
         row = await self.db.fetchone("SELECT * FROM chargers WHERE id = ?", (charger_id,))
-        return ChargerRow.from_row(row) if row else None
+        return _charger(row) if row else None
 
-    async def list(self) -> list[ChargerRow]:
+    async def list(self) -> list[Charger]:
         rows = await self.db.fetchall("SELECT * FROM chargers ORDER BY id")
-        return [ChargerRow.from_row(r) for r in rows]
+        return [_charger(r) for r in rows]
 
     async def set_registration_status(self, charger_id: str, status: str) -> bool:
         if status not in REGISTRATION_STATUSES:
             raise ValueError(f"registration status must be one of {REGISTRATION_STATUSES}")
         n = await self.db.execute(
             "UPDATE chargers SET registration_status = ? WHERE id = ?", (status, charger_id)
-        )
-        return n > 0
-
-    async def set_password(self, charger_id: str, password: str | None) -> bool:
-        pw_hash = hash_password(password) if password else None
-        n = await self.db.execute(
-            "UPDATE chargers SET password_hash = ? WHERE id = ?", (pw_hash, charger_id)
         )
         return n > 0
 
@@ -146,7 +101,7 @@ class ChargerRepo:
         await self.db.execute(
             "INSERT INTO chargers (id, registration_status, created_at) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO NOTHING",
-            (charger_id, registration_status, now_iso()),
+            (charger_id, registration_status, now_millis()),
         )
 
     async def registration_status(self, charger_id: str) -> str | None:
@@ -155,19 +110,9 @@ class ChargerRepo:
         )
         return row[0] if row else None
 
-    async def mark_connected(self, charger_id: str, at: str) -> None:
-        await self.db.execute(
-            "UPDATE chargers SET last_connected_at = ? WHERE id = ?", (at, charger_id)
-        )
-
     async def mark_disconnected(self, charger_id: str, at: str) -> None:
         await self.db.execute(
             "UPDATE chargers SET last_disconnected_at = ? WHERE id = ?", (at, charger_id)
-        )
-
-    async def touch_heartbeat(self, charger_id: str, at: str) -> None:
-        await self.db.execute(
-            "UPDATE chargers SET last_heartbeat_at = ? WHERE id = ?", (at, charger_id)
         )
 
     @staticmethod
@@ -196,17 +141,17 @@ class ConnectorRepo:
         return row[0] if row else None
 
     @staticmethod
-    async def record_status(ex: Executor, charger_id: str, p: dict[str, Any], at: str) -> None:
+    async def record_status(ex: Executor, charger_id: str, report: StatusReport, at: str) -> None:
         """Upsert the current row and append the history row (charger timestamp as sent)."""
         params = (
             charger_id,
-            p["connectorId"],
-            p["status"],
-            p["errorCode"],
-            p.get("info"),
-            p.get("vendorId"),
-            p.get("vendorErrorCode"),
-            p.get("timestamp"),
+            report.connector_id,
+            report.status,
+            report.error_code,
+            report.info,
+            report.vendor_id,
+            report.vendor_error_code,
+            report.status_timestamp,
             at,
         )
         await ex.execute(
@@ -225,7 +170,7 @@ class ConnectorRepo:
             params,
         )
 
-    async def list(self, charger_id: str | None = None) -> list[ConnectorRow]:
+    async def list(self, charger_id: str | None = None) -> list[ConnectorStatus]:
         if charger_id is None:
             rows = await self.db.fetchall(
                 "SELECT * FROM connectors ORDER BY charger_id, connector_id"
@@ -235,11 +180,4 @@ class ConnectorRepo:
                 "SELECT * FROM connectors WHERE charger_id = ? ORDER BY connector_id",
                 (charger_id,),
             )
-        return [ConnectorRow(**dict(r)) for r in rows]
-
-    async def history(self, charger_id: str, limit: int = 100) -> builtins.list[dict[str, Any]]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM status_notifications WHERE charger_id = ? ORDER BY id DESC LIMIT ?",
-            (charger_id, limit),
-        )
-        return [dict(r) for r in rows]
+        return [ConnectorStatus(**dict(r)) for r in rows]

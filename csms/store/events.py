@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
-from csms.store.db import Database, Executor
+from csms.domain.chargers import ChargerEvent
+from csms.store.db import Executor
+
+INSERT_EVENT = (
+    "INSERT INTO charger_events (charger_id, action, payload, received_at) VALUES (?, ?, ?, ?)"
+)
+
+
+def event_row(event: ChargerEvent) -> tuple[str, str, str, str]:
+    """The ``charger_events`` parameters of ``event`` (the payload as JSON text)."""
+    return (event.charger_id, event.action, orjson.dumps(event.payload).decode(), event.received_at)
 
 
 class ChargerEventRepo:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
     @staticmethod
-    async def add(ex: Executor, charger_id: str, action: str, payload: Any, at: str) -> int:
-        return await ex.insert(
-            "INSERT INTO charger_events (charger_id, action, payload, received_at) VALUES (?, ?, ?, ?)",
-            (charger_id, action, orjson.dumps(payload).decode(), at),
-        )
-
-    async def list(
-        self, charger_id: str | None = None, action: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        sql, params = "SELECT * FROM charger_events WHERE 1=1", []
-        if charger_id is not None:
-            sql += " AND charger_id = ?"
-            params.append(charger_id)
-        if action is not None:
-            sql += " AND action = ?"
-            params.append(action)
-        rows = await self.db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["payload"] = orjson.loads(d["payload"])
-            out.append(d)
-        return out
+    async def add(ex: Executor, event: ChargerEvent) -> int:
+        return await ex.insert(INSERT_EVENT, event_row(event))

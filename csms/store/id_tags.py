@@ -6,23 +6,12 @@ for display and answers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from csms.authz.model import normalise
-from csms.store.chargers import now_iso
+from csms.datetimes import now_millis
+from csms.domain.tokens import IdTag
 from csms.store.db import Database
 
 ID_TAG_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid")
-
-
-@dataclass(frozen=True, slots=True)
-class IdTagRow:
-    id_tag: str
-    status: str
-    expiry_date: str | None
-    parent_id_tag: str | None
-    created_at: str
-    updated_at: str
 
 
 class IdTagRepo:
@@ -35,7 +24,7 @@ class IdTagRepo:
         status: str = "Accepted",
         expiry_date: str | None = None,
         parent_id_tag: str | None = None,
-    ) -> IdTagRow:
+    ) -> IdTag:
         """Create or replace the tag (an existing tag takes the new values)."""
         if not id_tag or len(id_tag) > 20:
             raise ValueError("idTag must be 1 to 20 characters (OCPP 1.6 CiString20)")
@@ -43,7 +32,7 @@ class IdTagRepo:
             raise ValueError(f"status must be one of {ID_TAG_STATUSES}")
         if parent_id_tag is not None and len(parent_id_tag) > 20:
             raise ValueError("parentIdTag must be at most 20 characters")
-        now = now_iso()
+        now = now_millis()
         await self.db.execute(
             "INSERT INTO id_tags (id_tag_norm, id_tag, status, expiry_date, parent_id_tag, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id_tag_norm) DO "
@@ -56,20 +45,20 @@ class IdTagRepo:
         assert row is not None
         return row
 
-    async def get(self, id_tag: str) -> IdTagRow | None:
+    async def get(self, id_tag: str) -> IdTag | None:
         row = await self.db.fetchone(
             "SELECT id_tag, status, expiry_date, parent_id_tag, created_at, updated_at "
             "FROM id_tags WHERE id_tag_norm = ?",
             (normalise(id_tag),),
         )
-        return IdTagRow(**dict(row)) if row else None
+        return IdTag(**dict(row)) if row else None
 
-    async def list(self) -> list[IdTagRow]:
+    async def list(self) -> list[IdTag]:
         rows = await self.db.fetchall(
             "SELECT id_tag, status, expiry_date, parent_id_tag, created_at, updated_at "
             "FROM id_tags ORDER BY id_tag_norm"
         )
-        return [IdTagRow(**dict(r)) for r in rows]
+        return [IdTag(**dict(r)) for r in rows]
 
     async def block(self, id_tag: str) -> bool:
         return await self.set_status(id_tag, "Blocked")
@@ -79,7 +68,7 @@ class IdTagRepo:
             raise ValueError(f"status must be one of {ID_TAG_STATUSES}")
         n = await self.db.execute(
             "UPDATE id_tags SET status = ?, updated_at = ? WHERE id_tag_norm = ?",
-            (status, now_iso(), normalise(id_tag)),
+            (status, now_millis(), normalise(id_tag)),
         )
         return n > 0
 

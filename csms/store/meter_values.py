@@ -1,32 +1,9 @@
-"""``meter_values``: one row per sampledValue, charger timestamp as sent beside receive time."""
+"""``meter_values``: one row per sampled value, charger timestamp as sent beside receive time."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from csms.ocpp16.events import MeterSample
+from csms.domain.transactions import MeterSample, MeterSummary
 from csms.store.db import Database, Executor
-
-
-def samples_of(meter_value: list[dict[str, Any]]) -> list[MeterSample]:
-    """Flatten a wire ``meterValue`` array (already schema-valid) into samples."""
-    out = []
-    for mv in meter_value:
-        ts = mv["timestamp"]
-        for sv in mv["sampledValue"]:
-            out.append(
-                MeterSample(
-                    ts,
-                    sv["value"],
-                    sv.get("context"),
-                    sv.get("format"),
-                    sv.get("measurand"),
-                    sv.get("phase"),
-                    sv.get("location"),
-                    sv.get("unit"),
-                )
-            )
-    return out
 
 
 class MeterValueRepo:
@@ -67,16 +44,23 @@ class MeterValueRepo:
             ],
         )
 
-    async def for_transaction(self, transaction_id: int) -> list[dict[str, Any]]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY timestamp, id",
+    @staticmethod
+    async def of_transaction(
+        ex: Executor, charger_id: str, transaction_id: int
+    ) -> list[MeterSample]:
+        """The transaction's samples from that charger, in reading order (as sent: the
+        optional fields are None where the charger left them out)."""
+        rows = await ex.fetchall(
+            "SELECT timestamp, value, context, format, measurand, phase, location, unit "
+            "FROM meter_values WHERE transaction_id = ? AND charger_id = ? ORDER BY timestamp, id",
+            (transaction_id, charger_id),
+        )
+        return [MeterSample(*r) for r in rows]
+
+    async def summary(self, transaction_id: int) -> MeterSummary:
+        row = await self.db.fetchone(
+            "SELECT count(*) AS n, max(timestamp) AS last FROM meter_values WHERE transaction_id = ?",
             (transaction_id,),
         )
-        return [dict(r) for r in rows]
-
-    async def for_charger(self, charger_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM meter_values WHERE charger_id = ? ORDER BY id DESC LIMIT ?",
-            (charger_id, limit),
-        )
-        return [dict(r) for r in rows]
+        assert row is not None
+        return MeterSummary(row["n"], row["last"])

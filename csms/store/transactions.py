@@ -9,32 +9,17 @@ gets the same id back instead of a phantom second session.
 from __future__ import annotations
 
 import builtins
+from dataclasses import astuple, fields
 from typing import Any
 
 import orjson
 
-from csms.ocpp16.events import TransactionRecord
+from csms.domain.transactions import TransactionRecord, TransactionStart, TransactionStop
 from csms.store.db import Database, Executor
 
-_START_COLUMNS = (
-    "charger_id",
-    "connector_id",
-    "id_tag",
-    "id_tag_norm",
-    "meter_start",
-    "start_timestamp",
-    "start_received_at",
-    "reservation_id",
-    "start_status",
-    "parent_id_tag",
-    "authorization_reference",
-    "partner_id",
-    "token_type",
-    "token_country_code",
-    "token_party_id",
-    "contract_id",
-    "auth_method",
-)
+# The records' fields are named after the columns.
+_START_COLUMNS = tuple(f.name for f in fields(TransactionStart))
+_RECORD_COLUMNS = tuple(f.name for f in fields(TransactionRecord))
 _INSERT_START = (
     f"INSERT INTO transactions ({', '.join(_START_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _START_COLUMNS)}) "
@@ -44,6 +29,11 @@ _FIND_START = (
     "SELECT * FROM transactions WHERE charger_id = ? AND connector_id = ? AND id_tag_norm = ? "
     "AND start_timestamp = ? AND meter_start = ?"
 )
+_SELECT_ONE = "SELECT * FROM transactions WHERE id = ?"
+
+
+def _record(row: Any) -> TransactionRecord:
+    return TransactionRecord(**{name: row[name] for name in _RECORD_COLUMNS})
 
 
 class TransactionRepo:
@@ -51,20 +41,44 @@ class TransactionRepo:
         self.db = db
 
     async def get(self, transaction_id: int) -> TransactionRecord | None:
-        row = await self.db.fetchone("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
-        return TransactionRecord.from_row(row) if row else None
+        return await self.get_in(self.db, transaction_id)
 
     async def list(
-        self, limit: int = 100, charger_id: str | None = None, active_only: bool = False
+        self, limit: int = 100, charger_id: str | None = None, active: bool | None = None
     ) -> list[TransactionRecord]:
-        sql, params = "SELECT * FROM transactions WHERE 1=1", []
+        """Newest first; ``active`` True/False keeps only running/finished ones."""
+        where: list[str] = []
+        params: list[Any] = []
         if charger_id is not None:
-            sql += " AND charger_id = ?"
+            where.append("charger_id = ?")
             params.append(charger_id)
-        if active_only:
-            sql += " AND stop_received_at IS NULL"
+        if active is True:
+            where.append("stop_received_at IS NULL")
+        elif active is False:
+            where.append("stop_received_at IS NOT NULL")
+        sql = "SELECT * FROM transactions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         rows = await self.db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
-        return [TransactionRecord.from_row(r) for r in rows]
+        return [_record(r) for r in rows]
+
+    async def running_at(self, charger_id: str) -> builtins.list[TransactionRecord]:
+        """The charger's transactions not yet stopped, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM transactions WHERE charger_id = ? AND stop_received_at IS NULL "
+            "ORDER BY id",
+            (charger_id,),
+        )
+        return [_record(r) for r in rows]
+
+    async def active_for(self, id_tag_norm: str) -> builtins.list[tuple[str, int]]:
+        """(charger id, connector id) of every running transaction of one token."""
+        rows = await self.db.fetchall(
+            "SELECT charger_id, connector_id FROM transactions "
+            "WHERE id_tag_norm = ? AND stop_received_at IS NULL",
+            (id_tag_norm,),
+        )
+        return [(r["charger_id"], int(r["connector_id"])) for r in rows]
 
     async def find_start(
         self,
@@ -78,82 +92,68 @@ class TransactionRepo:
         row = await ex.fetchone(
             _FIND_START, (charger_id, connector_id, id_tag_norm, timestamp, meter_start)
         )
-        return TransactionRecord.from_row(row) if row else None
+        return _record(row) if row else None
 
     async def insert_start(
-        self, ex: Executor, values: dict[str, Any]
+        self, ex: Executor, start: TransactionStart
     ) -> tuple[TransactionRecord, bool]:
-        """Insert (columns of :data:`_START_COLUMNS`); returns (record, created). A row with
-        the same content already there is returned with ``created=False``."""
-        n = await ex.execute(_INSERT_START, tuple(values[c] for c in _START_COLUMNS))
+        """Insert ``start``; returns (record, created). A row with the same content
+        already there is returned with ``created=False``."""
+        n = await ex.execute(_INSERT_START, astuple(start))
         row = await ex.fetchone(
             _FIND_START,
             (
-                values["charger_id"],
-                values["connector_id"],
-                values["id_tag_norm"],
-                values["start_timestamp"],
-                values["meter_start"],
+                start.charger_id,
+                start.connector_id,
+                start.id_tag_norm,
+                start.start_timestamp,
+                start.meter_start,
             ),
         )
         assert row is not None
-        return TransactionRecord.from_row(row), n > 0
+        return _record(row), n > 0
 
     @staticmethod
     async def get_in(ex: Executor, transaction_id: int) -> TransactionRecord | None:
-        row = await ex.fetchone("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
-        return TransactionRecord.from_row(row) if row else None
+        row = await ex.fetchone(_SELECT_ONE, (transaction_id,))
+        return _record(row) if row else None
 
     @staticmethod
-    async def stop(
-        ex: Executor,
-        transaction_id: int,
-        meter_stop: int,
-        timestamp: str,
-        received_at: str,
-        reason: str | None,
-        id_tag: str | None,
-    ) -> TransactionRecord:
+    async def stop(ex: Executor, stop: TransactionStop, received_at: str) -> TransactionRecord:
         await ex.execute(
             "UPDATE transactions SET meter_stop = ?, stop_timestamp = ?, stop_received_at = ?, "
             "stop_reason = ?, stop_id_tag = ? WHERE id = ?",
-            (meter_stop, timestamp, received_at, reason, id_tag, transaction_id),
+            (
+                stop.meter_stop,
+                stop.timestamp,
+                received_at,
+                stop.reason,
+                stop.id_tag,
+                stop.transaction_id,
+            ),
         )
-        row = await ex.fetchone("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
+        row = await ex.fetchone(_SELECT_ONE, (stop.transaction_id,))
         assert row is not None
-        return TransactionRecord.from_row(row)
+        return _record(row)
 
     @staticmethod
     async def add_stop_record(
-        ex: Executor, charger_id: str, kind: str, payload: dict[str, Any], received_at: str
+        ex: Executor, charger_id: str, kind: str, stop: TransactionStop, received_at: str
     ) -> int:
-        data = payload.get("transactionData")
+        """Keep a stop that stopped nothing (``kind``: "orphan" or "duplicate") as sent."""
+        data = stop.transaction_data
         return await ex.insert(
             "INSERT INTO stop_records (charger_id, transaction_id, kind, id_tag, meter_stop, "
             "stop_timestamp, reason, transaction_data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 charger_id,
-                payload["transactionId"],
+                stop.transaction_id,
                 kind,
-                payload.get("idTag"),
-                payload["meterStop"],
-                payload["timestamp"],
-                payload.get("reason"),
+                stop.id_tag,
+                stop.meter_stop,
+                stop.timestamp,
+                stop.reason,
                 orjson.dumps(data).decode() if data is not None else None,
                 received_at,
             ),
         )
-
-    async def stop_records(
-        self, charger_id: str | None = None, limit: int = 100
-    ) -> builtins.list[dict[str, Any]]:
-        if charger_id is None:
-            rows = await self.db.fetchall(
-                "SELECT * FROM stop_records ORDER BY id DESC LIMIT ?", (limit,)
-            )
-        else:
-            rows = await self.db.fetchall(
-                "SELECT * FROM stop_records WHERE charger_id = ? ORDER BY id DESC LIMIT ?",
-                (charger_id, limit),
-            )
-        return [dict(r) for r in rows]

@@ -13,8 +13,6 @@ What each adapter serves:
   writes made by another process on the same database file.
 * :class:`OcpiRemoteAuthorizer` - ``OcpiClient.authorize``; maps the client's error
   tree onto the outcomes the policy knows (see :func:`outcome_of_error`).
-* :class:`SqlActiveTransactions` - the ``transactions`` table (partial index on
-  ``id_tag_norm`` for rows without a stop).
 """
 
 from __future__ import annotations
@@ -37,11 +35,10 @@ from csms.authz.model import (
     UnreachableKind,
     Whitelist,
 )
-from csms.authz.ports import LocationLookup
+from csms.authz.ports import ActiveTransactions, LocationLookup
 from csms.authz.service import AuthorizationService, AuthzSettings
 from csms.config import Config
 from csms.local_authz import LocalTokenAuthorizer, OwnCardsFirst
-from csms.store.db import Executor
 from roaming.client import OcpiClient, UnknownToken
 from roaming.errors import ErrorKind, RoamingError
 from roaming.models import AuthorizationInfo, LocationReferences, Token
@@ -297,21 +294,6 @@ class OcpiRemoteAuthorizer:
         return verdict_from_info(partner.key, result)
 
 
-class SqlActiveTransactions:
-    """ActiveTransactions over the ``transactions`` table."""
-
-    def __init__(self, db: Executor) -> None:
-        self.db = db
-
-    async def active_for(self, uid_norm: str) -> Sequence[tuple[str, int]]:
-        rows = await self.db.fetchall(
-            "SELECT charger_id, connector_id FROM transactions "
-            "WHERE id_tag_norm = ? AND stop_received_at IS NULL",
-            (uid_norm,),
-        )
-        return [(r["charger_id"], int(r["connector_id"])) for r in rows]
-
-
 # ---------------------------------------------------------------------- composition
 
 
@@ -322,7 +304,7 @@ async def build_roaming_authorization(
     *,
     local: Authorization,
     locations: LocationLookup | None,
-    transactions: Executor,
+    transactions: ActiveTransactions,
     memo_ttl_s: float = 300.0,
 ) -> Authorization:
     """The roaming-aware :class:`AuthorizationService` behind the operator's own cards.
@@ -337,7 +319,7 @@ async def build_roaming_authorization(
         remote=OcpiRemoteAuthorizer(store, client),
         settings=AuthzSettings.from_config(config),
         locations=locations,
-        transactions=SqlActiveTransactions(transactions),
+        transactions=transactions,
         sink=local.decisions,
         learner=cache,
     )

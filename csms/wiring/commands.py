@@ -26,8 +26,10 @@ import orjson
 from csms import logs
 from csms.authz.model import AuthMethod, AuthStatus, Decision, Source
 from csms.authz.ports import Preauthorizer
+from csms.domain.commands import CommandOutcome, ReceivedCommand, ReservationRequest
 from csms.ocpp16 import errors
 from csms.ocpp16.gateway import ChargerGateway
+from csms.store.commands import CommandRepo
 from csms.store.db import Database
 from roaming.client import OcpiClient
 from roaming.commands import (
@@ -93,6 +95,7 @@ class CommandService:
         timeout_s: int = 60,
     ) -> None:
         self.db = db
+        self.store = CommandRepo(db)
         self.locations = locations
         self.client = client
         self.gateway = gateway
@@ -120,16 +123,14 @@ class CommandService:
             response, job = await self._reserve(partner, command)
         else:
             response, job = await self._cancel(partner, command)
-        cmd_id = await self.db.insert(
-            "INSERT INTO ocpi_commands (partner_key, command, request, response, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (
-                partner.key,
-                type(command).__name__,
-                orjson.dumps(command, default=_plain).decode(),
-                orjson.dumps(response.to_json()).decode(),
-                format_datetime(datetime.now(UTC)),
-            ),
+        cmd_id = await self.store.add(
+            ReceivedCommand(
+                partner_key=partner.key,
+                command=type(command).__name__,
+                request=orjson.dumps(command, default=_plain).decode(),
+                response=orjson.dumps(response.to_json()).decode(),
+                created_at=format_datetime(datetime.now(UTC)),
+            )
         )
         log.info(
             "ocpi.command",
@@ -217,21 +218,16 @@ class CommandService:
         )
 
     async def _stop(self, partner: Partner, cmd: StopSession) -> tuple[CommandResponse, Any]:
-        row = await self.db.fetchone(
-            "SELECT s.partner_key, s.status, t.id AS transaction_id, t.charger_id"
-            " FROM ocpi_sessions s JOIN transactions t ON t.id = s.transaction_id"
-            " WHERE upper(s.id) = upper(?)",
-            (cmd.session_id,),
-        )
-        if row is None:
+        target = await self.store.session_target(cmd.session_id)
+        if target is None:
             return self._answer(ResponseType.UNKNOWN_SESSION, "unknown session"), None
-        if norm(row["partner_key"]) != norm(partner.key):
+        if norm(target.partner_key) != norm(partner.key):
             return self._answer(ResponseType.REJECTED, "session is not of the calling party"), None
-        if row["status"] != "ACTIVE":
+        if target.status != "ACTIVE":
             return self._answer(ResponseType.REJECTED, "session is already completed"), None
-        payload = {"transactionId": row["transaction_id"]}
+        payload = {"transactionId": target.transaction_id}
         return self._answer(ResponseType.ACCEPTED), (
-            row["charger_id"],
+            target.charger_id,
             "RemoteStopTransaction",
             payload,
         )
@@ -272,49 +268,30 @@ class CommandService:
     async def _reservation_id(
         self, partner: Partner, reservation_id: str, ref: EvseRef, location_id: str
     ) -> int:
-        async with self.db.transaction() as tx:
-            row = await tx.fetchone(
-                "SELECT id FROM ocpi_reservations WHERE partner_key = ? AND reservation_id_norm = ?",
-                (partner.key, norm(reservation_id)),
+        return await self.store.reserve(
+            ReservationRequest(
+                partner_key=partner.key,
+                reservation_id=reservation_id,
+                reservation_id_norm=norm(reservation_id),
+                charger_id=ref.charger_id,
+                connector_id=ref.connector_id,
+                location_id=location_id,
+                created_at=format_datetime(datetime.now(UTC)),
             )
-            if row is not None:
-                await tx.execute(
-                    "UPDATE ocpi_reservations SET charger_id = ?, connector_id = ?, location_id = ?,"
-                    " status = 'requested' WHERE id = ?",
-                    (ref.charger_id, ref.connector_id, location_id, row["id"]),
-                )
-                return int(row["id"])
-            return await tx.insert(
-                "INSERT INTO ocpi_reservations (partner_key, reservation_id, reservation_id_norm,"
-                " charger_id, connector_id, location_id, status, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'requested', ?)",
-                (
-                    partner.key,
-                    reservation_id,
-                    norm(reservation_id),
-                    ref.charger_id,
-                    ref.connector_id,
-                    location_id,
-                    format_datetime(datetime.now(UTC)),
-                ),
-            )
+        )
 
     async def _cancel(
         self, partner: Partner, cmd: CancelReservation
     ) -> tuple[CommandResponse, Any]:
-        row = await self.db.fetchone(
-            "SELECT id, charger_id FROM ocpi_reservations"
-            " WHERE partner_key = ? AND reservation_id_norm = ?",
-            (partner.key, norm(cmd.reservation_id)),
-        )
-        if row is None:
+        reservation = await self.store.reservation(partner.key, norm(cmd.reservation_id))
+        if reservation is None:
             return self._answer(ResponseType.REJECTED, "unknown reservation"), None
-        if not self._connected(row["charger_id"]):
+        if not self._connected(reservation.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         return self._answer(ResponseType.ACCEPTED), (
-            row["charger_id"],
+            reservation.charger_id,
             "CancelReservation",
-            {"reservationId": row["id"]},
+            {"reservationId": reservation.id},
         )
 
     # ---------------------------------------------------------------- background
@@ -344,10 +321,9 @@ class CommandService:
         if error:
             body["message"] = [{"language": "en", "text": error[:512]}]
         delivered = await self._post_result(partner, response_url, body, correlation_id)
-        await self.db.execute(
-            "UPDATE ocpi_commands SET result = ?, result_delivered = ?, error = ?, finished_at = ?"
-            " WHERE id = ?",
-            (result.value, int(delivered), error, format_datetime(datetime.now(UTC)), cmd_id),
+        await self.store.finish(
+            cmd_id,
+            CommandOutcome(result.value, delivered, error, format_datetime(datetime.now(UTC))),
         )
         log.info(
             "ocpi.command_result",

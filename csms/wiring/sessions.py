@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from csms import logs
+from csms import datetimes, logs
 from csms.config import Config
-from csms.ocpp16.events import MeterSample, TransactionRecord
+from csms.domain.transactions import MeterSample, TransactionRecord
 from csms.store.db import Database, Executor
+from csms.store.meter_values import MeterValueRepo
 from csms.wiring.locations import (
     StoreLocationLookup,
     load_catalog,
@@ -46,13 +47,7 @@ ENERGY = "Energy.Active.Import.Register"
 
 def charger_time(value: str | None, fallback: datetime) -> datetime:
     """A charger-reported timestamp as aware UTC (naive means UTC); fallback if unusable."""
-    if not value:
-        return fallback
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return fallback
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return datetimes.parse(value) or fallback
 
 
 def energy_wh(value: str, unit: str | None) -> float | None:
@@ -63,17 +58,15 @@ def energy_wh(value: str, unit: str | None) -> float | None:
     return v * 1000 if (unit or "Wh") == "kWh" else v
 
 
-def register_readings(
-    rows: list[tuple[str, str, str | None, str | None, str | None]], fallback: datetime
-) -> list[Reading]:
-    """(timestamp, value, measurand, phase, unit) rows → total import register readings."""
+def register_readings(samples: list[MeterSample], fallback: datetime) -> list[Reading]:
+    """The samples of the total import register (no phase) as readings in Wh."""
     out = []
-    for ts, value, measurand, phase, unit in rows:
-        if (measurand or ENERGY) != ENERGY or phase:
+    for s in samples:
+        if (s.measurand or ENERGY) != ENERGY or s.phase:
             continue
-        wh = energy_wh(value, unit)
+        wh = energy_wh(s.value, s.unit)
         if wh is not None:
-            out.append(Reading(charger_time(ts, fallback), wh))
+            out.append(Reading(charger_time(s.timestamp, fallback), wh))
     return out
 
 
@@ -141,9 +134,7 @@ class OcpiChargerEvents:
         if transaction_id is None:
             return
         now = self.clock()
-        readings = register_readings(
-            [(s.timestamp, s.value, s.measurand, s.phase, s.unit) for s in samples], now
-        )
+        readings = register_readings(samples, now)
         if not readings:
             return
         latest = max(r.energy_wh for r in readings)
@@ -152,18 +143,10 @@ class OcpiChargerEvents:
 
     async def transaction_stopped(self, tx: Executor, txn: TransactionRecord) -> None:
         now = self.clock()
-        row = await tx.fetchone("SELECT 1 FROM ocpi_sessions WHERE transaction_id = ?", (txn.id,))
-        if row is None:
+        if not await self.sessions.store.exists_for_transaction(tx, txn.id):
             return
-        rows = await tx.fetchall(
-            "SELECT timestamp, value, measurand, phase, unit FROM meter_values"
-            " WHERE transaction_id = ? AND charger_id = ? ORDER BY timestamp, id",
-            (txn.id, txn.charger_id),
-        )
-        readings = register_readings(
-            [(r["timestamp"], r["value"], r["measurand"], r["phase"], r["unit"]) for r in rows],
-            now,
-        )
+        samples = await MeterValueRepo.of_transaction(tx, txn.charger_id, txn.id)
+        readings = register_readings(samples, now)
         stop_wh = float(txn.meter_stop if txn.meter_stop is not None else txn.meter_start)
         cdr_id = await self.sessions.stop(
             tx,

@@ -6,11 +6,16 @@ import asyncio
 
 import pytest
 
+from csms.domain.chargers import BootInfo
+from csms.ocpp16.payloads import boot_info
 from csms.store.charger_writes import AuthFactsReader, ChargerWrites
 from csms.store.chargers import ChargerRepo
 from csms.store.db import Database
+from tests.support.waiting import stays_false
 
-BOOT = {"chargePointVendor": "ACME", "chargePointModel": "X1", "firmwareVersion": "1.2"}
+BOOT = boot_info({"chargePointVendor": "ACME", "chargePointModel": "X1", "firmwareVersion": "1.2"})
+# The event log cannot encode this message (orjson wants string keys), so its write fails.
+UNSTORABLE = BootInfo("ACME", "X1", None, None, None, None, None, None, None, {1: "not json"})
 
 
 async def test_concurrent_boots_share_transactions_and_all_are_stored(db: Database) -> None:
@@ -43,12 +48,12 @@ async def test_one_bad_write_fails_alone(db: Database) -> None:
     writes = ChargerWrites(db)
     good, bad, beat = await asyncio.gather(
         writes.boot("CP1", BOOT, "2024-05-01T10:00:00Z"),
-        writes.boot("CP2", {"chargePointModel": "no vendor"}, "2024-05-01T10:00:00Z"),
+        writes.boot("CP2", UNSTORABLE, "2024-05-01T10:00:00Z"),
         writes.heartbeat("CP2", "2024-05-01T10:00:09Z"),
         return_exceptions=True,
     )
     assert good == "Accepted" and beat is None
-    assert isinstance(bad, KeyError)
+    assert isinstance(bad, TypeError)
     row = await db.fetchone("SELECT vendor, last_heartbeat_at FROM chargers WHERE id = 'CP2'")
     assert tuple(row) == (None, "2024-05-01T10:00:09Z")
     # the writer recovers: later writes still go through
@@ -95,8 +100,8 @@ async def test_heartbeats_linger_together_but_a_boot_does_not_wait(db: Database)
     beats = [
         asyncio.ensure_future(writes.heartbeat(f"CP{n}", "2024-05-01T10:00:00Z")) for n in (0, 1)
     ]
-    await asyncio.sleep(0.05)
-    assert not any(b.done() for b in beats)  # lingering, waiting for company
+    # lingering, waiting for company
+    await stays_false(lambda: any(b.done() for b in beats), period=0.05, what="a heartbeat answer")
     status = await asyncio.wait_for(writes.boot("CP2", BOOT, "2024-05-01T10:00:01Z"), 5)
     assert status == "Accepted"
     await asyncio.wait_for(asyncio.gather(*beats), 5)  # went with the boot's batch

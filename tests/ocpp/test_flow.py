@@ -6,7 +6,8 @@ from typing import Any
 
 import orjson
 
-from csms.ocpp16.events import MeterSample, NoEvents, TransactionRecord
+from csms.domain.transactions import MeterSample, TransactionRecord
+from csms.ocpp16.events import NoEvents
 from csms.store.db import Database, Executor
 from csms.store.id_tags import IdTagRepo
 from tests.ocpp.conftest import TS, Connect, StartServer

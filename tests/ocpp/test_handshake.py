@@ -16,6 +16,7 @@ from csms.server import OcppServer
 from csms.store.chargers import ChargerRepo
 from csms.store.db import Database
 from tests.ocpp.conftest import Connect, StartServer
+from tests.support.waiting import wait_until
 
 
 async def refused(url: str, **kwargs: object) -> tuple[int, str, InvalidStatus]:
@@ -130,13 +131,13 @@ async def test_disconnect_is_recorded(db: Database, start_server: StartServer, c
     cp = await connect_cp(srv, "CP1")
     await cp.boot()
     await cp.ws.close()
-    for _ in range(100):
-        if not srv.gateway.is_connected("CP1"):
-            break
-        await asyncio.sleep(0.01)
-    assert not srv.gateway.is_connected("CP1")
-    row = await db.fetchone("SELECT last_disconnected_at FROM chargers WHERE id='CP1'")
-    assert row[0] is not None
+    await wait_until(lambda: not srv.gateway.is_connected("CP1"), what="the disconnect")
+
+    async def disconnect_recorded() -> bool:
+        row = await db.fetchone("SELECT last_disconnected_at FROM chargers WHERE id='CP1'")
+        return row[0] is not None
+
+    await wait_until(disconnect_recorded, what="last_disconnected_at")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from websockets.frames import Frame, Opcode
 
 from csms.authz.model import AuthRequest, AuthStatus, Decision, Source
 from csms.ocpp16.wire import _text_header
+from tests.support.waiting import wait_until
 
 from .conftest import Connect, RawClient, StartServer
 
@@ -190,11 +191,7 @@ async def test_keepalive_pongs_reach_the_library(
     await cp.boot()
     conn = srv.gateway.connection("CP1")
     assert conn is not None and conn.ws._scan is True
-    for _ in range(50):
-        if conn.ws.latency > 0:
-            break
-        await asyncio.sleep(0.05)
-    assert conn.ws.latency > 0
+    await wait_until(lambda: conn.ws.latency > 0, timeout=2.5, what="a measured ping latency")
     assert await cp.ok("Authorize", {"idTag": "T1"}) == ACCEPTED
 
 
@@ -214,10 +211,6 @@ async def test_a_closed_connection_is_freed_without_the_cycle_collector(
     gc.disable()
     try:
         await cp.ws.close()
-        for _ in range(100):
-            if protocol() is None:
-                break
-            await asyncio.sleep(0.02)
-        assert protocol() is None
+        await wait_until(lambda: protocol() is None, timeout=2.0, what="the protocol freed")
     finally:
         gc.enable()
