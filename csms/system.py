@@ -47,7 +47,7 @@ from csms.wiring.locations import admin_routes as cpo_admin_routes
 from csms.wiring.partners import RoamingRuntime, build_runtime
 from csms.wiring.sessions import CpoModules, build_cpo, ocpi_modules, push_all_locations
 from roaming import tokens
-from roaming.app import OcpiModule
+from roaming.context import OcpiModule
 
 log = logs.get("csms.system")
 
@@ -167,12 +167,9 @@ async def compose(
                 preauthorizer=authorization.service,
                 timeout_s=config.ocpi_cpo.command_timeout_s,
             )
-            runtime.ctx.services.update(
-                locations=cpo.locations, sessions=cpo.sessions, cdrs=cpo.cdrs, commands=commands
-            )
             runtime.ctx.on_registered.append(partial(push_all_locations, db, cpo))
             events = cpo.events
-            roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules()])
+            roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules(cpo, commands)])
             routes += [
                 *runtime.admin_routes,
                 *cpo_admin_routes(cpo.locations, cpo.outbox, cpo.worker, config, db),

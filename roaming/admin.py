@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from roaming import credentials
-from roaming.app import RoamingContext
+from roaming.context import RoamingContext
 from roaming.partners import Partner
 from roaming.sync import SyncAlreadyRunning, TokenSync
 

@@ -19,76 +19,28 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from aiohttp import web
 
-from roaming import auth
-from roaming.client import OcpiClient
+from roaming import auth, credentials, versions
+from roaming.context import (
+    CORRELATION_ID,
+    CTX_KEY,
+    MODULES_KEY,
+    PARTNER,
+    PRESENTED,
+    REQUEST_ID,
+    OcpiModule,
+    RoamingContext,
+)
 from roaming.envelope import Unauthorized, error_response
-from roaming.models import InterfaceRole, ModuleID
-from roaming.partners import Partner, PartnerStatus
-from roaming.settings import CREDENTIALS_PATH, DETAILS_PATH, VERSIONS_PATH, RoamingSettings
-from roaming.store import RoamingStore
+from roaming.partners import PartnerStatus
+from roaming.settings import CREDENTIALS_PATH, DETAILS_PATH, VERSIONS_PATH
 
 log = structlog.get_logger("roaming.app")
 
 CONFIG_PATHS = frozenset({VERSIONS_PATH, DETAILS_PATH, CREDENTIALS_PATH})
-
-RegisteredHook = Callable[[Partner], Awaitable[None] | None]
-
-
-@dataclass
-class RoamingContext:
-    """Everything a module handler may need; ``services`` holds other engineers' ports."""
-
-    settings: RoamingSettings
-    store: RoamingStore
-    client: OcpiClient
-    services: dict[str, Any] = field(default_factory=dict)
-    on_registered: list[RegisteredHook] = field(default_factory=list)
-
-    async def registered(self, partner: Partner) -> None:
-        """Run the after-registration hooks (e.g. the first token sync); never raises."""
-        for hook in self.on_registered:
-            try:
-                result = hook(partner)
-                if result is not None:
-                    await result
-            except Exception:
-                log.exception("ocpi.registered_hook_failed", partner=partner.key)
-
-
-@dataclass(frozen=True)
-class OcpiModule:
-    """One OCPI module interface we serve: advertised in version details and routed."""
-
-    identifier: ModuleID | str
-    role: InterfaceRole
-    path: str
-    add_routes: Callable[[web.Application, RoamingContext], None]
-
-
-CTX_KEY: web.AppKey[RoamingContext] = web.AppKey("ocpi_ctx", RoamingContext)
-MODULES_KEY: web.AppKey[tuple[OcpiModule, ...]] = web.AppKey("ocpi_modules", tuple)
-PARTNER: web.RequestKey[Partner] = web.RequestKey("ocpi_partner", Partner)
-PRESENTED: web.RequestKey[auth.PresentedToken] = web.RequestKey(
-    "ocpi_presented_token", auth.PresentedToken
-)
-REQUEST_ID: web.RequestKey[str] = web.RequestKey("ocpi_request_id", str)
-CORRELATION_ID: web.RequestKey[str] = web.RequestKey("ocpi_correlation_id", str)
-
-
-def ctx_of(request: web.Request) -> RoamingContext:
-    return request.app[CTX_KEY]
-
-
-def partner_of(request: web.Request) -> Partner:
-    """The authenticated caller (set by the middleware for every routed request)."""
-    return request[PARTNER]
-
 
 _ids_rng = random.Random()  # seeded from os.urandom
 _UUID4_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)  # version and variant bits
@@ -166,8 +118,6 @@ async def _ocpi_middleware(
 
 def create_ocpi_app(ctx: RoamingContext, modules: Sequence[OcpiModule]) -> web.Application:
     """The OCPI server application: versions, credentials and every module in ``modules``."""
-    from roaming import credentials, versions  # local: they import this module's types
-
     app = web.Application(middlewares=[_ocpi_middleware], client_max_size=4 * 1024 * 1024)
     app[CTX_KEY] = ctx
     app[MODULES_KEY] = tuple(modules)

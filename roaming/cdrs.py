@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from roaming.app import OcpiModule, RoamingContext, partner_of
+from roaming.context import OcpiModule, partner_of
 from roaming.costing import CostBreakdown, SessionTotals
 from roaming.models import InterfaceRole, ModuleID, format_datetime
 from roaming.pagination import PageParams, add_sender_list
@@ -109,9 +109,8 @@ def build_cdr(
     return cdr
 
 
-def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
+def _add_routes(app: web.Application, store: CdrStore) -> None:
     async def cdr_page(request: web.Request, page: PageParams) -> tuple[int, list[Any]]:
-        store: CdrStore = ctx.services["cdrs"]
         return await store.page(
             partner_of(request).key, page.date_from, page.date_to, page.offset, page.limit
         )
@@ -119,6 +118,8 @@ def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
     add_sender_list(app, CDRS_PATH, cdr_page)
 
 
-def module() -> OcpiModule:
-    """CDRs SENDER; needs ``ctx.services['cdrs']`` (a CdrStore)."""
-    return OcpiModule(ModuleID.CDRS, InterfaceRole.SENDER, CDRS_PATH, _add_routes)
+def module(store: CdrStore) -> OcpiModule:
+    """CDRs SENDER over ``store``."""
+    return OcpiModule(
+        ModuleID.CDRS, InterfaceRole.SENDER, CDRS_PATH, lambda app, _ctx: _add_routes(app, store)
+    )

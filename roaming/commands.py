@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from roaming.app import OcpiModule, RoamingContext, partner_of
+from roaming.context import OcpiModule, partner_of
 from roaming.envelope import (
     InvalidParameters,
     StatusCode,
@@ -182,6 +182,11 @@ def parse_command(command: str, body: dict[str, Any]) -> Command:
 class CommandHandler(Protocol):
     """The CPO side: decide at once, run the charger call in the background."""
 
+    @property
+    def timeout_s(self) -> int:
+        """The CommandResponse timeout we promise (also on a rejection)."""
+        ...
+
     async def handle(
         self, partner: Partner, command: Command, correlation_id: str | None
     ) -> CommandResponse:
@@ -189,24 +194,27 @@ class CommandHandler(Protocol):
         ...
 
 
-def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
+def _add_routes(app: web.Application, handler: CommandHandler) -> None:
     async def post_command(request: web.Request) -> web.Response:
         body = await read_json_object(request)
         command = parse_command(request.match_info["command"], body)
-        handler: CommandHandler = ctx.services["commands"]
         try:
             response = await handler.handle(
                 partner_of(request), command, request.get("correlation_id")
             )
         except UnknownLocation as exc:
-            timeout = getattr(handler, "timeout_s", 0)
-            data = CommandResponse(ResponseType.REJECTED, int(timeout), str(exc)).to_json()
+            data = CommandResponse(ResponseType.REJECTED, handler.timeout_s, str(exc)).to_json()
             return json_response(envelope(data, StatusCode.UNKNOWN_LOCATION, str(exc)))
         return json_response(envelope(response.to_json(), StatusCode.SUCCESS))
 
     app.router.add_post(COMMANDS_PATH + "/{command}", post_command)
 
 
-def module() -> OcpiModule:
-    """Commands RECEIVER; needs ``ctx.services['commands']`` (a CommandHandler)."""
-    return OcpiModule(ModuleID.COMMANDS, InterfaceRole.RECEIVER, COMMANDS_PATH, _add_routes)
+def module(handler: CommandHandler) -> OcpiModule:
+    """Commands RECEIVER, answered by ``handler``."""
+    return OcpiModule(
+        ModuleID.COMMANDS,
+        InterfaceRole.RECEIVER,
+        COMMANDS_PATH,
+        lambda app, _ctx: _add_routes(app, handler),
+    )

@@ -27,8 +27,8 @@ import structlog
 from aiohttp import web
 
 from roaming import auth
-from roaming.app import PRESENTED, RoamingContext, ctx_of, partner_of
 from roaming.client import CallTarget, Peer
+from roaming.context import PRESENTED, RoamingContext, ctx_of, partner_of
 from roaming.envelope import (
     ClientApiUnusable,
     MethodNotAllowed,

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from roaming.app import OcpiModule, RoamingContext
+from roaming.context import OcpiModule
 from roaming.envelope import NotFound, ok
 from roaming.models import InterfaceRole, ModuleID, norm
 from roaming.pagination import PageParams, add_sender_list
@@ -20,25 +20,18 @@ from roaming.store.locations import LocationStore
 LOCATIONS_PATH = "/ocpi/cpo/2.2.1/locations"
 
 
-def _store(ctx: RoamingContext) -> LocationStore:
-    store: LocationStore = ctx.services["locations"]
-    return store
-
-
-def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
+def _add_routes(app: web.Application, store: LocationStore) -> None:
     async def location_page(_: web.Request, page: PageParams) -> tuple[int, list[Any]]:
-        return await _store(ctx).page(page.date_from, page.date_to, page.offset, page.limit)
+        return await store.page(page.date_from, page.date_to, page.offset, page.limit)
 
     async def get_location(request: web.Request) -> web.Response:
-        loc = await _store(ctx).location(request.match_info["location_id"])
+        loc = await store.location(request.match_info["location_id"])
         if loc is None:
             raise NotFound("unknown location", status_code=2003)
         return ok(loc)
 
     async def evse_of(request: web.Request) -> dict[str, Any] | None:
-        return await _store(ctx).evse(
-            request.match_info["location_id"], request.match_info["evse_uid"]
-        )
+        return await store.evse(request.match_info["location_id"], request.match_info["evse_uid"])
 
     async def get_evse(request: web.Request) -> web.Response:
         evse = await evse_of(request)
@@ -60,6 +53,11 @@ def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
     app.router.add_get(LOCATIONS_PATH + "/{location_id}/{evse_uid}/{connector_id}", get_connector)
 
 
-def module() -> OcpiModule:
-    """Our Locations SENDER interface; needs ``ctx.services['locations']`` (a LocationStore)."""
-    return OcpiModule(ModuleID.LOCATIONS, InterfaceRole.SENDER, LOCATIONS_PATH, _add_routes)
+def module(store: LocationStore) -> OcpiModule:
+    """Our Locations SENDER interface over ``store``."""
+    return OcpiModule(
+        ModuleID.LOCATIONS,
+        InterfaceRole.SENDER,
+        LOCATIONS_PATH,
+        lambda app, _ctx: _add_routes(app, store),
+    )

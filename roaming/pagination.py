@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from roaming.app import ctx_of
+from roaming.context import ctx_of
 from roaming.envelope import InvalidParameters, ok
 from roaming.models import ValidationError, datetime_str
 

@@ -27,7 +27,7 @@ import structlog
 from aiohttp import web
 
 from roaming import cdrs, outbox
-from roaming.app import OcpiModule, RoamingContext, partner_of
+from roaming.context import OcpiModule, partner_of
 from roaming.costing import Reading, build_periods, cost_session
 from roaming.models import InterfaceRole, ModuleID, format_datetime, parse_datetime
 from roaming.pagination import PageParams, add_sender_list
@@ -300,9 +300,8 @@ class SessionService:
         return str(cdr["id"])
 
 
-def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
+def _add_routes(app: web.Application, service: SessionService) -> None:
     async def session_page(request: web.Request, page: PageParams) -> tuple[int, list[Any]]:
-        service: SessionService = ctx.services["sessions"]
         return await service.store.page(
             partner_of(request).key, page.date_from, page.date_to, page.offset, page.limit
         )
@@ -311,6 +310,11 @@ def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
     add_sender_list(app, SESSIONS_PATH, session_page, require_date_from=True)
 
 
-def module() -> OcpiModule:
-    """Sessions SENDER; needs ``ctx.services['sessions']`` (a SessionService)."""
-    return OcpiModule(ModuleID.SESSIONS, InterfaceRole.SENDER, SESSIONS_PATH, _add_routes)
+def module(service: SessionService) -> OcpiModule:
+    """Sessions SENDER over ``service``."""
+    return OcpiModule(
+        ModuleID.SESSIONS,
+        InterfaceRole.SENDER,
+        SESSIONS_PATH,
+        lambda app, _ctx: _add_routes(app, service),
+    )

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from roaming.app import RoamingContext
+from roaming.context import RoamingContext
 from roaming.errors import RoamingError
 from roaming.models import norm, parse_datetime
 from roaming.partners import Partner

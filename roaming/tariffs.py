@@ -19,11 +19,11 @@ File shape (``[[tariffs]]`` in ``locations.toml``)::
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from roaming.app import OcpiModule, RoamingContext
+from roaming.context import OcpiModule
 from roaming.costing import Tariff
 from roaming.envelope import NotFound, ok
 from roaming.models import InterfaceRole, ModuleID, ValidationError, norm
@@ -113,15 +113,26 @@ def tariff_from_json(obj: dict[str, Any]) -> Tariff:
     )
 
 
-def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
+class TariffSource(Protocol):
+    """Where the published tariffs are read: the location store (a protocol, because the
+    store parses its catalogue with this module's tariff parser)."""
+
+    async def tariff_page(
+        self, date_from: str | None, date_to: str | None, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]: ...
+
+    async def tariff_json(self, tariff_id: str) -> dict[str, Any] | None: ...
+
+
+def _add_routes(app: web.Application, source: TariffSource) -> None:
     async def tariff_page(_: web.Request, page: PageParams) -> tuple[int, list[Any]]:
-        total, items = await ctx.services["locations"].tariff_page(
+        total, items = await source.tariff_page(
             page.date_from, page.date_to, page.offset, page.limit
         )
         return total, items
 
     async def get_tariff(request: web.Request) -> web.Response:
-        t = await ctx.services["locations"].tariff_json(request.match_info["tariff_id"])
+        t = await source.tariff_json(request.match_info["tariff_id"])
         if t is None:
             raise NotFound("unknown tariff")
         return ok(t)
@@ -130,6 +141,11 @@ def _add_routes(app: web.Application, ctx: RoamingContext) -> None:
     app.router.add_get(TARIFFS_PATH + "/{tariff_id}", get_tariff)
 
 
-def module() -> OcpiModule:
-    """Tariffs SENDER; reads through ``ctx.services['locations']`` (the LocationStore)."""
-    return OcpiModule(ModuleID.TARIFFS, InterfaceRole.SENDER, TARIFFS_PATH, _add_routes)
+def module(source: TariffSource) -> OcpiModule:
+    """Tariffs SENDER over ``source`` (the location store)."""
+    return OcpiModule(
+        ModuleID.TARIFFS,
+        InterfaceRole.SENDER,
+        TARIFFS_PATH,
+        lambda app, _ctx: _add_routes(app, source),
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from roaming.app import OcpiModule, RoamingContext, ctx_of, partner_of
+from roaming.context import OcpiModule, RoamingContext, ctx_of, partner_of
 from roaming.envelope import InvalidParameters, NotFound, StatusCode, ok, read_json_object
 from roaming.models import (
     InterfaceRole,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from roaming.app import MODULES_KEY, RoamingContext, ctx_of
+from roaming.context import MODULES_KEY, RoamingContext, ctx_of
 from roaming.envelope import ok
 from roaming.models import VERSION, Endpoint, InterfaceRole, ModuleID, VersionDetails
 from roaming.settings import CREDENTIALS_PATH, DETAILS_PATH, VERSIONS_PATH

@@ -3,8 +3,9 @@
 Why one connection: SQLite has a single writer anyway; one connection (aiosqlite's own
 worker thread) serialises writes without lock retries, and WAL lets readers in other
 processes (the CLI, backups) read while we write. Repositories in this package take a
-:class:`Database` and hold the SQL for their own tables; the schema lives in
-:mod:`csms.store.schema` only.
+:class:`Database` and hold the SQL for their own tables; the CSMS's schema lives in
+:mod:`csms.store.schema` only (roaming's ``ocpi_*`` tables in ``roaming.store.schema``,
+applied by the composition root over the same connection).
 """
 
 from __future__ import annotations

@@ -13,10 +13,17 @@ own column so offline history is stored as sent.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from csms.store.db import Executor
+
+class Statements(Protocol):
+    """What migrating needs of a connection (the store's ``Executor`` has it); a protocol
+    so that this module does not import the adapter that applies it."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -200,7 +207,7 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
-async def migrate(db: Executor) -> list[str]:
+async def migrate(db: Statements) -> list[str]:
     """Apply every migration not yet recorded; returns the names applied now."""
     await db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"

@@ -17,8 +17,9 @@ from csms import logs
 from csms.config import Config
 from csms.store.db import Database
 from roaming.admin import admin_routes
-from roaming.app import OcpiModule, RoamingContext, create_ocpi_app
+from roaming.app import create_ocpi_app
 from roaming.client import OcpiClient
+from roaming.context import OcpiModule, RoamingContext
 from roaming.settings import RoamingSettings
 from roaming.store import RoamingStore, TokenStore
 from roaming.store import schema as roaming_schema

@@ -28,8 +28,11 @@ from csms.wiring.locations import (
     push_status,
     sync_catalog,
 )
-from roaming.app import OcpiModule
+from roaming import cdrs, locations, sessions, tariffs
+from roaming import commands as ocpi_commands
 from roaming.client import OcpiClient
+from roaming.commands import CommandHandler
+from roaming.context import OcpiModule
 from roaming.costing import Reading
 from roaming.models import InterfaceRole, ModuleID
 from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy, enqueue
@@ -201,16 +204,14 @@ class CpoModules:
     events: OcpiChargerEvents
 
 
-def ocpi_modules() -> list[OcpiModule]:
-    """Everything we serve as CPO besides tokens."""
-    from roaming import cdrs, commands, locations, sessions, tariffs
-
+def ocpi_modules(cpo: CpoModules, commands: CommandHandler) -> list[OcpiModule]:
+    """Everything we serve as CPO besides tokens, each module built with its service."""
     return [
-        locations.module(),
-        tariffs.module(),
-        sessions.module(),
-        cdrs.module(),
-        commands.module(),
+        locations.module(cpo.locations),
+        tariffs.module(cpo.locations),
+        sessions.module(cpo.sessions),
+        cdrs.module(cpo.cdrs),
+        ocpi_commands.module(commands),
     ]
 
 

@@ -17,8 +17,9 @@ from aiohttp import web
 
 from csms.store.db import Database
 from roaming import credentials, tokens
-from roaming.app import RoamingContext, create_ocpi_app
+from roaming.app import create_ocpi_app
 from roaming.client import OcpiClient
+from roaming.context import RoamingContext
 from roaming.partners import Partner
 from roaming.settings import RoamingSettings
 from roaming.store import RoamingStore
