@@ -42,14 +42,14 @@ from tests.bench.authorize.report import (
     write_section,
 )
 from tests.bench.authorize.servers import start_echo, start_naive, store_template
-from tests.bench.authorize.settings import CHARGERS, QUICK, STORM
+from tests.bench.authorize.settings import CHARGERS, QUICK, ROUNDS, STORM
 from tests.bench.authorize.steps import (
+    CsmsUnderTest,
     Server,
-    Session,
     csms_steps,
     ladder,
     open_loop,
-    start_session,
+    start_under_test,
 )
 from tests.bench.authorize.storm import storm
 from tests.bench.authorize.trees import Tree, baseline_tree, current_tree, verify
@@ -74,43 +74,50 @@ async def references(runs: Runs) -> None:
         proc.stop()
 
 
-async def csms_sessions(trees: list[Tree], runs: dict[str, Runs]) -> None:
-    """Every CSMS step, each measured for every tree before the next step begins."""
+async def csms_rounds(trees: list[Tree], rounds: int) -> list[dict[str, Runs]]:
+    """Every CSMS step, each measured for every tree (alternating which goes first) before
+    the next step begins, ``rounds`` times over; then the storm the same way. Returns
+    each round's runs by tree label."""
+    out: list[dict[str, Runs]] = [{t.label: {} for t in trees} for _ in range(rounds)]
+    steps = csms_steps()
     templates = {t.label: store_template(t, CHARGERS) for t in trees}
-    sessions: list[Session] = []
+    under_test: list[CsmsUnderTest] = []
     try:
         for t in trees:
-            sessions.append(await start_session(t, templates[t.label], runs[t.label]))
-        for i, (_, step) in enumerate(csms_steps()):
-            for session in interleaved(sessions, i):
-                await step(session)
+            under_test.append(await start_under_test(t, templates[t.label]))
+        for r in range(rounds):
+            for i, (_, step) in enumerate(steps):
+                for csms in interleaved(under_test, r * len(steps) + i):
+                    await step(csms, out[r][csms.tree.label])
     finally:
-        for session in sessions:
-            session.stop()
+        for csms in under_test:
+            csms.stop()
     templates = {t.label: store_template(t, STORM) for t in trees}
-    for t in interleaved(trees, len(csms_steps())):
-        await storm(t, templates[t.label], runs[t.label], f"csms[{t.label}]")
+    for r in range(rounds):
+        for t in interleaved(trees, r * len(steps) + len(steps)):
+            await storm(t, templates[t.label], out[r][t.label], f"csms[{t.label}]")
+    return out
 
 
-async def run(trees: list[Tree]) -> dict[str, Runs]:
-    runs: dict[str, Runs] = {t.label: {} for t in trees}
+async def run(trees: list[Tree], rounds: int) -> tuple[Runs, list[dict[str, Runs]]]:
+    """The references, then the CSMS rounds."""
     print(
         f"  cores {os.cpu_count()} (this process pinned to {sorted(os.sched_getaffinity(0))}), "
-        f"fd limit {raise_nofile()}, quick divisor {QUICK}",
+        f"fd limit {raise_nofile()}, quick divisor {QUICK}, rounds {rounds}",
         flush=True,
     )
-    await references(runs["current"])
-    await csms_sessions(trees, runs)
-    return runs
+    refs: Runs = {}
+    await references(refs)
+    return refs, await csms_rounds(trees, rounds)
 
 
-def measure(trees: list[Tree]) -> dict[str, Runs]:
+def measure(trees: list[Tree], rounds: int) -> tuple[Runs, list[dict[str, Runs]]]:
     """:func:`run` on uvloop with this process pinned to the generator's core."""
     affinity = os.sched_getaffinity(0)
     pin_self(CLIENT_CPU)
     raise_nofile()
     try:
-        coro: Coroutine[Any, Any, dict[str, Runs]] = run(trees)
+        coro: Coroutine[Any, Any, tuple[Runs, list[dict[str, Runs]]]] = run(trees, rounds)
         try:
             import uvloop
         except ImportError:  # pragma: no cover
@@ -130,40 +137,41 @@ def main(baseline: str | None = None) -> None:
     for t in trees:
         print(f"  {t.describe()}: csms imported from {imported[t.label]}", flush=True)
 
+    rounds = ROUNDS if base is not None else 1
     before, steal0, wall0 = loadavg(), steal_seconds(), time.monotonic()
-    runs = measure(trees)
-    when = datetime.now(UTC).isoformat(timespec="seconds")
-    meta = {
+    refs, measured = measure(trees, rounds)
+    meta: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": QUICK,
         "loadavg": {"before": before, "after": loadavg()},
         "steal": {
             "seconds": round(steal_seconds() - steal0, 2),
             "wall_s": round(time.monotonic() - wall0, 1),
         },
-    }
-    rows = target_rows(runs["current"])
-    payload: dict[str, Any] = {
-        "when": when,
-        "quick": QUICK,
-        **meta,
         "trees": {t.label: {**asdict(t), "csms_file": imported[t.label]} for t in trees},
-        "rows": [{**asdict(r), "value": round(r.value, 3)} for r in rows],
-        "runs": runs["current"],
     }
-    line = machine_line(when, meta)
-    sections = [
-        (
-            "authorize",
-            "## Authorize figures",
-            f"{line}\n\n{table(rows)}\n\n{ladder_table(runs['current'])}",
-        )
-    ]
-    if base is not None:
-        compared = compare(runs["baseline"], runs["current"])
-        payload["baseline_runs"] = runs["baseline"]
+    publish(meta, refs | measured[0]["current"], measured if base is not None else None)
+
+
+def publish(meta: dict[str, Any], runs: Runs, rounds: list[dict[str, Runs]] | None) -> None:
+    """``var/bench/authorize.json``, the console and the README's sections: the figures
+    against their targets from ``runs`` (the first round's), and with a baseline the
+    comparison over every round."""
+    rows = target_rows(runs)
+    payload = {**meta, "rows": [{**asdict(r), "value": round(r.value, 3)} for r in rows]}
+    payload["runs"] = runs
+    line = machine_line(meta["when"], meta)
+    figures = f"{line}\n\n{table(rows)}\n\n{ladder_table(runs)}"
+    sections = [("authorize", "## Authorize figures", figures)]
+    if rounds is not None:
+        compared = compare([m["baseline"] for m in rounds], [m["current"] for m in rounds])
+        payload["rounds"] = rounds
         payload["comparison"] = compared
+        trees = meta["trees"]
         head = (
-            f"Baseline {base.commit[:12]} against current {current.commit[:12]}, every CSMS "
-            f"step measured for both in the same run, in alternating order. {line}"
+            f"Baseline {trees['baseline']['commit'][:12]} against current "
+            f"{trees['current']['commit'][:12]}: every CSMS step measured for both in the "
+            f"same run, in alternating order, {len(rounds)} round(s) (medians). {line}"
         )
         sections.append(
             ("authorize-compare", "## Comparison", f"{head}\n\n{comparison_table(compared)}")

@@ -1,5 +1,6 @@
 """Baseline against current: the CSMS's figures side by side, their ratio, and whether the
-current checkout stays within 5 % of the baseline.
+current checkout stays within 5 % of the baseline (each side's median when every step
+was measured in several rounds, ``BENCH_ROUNDS``).
 
 "Within 5 %" is one-sided: a figure may improve by any amount, and may get worse by at
 most 5 % (throughput at least 0.95x the baseline's; latency, CPU, time and memory at most
@@ -9,6 +10,7 @@ runs; measured in alternating order step by step, drift falls on both alike.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -80,11 +82,13 @@ def verdict(ratio: float, higher_is_better: bool) -> str:
     return "**no**" if worse else ("yes (better)" if better else "yes")
 
 
-def compare(baseline: Runs, current: Runs) -> list[dict[str, Any]]:
-    """One row per figure: both values, current / baseline, and the verdict."""
+def compare(baseline: list[Runs], current: list[Runs]) -> list[dict[str, Any]]:
+    """One row per figure: each side's median over its rounds, current / baseline, the
+    verdict, and the ratio of every round (the noise the verdict stands on)."""
     rows = []
     for f in figures():
-        b, c = f.read(baseline), f.read(current)
+        bs, cs = [f.read(r) for r in baseline], [f.read(r) for r in current]
+        b, c = statistics.median(bs), statistics.median(cs)
         ratio = c / b if b else float("inf")
         rows.append(
             {
@@ -95,6 +99,7 @@ def compare(baseline: Runs, current: Runs) -> list[dict[str, Any]]:
                 "current": round(c, 3),
                 "ratio": round(ratio, 3),
                 "within": verdict(ratio, f.higher_is_better),
+                "rounds": [round(y / x, 3) if x else None for x, y in zip(bs, cs, strict=True)],
             }
         )
     return rows
@@ -102,14 +107,16 @@ def compare(baseline: Runs, current: Runs) -> list[dict[str, Any]]:
 
 def comparison_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| figure | baseline | current | current / baseline | within 5 %? |",
-        "|---|---:|---:|---:|---|",
+        "| figure | baseline | current | current / baseline | within 5 %? | per round |",
+        "|---|---:|---:|---:|---|---|",
     ]
     for r in rows:
         way = "higher is better" if r["higher_is_better"] else "lower is better"
+        per_round = ", ".join(f"{x:.3f}" if x is not None else "-" for x in r["rounds"])
         lines.append(
             f"| {r['figure']} ({way}) | {r['baseline']:,.3f} {r['unit']} "
-            f"| {r['current']:,.3f} {r['unit']} | {r['ratio']:.3f} | {r['within']} |"
+            f"| {r['current']:,.3f} {r['unit']} | {r['ratio']:.3f} | {r['within']} "
+            f"| {per_round} |"
         )
     return "\n".join(lines)
 

@@ -33,3 +33,7 @@ ATTEMPTS = int(os.environ.get("BENCH_ATTEMPTS", "3"))
 
 # (chargers, calls) of the closed-loop Authorize runs.
 LADDER = ((1, 4000), (10, 20000), (100, 60000), (1000, 60000))
+
+# With a baseline: how many times every CSMS step (and the storm) is measured for each
+# checkout; the comparison takes each side's median.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))

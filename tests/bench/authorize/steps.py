@@ -1,5 +1,5 @@
 """The measured steps: the closed-loop ladder (every server), then the CSMS's open-loop,
-remote-path and hung-eMSP steps, each against a :class:`Session`.
+remote-path and hung-eMSP steps, each against a :class:`CsmsUnderTest`.
 
 Why steps as separate callables: with a baseline, each step is measured for both
 checkouts back to back (in alternating order) before the next step begins, so the
@@ -40,27 +40,20 @@ class Server:
 
 
 @dataclass(frozen=True)
-class Session:
+class CsmsUnderTest:
     """One checkout's CSMS with its eMSP, up for every step but the storm."""
 
     tree: Tree
     server: Server
     emsp: Proc
     control: str
-    runs: Runs
 
     def stop(self) -> None:
-        """Stop both; then read the hung step's server-side latencies from the log
-        (complete once the server has exited)."""
         self.emsp.stop()
         self.server.proc.stop()
-        hung = self.runs.get("csms-hung")
-        if hung is not None:
-            log = self.server.proc.log_path
-            hung["server_side"] = fallback_latencies(log, hung["server_log_from_byte"])
 
 
-async def start_session(tree: Tree, template: Path, runs: Runs) -> Session:
+async def start_under_test(tree: Tree, template: Path) -> CsmsUnderTest:
     """``tree``'s CSMS on a copy of ``template``, its eMSP registered, code paths warmed."""
     name = f"csms-{tree.label}"
     fresh_store(template, name)
@@ -70,16 +63,15 @@ async def start_session(tree: Tree, template: Path, runs: Runs) -> Session:
     except Exception:
         proc.stop()
         raise
-    session = Session(
-        tree, Server("csms", f"csms[{tree.label}]", proc, ports.ocpp_url), emsp, control, runs
-    )
+    server = Server("csms", f"csms[{tree.label}]", proc, ports.ocpp_url)
+    csms = CsmsUnderTest(tree, server, emsp, control)
     try:
         # Warm the token memo and the connections' code paths before measuring.
-        await load(session.server.url, CHARGERS, WARM_UP_CALLS)
+        await load(csms.server.url, CHARGERS, WARM_UP_CALLS)
     except Exception:
-        session.stop()
+        csms.stop()
         raise
-    return session
+    return csms
 
 
 def show(
@@ -127,29 +119,36 @@ async def open_loop(server: Server, runs: Runs) -> None:
     show(server, key, report, run)
 
 
-async def remote(session: Session) -> None:
+async def remote(csms: CsmsUnderTest, runs: Runs) -> None:
     """NEVER tokens, the eMSP answering after 50 ms, 1,000/s over 1,000 chargers."""
-    server, key = session.server, "csms-remote-50ms"
-    emsp_behaviour(session.control, "delay", 50)
+    server, key = csms.server, "csms-remote-50ms"
+    emsp_behaviour(csms.control, "delay", 50)
     step = partial(load, server.url, CHARGERS, 10000, tags=REM_TAGS, rate=1000)
-    report, run = await measured(key, step, session.runs, server.proc)
-    emsp_behaviour(session.control, "normal")
+    report, run = await measured(key, step, runs, server.proc)
+    emsp_behaviour(csms.control, "normal")
     show(server, key, report, run)
 
 
-async def hung(session: Session) -> None:
+async def hung(csms: CsmsUnderTest, runs: Runs) -> None:
     """A hung eMSP: every Authorize must get the fallback within the deadline + 50 ms."""
-    server, key = session.server, "csms-hung"
-    emsp_behaviour(session.control, "hang")
+    server, key = csms.server, "csms-hung"
+    emsp_behaviour(csms.control, "hang")
     step = partial(load, server.url, CHARGERS, 1000, tags=REM_TAGS, rate=200, timeout=5)
-    # The remote step's fallbacks are not this step's: its log ends once the server is idle
-    # (the server writes its buffered log lines every 100 ms).
+    # Only this step's fallbacks: the log from an idle server on, read once it is idle
+    # again (the server writes its buffered log lines every 100 ms).
     await settle(server.proc)
     log_from = server.proc.log_path.stat().st_size
-    report, run = await measured(key, step, session.runs, server.proc)
-    run["server_log_from_byte"] = log_from
-    emsp_behaviour(session.control, "normal")
-    show(server, key, report, run, f"deadline {DEADLINE_S:g} s  ")
+    report, run = await measured(key, step, runs, server.proc)
+    emsp_behaviour(csms.control, "normal")
+    await settle(server.proc)
+    run["server_side"] = side = fallback_latencies(server.proc.log_path, log_from)
+    show(
+        server,
+        key,
+        report,
+        run,
+        f"deadline {DEADLINE_S:g} s, server side max {side.get('max_ms')} ms  ",
+    )
 
 
 def fallback_latencies(log: Path, from_byte: int) -> dict[str, float]:
@@ -170,7 +169,7 @@ def fallback_latencies(log: Path, from_byte: int) -> dict[str, float]:
     return {"count": len(found), "p50_ms": found[len(found) // 2], "max_ms": found[-1]}
 
 
-CsmsStep = Callable[[Session], Awaitable[Any]]
+CsmsStep = Callable[[CsmsUnderTest, Runs], Awaitable[Any]]
 
 
 def csms_steps() -> list[tuple[str, CsmsStep]]:
@@ -178,10 +177,12 @@ def csms_steps() -> list[tuple[str, CsmsStep]]:
     steps: list[tuple[str, CsmsStep]] = []
     for chargers, calls in LADDER:
 
-        def step(s: Session, chargers: int = chargers, calls: int = calls) -> Awaitable[Any]:
-            return closed_loop(s.server, s.runs, chargers, calls)
+        def step(
+            s: CsmsUnderTest, runs: Runs, chargers: int = chargers, calls: int = calls
+        ) -> Awaitable[Any]:
+            return closed_loop(s.server, runs, chargers, calls)
 
         steps.append((f"csms@{chargers}", step))
-    steps.append(("open loop", lambda s: open_loop(s.server, s.runs)))
+    steps.append(("open loop", lambda s, runs: open_loop(s.server, runs)))
     steps += [("remote path", remote), ("hung eMSP", hung)]
     return steps
