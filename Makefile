@@ -25,8 +25,9 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
+# make bench BASELINE=REV: the Authorize benchmark also measures REV's CSMS side by side.
 bench: $(STAMP)
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench $(if $(BASELINE),--baseline $(BASELINE))
 
 demo: $(STAMP)
 	$(BIN)/python -m simulator.demo

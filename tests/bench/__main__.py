@@ -1,37 +1,61 @@
-"""``python -m tests.bench [NAME ...]``: run every ``tests/bench/bench_*.py`` module's ``main()``.
+"""``python -m tests.bench [NAME ...] [--baseline REV]``: run the benchmarks (all, or those
+named: ``authorize``, ``ocpi_tokens``).
 
-Why a registry by file name: engineers add benchmarks in parallel; dropping a
-``bench_<area>.py`` file with a ``main() -> None`` (sync, or async returning a coroutine)
-is all it takes. Pass names (``ocpi_tokens``) to run a subset.
+``--baseline REV`` measures the Authorize benchmark's CSMS steps for a checkout of REV
+(set up under ``var/bench/baseline`` with its own venv) beside this checkout, in the same
+run; see ``tests/bench/README.md``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import inspect
-import pkgutil
+import argparse
 import sys
-from pathlib import Path
+from collections.abc import Callable
+
+
+def authorize(args: argparse.Namespace) -> None:
+    from tests.bench import bench_authorize
+
+    bench_authorize.main(baseline=args.baseline)
+
+
+def ocpi_tokens(args: argparse.Namespace) -> None:
+    from tests.bench import bench_ocpi_tokens
+
+    bench_ocpi_tokens.main()
+
+
+# Every benchmark by name, in the order a full run takes them. Each imports its module
+# when it runs, so that one benchmark's imports (the OCPI one uses the OCPI test
+# fixtures) cannot stop another from running.
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "authorize": authorize,
+    "ocpi_tokens": ocpi_tokens,
+}
 
 
 def main(argv: list[str]) -> int:
-    here = Path(__file__).parent
-    names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
-    wanted = {f"bench_{a.removeprefix('bench_')}" for a in argv}
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help="authorize, ocpi_tokens")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure the CSMS of this git revision, side by side (authorize only)",
+    )
+    args = parser.parse_args(argv)
+    wanted = [n.removeprefix("bench_") for n in args.names] or list(BENCHMARKS)
+    unknown = [n for n in wanted if n not in BENCHMARKS]
+    if unknown:
+        known = ", ".join(BENCHMARKS)
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}; known: {known}")
     failed = 0
-    for name in names:
-        if wanted and name not in wanted:
-            continue
-        print(f"== {name}", flush=True)
-        module = importlib.import_module(f"tests.bench.{name}")
+    for name in wanted:
+        print(f"== bench_{name}", flush=True)
         try:
-            result = module.main()
-            if inspect.iscoroutine(result):
-                asyncio.run(result)
+            BENCHMARKS[name](args)
         except Exception as exc:  # keep running the other benchmarks
             failed += 1
-            print(f"!! {name} failed: {type(exc).__name__}: {exc}", flush=True)
+            print(f"!! bench_{name} failed: {type(exc).__name__}: {exc}", flush=True)
     return 1 if failed else 0
 
 

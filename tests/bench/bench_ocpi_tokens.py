@@ -94,7 +94,9 @@ async def bench_put(tmp: Path, total: int = 20_000, clients: int = 8) -> float:
     try:
         async with EmspSandbox.start(country_code="NL", party_id="EMS", control_port=None) as sb:
             await sb.register_with(cpo.versions_url, await cpo.invite())
-            header = "Token " + base64.b64encode(sb.peer.token_out.encode()).decode()
+            token = sb.peer.token_out
+            assert token is not None  # set by the registration just above
+            header = "Token " + base64.b64encode(token.encode()).decode()
             url = f"{cpo.base}/ocpi/cpo/2.2.1/tokens/NL/EMS/"
             per = total // clients
             # The load runs in its own process so the server has this process to itself.

@@ -56,8 +56,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every child: ours, unbuffered output, then ``extra``."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **(extra or {})}
+
+
 class Proc:
-    """A pinned child process whose stdout+stderr go to a log file under var/bench/."""
+    """A pinned child process whose stdout+stderr go to a log file under var/bench/.
+
+    ``python`` and ``cwd`` choose the checkout the child runs: the benchmark measures
+    another checkout's ``csms serve`` with that checkout's own interpreter (its venv).
+    """
 
     def __init__(
         self,
@@ -67,6 +76,7 @@ class Proc:
         cpu: int | None = SERVER_CPU,
         env: dict[str, str] | None = None,
         cwd: Path = REPO,
+        python: str = sys.executable,
     ) -> None:
         OUT.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -80,9 +90,9 @@ class Proc:
             raise_nofile()
 
         self.popen = subprocess.Popen(
-            [sys.executable, *argv],
+            [python, *argv],
             cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env=child_env(env),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             preexec_fn=pre_exec,
@@ -155,3 +165,36 @@ class CpuMeter:
         dt = time.monotonic() - self.t0
         self.share = (self.proc.cpu_seconds() - self.cpu0) / dt if dt > 0 else 0.0
         return self.share
+
+
+def core_steal() -> dict[int, float]:
+    """Seconds stolen so far from each of the two pinned cores (``/proc/stat``)."""
+    out: dict[int, float] = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, _, rest = line.partition(" ")
+        if (
+            name.startswith("cpu")
+            and name[3:].isdigit()
+            and int(name[3:]) in (SERVER_CPU, CLIENT_CPU)
+        ):
+            fields = rest.split()
+            out[int(name[3:])] = int(fields[7]) / _TICK if len(fields) > 7 else 0.0
+    return out
+
+
+def steal_share(before: dict[int, float], wall_s: float) -> float:
+    """The largest share of ``wall_s`` that either pinned core lost since ``before``."""
+    after = core_steal()
+    return max(((after[c] - before.get(c, 0.0)) / max(wall_s, 1e-9) for c in after), default=0.0)
+
+
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave other guests while ours wanted it (all cores): the
+    noise a load average inside this VM cannot see."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / _TICK if len(fields) > 8 else 0.0
+
+
+def loadavg() -> str:
+    """Other tenants' load: the machine is shared, and every figure depends on it."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])

@@ -1,0 +1,39 @@
+"""What the Authorize benchmark runs: call counts, tags and limits, read once from the env.
+
+Why one module: the steps, the servers' set-up, the report and the comparison must agree
+on these, and the README's method section quotes them.
+"""
+
+from __future__ import annotations
+
+import os
+
+# BENCH_QUICK=1 divides every call count by 5 (a smoke run; its figures mean little).
+QUICK = 5 if os.environ.get("BENCH_QUICK") else 1
+ADMIN_TOKEN = "bench-admin-token"
+DEADLINE_S = 1.0  # authz.authorize_deadline_s for the hung-eMSP run
+# HIT* tokens are whitelist ALWAYS (decided from the token cache), REM* NEVER (always
+# asked of the eMSP in real time).
+HIT_TAGS = tuple(f"HIT{n:05d}" for n in range(1, 1001))
+REM_TAGS = tuple(f"REM{n:05d}" for n in range(1, 1001))
+LOG_LEVEL = os.environ.get("BENCH_CSMS_LOG_LEVEL", "info")  # what production runs at
+# "lean": tests/bench/lean_emsp.py (keeps nothing per call, see there why); "sandbox":
+# the simulator's eMSP sandbox, which records every request.
+EMSP = os.environ.get("BENCH_EMSP", "lean")
+STORM = 5000
+CHARGERS = 1000  # pre-registered for the closed-loop, open-loop, remote and hung steps
+CHARGER_IDS = "LOAD{n:05d}"
+WARM_UP_CALLS = 5000
+
+# A measured step during which the hypervisor took more than this share of either
+# pinned core's wall time is measured again, up to ATTEMPTS times in all; the attempt
+# with the least steal is the one reported, and every attempt is kept in the JSON.
+STEAL_LIMIT = float(os.environ.get("BENCH_STEAL_LIMIT", "0.02"))
+ATTEMPTS = int(os.environ.get("BENCH_ATTEMPTS", "3"))
+
+# (chargers, calls) of the closed-loop Authorize runs.
+LADDER = ((1, 4000), (10, 20000), (100, 60000), (1000, 60000))
+
+# With a baseline: how many times every CSMS step (and the storm) is measured for each
+# checkout; the comparison takes each side's median.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
