@@ -16,6 +16,7 @@ from csms.wiring.locations import OCPP_TO_OCPI_STATUS, load_catalog, ocpi_status
 from roaming.models import ValidationError
 from tests.ocpi_flow.conftest import LOCATIONS_TOML
 from tests.support.csms import ADMIN_TOKEN, admin_url, runtime_of
+from tests.support.waiting import wait_until
 
 
 async def cli(app, *argv: str) -> tuple[int, str, str]:
@@ -100,7 +101,11 @@ async def test_cli_locations_and_outbox_show_state_and_reasons(make_world, tmp_p
         await w.emsp.set_down("503")
         await runtime_of(w.app).client.forget("NL-EMS")
         async with w.charger():
-            await asyncio.sleep(0.2)
+
+            async def failed_once() -> bool:
+                return any(m.last_error for m in await w.cpo.outbox.waiting())
+
+            await wait_until(failed_once, what="a push that failed against the 503")
             code, out, _ = await cli(w.app, "outbox", "list", "--json")
             data = js(out)
             assert code == 0 and data["counts"]["pending"] >= 1

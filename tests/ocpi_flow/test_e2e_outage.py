@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.support.csms import runtime_of
+from tests.support.waiting import wait_until
 
 
 async def test_emsp_down_for_a_whole_session_gets_everything_once_after_recovery(make_world):
@@ -22,12 +21,17 @@ async def test_emsp_down_for_a_whole_session_gets_everything_once_after_recovery
             assert start["idTagInfo"]["status"] == "Accepted"
             await cp.send_meter_values(1, energy_wh=2500)
             await cp.stop_transaction(1, meter_stop=5000, reason="EVDisconnected")
+
         # While down: the pushes wait in the outbox, with the reason recorded.
-        await asyncio.sleep(0.3)
+        async def cdr_tried() -> bool:
+            waiting = await w.cpo.outbox.waiting()
+            cdrs = [m for m in waiting if m.module == "cdrs"]
+            return bool(cdrs) and all(m.attempts >= 1 and m.last_error for m in cdrs)
+
+        await wait_until(cdr_tried, what="a failed CDR push recorded in the outbox")
         waiting = await w.cpo.outbox.waiting()
         modules = {m.module for m in waiting}
         assert {"sessions", "cdrs"} <= modules
-        assert all(m.attempts >= 1 and m.last_error for m in waiting if m.module == "cdrs")
         assert not emsp.sessions and not emsp.cdrs
         # The CDR is already served by GET /cdrs (complete list) while the push waits.
         await emsp.set_down("up")
@@ -55,7 +59,11 @@ async def test_emsp_answering_503_then_recovering_posts_the_cdr_once(make_world)
             await emsp.wait_until(lambda: len(emsp.sessions) == 1)
             await emsp.set_down("503")  # ambiguous failures: the eMSP may have acted
             await cp.stop_transaction(2, meter_stop=1100, reason="Local")
-        await asyncio.sleep(0.3)
+
+        async def cdr_refused() -> bool:
+            return any(m.module == "cdrs" and m.attempts >= 1 for m in await w.cpo.outbox.waiting())
+
+        await wait_until(cdr_refused, what="the CDR POST answered 503 and kept for retry")
         assert not emsp.cdrs
         await emsp.set_down("up")
         await emsp.wait_until(lambda: len(emsp.cdrs) == 1, timeout=5)
