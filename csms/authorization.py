@@ -7,7 +7,7 @@ needs from the composition root (:mod:`csms.system`), typed, instead of fishing 
 of a registry.
 
 Without OCPI the operator's own cards (the ``id_tags`` table) decide everything; with
-OCPI, :func:`csms.wiring.authz.build_roaming_authorization` puts the roaming service
+OCPI, :func:`csms.ocpi.authorization.build_roaming_authorization` puts the roaming service
 behind the own cards and fills the roaming fields.
 """
 

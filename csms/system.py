@@ -36,16 +36,16 @@ from csms.admin.context import AdminContext
 from csms.authorization import Authorization, build_local_authorization
 from csms.authz.ports import Authorizer
 from csms.config import Config
+from csms.ocpi.admin_routes import admin_routes as cpo_admin_routes
+from csms.ocpi.authorization import build_roaming_authorization
+from csms.ocpi.commands import CommandService
+from csms.ocpi.cpo import CpoModules, build_cpo, ocpi_modules, push_all_locations
+from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.server import OcppServer, start_ocpp_server
 from csms.store.db import Database
 from csms.store.transactions import TransactionRepo
-from csms.wiring.authz import build_roaming_authorization
-from csms.wiring.commands import CommandService
-from csms.wiring.locations import admin_routes as cpo_admin_routes
-from csms.wiring.partners import RoamingRuntime, build_runtime
-from csms.wiring.sessions import CpoModules, build_cpo, ocpi_modules, push_all_locations
 from roaming import tokens
 from roaming.context import OcpiModule
 

@@ -1,7 +1,7 @@
 """The seams the authorization core is reached through and reaches out through.
 
 Why Protocols and not base classes: adapters live in other packages (``csms.store``,
-``csms.wiring``) and in tests, and a structural type lets each implement only what it
+``csms.ocpi``) and in tests, and a structural type lets each implement only what it
 serves without importing anything from here at run time.
 
 Contract shared by every outward port: return an answer or raise, the service turns

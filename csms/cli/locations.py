@@ -109,7 +109,7 @@ def _reload(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from csms.config import ConfigError
-    from csms.wiring.locations import load_catalog
+    from csms.ocpi.locations import load_catalog
 
     cfg = load_config(args.config)
     try:

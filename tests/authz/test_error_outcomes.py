@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from csms.authz.model import RemoteRefused, Unreachable, UnreachableKind
-from csms.wiring.authz import outcome_of_error
+from csms.ocpi.authorization import outcome_of_error
 from roaming.errors import (
     ErrorKind,
     InvalidResponse,

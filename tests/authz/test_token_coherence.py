@@ -17,8 +17,8 @@ import pytest
 from aiohttp import web
 
 import simulator.emsp.app as emsp_app
+from csms.ocpi.authorization import StoreTokenCache
 from csms.system import System
-from csms.wiring.authz import StoreTokenCache
 from roaming.partners import Partner
 from simulator.chargepoint import SimulatedChargePoint
 from simulator.emsp import EmspSandbox

@@ -12,6 +12,7 @@ import pytest
 from csms.domain.chargers import ChargerEvent, StatusReport
 from csms.domain.commands import CommandOutcome, ReceivedCommand, ReservationRequest
 from csms.domain.transactions import MeterSample, TransactionStart, TransactionStop
+from csms.ocpi.charger_events import charger_time
 from csms.ocpp16.payloads import samples_of, transaction_stop
 from csms.store.chargers import ChargerRepo, ConnectorRepo
 from csms.store.commands import CommandRepo
@@ -19,7 +20,6 @@ from csms.store.db import Database
 from csms.store.events import ChargerEventRepo
 from csms.store.meter_values import MeterValueRepo
 from csms.store.transactions import TransactionRepo
-from csms.wiring.sessions import charger_time
 from roaming.store import schema as roaming_schema
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from csms.ocpi.cpo import CpoModules
 from csms.system import System
-from csms.wiring.sessions import CpoModules
 from roaming import credentials
 from simulator.chargepoint import SimulatedChargePoint
 from simulator.emsp.sandbox import EmspSandbox

@@ -12,7 +12,7 @@ import pytest
 
 from csms.cli import main as cli_main
 from csms.config import ConfigError
-from csms.wiring.locations import OCPP_TO_OCPI_STATUS, load_catalog, ocpi_status
+from csms.ocpi.locations import OCPP_TO_OCPI_STATUS, load_catalog, ocpi_status
 from roaming.models import ValidationError
 from tests.ocpi_flow.conftest import LOCATIONS_TOML
 from tests.support.csms import ADMIN_TOKEN, admin_url, runtime_of

@@ -25,8 +25,8 @@ from aiohttp import web
 
 from csms.authz.ports import Authorizer
 from csms.config import Config, load
+from csms.ocpi.runtime import RoamingRuntime
 from csms.system import System, running
-from csms.wiring.partners import RoamingRuntime
 
 ADMIN_TOKEN = "test-admin-token"
 

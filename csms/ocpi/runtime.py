@@ -1,7 +1,7 @@
 """Roaming's runtime inside the CSMS: store, client, OCPI server, token sync, admin routes.
 
 Why a runtime object: the CSMS composition root must start and stop roaming as one
-thing, and the authorization service (E) and the OCPI modules (F) need the same store
+thing, and the authorization service and the CPO's OCPI modules need the same store
 and client instances; :class:`RoamingRuntime` is the single place they are made.
 """
 
@@ -25,7 +25,7 @@ from roaming.store import RoamingStore, TokenStore
 from roaming.store import schema as roaming_schema
 from roaming.sync import TokenSync
 
-log = logs.get("csms.wiring.partners")
+log = logs.get("csms.ocpi.runtime")
 
 
 def settings_from_config(config: Config) -> RoamingSettings:

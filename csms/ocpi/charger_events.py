@@ -14,34 +14,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from csms import datetimes, logs
-from csms.config import Config
 from csms.domain.transactions import MeterSample, TransactionRecord
-from csms.store.db import Database, Executor
-from csms.store.meter_values import MeterValueRepo
-from csms.wiring.locations import (
-    StoreLocationLookup,
-    load_catalog,
+from csms.ocpi.locations import (
     push_status,
-    sync_catalog,
 )
-from roaming import cdrs, locations, sessions, tariffs
-from roaming import commands as ocpi_commands
-from roaming.client import OcpiClient
-from roaming.commands import CommandHandler
-from roaming.context import OcpiModule
+from csms.store.db import Executor
+from csms.store.meter_values import MeterValueRepo
 from roaming.costing import Reading
-from roaming.models import InterfaceRole, ModuleID
-from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy, enqueue
-from roaming.partners import Partner
 from roaming.sessions import CdrToken, SessionService, SessionStart, SessionStop
-from roaming.store import RoamingStore
-from roaming.store.cdrs import CdrStore
 from roaming.store.locations import LocationStore
-from roaming.store.outbox import OutboxStore
 
 log = logs.get("csms.ocpi.sessions")
 
@@ -186,97 +170,3 @@ def _owner(txn: TransactionRecord) -> tuple[str, str]:
         cc, _, pid = key.partition("-")
         return cc, pid
     return key[:2], key[2:5]
-
-
-# --------------------------------------------------------------------------- assembly
-
-
-@dataclass
-class CpoModules:
-    """The CPO-side OCPI objects of one running CSMS."""
-
-    locations: LocationStore
-    lookup: StoreLocationLookup
-    sessions: SessionService
-    cdrs: CdrStore
-    outbox: OutboxStore
-    worker: OutboxWorker
-    events: OcpiChargerEvents
-
-
-def ocpi_modules(cpo: CpoModules, commands: CommandHandler) -> list[OcpiModule]:
-    """Everything we serve as CPO besides tokens, each module built with its service."""
-    return [
-        locations.module(cpo.locations),
-        tariffs.module(cpo.locations),
-        sessions.module(cpo.sessions),
-        cdrs.module(cpo.cdrs),
-        ocpi_commands.module(commands),
-    ]
-
-
-async def push_all_locations(db: Database, cpo: CpoModules, partner: Partner) -> None:
-    """A newly registered partner with a locations RECEIVER gets every Location PUT, so
-    later EVSE PATCHes address objects it knows (queued per partner, before any PATCH)."""
-    if not partner.endpoint(ModuleID.LOCATIONS, InterfaceRole.RECEIVER):
-        return
-    now = datetime.now(UTC)
-    total, items = await cpo.locations.page(None, None, 0, 1_000_000)
-    async with db.transaction() as tx:
-        for body in items:
-            await enqueue(
-                tx,
-                partner_key=partner.key,
-                module=ModuleID.LOCATIONS.value,
-                method="PUT",
-                path=[cpo.locations.country_code, cpo.locations.party_id, body["id"]],
-                body=body,
-                object_key=f"location:{body['id'].upper()}",
-                now=now,
-            )
-    cpo.worker.notify()
-    log.info("ocpi.locations_pushed_to_new_partner", partner=partner.key, locations=total)
-
-
-async def build_cpo(
-    config: Config, db: Database, store: RoamingStore, client: OcpiClient
-) -> CpoModules:
-    """Load the locations file and build the stores, the outbox and the OCPP event sink.
-
-    Nothing runs yet: the outbox worker starts with the system (:meth:`OutboxWorker.start`).
-    """
-    cpo_cfg = config.ocpi_cpo
-    cc, pid = config.ocpi.country_code, config.ocpi.party_id
-    catalog = load_catalog(cpo_cfg.locations_file, country_code=cc, party_id=pid)
-    locations = LocationStore(db, cc, pid)
-    await sync_catalog(db, locations, catalog)
-    service = SessionService(
-        db,
-        locations,
-        country_code=cc,
-        party_id=pid,
-        currency=cpo_cfg.currency,
-        update_interval_s=cpo_cfg.session_update_interval_s,
-    )
-    box = OutboxStore(db)
-    worker = OutboxWorker(
-        box,
-        OcpiTransport(store.partners, client),
-        policy=RetryPolicy(
-            initial_s=cpo_cfg.outbox_retry_initial_s,
-            max_s=cpo_cfg.outbox_retry_max_s,
-            max_attempts=cpo_cfg.outbox_max_attempts,
-        ),
-        poll_interval_s=cpo_cfg.outbox_poll_interval_s,
-        concurrency=cpo_cfg.outbox_concurrency,
-    )
-    events = OcpiChargerEvents(locations, service, notify=worker.notify)
-    return CpoModules(
-        locations=locations,
-        lookup=StoreLocationLookup(locations),
-        sessions=service,
-        cdrs=CdrStore(db),
-        outbox=box,
-        worker=worker,
-        events=events,
-    )

@@ -1,11 +1,12 @@
-"""Adapters that serve the authorization ports from roaming, and :func:`install`.
+"""Adapters that serve the authorization ports from roaming, and
+:func:`build_roaming_authorization`, which puts the roaming service behind the own cards.
 
-Why here: ``csms.wiring`` is the only csms package allowed to import ``roaming``; the
+Why here: ``csms.ocpi`` is the only csms package allowed to import ``roaming``; the
 authorization core sees only its own ports and value types.
 
 What each adapter serves:
 
-* :class:`StoreTokenCache` (TokenCache + TokenLearner) - D's token store, with a
+* :class:`StoreTokenCache` (TokenCache + TokenLearner) - the roaming token store, with a
   short-lived in-memory memo in front so that a card presented again and again does
   not cost a SQLite round trip per Authorize. The memo listens to the store's token
   writes (push, PATCH, sync, sweep, learning), so it never serves a token older than

@@ -1,0 +1,128 @@
+"""The CPO's OCPI parts of one running CSMS, built from config: the locations catalogue,
+sessions and CDRs, the outbox and its worker, and the OCPP event sink that feeds them.
+
+Why here and not in the composition root: these parts belong together (the event sink
+writes session, CDR and outbox rows that the worker delivers), and the root only needs
+the finished :class:`CpoModules` and the OCPI modules that serve them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from csms import logs
+from csms.config import Config
+from csms.ocpi.charger_events import OcpiChargerEvents
+from csms.ocpi.locations import (
+    StoreLocationLookup,
+    load_catalog,
+    sync_catalog,
+)
+from csms.store.db import Database
+from roaming import cdrs, locations, sessions, tariffs
+from roaming import commands as ocpi_commands
+from roaming.client import OcpiClient
+from roaming.commands import CommandHandler
+from roaming.context import OcpiModule
+from roaming.models import InterfaceRole, ModuleID
+from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy, enqueue
+from roaming.partners import Partner
+from roaming.sessions import SessionService
+from roaming.store import RoamingStore
+from roaming.store.cdrs import CdrStore
+from roaming.store.locations import LocationStore
+from roaming.store.outbox import OutboxStore
+
+log = logs.get("csms.ocpi.cpo")
+
+
+@dataclass
+class CpoModules:
+    """The CPO-side OCPI objects of one running CSMS."""
+
+    locations: LocationStore
+    lookup: StoreLocationLookup
+    sessions: SessionService
+    cdrs: CdrStore
+    outbox: OutboxStore
+    worker: OutboxWorker
+    events: OcpiChargerEvents
+
+
+def ocpi_modules(cpo: CpoModules, commands: CommandHandler) -> list[OcpiModule]:
+    """Everything we serve as CPO besides tokens, each module built with its service."""
+    return [
+        locations.module(cpo.locations),
+        tariffs.module(cpo.locations),
+        sessions.module(cpo.sessions),
+        cdrs.module(cpo.cdrs),
+        ocpi_commands.module(commands),
+    ]
+
+
+async def push_all_locations(db: Database, cpo: CpoModules, partner: Partner) -> None:
+    """A newly registered partner with a locations RECEIVER gets every Location PUT, so
+    later EVSE PATCHes address objects it knows (queued per partner, before any PATCH)."""
+    if not partner.endpoint(ModuleID.LOCATIONS, InterfaceRole.RECEIVER):
+        return
+    now = datetime.now(UTC)
+    total, items = await cpo.locations.page(None, None, 0, 1_000_000)
+    async with db.transaction() as tx:
+        for body in items:
+            await enqueue(
+                tx,
+                partner_key=partner.key,
+                module=ModuleID.LOCATIONS.value,
+                method="PUT",
+                path=[cpo.locations.country_code, cpo.locations.party_id, body["id"]],
+                body=body,
+                object_key=f"location:{body['id'].upper()}",
+                now=now,
+            )
+    cpo.worker.notify()
+    log.info("ocpi.locations_pushed_to_new_partner", partner=partner.key, locations=total)
+
+
+async def build_cpo(
+    config: Config, db: Database, store: RoamingStore, client: OcpiClient
+) -> CpoModules:
+    """Load the locations file and build the stores, the outbox and the OCPP event sink.
+
+    Nothing runs yet: the outbox worker starts with the system (:meth:`OutboxWorker.start`).
+    """
+    cpo_cfg = config.ocpi_cpo
+    cc, pid = config.ocpi.country_code, config.ocpi.party_id
+    catalog = load_catalog(cpo_cfg.locations_file, country_code=cc, party_id=pid)
+    locations = LocationStore(db, cc, pid)
+    await sync_catalog(db, locations, catalog)
+    service = SessionService(
+        db,
+        locations,
+        country_code=cc,
+        party_id=pid,
+        currency=cpo_cfg.currency,
+        update_interval_s=cpo_cfg.session_update_interval_s,
+    )
+    box = OutboxStore(db)
+    worker = OutboxWorker(
+        box,
+        OcpiTransport(store.partners, client),
+        policy=RetryPolicy(
+            initial_s=cpo_cfg.outbox_retry_initial_s,
+            max_s=cpo_cfg.outbox_retry_max_s,
+            max_attempts=cpo_cfg.outbox_max_attempts,
+        ),
+        poll_interval_s=cpo_cfg.outbox_poll_interval_s,
+        concurrency=cpo_cfg.outbox_concurrency,
+    )
+    events = OcpiChargerEvents(locations, service, notify=worker.notify)
+    return CpoModules(
+        locations=locations,
+        lookup=StoreLocationLookup(locations),
+        sessions=service,
+        cdrs=CdrStore(db),
+        outbox=box,
+        worker=worker,
+        events=events,
+    )
