@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from csms import datetimes, logs
+from csms.domain.chargers import StatusReport
 from csms.domain.transactions import MeterSample, TransactionRecord
 from csms.ocpi.locations import (
     push_status,
@@ -148,16 +149,10 @@ class OcpiChargerEvents:
         if cdr_id:
             self._nudge()
 
-    async def status_changed(
-        self,
-        tx: Executor,
-        charger_id: str,
-        connector_id: int,
-        status: str,
-        error_code: str,
-        timestamp: str | None,
-    ) -> None:
-        if await push_status(tx, self.locations, charger_id, connector_id, status, self.clock()):
+    async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None:
+        if await push_status(
+            tx, self.locations, charger_id, report.connector_id, report.status, self.clock()
+        ):
             self._nudge()
 
 

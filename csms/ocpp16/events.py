@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from csms.domain.chargers import StatusReport
 from csms.domain.transactions import MeterSample, TransactionRecord
 
 if TYPE_CHECKING:
@@ -37,15 +38,7 @@ class ChargerEvents(Protocol):
         samples: list[MeterSample],
     ) -> None: ...
 
-    async def status_changed(
-        self,
-        tx: Executor,
-        charger_id: str,
-        connector_id: int,
-        status: str,
-        error_code: str,
-        timestamp: str | None,
-    ) -> None: ...
+    async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None: ...
 
 
 class NoEvents:
@@ -67,13 +60,5 @@ class NoEvents:
     ) -> None:
         return None
 
-    async def status_changed(
-        self,
-        tx: Executor,
-        charger_id: str,
-        connector_id: int,
-        status: str,
-        error_code: str,
-        timestamp: str | None,
-    ) -> None:
+    async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None:
         return None

@@ -190,14 +190,7 @@ class Handlers:
         async with self.db.transaction() as tx:
             previous = await ConnectorRepo.current_status(tx, conn.charger_id, report.connector_id)
             await ConnectorRepo.record_status(tx, conn.charger_id, report, now)
-            await self.events.status_changed(
-                tx,
-                conn.charger_id,
-                report.connector_id,
-                report.status,
-                report.error_code,
-                report.status_timestamp,
-            )
+            await self.events.status_changed(tx, conn.charger_id, report)
         problem = transition_problem(previous, report.status, report.connector_id)
         if problem:
             log.warning("ocpp.unexpected_status", connector_id=p["connectorId"], problem=problem)

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from csms.domain.chargers import StatusReport
 from csms.domain.transactions import MeterSample, TransactionRecord
 from csms.ocpp16.events import NoEvents
 from csms.store.db import Database, Executor
@@ -37,16 +38,11 @@ class RecordingEvents(NoEvents):
     ) -> None:
         self.calls.append(("meter", (charger_id, connector_id, transaction_id, samples)))
 
-    async def status_changed(
-        self,
-        tx: Executor,
-        charger_id: str,
-        connector_id: int,
-        status: str,
-        error_code: str,
-        timestamp: str | None,
-    ) -> None:
-        self.calls.append(("status", (charger_id, connector_id, status, error_code, timestamp)))
+    async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None:
+        r = report
+        self.calls.append(
+            ("status", (charger_id, r.connector_id, r.status, r.error_code, r.status_timestamp))
+        )
 
 
 def start_payload(**kw: Any) -> dict[str, Any]:
