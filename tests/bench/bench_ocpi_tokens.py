@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from roaming import credentials
-from tests.ocpi.conftest import start_cpo
+from tests.roaming.conftest import start_cpo
 
 SANDBOX = """
 import asyncio, sys
