@@ -25,8 +25,13 @@ def _free_port() -> int:
 
 
 def _listening(port: int) -> bool:
+    """Whether something holds ``port`` (binding it fails), without connecting to it."""
     with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
 
 
 async def _assert_closed(db: Database) -> None:
