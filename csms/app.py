@@ -51,7 +51,7 @@ def default_authorizer(app: CsmsApp) -> Authorizer:
     """
     from csms.admin.authorizations import LOG_EXTENSION
     from csms.admin.authorizations import routes as authorization_routes
-    from csms.local_authz import LocalTokenAuthorizer
+    from csms.authz.own_cards import own_cards_authorizer
     from csms.store.authorizations import AuthorizationLog
 
     decisions = AuthorizationLog(app.db)
@@ -59,7 +59,7 @@ def default_authorizer(app: CsmsApp) -> Authorizer:
     app.on_stop(decisions.close)
     app.extensions[LOG_EXTENSION] = decisions
     app.add_admin_routes(authorization_routes)
-    return LocalTokenAuthorizer(app.db, app.config.authz.id_tag_expiry_s, sink=decisions)
+    return own_cards_authorizer(app.db, app.config.authz.id_tag_expiry_s, sink=decisions)
 
 
 class CsmsApp:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from csms.admin.http import ApiError, field, json_response, read_object
 from csms.authz.model import AuthStatus, normalise
+from csms.authz.service import AuthorizationService
 
 routes = web.RouteTableDef()
 
@@ -121,7 +122,8 @@ async def block_token(request: web.Request) -> web.Response:
 
 
 async def _own_cards_changed(csms_app: Any) -> None:
-    """Tell an authorizer that keeps the own-card set in memory (OwnCardsFirst)."""
-    refresh = getattr(csms_app.authorizer, "refresh", None)
-    if refresh is not None:
-        await refresh()
+    """Tell the authorizer, which may hold the own cards in memory; an authorizer the
+    app was started with instead does not read ``id_tags``."""
+    authorizer = csms_app.authorizer
+    if isinstance(authorizer, AuthorizationService):
+        await authorizer.own_cards_changed()

@@ -5,7 +5,7 @@ authorization core sees only its own ports and value types.
 
 What each adapter serves:
 
-* :class:`StoreTokenCache` (TokenCache + TokenLearner) - D's token store, with a
+* :class:`StoreTokenCache` (TokenCache + TokenLearner) - roaming's token store, with a
   short-lived in-memory memo in front so that a card presented again and again does
   not cost a SQLite round trip per Authorize. The memo listens to the store's token
   writes (push, PATCH, sync, sweep, learning), so it never serves a token older than
@@ -18,6 +18,9 @@ What each adapter serves:
 * :class:`ExtensionLocations` - whatever ``LocationLookup`` the locations module
   publishes in ``app.extensions["location_lookup"]``, looked up per call so it may
   arrive after us.
+
+With them :func:`install` assembles one :class:`~csms.authz.service.AuthorizationService`:
+the operator's own cards held in memory first, then roaming.
 """
 
 from __future__ import annotations
@@ -42,10 +45,12 @@ from csms.authz.model import (
     UnreachableKind,
     Whitelist,
 )
-from csms.authz.service import AuthorizationService, AuthzSettings
-from csms.local_authz import LocalTokenAuthorizer, OwnCardsFirst
+from csms.authz.own_cards import HeldOwnCards
+from csms.authz.service import AuthorizationService
+from csms.authz.settings import AuthzSettings
 from csms.store.authorizations import AuthorizationLog
 from csms.store.db import Executor
+from csms.store.id_tags import IdTagRepo
 from roaming.client import (
     InvalidResponse,
     OcpiClient,
@@ -62,7 +67,7 @@ if TYPE_CHECKING:
     from roaming.store_sqlite import RoamingStore
 
 SERVICE_EXTENSION = "authorization_service"  # app.extensions key of the AuthorizationService
-LOCATIONS_EXTENSION = "location_lookup"  # app.extensions key F publishes its LocationLookup at
+LOCATIONS_EXTENSION = "location_lookup"  # app.extensions key of the locations' LocationLookup
 
 log = logs.get("csms.authz")
 
@@ -365,7 +370,15 @@ async def install(
     decisions.start()
     cache = StoreTokenCache(store, ttl_s=memo_ttl_s)
     cache.attach()
+    # The operator's own cards (the id_tags table) stay decided locally, first; not when
+    # the app was started with an authorizer of its own.
+    own_cards = (
+        await HeldOwnCards.load(IdTagRepo(app.db))
+        if isinstance(app.authorizer, AuthorizationService)
+        else None
+    )
     service = AuthorizationService(
+        own_cards=own_cards,
         cache=cache,
         remote=OcpiRemoteAuthorizer(store, client),
         settings=AuthzSettings.from_config(app.config),
@@ -374,13 +387,7 @@ async def install(
         sink=decisions,
         learner=cache,
     )
-    # The operator's own cards (the local id_tags table) stay decided locally.
-    local = app.authorizer
-    app.authorizer = (
-        await OwnCardsFirst.build(local, service)
-        if isinstance(local, LocalTokenAuthorizer)
-        else service
-    )
+    app.authorizer = service
     app.extensions[SERVICE_EXTENSION] = service
     app.extensions[LOG_EXTENSION] = decisions
     app.extensions["token_cache"] = cache

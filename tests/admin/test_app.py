@@ -13,7 +13,7 @@ from aiohttp import web
 
 from csms.admin.http import json_response
 from csms.app import CsmsApp
-from csms.authz.model import AuthRequest, AuthStatus, Decision, Source
+from csms.authz.model import NEED_IO, AuthRequest, AuthStatus, Decision, NeedIO, Source
 from simulator.chargepoint import SimulatedChargePoint
 from tests.support.csms import admin_session, make_config, ocpp_url, running_csms
 
@@ -66,7 +66,10 @@ class _Fixed:
     def __init__(self) -> None:
         self.requests: list[AuthRequest] = []
 
-    async def authorize(self, request: AuthRequest) -> Decision:
+    def try_now(self, request: AuthRequest) -> NeedIO:
+        return NEED_IO
+
+    async def decide(self, request: AuthRequest) -> Decision:
         self.requests.append(request)
         return Decision(AuthStatus.BLOCKED, Source.LOCAL, reason="test")
 

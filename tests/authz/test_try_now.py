@@ -1,7 +1,7 @@
-"""``AuthorizationService.authorize_now``: the synchronous twin of ``authorize``.
+"""``AuthorizationService.try_now``: the fast path, with ``decide`` as its continuation.
 
-It must give exactly the decision ``authorize`` gives whenever memory alone decides,
-record it once, and return None (recording nothing) whenever ``authorize`` would await.
+It must give exactly the decision ``decide`` gives whenever memory alone decides,
+record it once, and say NEED_IO (recording nothing) whenever ``decide`` would await.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 
 from csms.authz.model import (
+    NEED_IO,
     AuthRequest,
     AuthStatus,
     CachedToken,
@@ -20,7 +21,8 @@ from csms.authz.model import (
     Source,
     Whitelist,
 )
-from csms.authz.service import AuthorizationService, AuthzSettings
+from csms.authz.service import AuthorizationService
+from csms.authz.settings import AuthzSettings
 from tests.authz.fakes import FakeCache, FakeClock, FakeRemote, FakeTransactions, ListSink, tok
 
 
@@ -38,7 +40,7 @@ class PeekCache(FakeCache):
 
 
 async def _never(uid, location):  # type: ignore[no-untyped-def]
-    raise AssertionError("authorize_now must never reach the eMSP")
+    raise AssertionError("try_now must never reach the eMSP")
 
 
 def make(cache: FakeCache, **settings: object) -> tuple[AuthorizationService, ListSink]:
@@ -66,31 +68,31 @@ def req(uid: str = "04a1b2c3", trigger: str = "Authorize") -> AuthRequest:
         (Whitelist.ALWAYS, False, AuthStatus.INVALID),
     ],
 )
-async def test_same_decision_as_authorize_when_memory_decides(
+async def test_same_decision_as_decide_when_memory_decides(
     whitelist: Whitelist, valid: bool, status: AuthStatus
 ) -> None:
     svc, sink = make(PeekCache(tok(whitelist=whitelist, valid=valid)))
-    now = svc.authorize_now(req())
-    later = await svc.authorize(req())
-    assert now is not None and now.status is status and now.source is Source.CACHE
+    now = svc.try_now(req())
+    later = await svc.decide(req())
+    assert now is not NEED_IO and now.status is status and now.source is Source.CACHE
     assert now == later
     assert [e.source for e in sink.entries] == ["cache", "cache"]  # recorded once each
 
 
-async def test_none_and_nothing_recorded_when_authorize_would_await() -> None:
+async def test_need_io_and_nothing_recorded_when_decide_would_await() -> None:
     svc, sink = make(PeekCache(tok(whitelist=Whitelist.NEVER)))
-    assert svc.authorize_now(req()) is None  # needs the eMSP
+    assert svc.try_now(req()) is NEED_IO  # needs the eMSP
     cache = PeekCache(tok(whitelist=Whitelist.ALWAYS))
     cache.memo.clear()
     svc2, sink2 = make(cache)
-    assert svc2.authorize_now(req()) is None  # not memoised: needs the store
+    assert svc2.try_now(req()) is NEED_IO  # not memoised: needs the store
     assert sink.entries == [] and sink2.entries == []
 
 
 @pytest.mark.parametrize("trigger", ["StartTransaction", "Authorize"])
 async def test_concurrent_tx_checks_stay_on_the_async_path(trigger: str) -> None:
     svc, sink = make(PeekCache(tok(whitelist=Whitelist.ALWAYS)), concurrent_check_on_authorize=True)
-    assert svc.authorize_now(req(trigger=trigger)) is None
+    assert svc.try_now(req(trigger=trigger)) is NEED_IO
     assert sink.entries == []
 
 
@@ -101,8 +103,8 @@ async def test_command_preauthorization_is_answered_from_memory() -> None:
         "04A1B2C3",
         Decision(AuthStatus.ACCEPTED, Source.REMOTE, authorization_reference="R1"),
     )
-    d = svc.authorize_now(req())
-    assert d is not None and d.source is Source.COMMAND and d.authorization_reference == "R1"
+    d = svc.try_now(req())
+    assert d is not NEED_IO and d.source is Source.COMMAND and d.authorization_reference == "R1"
     assert [e.source for e in sink.entries] == ["command"]
 
 
@@ -112,15 +114,15 @@ async def test_cache_hit_decisions_are_reused_within_a_second_and_rebuilt_after(
     token = tok(whitelist=Whitelist.ALWAYS)
     cache = PeekCache(token)
     svc, sink = make(cache)
-    first = svc.authorize_now(req())
-    assert first is not None and first.status is AuthStatus.ACCEPTED
-    assert svc.authorize_now(req()) is first
+    first = svc.try_now(req())
+    assert first is not NEED_IO and first.status is AuthStatus.ACCEPTED
+    assert svc.try_now(req()) is first
     svc.clock.wall += timedelta(seconds=1)  # type: ignore[attr-defined]
-    later = svc.authorize_now(req())
-    assert later is not first and later is not None
-    assert later.expiry_date != first.expiry_date
+    later = svc.try_now(req())
+    assert later is not first and later is not NEED_IO
+    assert first is not NEED_IO and later.expiry_date != first.expiry_date
     blocked = dataclasses.replace(token, valid=False)
     cache.tokens = [blocked]
-    changed = svc.authorize_now(req())
-    assert changed is not None and changed.status is AuthStatus.INVALID
+    changed = svc.try_now(req())
+    assert changed is not NEED_IO and changed.status is AuthStatus.INVALID
     assert len(sink.entries) == 4  # every answer is still recorded
