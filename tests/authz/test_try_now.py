@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Literal
 
 import pytest
 
@@ -18,9 +19,13 @@ from csms.authz.model import (
     AuthStatus,
     CachedToken,
     Decision,
+    NeedIO,
+    OwnCard,
     Source,
     Whitelist,
+    normalise,
 )
+from csms.authz.own_cards import HeldOwnCards
 from csms.authz.service import AuthorizationService
 from csms.authz.settings import AuthzSettings
 from tests.authz.fakes import FakeCache, FakeClock, FakeRemote, FakeTransactions, ListSink, tok
@@ -126,3 +131,57 @@ async def test_cache_hit_decisions_are_reused_within_a_second_and_rebuilt_after(
     changed = svc.try_now(req())
     assert changed is not NEED_IO and changed.status is AuthStatus.INVALID
     assert len(sink.entries) == 4  # every answer is still recorded
+
+
+class StoredCards:
+    """OwnCards that must read a store for every uid (as without roaming)."""
+
+    def __init__(self, *cards: OwnCard) -> None:
+        self.cards = {normalise(c.id_tag): c for c in cards}
+        self.reads = 0
+
+    def held(self, uid_norm: str) -> OwnCard | Literal[NeedIO.NEED_IO] | None:
+        return NEED_IO
+
+    async def get(self, uid_norm: str) -> OwnCard | None:
+        self.reads += 1
+        return self.cards.get(uid_norm)
+
+    async def reload(self) -> None:
+        pass
+
+
+FLEET = OwnCard("Fleet-01", AuthStatus.ACCEPTED, parent_id_tag="FLEET")
+
+
+async def test_own_cards_held_in_memory_are_decided_now_and_come_first() -> None:
+    own_in_cache = tok(uid="FLEET-01", whitelist=Whitelist.ALWAYS, valid=False)
+    svc, sink = make(PeekCache(own_in_cache, tok(whitelist=Whitelist.ALWAYS)))
+    svc.own_cards = HeldOwnCards(repo=None, cards={"FLEET-01": FLEET})  # type: ignore[arg-type]
+    svc.preauthorize("CP1", "fleet-01", Decision(AuthStatus.BLOCKED, Source.REMOTE))
+    d = svc.try_now(req("fleet-01"))
+    assert d is not NEED_IO and (d.status, d.source) == (AuthStatus.ACCEPTED, Source.LOCAL)
+    assert d.parent_id_tag == "FLEET" and d.expiry_date == "2024-05-04T12:00:00Z"
+    start = svc.try_now(req("fleet-01", trigger="StartTransaction"))  # no ConcurrentTx query
+    assert start is not NEED_IO and start.source is Source.LOCAL
+    other = svc.try_now(req())  # not an own card: the roaming cache decides
+    assert other is not NEED_IO and other.source is Source.CACHE
+    assert [e.source for e in sink.entries] == ["local", "local", "cache"]
+
+
+async def test_own_cards_in_a_store_are_decided_by_decide() -> None:
+    cards = StoredCards(FLEET)
+    svc = AuthorizationService(own_cards=cards, clock=FakeClock(), sink=(sink := ListSink()))
+    assert svc.try_now(req("fleet-01")) is NEED_IO and cards.reads == 0
+    d = await svc.decide(req("fleet-01"))
+    assert (d.status, d.source, d.reason) == (
+        AuthStatus.ACCEPTED,
+        Source.LOCAL,
+        "idTag is Accepted",
+    )
+    unknown = await svc.decide(req("nope"))
+    assert (unknown.status, unknown.reason) == (AuthStatus.INVALID, "unknown idTag")
+    assert [(e.uid, e.source, e.partner_id) for e in sink.entries] == [
+        ("fleet-01", "local", None),
+        ("nope", "local", None),
+    ]
