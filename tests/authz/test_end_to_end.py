@@ -1,7 +1,7 @@
 """End to end over real sockets: simulator charger -> CSMS (OCPP) -> eMSP sandboxes (OCPI).
 
 The CSMS runs with the roaming-aware authorizer installed by :func:`csms.wiring.authz.install`
-on D's real token store and OCPI client. The two eMSPs are G's sandboxes; their partner
+on the real roaming token store and OCPI client. The two eMSPs are sandboxes; their partner
 rows are written straight into the roaming store (the credentials handshake is tested
 elsewhere and is not what these tests are about). Deadline: 0.5 s via config.
 """
@@ -34,6 +34,7 @@ from roaming.store_sqlite import RoamingStore
 from simulator.chargepoint import SimulatedChargePoint
 from simulator.emsp import EmspSandbox
 from tests.support.csms import ocpp_url, running_csms
+from tests.support.waiting import wait_until
 
 DEADLINE = 0.5
 MARGIN = 0.35  # charger round trip + scheduling on a busy 2-core CI box
@@ -45,7 +46,7 @@ ONLY_B = "BBB-ONLY-7"  # not cached; only DE-BBB knows it
 
 
 class Locations:
-    """Stands in for F's location module (publishes LOC-<charger>, one EVSE per connector)."""
+    """Stands in for the locations module (publishes LOC-<charger>, one EVSE per connector)."""
 
     async def refs(self, charger_id: str, connector_id: int | None) -> LocationRefs | None:
         evses = (f"{charger_id}-{connector_id}",) if connector_id else (f"{charger_id}-1",)
@@ -261,11 +262,9 @@ async def test_fan_out_over_two_emsps_picks_the_one_that_knows_the_token(world: 
     assert (row["partner_id"], row["authorization_reference"]) == ("DE-BBB", ref)
     # the token the eMSP sent back is learnt in the background
     store = world.app.extensions["token_cache"].store
-    for _ in range(100):
-        learnt = await store.get_token(ONLY_B.upper(), "RFID")
-        if learnt:
-            break
-        await asyncio.sleep(0.01)
+    learnt = await wait_until(
+        lambda: store.get_token(ONLY_B.upper(), "RFID"), what="the token learnt"
+    )
     assert [(t.partner_key, t.whitelist) for t in learnt] == [("DE-BBB", "NEVER")]
 
 
