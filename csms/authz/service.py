@@ -44,6 +44,7 @@ from csms.authz.ports import (
 from csms.authz.realtime import RealTime
 from csms.authz.settings import AuthzSettings, SystemClock
 
+RFID = "RFID"
 _MAP_LIMIT = 100_000  # entries per in-memory map before it is swept / started over
 
 Key = tuple[str, str]  # (charger_id, uid_norm)
@@ -97,11 +98,12 @@ class AuthorizationService:
         self._on_authorize = self.settings.concurrent_check_on_authorize
         self._recent: dict[Key, _Held] = {}
         self._commands: dict[Key, _Held] = {}
-        # Cache-hit decisions by uid_norm: (token, expiryDate, decision). Why: a Decision
-        # depends only on the token and on the expiry second, yet building it was the
-        # largest part of a cache hit. ``is`` on the token rules out a token the cache
-        # has since replaced (a write makes a new object) or one of another type.
-        self._hits: dict[str, tuple[CachedToken, str, Decision]] = {}
+        # Memory-decided decisions by uid_norm: (token or card, expiryDate, decision).
+        # Why: such a Decision depends only on the token (or own card) and on the expiry
+        # second, yet building it was the largest part of a cache hit. ``is`` on the
+        # token or card rules out one that has since been replaced (a write makes a new
+        # object) or, for tokens, one of another type.
+        self._hits: dict[str, tuple[CachedToken | OwnCard, str, Decision]] = {}
         self.sink_failures = 0
 
     # ------------------------------------------------------------------ Authorizer
@@ -178,7 +180,17 @@ class AuthorizationService:
         return self._roaming_from_memory(request, now)
 
     def _own(self, card: OwnCard | None, request: AuthRequest, now: datetime) -> Decision:
-        return policy.own_card(card, request.token_type, now, self._expiry_s)
+        # Memoised only for a card without its own expiry, presented as an RFID (what
+        # OCPP 1.6 idTags are): the decision then depends on the card and the second.
+        if card is None or card.expiry is not None or request.token_type != RFID:
+            return policy.own_card(card, request.token_type, now, self._expiry_s)
+        expiry = policy.expiry(now, self._expiry_s)
+        hit = self._hits.get(request.uid_norm)
+        if hit is not None and hit[0] is card and hit[1] == expiry:
+            return hit[2]
+        decision = policy.own_card(card, RFID, now, self._expiry_s)
+        self._memoise(request.uid_norm, card, expiry, decision)
+        return decision
 
     def _roaming_from_memory(self, request: AuthRequest, now: datetime) -> Answer:
         if self._commands:  # row 2
@@ -206,10 +218,15 @@ class AuthorizationService:
         first = policy.from_cache(token, now, self._expiry_s)
         if first is policy.NEED_REMOTE:  # pragma: no cover - excluded above
             return NEED_IO
+        self._memoise(request.uid_norm, token, expiry, first)
+        return first
+
+    def _memoise(
+        self, uid_norm: str, source: CachedToken | OwnCard, expiry: str, decision: Decision
+    ) -> None:
         if len(self._hits) >= _MAP_LIMIT:
             self._hits.clear()
-        self._hits[request.uid_norm] = (token, expiry, first)
-        return first
+        self._hits[uid_norm] = (source, expiry, decision)
 
     async def _with_io(self, request: AuthRequest, start: float) -> Decision:
         """The rows memory could not decide: the own-card store, then rows 4 to 6."""

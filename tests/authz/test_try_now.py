@@ -185,3 +185,20 @@ async def test_own_cards_in_a_store_are_decided_by_decide() -> None:
         ("fleet-01", "local", None),
         ("nope", "local", None),
     ]
+
+
+async def test_own_card_decisions_are_reused_within_a_second_and_follow_a_reload() -> None:
+    svc, _ = make(PeekCache())
+    cards = HeldOwnCards(repo=None, cards={"FLEET-01": FLEET})  # type: ignore[arg-type]
+    svc.own_cards = cards
+    first = svc.try_now(req("fleet-01"))
+    assert first is not NEED_IO and svc.try_now(req("fleet-01")) is first
+    cards.cards = {"FLEET-01": dataclasses.replace(FLEET, status=AuthStatus.BLOCKED)}
+    blocked = svc.try_now(req("fleet-01"))
+    assert blocked is not NEED_IO and blocked.status is AuthStatus.BLOCKED
+    # A card with its own expiry is decided afresh: it turns Expired the moment it passes.
+    wall = svc.clock.wall  # type: ignore[attr-defined]
+    cards.cards = {"FLEET-01": dataclasses.replace(FLEET, expiry=wall + timedelta(seconds=0.5))}
+    assert svc.try_now(req("fleet-01")).status is AuthStatus.ACCEPTED  # type: ignore[union-attr]
+    svc.clock.wall = wall + timedelta(seconds=0.6)  # type: ignore[attr-defined]
+    assert svc.try_now(req("fleet-01")).status is AuthStatus.EXPIRED  # type: ignore[union-attr]
