@@ -370,11 +370,12 @@ async def install(
     decisions.start()
     cache = StoreTokenCache(store, ttl_s=memo_ttl_s)
     cache.attach()
-    # The operator's own cards (the id_tags table) stay decided locally, first; not when
-    # the app was started with an authorizer of its own.
+    # The operator's own cards (the id_tags table) stay decided locally, first, and are
+    # held in memory; not when the app was started with an authorizer of its own.
+    local = app.authorizer
     own_cards = (
         await HeldOwnCards.load(IdTagRepo(app.db))
-        if isinstance(app.authorizer, AuthorizationService)
+        if isinstance(local, AuthorizationService) and local.own_cards is not None
         else None
     )
     service = AuthorizationService(
