@@ -136,7 +136,8 @@ class Handlers:
         answer (status, parentIdTag, expiryDate): a card presented again and again, by
         any charger, is answered from the same bytes. The expiry date changes once a
         second, so the memo holds few entries and is bounded anyway."""
-        # Only Accepted decisions carry an expiry date, so it need not be masked here.
+        # An expiry date on a decision that is not Accepted (never built so) would only
+        # split the memo, not change an answer: it is not masked here, to save the test.
         key = (decision.status._value_, decision.parent_id_tag, decision.expiry_date)
         prepared = self._answers.get(key)
         if prepared is not None:
