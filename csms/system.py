@@ -34,6 +34,7 @@ from csms import logs
 from csms.admin.app import start_admin_api
 from csms.admin.context import AdminContext
 from csms.authorization import Authorization, build_local_authorization
+from csms.authz.own_cards import HeldOwnCards
 from csms.authz.ports import Authorizer
 from csms.config import Config
 from csms.ocpi.admin_routes import admin_routes as cpo_admin_routes
@@ -45,6 +46,7 @@ from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.server import OcppServer, start_ocpp_server
 from csms.store.db import Database
+from csms.store.id_tags import IdTagRepo
 from csms.store.transactions import TransactionRepo
 from roaming import tokens
 from roaming.context import OcpiModule
@@ -154,7 +156,8 @@ async def compose(
                 config,
                 runtime.store,
                 runtime.client,
-                local=authorization,
+                decisions=authorization.decisions,
+                own_cards=await HeldOwnCards.load(IdTagRepo(db)),
                 locations=cpo.lookup,
                 transactions=TransactionRepo(db),
             )
@@ -181,7 +184,7 @@ async def compose(
             db=db,
             gateway=gateway,
             decisions=authorization.decisions,
-            own_cards=authorization.own_cards,
+            own_cards=authorization.service,
         )
         routes += list(extra_admin_routes)
     except BaseException:

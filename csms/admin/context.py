@@ -9,14 +9,20 @@ under :data:`ADMIN`, so a handler's dependencies are visible in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
-from csms.authorization import OwnCardSet
 from csms.config import Config
 from csms.ocpp16.gateway import ChargerGateway
 from csms.store.authorizations import AuthorizationLog
 from csms.store.db import Database
+
+
+class OwnCardsHolder(Protocol):
+    """What holds the own cards: told after every write to ``id_tags``."""
+
+    async def own_cards_changed(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -25,12 +31,12 @@ class AdminContext:
     db: Database
     gateway: ChargerGateway
     decisions: AuthorizationLog
-    own_cards: OwnCardSet | None = None
+    own_cards: OwnCardsHolder | None = None
 
     async def own_cards_changed(self) -> None:
         """After a write to ``id_tags``: the in-memory own-card set follows."""
         if self.own_cards is not None:
-            await self.own_cards.refresh()
+            await self.own_cards.own_cards_changed()
 
 
 ADMIN: web.AppKey[AdminContext] = web.AppKey("csms_admin", AdminContext)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any, Final, NamedTuple
 
 
 def normalise(uid: str) -> str:
@@ -60,28 +61,51 @@ class AuthMethod(enum.StrEnum):
     WHITELIST = "WHITELIST"
 
 
-@dataclass(slots=True)
-class AuthRequest:
-    """One OCPP Authorize, or the idTag of one StartTransaction.
+class NeedIO(enum.Enum):
+    """Sentinel type (h11 style) of :data:`NEED_IO`."""
 
-    Not frozen, unlike the other value types: a frozen dataclass sets every field through
-    ``object.__setattr__``, which made building one cost twice as much on the Authorize
-    hot path, and the normalised uid is read four times per decision, so it is computed
-    once here. Treat it as immutable all the same (``dataclasses.replace`` for a copy).
-    """
+    NEED_IO = "NEED_IO"
 
+
+# What ``Authorizer.try_now`` answers when memory alone cannot decide: await ``decide``.
+NEED_IO: Final = NeedIO.NEED_IO
+
+
+class _RequestFields(NamedTuple):
     charger_id: str
     uid: str
-    trigger: str = "Authorize"  # "Authorize" | "StartTransaction"
-    connector_id: int | None = None
-    token_type: str = "RFID"
+    trigger: str  # "Authorize" | "StartTransaction" | "StopTransaction"
+    connector_id: int | None
+    token_type: str
     # ``time.monotonic()`` when the CALL arrived; the deadline counts from here so that
     # queueing before the authorizer is reached is charged against it too.
-    received_at: float | None = None
-    uid_norm: str = field(init=False)
+    received_at: float | None
+    uid_norm: str  # normalise(uid): read several times per decision, computed once
 
-    def __post_init__(self) -> None:
-        self.uid_norm = normalise(self.uid)
+
+_new_tuple = tuple.__new__
+
+
+class AuthRequest(_RequestFields):
+    """One OCPP Authorize, or the idTag of one StartTransaction / StopTransaction.
+
+    Why a named tuple: it is immutable and builds in one call on the Authorize hot path
+    (a frozen dataclass cost twice as much); ``uid_norm`` is derived here, once.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        charger_id: str,
+        uid: str,
+        trigger: str = "Authorize",
+        connector_id: int | None = None,
+        token_type: str = "RFID",
+        received_at: float | None = None,
+    ) -> AuthRequest:
+        fields = (charger_id, uid, trigger, connector_id, token_type, received_at, uid.upper())
+        return _new_tuple(cls, fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,27 +235,24 @@ class FallbackRules:
     allowed_accept: bool = True
 
 
-class DecisionRecord(NamedTuple):
-    """One row of the ``authorizations`` table and one ``authorization_decided`` event.
+@dataclass(frozen=True, slots=True)
+class OwnCard:
+    """One of the operator's own cards (the ``id_tags`` table), as the policy reads it."""
 
-    A named tuple, fields in column order: the record *is* the row the store writes
-    (no conversion), it is built in one C call on the hot path, and a tuple of plain
-    str/int/float/None leaves the collector's view at its first look, so thousands of
-    buffered rows do not lengthen young-generation collections.
+    id_tag: str
+    status: AuthStatus  # never ConcurrentTx
+    expiry: datetime | None = None  # the card's own expiry (aware UTC), if any
+    parent_id_tag: str | None = None
+
+
+class DecisionRecord(NamedTuple):
+    """What was decided, for which request, when and how fast: one per answered request.
+
+    The store adapter maps it onto its row (``csms.store.authorizations``); a named
+    tuple because one is built per decision on the hot path.
     """
 
-    decided_at: str
-    charger_id: str | None
-    connector_id: int | None
-    trigger: str
-    uid: str
-    uid_norm: str
-    partner_id: str | None
-    token_type: str | None
-    source: str
-    allowed: str | None
-    status: str
-    authorization_reference: str | None
-    display_text: str | None
+    request: AuthRequest
+    decision: Decision
+    decided_at: datetime  # aware UTC
     latency_ms: float
-    reason: str

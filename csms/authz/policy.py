@@ -1,31 +1,56 @@
 """The authorization policy as pure functions: facts in, a frozen :class:`Decision` out.
 
-Why pure: the rules (OCPI 2.2.1 §4.5 whitelist table, the fallback an operator agrees
-with each eMSP) are the part of the product most worth reading and testing on their
-own, without sockets, clocks or a database. The asyncio shell in
-:mod:`csms.authz.service` fetches the facts and enforces the deadline; everything it
-decides is decided here.
+Why pure: the rules (the operator's own cards, OCPI 2.2.1 §4.5 whitelist table, the
+fallback an operator agrees with each eMSP) are the part of the product most worth
+reading and testing on their own, without sockets, clocks or a database. The asyncio
+shell (:mod:`csms.authz.service`, :mod:`csms.authz.realtime`) fetches the facts, reads
+the clock and enforces the deadline; everything it decides is decided here.
 
-The three steps, in order:
+Precedence: the first row that applies decides, top to bottom.
 
-1. :func:`from_cache` - the cached token decides (``ALWAYS``/``ALLOWED``) or says
-   :data:`NEED_REMOTE` (``ALLOWED_OFFLINE``, ``NEVER``, unknown token).
-2. :func:`after_remote` - a definite real-time answer is final (one table maps it).
-3. :func:`fallback` - the eMSP gave no answer; the cached token and the partner's
-   agreed rules decide.
+=====  ==========  ============================================  ==========================
+ row   source      applies when                                  decision
+=====  ==========  ============================================  ==========================
+ 1     local       the uid is one of the operator's own cards    :func:`own_card`
+                   (``id_tags``); without roaming, every uid     (unknown -> Invalid)
+ 2     command     an OCPI START_SESSION / RESERVE_NOW           the eMSP's decision,
+                   pre-authorized this uid at this charger       :func:`commanded`
+ 3     reused      a StartTransaction within the reuse window    that decision,
+                   after an Accepted remote/fallback Authorize   :func:`reused`
+                   of the same uid at the same charger
+ 4     cache       a token an eMSP published, whitelist          :func:`from_cache`
+                   ALWAYS or ALLOWED
+ 5     remote      the eMSP gave a definite answer in time       :func:`after_remote`
+ 6     fallback    the eMSP gave no answer (timeout, error...)   :func:`fallback`
+=====  ==========  ============================================  ==========================
 
-:func:`resolve` chains them for a single outcome, :func:`pick` folds the outcomes of a
-fan-out over several eMSPs into one.
+Then, for an Accepted decision of rows 3 to 6 (:func:`needs_concurrency_check`): a
+StartTransaction, and an Authorize when configured, is ConcurrentTx while the token
+charges elsewhere (:func:`concurrent_tx`). Outside the table: a StopTransaction whose
+idTag started the transaction gets the start decision, with no lookup at all
+(:func:`stop_reuses_start`); an authorizer that fails anyway yields
+:data:`AUTHORIZER_FAILED`.
+
+Own cards (row 1): unknown -> Invalid; Blocked/Expired/Invalid as stored; Accepted with
+its own expiry in the past -> Expired; Accepted -> expiryDate = now + id_tag_expiry_s,
+never later than the card's own expiry, so the charger's cache forgets it in time.
+
+Roaming tokens (rows 4 to 6), in order: :func:`from_cache` decides or says
+:data:`NEED_REMOTE`; :func:`after_remote` maps a definite real-time answer (final);
+:func:`fallback` decides from what we hold when the eMSP gave none. :func:`resolve`
+chains them for a single outcome, :func:`pick` folds a fan-out over several eMSPs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
+from csms import datetimes
 from csms.authz.model import (
     Allowed,
     AuthMethod,
@@ -33,6 +58,7 @@ from csms.authz.model import (
     CachedToken,
     Decision,
     FallbackRules,
+    OwnCard,
     RemoteOutcome,
     RemoteRefused,
     RemoteVerdict,
@@ -40,6 +66,7 @@ from csms.authz.model import (
     TokenUnknown,
     Unreachable,
     Whitelist,
+    normalise,
 )
 
 DEFAULT_EXPIRY_S: Final = 86400
@@ -285,3 +312,119 @@ def pick(outcomes: Sequence[RemoteOutcome]) -> RemoteOutcome | None:
 def is_final_for_fanout(outcome: RemoteOutcome) -> bool:
     """A fan-out can stop waiting for the others once one eMSP allowed the token."""
     return isinstance(outcome, RemoteVerdict) and outcome.allowed is Allowed.ALLOWED
+
+
+# ---------------------------------------------------------------------- own cards (row 1)
+
+UNKNOWN_CARD: Final = Decision(AuthStatus.INVALID, Source.LOCAL, reason="unknown idTag")
+
+
+def own_card(card: OwnCard | None, token_type: str, now: datetime, expiry_s: int) -> Decision:
+    """The operator's own card decides; ``None`` (not in ``id_tags``) is Invalid."""
+    if card is None:
+        return UNKNOWN_CARD
+    status = card.status
+    own_expiry = card.expiry
+    if status is AuthStatus.ACCEPTED and own_expiry is not None and own_expiry <= now:
+        status = AuthStatus.EXPIRED
+    if status is not AuthStatus.ACCEPTED:
+        return Decision(
+            status,
+            Source.LOCAL,
+            reason=f"idTag is {status.value}",
+            parent_id_tag=card.parent_id_tag,
+        )
+    if own_expiry is not None and own_expiry < now + timedelta(seconds=expiry_s):
+        expiry_date = datetimes.seconds(own_expiry)
+    else:
+        expiry_date = expiry(now, expiry_s)
+    return Decision(
+        AuthStatus.ACCEPTED,
+        Source.LOCAL,
+        parent_id_tag=card.parent_id_tag,
+        expiry_date=expiry_date,
+        token_type=token_type,
+        auth_method=AuthMethod.WHITELIST,
+        reason="idTag is Accepted",
+    )
+
+
+# ---------------------------------------------------------------------- rows 2 and 3
+
+
+def commanded(decision: Decision) -> Decision:
+    """What a command pre-authorization answers: the eMSP's decision, source COMMAND."""
+    return dataclasses.replace(
+        decision,
+        source=Source.COMMAND,
+        auth_method=AuthMethod.COMMAND,
+        reason=decision.reason or "pre-authorized by command",
+    )
+
+
+def held_for_reuse(trigger: str, decision: Decision) -> bool:
+    """An Accepted Authorize the eMSP was asked about (or the fallback gave) is kept for
+    the StartTransaction that follows (OCPI §8.4: no second real-time call)."""
+    return (
+        trigger == AUTHORIZE
+        and decision.status is AuthStatus.ACCEPTED
+        and decision.source in (Source.REMOTE, Source.FALLBACK)
+    )
+
+
+def reused(held: Decision) -> Decision:
+    return dataclasses.replace(
+        held, source=Source.REUSED, reason=f"reuses Authorize ({held.source})"
+    )
+
+
+# ---------------------------------------------------------------------- ConcurrentTx
+
+AUTHORIZE: Final = "Authorize"
+START_TRANSACTION: Final = "StartTransaction"
+_NOT_CHECKED: Final = frozenset({Source.COMMAND, Source.LOCAL})
+
+
+def needs_concurrency_check(trigger: str, decision: Decision, on_authorize: bool) -> bool:
+    """An Accepted roaming decision for a StartTransaction (or an Authorize, when
+    configured) must still pass the ConcurrentTx query; command and own-card decisions
+    never do (the eMSP started it, or the operator vouches for the card)."""
+    return (
+        decision.status is AuthStatus.ACCEPTED
+        and decision.source not in _NOT_CHECKED
+        and (trigger == START_TRANSACTION or (trigger == AUTHORIZE and on_authorize))
+    )
+
+
+def concurrent_tx(
+    decision: Decision,
+    charger_id: str,
+    trigger: str,
+    connector_id: int | None,
+    active: Iterable[tuple[str, int]],
+) -> Decision:
+    """ConcurrentTx when the token charges elsewhere: another charger for an Authorize (at
+    the same charger the driver is most likely presenting the card to stop), another
+    connector for a StartTransaction (its own row may already be stored)."""
+    for other_charger, other_connector in active:
+        if other_charger != charger_id or (
+            trigger == START_TRANSACTION and other_connector != connector_id
+        ):
+            return dataclasses.replace(
+                decision,
+                status=AuthStatus.CONCURRENT_TX,
+                expiry_date=None,
+                reason=f"active transaction at {other_charger}/{other_connector}",
+            )
+    return decision
+
+
+# ---------------------------------------------------------------------- outside the table
+
+
+def stop_reuses_start(stop_tag: str, started_tag_norm: str) -> bool:
+    """A StopTransaction presenting the idTag that started it gets the start decision."""
+    return normalise(stop_tag) == started_tag_norm
+
+
+AUTHORIZER_FAILED: Final = Decision(AuthStatus.INVALID, Source.FALLBACK, reason="authorizer failed")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from csms.authz.model import (
     AuthRequest,
@@ -20,6 +20,8 @@ from csms.authz.model import (
     Decision,
     DecisionRecord,
     LocationRefs,
+    NeedIO,
+    OwnCard,
     RemoteOutcome,
 )
 
@@ -27,47 +29,58 @@ from csms.authz.model import (
 class Authorizer(Protocol):
     """What the OCPP adapter calls for every Authorize and every StartTransaction idTag.
 
-    Implementations must return within their own deadline and never raise for an
-    unreachable backend: a fallback :class:`Decision` is an answer too.
+    Two entry points, one decision (h11 style): :meth:`try_now` answers what memory
+    alone decides, without a task or an await, and otherwise says :data:`NEED_IO`
+    (recording nothing); :meth:`decide` is its continuation, the whole decision with
+    I/O. Why: most Authorize calls are cache hits, and answering them inline saves a task
+    per call. Neither may raise for an unreachable backend: a fallback is an answer too,
+    and :meth:`decide` must return within its own deadline.
     """
 
-    async def authorize(self, request: AuthRequest) -> Decision: ...
+    def try_now(self, request: AuthRequest) -> Decision | Literal[NeedIO.NEED_IO]: ...
+
+    async def decide(self, request: AuthRequest) -> Decision: ...
+
+
+class OwnCards(Protocol):
+    """The operator's own cards (``id_tags``), by normalised uid.
+
+    ``held`` answers from memory: the card, ``None`` for a uid that is not an own card,
+    or :data:`NEED_IO` when only :meth:`get` can tell. :meth:`reload` follows a write to
+    the cards (the admin API calls it).
+    """
+
+    def held(self, uid_norm: str) -> OwnCard | Literal[NeedIO.NEED_IO] | None: ...
+
+    async def get(self, uid_norm: str) -> OwnCard | None: ...
+
+    async def reload(self) -> None: ...
 
 
 class TokenCache(Protocol):
     """Tokens eMSPs pushed or a sync fetched, by normalised uid and OCPI token type.
 
     Several eMSPs may publish the same uid, hence a sequence. Removed tokens are absent.
-    """
-
-    async def lookup(self, uid_norm: str, token_type: str) -> Sequence[CachedToken]: ...
-
-
-class MemoryTokenCache(TokenCache, Protocol):
-    """A TokenCache that can also answer from memory without awaiting (optional).
-
-    ``peek`` returns None when it cannot answer without I/O; the service then calls
-    :meth:`lookup` under the deadline.
+    ``peek`` answers from memory without awaiting, or None when only :meth:`lookup`
+    (I/O, under the deadline) can.
     """
 
     def peek(self, uid_norm: str, token_type: str) -> Sequence[CachedToken] | None: ...
 
+    async def lookup(self, uid_norm: str, token_type: str) -> Sequence[CachedToken]: ...
+
 
 class TokenLearner(Protocol):
     """Keeps a token an eMSP returned in a definite real-time answer (OCPI: "lets the CPO
-    learn tokens it didn't have"). Called in the background, never on the answer path."""
-
-    async def learn(self, token: CachedToken) -> None: ...
-
-
-class MemoryTokenLearner(TokenLearner, Protocol):
-    """A TokenLearner that can tell from memory that a token is already known (optional).
+    learn tokens it didn't have"). Called in the background, never on the answer path.
 
     ``is_current`` True means :meth:`learn` would write nothing (the held copy is as
-    new); the service then starts no background task at all.
+    new): the service then starts no background task at all.
     """
 
     def is_current(self, token: CachedToken) -> bool: ...
+
+    async def learn(self, token: CachedToken) -> None: ...
 
 
 class RemoteAuthorizer(Protocol):

@@ -14,6 +14,10 @@ What each adapter serves:
   writes made by another process on the same database file.
 * :class:`OcpiRemoteAuthorizer` - ``OcpiClient.authorize``; maps the client's error
   tree onto the outcomes the policy knows (see :func:`outcome_of_error`).
+
+With them :func:`build_roaming_authorization` assembles one
+:class:`~csms.authz.service.AuthorizationService`: the operator's own cards held in
+memory first, then roaming.
 """
 
 from __future__ import annotations
@@ -36,10 +40,11 @@ from csms.authz.model import (
     UnreachableKind,
     Whitelist,
 )
-from csms.authz.ports import ActiveTransactions, LocationLookup
-from csms.authz.service import AuthorizationService, AuthzSettings
+from csms.authz.ports import ActiveTransactions, LocationLookup, OwnCards
+from csms.authz.service import AuthorizationService
+from csms.authz.settings import AuthzSettings
 from csms.config import Config
-from csms.local_authz import LocalTokenAuthorizer, OwnCardsFirst
+from csms.store.authorizations import AuthorizationLog
 from roaming.client import OcpiClient, UnknownToken
 from roaming.errors import ErrorKind, RoamingError
 from roaming.models import AuthorizationInfo, LocationReferences, Token
@@ -303,32 +308,29 @@ async def build_roaming_authorization(
     store: RoamingStore,
     client: OcpiClient,
     *,
-    local: Authorization,
+    decisions: AuthorizationLog,
+    own_cards: OwnCards,
     locations: LocationLookup | None,
     transactions: ActiveTransactions,
     memo_ttl_s: float = 300.0,
 ) -> Authorization:
-    """The roaming-aware :class:`AuthorizationService` behind the operator's own cards.
+    """One :class:`AuthorizationService`: the operator's own cards first, then roaming.
 
-    ``local`` is what :func:`csms.authorization.build_local_authorization` built; its
-    decision log is kept (one log for both), and the own cards stay decided locally.
+    ``decisions`` is the one decision log of the system; ``own_cards`` are held in memory
+    (:class:`~csms.authz.own_cards.HeldOwnCards`), so both own cards and roaming cache
+    hits are decided without awaiting.
     """
     cache = StoreTokenCache(store, ttl_s=memo_ttl_s)
     cache.attach()
     service = AuthorizationService(
+        own_cards=own_cards,
         cache=cache,
         remote=OcpiRemoteAuthorizer(store, client),
         settings=AuthzSettings.from_config(config),
         locations=locations,
         transactions=transactions,
-        sink=local.decisions,
+        sink=decisions,
         learner=cache,
-    )
-    own = local.authorizer
-    authorizer = (
-        await OwnCardsFirst.build(own, service)
-        if isinstance(own, LocalTokenAuthorizer)
-        else service
     )
     log.info(
         "authz.installed",
@@ -342,10 +344,9 @@ async def build_roaming_authorization(
         await service.close()
 
     return Authorization(
-        authorizer=authorizer,
-        decisions=local.decisions,
-        own_cards=authorizer if isinstance(authorizer, OwnCardsFirst) else None,
         service=service,
+        authorizer=service,
+        decisions=decisions,
         token_cache=cache,
         closers=[close],
     )

@@ -44,11 +44,16 @@ class ConnectionInfo:
 class Dispatcher(Protocol):
     """Answers one validated charger-initiated CALL; raises OcppError for a CALLERROR.
 
-    A dispatcher may also offer ``handle_now(conn, action, payload) -> response | None``
-    (synchronous): the answer when it needs no I/O, else None. The connection uses it
-    for SLOW actions so a cache-hit Authorize costs no task. A response may be a
-    :class:`framing.Prepared` from :func:`schemas.prepare_response` (validated already).
+    Two entry points, one answer: :meth:`answer_now` (synchronous) gives the answer
+    when it needs no I/O, else None, and :meth:`handle` is its continuation. The
+    connection tries the first for SLOW actions, so a cache-hit Authorize costs no task.
+    A response may be a :class:`framing.Prepared` from :func:`schemas.prepare_response`
+    (validated already).
     """
+
+    def answer_now(
+        self, conn: ChargerConnection, action: str, payload: dict[str, Any]
+    ) -> framing.Prepared | None: ...
 
     async def handle(
         self, conn: ChargerConnection, action: str, payload: dict[str, Any]
@@ -63,7 +68,6 @@ class ChargerConnection:
         "_closed",
         "_ctx",
         "_dispatcher",
-        "_handle_now",
         "_pending",
         "_pending_id",
         "_sending",
@@ -89,7 +93,6 @@ class ChargerConnection:
         self.registration_status = registration_status
         self.replaced = False
         self._dispatcher = dispatcher
-        self._handle_now = getattr(dispatcher, "handle_now", None)
         self._tasks: set[asyncio.Task[None]] = set()
         self._call_lock: asyncio.Lock | None = None
         self._pending_id: str | None = None
@@ -245,11 +248,10 @@ class ChargerConnection:
         the caller runs :meth:`_answer` in a task. Saves a task per cache-hit Authorize."""
         try:
             self._check_request(call.action, call.payload)
-            now = self._handle_now
-            response = now(self, call.action, call.payload) if now is not None else None
+            response = self._dispatcher.answer_now(self, call.action, call.payload)
             if response is None:
                 return None
-            return self._result(call, response)
+            return framing.result_prepared(call.unique_id, response)
         except errors.OcppError as exc:
             return self._error(call, exc)
         except schemas.SchemaViolation as exc:  # a response the dispatcher prepared itself

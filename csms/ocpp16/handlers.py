@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from csms import logs
-from csms.authz.model import AuthRequest, AuthStatus, Decision, Source, normalise
+from csms.authz import policy
+from csms.authz.model import NEED_IO, AuthRequest, Decision, normalise
 from csms.authz.ports import Authorizer
 from csms.config import Config
 from csms.datetimes import now_millis
@@ -49,6 +50,9 @@ log = structlog.get_logger("csms.ocpp")
 _booted = logs.HotEvent("csms.ocpp", "ocpp.boot")  # one per boot: cheap in connection storms
 
 _ANSWERS_LIMIT = 10_000  # prepared Authorize answers kept before the memo starts over
+
+# What an Authorize.conf depends on: status, parentIdTag, expiryDate (plain strings).
+AnswerKey = tuple[str, str | None, str | None]
 
 Handler = Callable[["ChargerConnection", dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -82,14 +86,11 @@ class Handlers:
         self.writes = writes or ChargerWrites(db)
         self.db = db
         self.authorizer = authorizer
-        self._authorize_now: Callable[[AuthRequest], Decision | None] | None = getattr(
-            authorizer, "authorize_now", None
-        )
         self.events = events
         self.vendors = vendors
         self.chargers = ChargerRepo(db)
         self.transactions = TransactionRepo(db)
-        self._answers: dict[int, tuple[Decision, Prepared]] = {}
+        self._answers: dict[AnswerKey, Prepared] = {}
         self._table: dict[str, Handler] = {
             "BootNotification": self.boot_notification,
             "Heartbeat": self.heartbeat,
@@ -115,57 +116,53 @@ class Handlers:
                 )
         return await self._table[action](conn, payload)
 
-    def handle_now(
+    def answer_now(
         self, conn: ChargerConnection, action: str, payload: dict[str, Any]
     ) -> Prepared | None:
-        """An Authorize the authorizer can decide from memory, answered without a task.
-
-        Why optional on the authorizer: ``authorize_now(request) -> Decision | None`` is
-        the synchronous twin of ``authorize`` (same decision, same record/log), returning
-        None whenever it would have to await (store, eMSP, ConcurrentTx query). A charger
-        that is not Accepted takes the async path, which re-reads its registration.
-        """
-        if action != "Authorize" or self._authorize_now is None:
-            return None
-        if conn.registration_status != "Accepted":
+        """:meth:`Dispatcher.answer_now`: an Authorize the authorizer decides from memory
+        (``try_now``), answered without a task; None leaves it to :meth:`handle`. A charger
+        that is not Accepted takes that path too, which re-reads its registration."""
+        if action != "Authorize" or conn.registration_status != "Accepted":
             return None
         request = AuthRequest(
             conn.charger_id, payload["idTag"], action, received_at=RECEIVED_AT.get()
         )
         try:
-            decision = self._authorize_now(request)
+            decision = self.authorizer.try_now(request)
         except Exception:  # as in _authorize: a failing authorizer means Invalid, logged
             log.exception("ocpp.authorizer_failed", id_tag=mask(request.uid), trigger=action)
-            decision = Decision(AuthStatus.INVALID, Source.FALLBACK, reason="authorizer failed")
-        if decision is None:
+            decision = policy.AUTHORIZER_FAILED
+        if decision is NEED_IO:
             return None
         return self._authorize_answer(decision)
 
     def _authorize_answer(self, decision: Decision) -> Prepared:
-        """The Authorize.conf of ``decision``, validated and encoded once per decision
-        object: memory-decided decisions are themselves memoised (per token and expiry
-        second), so one card presented again and again is answered from the same bytes.
-        The Decision is kept with its answer, so ``is`` rules out a reused ``id()``."""
-        key = id(decision)
-        hit = self._answers.get(key)
-        if hit is not None and hit[0] is decision:
-            return hit[1]
+        """The Authorize.conf of ``decision``, validated and encoded once per distinct
+        answer (status, parentIdTag, expiryDate): a card presented again and again, by
+        any charger, is answered from the same bytes. The expiry date changes once a
+        second, so the memo holds few entries and is bounded anyway."""
+        # An expiry date on a decision that is not Accepted (never built so) would only
+        # split the memo, not change an answer: it is not masked here, to save the test.
+        key = (decision.status._value_, decision.parent_id_tag, decision.expiry_date)
+        prepared = self._answers.get(key)
+        if prepared is not None:
+            return prepared
         prepared = schemas.prepare_response("Authorize", {"idTagInfo": _decision_info(decision)})
         if len(self._answers) >= _ANSWERS_LIMIT:
             self._answers.clear()
-        self._answers[key] = (decision, prepared)
+        self._answers[key] = prepared
         return prepared
 
     async def _authorize(self, request: AuthRequest) -> Decision:
         """The Authorizer must not raise; if it does anyway, the token is Invalid (logged) so
         the message is still answered and a transaction still stored."""
         try:
-            return await self.authorizer.authorize(request)
+            return await self.authorizer.decide(request)
         except Exception:
             log.exception(
                 "ocpp.authorizer_failed", id_tag=mask(request.uid), trigger=request.trigger
             )
-            return Decision(AuthStatus.INVALID, Source.FALLBACK, reason="authorizer failed")
+            return policy.AUTHORIZER_FAILED
 
     async def boot_notification(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
         now = now_millis()
@@ -281,8 +278,8 @@ class Handlers:
         stop_tag = p.get("idTag")
         if stop_tag is None:
             return {}
-        if txn is not None and kind is None and normalise(stop_tag) == txn.id_tag_norm:
-            # The token that started it: its start decision stands, no second round trip.
+        if txn is not None and kind is None and policy.stop_reuses_start(stop_tag, txn.id_tag_norm):
+            # The token that started it: its start decision stands, no second lookup.
             return {"idTagInfo": id_tag_info(txn.start_status, txn.parent_id_tag)}
         d = await self._authorize(
             AuthRequest(cid, stop_tag, "StopTransaction", received_at=RECEIVED_AT.get())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import namedtuple
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
@@ -15,6 +16,7 @@ from csms.authz.model import (
     RemoteOutcome,
     Whitelist,
 )
+from csms.store.authorizations import COLUMNS, row_of
 
 
 def tok(
@@ -58,6 +60,12 @@ class FakeCache:
         self.lookups = 0
         self.fail: Exception | None = None
         self.learned: list[CachedToken] = []
+
+    def peek(self, uid_norm: str, token_type: str) -> Sequence[CachedToken] | None:
+        return None  # nothing in memory: every lookup is I/O
+
+    def is_current(self, token: CachedToken) -> bool:
+        return False
 
     async def lookup(self, uid_norm: str, token_type: str) -> Sequence[CachedToken]:
         self.lookups += 1
@@ -119,9 +127,17 @@ class FakeTransactions:
         return self.active.get(uid_norm, [])
 
 
+# A stored row, readable by column name (``entry.source == "cache"``).
+Row = namedtuple("Row", COLUMNS)  # type: ignore[misc]
+
+
 class ListSink:
+    """Keeps each record and the row the decision log would store for it."""
+
     def __init__(self) -> None:
-        self.entries: list[DecisionRecord] = []
+        self.records: list[DecisionRecord] = []
+        self.entries: list[Row] = []
 
     def record(self, entry: DecisionRecord) -> None:
-        self.entries.append(entry)
+        self.records.append(entry)
+        self.entries.append(Row(*row_of(entry)))

@@ -5,35 +5,79 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from structlog.testing import capture_logs
 
-from csms.authz.model import DecisionRecord
+from csms.authz.model import (
+    Allowed,
+    AuthRequest,
+    AuthStatus,
+    Decision,
+    DecisionRecord,
+    Source,
+)
 from csms.cli import main as cli_main
 from csms.store import authorizations
-from csms.store.authorizations import AuthorizationLog
+from csms.store.authorizations import AuthorizationLog, row_of
 from csms.store.db import Database
 from tests.support.csms import ADMIN_TOKEN, admin_session, admin_url, running_csms
+from tests.support.waiting import wait_until
 
 
 def entry(i: int, charger: str = "CP1", uid: str = "04a1b2c3d4e5", status: str = "Accepted"):
     return DecisionRecord(
-        decided_at=f"2024-05-03T12:00:{i % 60:02d}.000000Z",
-        charger_id=charger,
-        connector_id=1,
-        trigger="Authorize",
-        uid=uid,
-        uid_norm=uid.upper(),
-        partner_id="NL-EMS",
-        token_type="RFID",
-        source="remote",
-        allowed="ALLOWED",
-        status=status,
-        authorization_reference=f"AuTh-{i}",
-        display_text=None,
+        request=AuthRequest(charger, uid, "Authorize", 1),
+        decision=Decision(
+            AuthStatus(status),
+            Source.REMOTE,
+            reason="eMSP answered ALLOWED",
+            partner_id="NL-EMS",
+            token_type="RFID",
+            allowed=Allowed.ALLOWED,
+            authorization_reference=f"AuTh-{i}",
+        ),
+        decided_at=datetime(2024, 5, 3, 12, 0, i % 60, tzinfo=UTC),
         latency_ms=1.5,
-        reason="eMSP answered ALLOWED",
     )
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 21, 15, 0, 0, 0, tzinfo=UTC),
+        datetime(2026, 11, 21, 15, 0, 0, 999_999, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, 1_000, tzinfo=UTC),
+        datetime(2026, 11, 21, 16, 30, 5, 123_456, tzinfo=timezone(timedelta(hours=1))),
+    ],
+)
+def test_decided_at_is_stored_as_isoformat_milliseconds(moment: datetime) -> None:
+    expected = moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    record = entry(0)._replace(decided_at=moment)
+    assert row_of(record)[0] == expected
+    assert row_of(record)[0] == expected  # the cached second gives the same text
+
+
+def test_row_maps_the_record_in_column_order() -> None:
+    row = dict(zip(authorizations.COLUMNS, row_of(entry(7)), strict=True))
+    assert row == {
+        "decided_at": "2024-05-03T12:00:07.000Z",
+        "charger_id": "CP1",
+        "connector_id": 1,
+        "trigger": "Authorize",
+        "uid": "04a1b2c3d4e5",
+        "uid_norm": "04A1B2C3D4E5",
+        "partner_id": "NL-EMS",
+        "token_type": "RFID",
+        "source": "remote",
+        "allowed": "ALLOWED",
+        "status": "Accepted",
+        "authorization_reference": "AuTh-7",
+        "display_text": None,
+        "latency_ms": 1.5,
+        "reason": "eMSP answered ALLOWED",
+    }
 
 
 async def test_every_record_is_stored_by_close_and_logged_masked(tmp_path):
@@ -42,8 +86,8 @@ async def test_every_record_is_stored_by_close_and_logged_masked(tmp_path):
     with capture_logs() as events:
         for i in range(250):
             log.record(entry(i))
-        await asyncio.sleep(0.05)  # two full batches were due: written already
-        assert log.pending < 100
+        # two full batches were due: the writer takes them without waiting its interval
+        await wait_until(lambda: log.pending < 100, timeout=3, what="the full batches written")
         await log.close()
     rows = await authorizations.latest(db, limit=1000)
     assert len(rows) == 250
@@ -69,11 +113,7 @@ async def test_writer_flushes_on_its_interval_and_filters_work(tmp_path):
     log = AuthorizationLog(db, flush_interval_s=0.02, emit_log=False)
     log.record(entry(1, charger="CP1"))
     log.record(entry(2, charger="CP2", uid="FFEE", status="Invalid"))
-    for _ in range(100):
-        if log.written == 2:
-            break
-        await asyncio.sleep(0.01)
-    assert log.written == 2
+    await wait_until(lambda: log.written == 2, what="the interval flush")
     assert [r["charger_id"] for r in await authorizations.latest(db, charger_id="CP2")] == ["CP2"]
     assert len(await authorizations.latest(db, uid="ffee")) == 1
     assert len(await authorizations.latest(db, status="Accepted")) == 1

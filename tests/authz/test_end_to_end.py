@@ -31,6 +31,7 @@ from roaming.store import RoamingStore
 from simulator.chargepoint import SimulatedChargePoint
 from simulator.emsp import EmspSandbox
 from tests.support.csms import ocpp_url, running_csms, runtime_of
+from tests.support.waiting import wait_until
 
 DEADLINE = 0.5
 MARGIN = 0.35  # charger round trip + scheduling on a busy 2-core CI box
@@ -273,11 +274,9 @@ async def test_fan_out_over_two_emsps_picks_the_one_that_knows_the_token(world: 
     assert (row["partner_id"], row["authorization_reference"]) == ("DE-BBB", ref)
     # the token the eMSP sent back is learnt in the background
     store = world.app.authorization.token_cache.store
-    for _ in range(100):
-        learnt = await store.tokens.get_token(ONLY_B.upper(), "RFID")
-        if learnt:
-            break
-        await asyncio.sleep(0.01)
+    learnt = await wait_until(
+        lambda: store.tokens.get_token(ONLY_B.upper(), "RFID"), what="the token learnt"
+    )
     assert [(t.partner_key, t.whitelist) for t in learnt] == [("DE-BBB", "NEVER")]
 
 

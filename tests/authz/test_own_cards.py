@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from csms.local_authz import OwnCardsFirst
+from csms.authz.own_cards import HeldOwnCards
+from csms.authz.service import AuthorizationService
 from simulator.chargepoint import SimulatedChargePoint
 from tests.support.csms import admin_session, ocpp_url, running_csms
 
@@ -17,7 +18,9 @@ async def test_own_cards_are_decided_locally_with_roaming_enabled(tmp_path: Path
         ) as app,
         admin_session(app) as http,
     ):
-        assert isinstance(app.authorization.authorizer, OwnCardsFirst)
+        authorizer = app.authorization.authorizer
+        assert isinstance(authorizer, AuthorizationService) and authorizer.realtime is not None
+        assert isinstance(authorizer.own_cards, HeldOwnCards)
         r = await http.post("/api/tokens", json={"id_tag": "Fleet-01", "parent_id_tag": "FLEET"})
         assert r.status in (200, 201)
         async with SimulatedChargePoint.connect(ocpp_url(app), "CP-O", heartbeat=False) as cp:

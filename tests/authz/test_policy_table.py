@@ -1,4 +1,5 @@
-"""The pure policy, as the table an operator agrees with an eMSP (OCPI 2.2.1 §4.5).
+"""The pure policy, as the tables an operator agrees with an eMSP (OCPI 2.2.1 §4.5) and
+keeps for its own cards (``id_tags``).
 
 The expectations below are written out by hand from the spec digest and the documented
 fallback, independently of the code: each dimension (what the cache decides, what a
@@ -8,7 +9,7 @@ EVERY whitelist x valid x remote outcome combination through :func:`policy.resol
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +19,9 @@ from csms.authz.model import (
     AuthMethod,
     AuthStatus,
     CachedToken,
+    Decision,
     FallbackRules,
+    OwnCard,
     RemoteRefused,
     RemoteVerdict,
     Source,
@@ -214,3 +217,110 @@ def test_choose_cached_prefers_valid_then_newest():
 
 def _fields(t: CachedToken) -> dict:
     return {f: getattr(t, f) for f in t.__slots__}
+
+
+# ---------------------------------------------------------------------- own cards (row 1)
+
+# (stored status, own expiry relative to NOW in seconds or None) -> (status, expiryDate)
+# with authz.id_tag_expiry_s = 3600: the answer's expiry is NOW + 1 h, never later than
+# the card's own expiry.
+OWN = {
+    ("Accepted", None): (A, "2024-05-03T13:00:00Z"),
+    ("Accepted", 7200): (A, "2024-05-03T13:00:00Z"),
+    ("Accepted", 600): (A, "2024-05-03T12:10:00Z"),
+    ("Accepted", 0): (E, None),  # expires this very moment: already expired
+    ("Accepted", -60): (E, None),
+    ("Blocked", None): (B, None),
+    ("Blocked", 600): (B, None),
+    ("Expired", None): (E, None),
+    ("Expired", 600): (E, None),  # as stored, whatever its date says
+    ("Invalid", None): (INV, None),
+}
+
+
+def card(status: str, expires_in: int | None) -> OwnCard:
+    expiry = None if expires_in is None else NOW + timedelta(seconds=expires_in)
+    return OwnCard("Fleet-01", AuthStatus(status), expiry, parent_id_tag="FLEET")
+
+
+@pytest.mark.parametrize(("stored", "expires_in"), list(OWN))
+def test_every_own_card_row(stored: str, expires_in: int | None) -> None:
+    d = policy.own_card(card(stored, expires_in), "RFID", NOW, 3600)
+    status, expiry_date = OWN[(stored, expires_in)]
+    assert (d.status, d.source, d.expiry_date) == (status, Source.LOCAL, expiry_date)
+    assert d.parent_id_tag == "FLEET"
+    assert d.reason == f"idTag is {status.value}"
+    if status is A:
+        assert (d.auth_method, d.token_type) == (AuthMethod.WHITELIST, "RFID")
+
+
+def test_own_card_table_covers_every_storable_status() -> None:
+    assert {s for s, _ in OWN} == {s.value for s in AuthStatus} - {"ConcurrentTx"}
+
+
+def test_unknown_own_card_is_invalid() -> None:
+    d = policy.own_card(None, "RFID", NOW, 3600)
+    assert (d.status, d.source, d.reason, d.expiry_date) == (
+        INV,
+        Source.LOCAL,
+        "unknown idTag",
+        None,
+    )
+
+
+# ---------------------------------------------------------------------- rows 2, 3 and after
+
+
+def test_command_and_reuse_keep_the_decision_under_their_own_source() -> None:
+    given = policy.resolve(token(Whitelist.NEVER, True), outcome("ALLOWED"), NOW)
+    command = policy.commanded(given)
+    assert (command.source, command.auth_method) == (Source.COMMAND, AuthMethod.COMMAND)
+    assert command.authorization_reference == given.authorization_reference
+    again = policy.reused(given)
+    assert (again.source, again.reason) == (Source.REUSED, "reuses Authorize (remote)")
+    assert policy.held_for_reuse("Authorize", given)
+    assert not policy.held_for_reuse("StartTransaction", given)
+    cached = policy.from_cache(token(Whitelist.ALWAYS, True), NOW)
+    assert cached is not policy.NEED_REMOTE and not policy.held_for_reuse("Authorize", cached)
+
+
+# (trigger, source, check on Authorize configured) -> ConcurrentTx query made
+CONCURRENCY_CHECKED = {
+    ("StartTransaction", Source.REMOTE, False): True,
+    ("StartTransaction", Source.CACHE, False): True,
+    ("StartTransaction", Source.REUSED, False): True,
+    ("StartTransaction", Source.FALLBACK, False): True,
+    ("StartTransaction", Source.COMMAND, False): False,
+    ("StartTransaction", Source.LOCAL, False): False,
+    ("Authorize", Source.CACHE, False): False,
+    ("Authorize", Source.CACHE, True): True,
+    ("Authorize", Source.LOCAL, True): False,
+    ("StopTransaction", Source.REMOTE, True): False,
+}
+
+
+@pytest.mark.parametrize(("trigger", "source", "on_authorize"), list(CONCURRENCY_CHECKED))
+def test_which_accepted_decisions_are_checked_for_concurrent_tx(trigger, source, on_authorize):
+    accepted = Decision(A, source)
+    expected = CONCURRENCY_CHECKED[(trigger, source, on_authorize)]
+    assert policy.needs_concurrency_check(trigger, accepted, on_authorize) is expected
+    assert not policy.needs_concurrency_check(trigger, Decision(B, source), on_authorize)
+
+
+def test_concurrent_tx_is_another_charger_or_for_a_start_another_connector() -> None:
+    d = Decision(A, Source.REMOTE, expiry_date="2024-05-03T13:00:00Z")
+    assert policy.concurrent_tx(d, "CP1", "Authorize", None, [("CP1", 2)]) is d
+    other = policy.concurrent_tx(d, "CP1", "Authorize", None, [("CP2", 1)])
+    assert (other.status, other.expiry_date, other.reason) == (
+        AuthStatus.CONCURRENT_TX,
+        None,
+        "active transaction at CP2/1",
+    )
+    start = policy.concurrent_tx(d, "CP1", "StartTransaction", 1, [("CP1", 2)])
+    assert start.status is AuthStatus.CONCURRENT_TX
+    assert policy.concurrent_tx(d, "CP1", "StartTransaction", 2, [("CP1", 2)]) is d
+
+
+def test_stop_tag_that_started_the_transaction_reuses_its_decision() -> None:
+    assert policy.stop_reuses_start("fleet-01", "FLEET-01")
+    assert not policy.stop_reuses_start("OTHER", "FLEET-01")

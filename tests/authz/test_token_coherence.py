@@ -23,6 +23,7 @@ from roaming.partners import Partner
 from simulator.chargepoint import SimulatedChargePoint
 from simulator.emsp import EmspSandbox
 from tests.support.csms import admin_session, ocpp_url, running_csms, runtime_of
+from tests.support.waiting import wait_until
 
 CARD = "04C0FFEE01"
 PUSHED = "04PUSHED77"
@@ -56,9 +57,7 @@ async def registered(app: System, emsp: EmspSandbox) -> Partner:
     await wait_for(lambda: _complete_runs(app, partner), 1)
     # The run's row says "complete" a moment before its lock is released.
     sync = runtime_of(app).sync
-    async with asyncio.timeout(5):
-        while sync.running(partner):  # noqa: ASYNC110 (a lock, no event to wait on)
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: not sync.running(partner), what="the sync run's lock released")
     return partner
 
 
@@ -70,9 +69,10 @@ async def _complete_runs(app: System, partner: Partner) -> int:
 async def wait_for(
     probe: Callable[[], Awaitable[int]], at_least: int, timeout: float = 5.0
 ) -> None:
-    async with asyncio.timeout(timeout):
-        while await probe() < at_least:  # noqa: ASYNC110 (polls the database)
-            await asyncio.sleep(0.01)
+    async def reached() -> bool:
+        return await probe() >= at_least
+
+    await wait_until(reached, timeout=timeout, what=f"at least {at_least}")
 
 
 def charger(app: System) -> Any:

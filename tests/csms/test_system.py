@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from csms.admin.http import json_response
-from csms.authz.model import AuthRequest, AuthStatus, Decision, Source
+from csms.authz.model import NEED_IO, AuthRequest, AuthStatus, Decision, NeedIO, Source
 from csms.store.db import Database
 from csms.system import compose
 from simulator.chargepoint import SimulatedChargePoint
@@ -88,7 +88,10 @@ class _Fixed:
     def __init__(self) -> None:
         self.requests: list[AuthRequest] = []
 
-    async def authorize(self, request: AuthRequest) -> Decision:
+    def try_now(self, request: AuthRequest) -> NeedIO:
+        return NEED_IO
+
+    async def decide(self, request: AuthRequest) -> Decision:
         self.requests.append(request)
         return Decision(AuthStatus.BLOCKED, Source.LOCAL, reason="test")
 

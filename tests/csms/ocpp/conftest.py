@@ -18,9 +18,9 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from csms.authz.own_cards import own_cards_authorizer
 from csms.authz.ports import Authorizer
 from csms.config import Config, ServerConfig
-from csms.local_authz import LocalTokenAuthorizer
 from csms.ocpp16.events import ChargerEvents
 from csms.server import OcppServer, start_ocpp_server
 from csms.store.db import Database
@@ -92,7 +92,7 @@ async def start_server(db: Database, tmp_path: Path) -> AsyncIterator[StartServe
     ) -> OcppServer:
         server.setdefault("unknown_chargers", "accept")
         cfg = make_config(**server)
-        srv = await start_ocpp_server(cfg, db, authorizer or LocalTokenAuthorizer(db, 3600), events)
+        srv = await start_ocpp_server(cfg, db, authorizer or own_cards_authorizer(db, 3600), events)
         servers.append(srv)
         return srv
 

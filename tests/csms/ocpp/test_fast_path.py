@@ -1,21 +1,21 @@
-"""The synchronous Authorize path (``authorize_now``) answers exactly as the async one would.
+"""The fast Authorize path (``try_now``) answers exactly as ``decide`` would.
 
-An authorizer may offer ``authorize_now(request) -> Decision | None``; the connection
-then answers a memory-decidable Authorize without a task. These tests pin that the
-answer, the error handling and the fall-back to ``authorize`` are the same as before.
+An authorizer answers ``try_now(request) -> Decision | NEED_IO``; the connection then
+answers a memory-decidable Authorize without a task. These tests pin that the answer,
+the error handling and the continuation with ``decide`` are the same as on the task path.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pytest
 import structlog.testing
 from websockets.exceptions import ConnectionClosed
 
-from csms.authz.model import AuthRequest, AuthStatus, Decision, Source
+from csms.authz.model import NEED_IO, AuthRequest, AuthStatus, Decision, NeedIO, Source
 from csms.ocpp16.events import NoEvents
 from csms.store.chargers import ChargerRepo
 from csms.store.db import Database
@@ -24,22 +24,22 @@ from .conftest import Connect, StartServer
 
 
 class TwoPathAuthorizer:
-    """Decides ``NOW*`` tags synchronously, everything else only through ``authorize``."""
+    """Decides ``NOW*`` tags from memory, everything else only through ``decide``."""
 
     def __init__(self, raise_now: bool = False) -> None:
         self.now_calls: list[str] = []
         self.async_calls: list[str] = []
         self.raise_now = raise_now
 
-    def authorize_now(self, request: AuthRequest) -> Decision | None:
+    def try_now(self, request: AuthRequest) -> Decision | Literal[NeedIO.NEED_IO]:
         self.now_calls.append(request.uid)
         if self.raise_now:
             raise RuntimeError("cache exploded")
         if request.uid.startswith("NOW"):
             return Decision(AuthStatus.BLOCKED, Source.CACHE, reason="from memory")
-        return None
+        return NEED_IO
 
-    async def authorize(self, request: AuthRequest) -> Decision:
+    async def decide(self, request: AuthRequest) -> Decision:
         self.async_calls.append(request.uid)
         return Decision(AuthStatus.ACCEPTED, Source.REMOTE, expiry_date="2030-01-01T00:00:00Z")
 
@@ -54,7 +54,7 @@ async def test_memory_decision_answers_without_the_async_path(
     assert authz.now_calls == ["NOW1"] and authz.async_calls == []
 
 
-async def test_none_from_memory_falls_back_to_authorize(
+async def test_need_io_continues_with_decide(
     start_server: StartServer, connect_cp: Connect
 ) -> None:
     authz = TwoPathAuthorizer()
@@ -65,7 +65,7 @@ async def test_none_from_memory_falls_back_to_authorize(
     assert authz.now_calls == ["REMOTE1"] and authz.async_calls == ["REMOTE1"]
 
 
-async def test_raising_authorize_now_means_invalid_and_the_socket_stays_up(
+async def test_raising_try_now_means_invalid_and_the_socket_stays_up(
     start_server: StartServer, connect_cp: Connect
 ) -> None:
     authz = TwoPathAuthorizer(raise_now=True)
@@ -172,10 +172,10 @@ class FixedDecisionAuthorizer:
     def __init__(self, decision: Decision) -> None:
         self.decision = decision
 
-    def authorize_now(self, request: AuthRequest) -> Decision | None:
+    def try_now(self, request: AuthRequest) -> Decision:
         return self.decision
 
-    async def authorize(self, request: AuthRequest) -> Decision:  # pragma: no cover
+    async def decide(self, request: AuthRequest) -> Decision:  # pragma: no cover
         raise AssertionError("the memory path decides")
 
 

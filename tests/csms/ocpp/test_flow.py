@@ -353,12 +353,12 @@ async def test_transaction_ids_survive_restart(
 
     db2 = await Database.open(path)
     try:
-        from csms.local_authz import LocalTokenAuthorizer
+        from csms.authz.own_cards import own_cards_authorizer
         from csms.server import start_ocpp_server
         from tests.csms.ocpp.conftest import make_config
 
         srv2 = await start_ocpp_server(
-            make_config(unknown_chargers="accept"), db2, LocalTokenAuthorizer(db2, 60)
+            make_config(unknown_chargers="accept"), db2, own_cards_authorizer(db2, 60)
         )
         try:
             cp2 = await connect_cp(srv2, "CP1")

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from csms.authz.model import AuthRequest, AuthStatus, Decision, Source
+from csms.authz.model import NEED_IO, AuthRequest, AuthStatus, Decision, NeedIO, Source
 from csms.ocpp16 import errors
 from tests.csms.ocpp.conftest import TS, Connect, StartServer
 
@@ -149,7 +149,10 @@ class GatedAuthorizer:
         self.gate = asyncio.Event()
         self.waiting = asyncio.Event()
 
-    async def authorize(self, request: AuthRequest) -> Decision:
+    def try_now(self, request: AuthRequest) -> NeedIO:
+        return NEED_IO
+
+    async def decide(self, request: AuthRequest) -> Decision:
         self.waiting.set()
         await self.gate.wait()
         return Decision(AuthStatus.ACCEPTED, Source.REMOTE)
@@ -178,7 +181,10 @@ async def test_raising_authorizer_still_stores_the_start(
     db, start_server: StartServer, connect_cp: Connect
 ):
     class Broken:
-        async def authorize(self, request: AuthRequest) -> Decision:
+        def try_now(self, request: AuthRequest) -> NeedIO:
+            return NEED_IO
+
+        async def decide(self, request: AuthRequest) -> Decision:
             raise ConnectionError("backend down")
 
     srv = await start_server(authorizer=Broken())

@@ -1,12 +1,13 @@
 """The authorization deadline counts from the CALL's arrival: every AuthRequest the OCPP
 server builds carries ``received_at`` (``time.monotonic()`` when the frame was read),
-on the synchronous path, the task path, and for StartTransaction."""
+on the fast path (``try_now``), the task path, and for StartTransaction."""
 
 from __future__ import annotations
 
 import time
+from typing import Literal
 
-from csms.authz.model import AuthRequest, AuthStatus, Decision, Source
+from csms.authz.model import NEED_IO, AuthRequest, AuthStatus, Decision, NeedIO, Source
 
 from .conftest import Connect, StartServer
 
@@ -18,13 +19,13 @@ class Recording:
         self.sync = sync
         self.seen: list[tuple[str, float | None, float]] = []
 
-    def authorize_now(self, request: AuthRequest) -> Decision | None:
+    def try_now(self, request: AuthRequest) -> Decision | Literal[NeedIO.NEED_IO]:
         if not self.sync:
-            return None
+            return NEED_IO
         self.seen.append((request.trigger, request.received_at, time.monotonic()))
         return Decision(AuthStatus.ACCEPTED, Source.CACHE)
 
-    async def authorize(self, request: AuthRequest) -> Decision:
+    async def decide(self, request: AuthRequest) -> Decision:
         self.seen.append((request.trigger, request.received_at, time.monotonic()))
         return Decision(AuthStatus.ACCEPTED, Source.REMOTE)
 

@@ -28,11 +28,11 @@ from .conftest import Connect, RawClient, StartServer
 class MemoryAuthorizer:
     """Decides every tag from memory (the direct path) as Accepted."""
 
-    def authorize_now(self, request: AuthRequest) -> Decision:
+    def try_now(self, request: AuthRequest) -> Decision:
         return Decision(AuthStatus.ACCEPTED, Source.CACHE, expiry_date="2030-01-01T00:00:00Z")
 
-    async def authorize(self, request: AuthRequest) -> Decision:
-        return self.authorize_now(request)
+    async def decide(self, request: AuthRequest) -> Decision:
+        return self.try_now(request)
 
 
 def masked(payload: bytes, opcode: Opcode = Opcode.TEXT, fin: bool = True) -> bytes:
