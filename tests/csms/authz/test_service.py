@@ -27,7 +27,7 @@ from csms.authz.model import (
 )
 from csms.authz.service import AuthorizationService
 from csms.authz.settings import AuthzSettings
-from tests.authz.fakes import (
+from tests.csms.authz.fakes import (
     FakeCache,
     FakeClock,
     FakeLocations,

@@ -28,7 +28,7 @@ from csms.authz.model import (
 from csms.authz.own_cards import HeldOwnCards
 from csms.authz.service import AuthorizationService
 from csms.authz.settings import AuthzSettings
-from tests.authz.fakes import FakeCache, FakeClock, FakeRemote, FakeTransactions, ListSink, tok
+from tests.csms.authz.fakes import FakeCache, FakeClock, FakeRemote, FakeTransactions, ListSink, tok
 
 
 class PeekCache(FakeCache):
