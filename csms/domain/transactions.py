@@ -74,6 +74,16 @@ class TransactionStop:
 
 
 @dataclass(frozen=True, slots=True)
+class MeterReport:
+    """The samples one MeterValues (or a StopTransaction's transactionData) reported for
+    one connector, and the transaction they belong to (None outside a transaction)."""
+
+    connector_id: int
+    transaction_id: int | None
+    samples: list[MeterSample]
+
+
+@dataclass(frozen=True, slots=True)
 class MeterSample:
     """One sampled value with its reading's timestamp; optional fields as the charger
     sent them (``None`` when absent; see :meth:`effective` for the OCPP default)."""

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from csms import datetimes, logs
 from csms.domain.chargers import StatusReport
-from csms.domain.transactions import MeterSample, TransactionRecord
+from csms.domain.transactions import MeterReport, MeterSample, TransactionRecord
 from csms.ocpi.locations import (
     push_status,
 )
@@ -111,18 +111,12 @@ class OcpiChargerEvents:
         if sid:
             self._nudge()
 
-    async def meter_values(
-        self,
-        tx: Executor,
-        charger_id: str,
-        connector_id: int,
-        transaction_id: int | None,
-        samples: list[MeterSample],
-    ) -> None:
+    async def meter_values(self, tx: Executor, charger_id: str, report: MeterReport) -> None:
+        transaction_id = report.transaction_id
         if transaction_id is None:
             return
         now = self.clock()
-        readings = register_readings(samples, now)
+        readings = register_readings(report.samples, now)
         if not readings:
             return
         latest = max(r.energy_wh for r in readings)

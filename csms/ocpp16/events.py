@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from csms.domain.chargers import StatusReport
-from csms.domain.transactions import MeterSample, TransactionRecord
+from csms.domain.transactions import MeterReport, TransactionRecord
 
 if TYPE_CHECKING:
     from csms.store.db import Executor
@@ -29,14 +29,7 @@ class ChargerEvents(Protocol):
 
     async def transaction_stopped(self, tx: Executor, txn: TransactionRecord) -> None: ...
 
-    async def meter_values(
-        self,
-        tx: Executor,
-        charger_id: str,
-        connector_id: int,
-        transaction_id: int | None,
-        samples: list[MeterSample],
-    ) -> None: ...
+    async def meter_values(self, tx: Executor, charger_id: str, report: MeterReport) -> None: ...
 
     async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None: ...
 
@@ -50,14 +43,7 @@ class NoEvents:
     async def transaction_stopped(self, tx: Executor, txn: TransactionRecord) -> None:
         return None
 
-    async def meter_values(
-        self,
-        tx: Executor,
-        charger_id: str,
-        connector_id: int,
-        transaction_id: int | None,
-        samples: list[MeterSample],
-    ) -> None:
+    async def meter_values(self, tx: Executor, charger_id: str, report: MeterReport) -> None:
         return None
 
     async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None:

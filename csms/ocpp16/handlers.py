@@ -26,7 +26,7 @@ from csms.authz.ports import Authorizer
 from csms.config import Config
 from csms.datetimes import now_millis
 from csms.domain.chargers import ChargerEvent
-from csms.domain.transactions import TransactionStart
+from csms.domain.transactions import MeterReport, TransactionStart
 from csms.lifecycle import transition_problem
 from csms.logs import mask
 from csms.ocpp16 import errors, schemas
@@ -268,7 +268,9 @@ class Handlers:
                     await MeterValueRepo.add(
                         tx, cid, txn.connector_id, tid, "StopTransaction", samples, now
                     )
-                    await self.events.meter_values(tx, cid, txn.connector_id, tid, samples)
+                    await self.events.meter_values(
+                        tx, cid, MeterReport(txn.connector_id, tid, samples)
+                    )
                 txn = await TransactionRepo.stop(tx, stop, now)
                 await self.events.transaction_stopped(tx, txn)
         if kind is not None:
@@ -293,7 +295,7 @@ class Handlers:
         samples = samples_of(p["meterValue"])
         async with self.db.transaction() as tx:
             await MeterValueRepo.add(tx, cid, connector, tid, "MeterValues", samples, now_millis())
-            await self.events.meter_values(tx, cid, connector, tid, samples)
+            await self.events.meter_values(tx, cid, MeterReport(connector, tid, samples))
         return {}
 
     async def data_transfer(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:

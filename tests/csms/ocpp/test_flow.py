@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from csms.domain.chargers import StatusReport
-from csms.domain.transactions import MeterSample, TransactionRecord
+from csms.domain.transactions import MeterReport, TransactionRecord
 from csms.ocpp16.events import NoEvents
 from csms.store.db import Database, Executor
 from csms.store.id_tags import IdTagRepo
@@ -28,15 +28,9 @@ class RecordingEvents(NoEvents):
     async def transaction_stopped(self, tx: Executor, txn: TransactionRecord) -> None:
         self.calls.append(("stopped", txn))
 
-    async def meter_values(
-        self,
-        tx: Executor,
-        charger_id: str,
-        connector_id: int,
-        transaction_id: int | None,
-        samples: list[MeterSample],
-    ) -> None:
-        self.calls.append(("meter", (charger_id, connector_id, transaction_id, samples)))
+    async def meter_values(self, tx: Executor, charger_id: str, report: MeterReport) -> None:
+        r = report
+        self.calls.append(("meter", (charger_id, r.connector_id, r.transaction_id, r.samples)))
 
     async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None:
         r = report
