@@ -44,6 +44,7 @@ from csms.authz.ports import ActiveTransactions, LocationLookup, OwnCards
 from csms.authz.service import AuthorizationService
 from csms.authz.settings import AuthzSettings
 from csms.config import Config
+from csms.ocpi.memo import TtlMemo
 from csms.store.authorizations import AuthorizationLog
 from roaming.client import OcpiClient, UnknownToken
 from roaming.errors import ErrorKind, RoamingError
@@ -124,7 +125,7 @@ def outcome_of_error(partner_key: str, exc: RoamingError) -> RemoteOutcome:
 # ---------------------------------------------------------------------- adapters
 
 
-class StoreTokenCache:
+class StoreTokenCache(TtlMemo):
     """TokenCache and TokenLearner over the roaming token store, with a TTL memo.
 
     Why a TTL memo and not a full in-memory copy: the store may hold millions of
@@ -149,10 +150,8 @@ class StoreTokenCache:
         max_entries: int = 200_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(ttl_s=ttl_s, max_entries=max_entries, monotonic=monotonic)
         self.store = store
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._now = monotonic
         # uid_norm -> token_type -> (expires_at, tokens); per-uid so one uid's
         # invalidation costs O(1) however large the memo is.
         self._memo: dict[str, dict[str, tuple[float, tuple[CachedToken, ...]]]] = {}
@@ -198,7 +197,7 @@ class StoreTokenCache:
             by_type = self._memo.setdefault(uid_norm, {})
             if token_type not in by_type:
                 self._entries += 1
-            by_type[token_type] = (self._now() + self.ttl_s, tokens)
+            by_type[token_type] = (self.expires_at(), tokens)
         return tokens
 
     def invalidate(self, uid_norm: str | None = None) -> None:

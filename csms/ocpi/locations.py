@@ -18,6 +18,7 @@ from pathlib import Path
 from csms import logs
 from csms.authz.model import LocationRefs
 from csms.config import ConfigError
+from csms.ocpi.memo import TtlMemo
 from csms.store.db import Database, Executor
 from roaming import outbox
 from roaming.catalog import Catalog, parse_catalog
@@ -129,7 +130,7 @@ async def push_status(
 _catalog_generation = 0
 
 
-class StoreLocationLookup:
+class StoreLocationLookup(TtlMemo):
     """The authorization's ``LocationLookup`` port over the location store, memoised per (charger,
     connector).
 
@@ -149,10 +150,8 @@ class StoreLocationLookup:
         max_entries: int = 100_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(ttl_s=ttl_s, max_entries=max_entries, monotonic=monotonic)
         self.store = store
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._now = monotonic
         self._memo: dict[tuple[str, int], tuple[float, LocationRefs | None]] = {}
         self._generation = _catalog_generation
 
@@ -170,5 +169,5 @@ class StoreLocationLookup:
         if generation == _catalog_generation and self.ttl_s > 0:
             if len(self._memo) >= self.max_entries:
                 self._memo.clear()
-            self._memo[key] = (self._now() + self.ttl_s, refs)
+            self._memo[key] = (self.expires_at(), refs)
         return refs
