@@ -15,16 +15,20 @@ TOKENS_PATH = "/ocpi/cpo/2.2.1/tokens"
 
 @dataclass(frozen=True, slots=True)
 class RoamingSettings:
-    public_base_url: str = "http://127.0.0.1:9200"
-    country_code: str = "NL"
-    party_id: str = "CPO"
-    business_name: str = "Example CPO"
-    business_website: str = ""
-    http_timeout_s: float = 10.0
-    connection_limit_per_partner: int = 512
-    token_sync_interval_s: float = 86400.0
-    token_sync_page_size: int = 1000
-    page_limit: int = 1000
+    """Who we are and how we call partners, given by the host (the CSMS's ``[ocpi]``
+    config, where the defaults and their validation live): no defaults here, so the two
+    cannot drift apart."""
+
+    public_base_url: str
+    country_code: str
+    party_id: str
+    business_name: str
+    business_website: str
+    http_timeout_s: float
+    connection_limit_per_partner: int
+    token_sync_interval_s: float
+    token_sync_page_size: int
+    page_limit: int
 
     def url(self, path: str) -> str:
         return self.public_base_url.rstrip("/") + path

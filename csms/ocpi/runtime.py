@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from aiohttp import web
 
@@ -29,19 +29,9 @@ log = logs.get("csms.ocpi.runtime")
 
 
 def settings_from_config(config: Config) -> RoamingSettings:
+    """Roaming's settings are the ``[ocpi]`` keys of the same names."""
     o = config.ocpi
-    return RoamingSettings(
-        public_base_url=o.public_base_url,
-        country_code=o.country_code,
-        party_id=o.party_id,
-        business_name=o.business_name,
-        business_website=o.business_website,
-        http_timeout_s=o.http_timeout_s,
-        connection_limit_per_partner=o.connection_limit_per_partner,
-        token_sync_interval_s=o.token_sync_interval_s,
-        token_sync_page_size=o.token_sync_page_size,
-        page_limit=o.page_limit,
-    )
+    return RoamingSettings(**{f.name: getattr(o, f.name) for f in fields(RoamingSettings)})
 
 
 @dataclass

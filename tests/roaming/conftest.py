@@ -95,10 +95,25 @@ class Cpo:
         await self.runner.cleanup()
 
 
+# The CSMS's ``[ocpi]`` defaults, with short timeouts and small pages for tests.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "public_base_url": "http://127.0.0.1:9200",
+    "country_code": "NL",
+    "party_id": "CPO",
+    "business_name": "Example CPO",
+    "business_website": "",
+    "http_timeout_s": 2.0,
+    "connection_limit_per_partner": 512,
+    "token_sync_interval_s": 86400.0,
+    "token_sync_page_size": 10,
+    "page_limit": 1000,
+}
+
+
 async def start_cpo(tmp_path: Any, *, record: bool = True, **settings: Any) -> Cpo:
     db = await Database.open(str(tmp_path / "cpo.sqlite3"))
     await roaming_schema.migrate(db)
-    base = RoamingSettings(**{"http_timeout_s": 2.0, "token_sync_page_size": 10, **settings})
+    base = RoamingSettings(**{**DEFAULT_SETTINGS, **settings})
     client = OcpiClient(
         timeout_s=base.http_timeout_s,
         connection_limit_per_partner=base.connection_limit_per_partner,
