@@ -44,34 +44,27 @@ ONLY_B = "BBB-ONLY-7"  # not cached; only DE-BBB knows it
 
 def locations_toml(*chargers: str) -> str:
     """One location per charger (``LOC-<charger>``), one EVSE ``<charger>-1`` on connector 1."""
-    parts = []
-    for cp in chargers:
-        parts.append(
-            f"""
+    evse = (
+        'standard = "IEC_62196_T2", format = "SOCKET", power_type = "AC_1_PHASE", '
+        "max_voltage = 230, max_amperage = 16"
+    )
+    return "".join(
+        f"""
 [[locations]]
 id = "LOC-{cp}"
-name = "Site {cp}"
-address = "Hafenstraat 12"
-city = "Amsterdam"
-postal_code = "1011AB"
+name = "Kerbside {cp}"
+address = "Dorpsstraat 1"
+city = "Utrecht"
+postal_code = "3511AA"
 country = "NLD"
-latitude = "52.37403"
-longitude = "4.88969"
+latitude = "52.09074"
+longitude = "5.12142"
 time_zone = "Europe/Amsterdam"
-parking_type = "PARKING_LOT"
-
-[[locations.evses]]
-uid = "{cp}-1"
-charger_id = "{cp}"
-connector_id = 1
-standard = "IEC_62196_T2"
-format = "SOCKET"
-power_type = "AC_3_PHASE"
-max_voltage = 230
-max_amperage = 32
+parking_type = "ON_STREET"
+evses = [{{ uid = "{cp}-1", charger_id = "{cp}", connector_id = 1, {evse} }}]
 """
-        )
-    return "".join(parts)
+        for cp in chargers
+    )
 
 
 async def register(store: RoamingStore, emsp: EmspSandbox, secret: str) -> Any:

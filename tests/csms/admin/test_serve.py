@@ -9,6 +9,8 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,25 @@ async def _spawn(tmp_path: Path, **extra: str) -> asyncio.subprocess.Process:
     )  # fmt: skip
 
 
+@asynccontextmanager
+async def _serving(tmp_path: Path, **extra: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``csms serve`` as a child process, killed on the way out if it still runs."""
+    proc = await _spawn(tmp_path, **extra)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _terminate(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM must end the process cleanly (exit 0) within 10 s."""
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(10):
+        assert await proc.wait() == 0
+
+
 async def _wait_event(proc: asyncio.subprocess.Process, name: str) -> dict[str, Any]:
     assert proc.stderr is not None
     async with asyncio.timeout(15):
@@ -62,8 +83,7 @@ async def _wait_event(proc: asyncio.subprocess.Process, name: str) -> dict[str, 
 
 
 async def test_serve_starts_accepts_a_charger_and_stops_on_sigterm(tmp_path: Path) -> None:
-    proc = await _spawn(tmp_path)
-    try:
+    async with _serving(tmp_path) as proc:
         listening = await _wait_event(proc, "listening")
         ocpp_port, admin_port = listening["ocpp_port"], listening["admin_port"]
         assert ocpp_port > 0 and admin_port > 0
@@ -78,14 +98,9 @@ async def test_serve_starts_accepts_a_charger_and_stops_on_sigterm(tmp_path: Pat
                 doc = await resp.json()
                 assert doc["connected"] is True
                 assert doc["vendor"] == "csms-sim"
-        proc.send_signal(signal.SIGTERM)
-        await _wait_event(proc, "stopped")
-        async with asyncio.timeout(10):
-            assert await proc.wait() == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        stopped = asyncio.ensure_future(_wait_event(proc, "stopped"))
+        await _terminate(proc)
+        await stopped
 
 
 async def test_serve_runs_the_collector_policy(tmp_path: Path) -> None:
@@ -137,10 +152,9 @@ async def test_port_in_use_exits_1_with_a_message(tmp_path: Path) -> None:
 
 
 async def test_serve_with_ocpi_reports_all_three_ports(tmp_path: Path) -> None:
-    proc = await _spawn(
+    async with _serving(
         tmp_path, CSMS__OCPI__ENABLED="true", CSMS__OCPI__HOST="127.0.0.1", CSMS__OCPI__PORT="0"
-    )
-    try:
+    ) as proc:
         listening = await _wait_event(proc, "listening")
         ocpi_port = listening["ocpi_port"]
         assert isinstance(ocpi_port, int) and ocpi_port > 0
@@ -151,10 +165,4 @@ async def test_serve_with_ocpi_reports_all_three_ports(tmp_path: Path) -> None:
             # OCPI answers (and refuses us: no credentials token) on the reported port
             assert resp.status == 401
             assert "status_code" in await resp.json()
-        proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(10):
-            assert await proc.wait() == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await _terminate(proc)
