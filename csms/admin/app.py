@@ -66,10 +66,7 @@ async def start_admin_api(
     except BaseException:
         await runner.cleanup()
         raise
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    port = sockets[0].getsockname()[1] if sockets else cfg.port
-    return runner, int(port)
+    return runner, int(runner.addresses[0][1])
 
 
 def _auth(token: str) -> Any:

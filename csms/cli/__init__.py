@@ -5,31 +5,40 @@ SQLite file: the running server owns the charger connections and its in-memory s
 so only it can answer "is CP1 connected" or forward a Reset; one path for all commands
 keeps the CLI and the API from drifting apart.
 
-Extending: each module named in :data:`COMMAND_MODULES` exposes
-``register(subparsers) -> None`` and adds its parsers with
-:func:`csms.cli.client.add_command`, whose handler is ``(args) -> int`` (the exit code).
-Append a module name to the list to add commands; nothing else needs to change.
+Extending: each module in :data:`COMMAND_MODULES` exposes ``register(subparsers) -> None``
+and adds its parsers with :func:`csms.cli.client.add_command`, whose handler is
+``(args) -> int`` (the exit code). Import a new module here and append it to the list.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
+from csms.cli import (
+    authorizations,
+    calls,
+    chargers,
+    locations,
+    partners,
+    serve,
+    tokens,
+    transactions,
+)
 from csms.cli.client import AdminError, CliError
 
-COMMAND_MODULES: list[str] = [
-    "csms.cli.serve",
-    "csms.cli.chargers",
-    "csms.cli.tokens",
-    "csms.cli.partners",
-    "csms.cli.transactions",
-    "csms.cli.calls",
-    "csms.cli.authorizations",
-    "csms.cli.locations",
-]
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    serve,
+    chargers,
+    tokens,
+    partners,
+    transactions,
+    calls,
+    authorizations,
+    locations,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
     return parser
 
 
