@@ -183,6 +183,16 @@ class LocationRefs(NamedTuple):
     evse_uids: tuple[str, ...] = ()
 
 
+class RemoteQuery(NamedTuple):
+    """What one real-time call asks an eMSP: the token as the charger presented it, where
+    it was presented, and how long the answer may take."""
+
+    uid: str
+    token_type: str
+    location: LocationRefs | None
+    deadline_s: float
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteVerdict:
     """A definite real-time answer: the eMSP knows the token (``AuthorizationInfo``)."""

@@ -23,6 +23,7 @@ from csms.authz.model import (
     NeedIO,
     OwnCard,
     RemoteOutcome,
+    RemoteQuery,
 )
 
 
@@ -90,15 +91,8 @@ class RemoteAuthorizer(Protocol):
         """Partner ids (``NL-EMS``) of registered eMSPs with a tokens SENDER endpoint."""
         ...
 
-    async def authorize(
-        self,
-        partner_id: str,
-        uid: str,
-        token_type: str,
-        location: LocationRefs | None,
-        deadline_s: float,
-    ) -> RemoteOutcome:
-        """One call; ``uid`` as the charger presented it. Unreachability is an outcome
+    async def authorize(self, partner_id: str, query: RemoteQuery) -> RemoteOutcome:
+        """One call; ``query.uid`` as the charger presented it. Unreachability is an outcome
         (:class:`~csms.authz.model.Unreachable`), not an exception."""
         ...
 

@@ -29,6 +29,7 @@ from csms.authz.model import (
     FallbackRules,
     LocationRefs,
     RemoteOutcome,
+    RemoteQuery,
     RemoteVerdict,
     Unreachable,
     UnreachableKind,
@@ -177,7 +178,7 @@ class RealTime:
         try:
             async with asyncio.timeout(remaining):
                 return await self.remote.authorize(
-                    partner_id, request.uid, request.token_type, refs, remaining
+                    partner_id, RemoteQuery(request.uid, request.token_type, refs, remaining)
                 )
         except TimeoutError:
             return Unreachable(

@@ -33,6 +33,7 @@ from csms.authz.model import (
     CachedToken,
     LocationRefs,
     RemoteOutcome,
+    RemoteQuery,
     RemoteRefused,
     RemoteVerdict,
     TokenUnknown,
@@ -274,24 +275,20 @@ class OcpiRemoteAuthorizer:
     async def partners(self) -> Sequence[str]:
         return [p.key for p in await self.store.partners.registered_partners_with_tokens_sender()]
 
-    async def authorize(
-        self,
-        partner_id: str,
-        uid: str,
-        token_type: str,
-        location: LocationRefs | None,
-        deadline_s: float,
-    ) -> RemoteOutcome:
+    async def authorize(self, partner_id: str, query: RemoteQuery) -> RemoteOutcome:
         partner = await self.store.partners.partner_by_key(partner_id)
         if partner is None or not partner.registered:
             return Unreachable(partner_id, UnreachableKind.NO_ENDPOINT, "partner not registered")
+        location = query.location
         refs = (
             LocationReferences(location.location_id, tuple(location.evse_uids))
             if location is not None
             else None
         )
         try:
-            result = await self.client.authorize(partner, uid, token_type, refs, deadline_s)
+            result = await self.client.authorize(
+                partner, query.uid, query.token_type, refs, query.deadline_s
+            )
         except RoamingError as exc:
             return outcome_of_error(partner.key, exc)
         if isinstance(result, UnknownToken):

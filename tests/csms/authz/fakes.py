@@ -14,6 +14,7 @@ from csms.authz.model import (
     DecisionRecord,
     LocationRefs,
     RemoteOutcome,
+    RemoteQuery,
     Whitelist,
 )
 from csms.store.authorizations import COLUMNS, row_of
@@ -91,17 +92,10 @@ class FakeRemote:
     async def partners(self) -> Sequence[str]:
         return list(self.behaviours)
 
-    async def authorize(
-        self,
-        partner_id: str,
-        uid: str,
-        token_type: str,
-        location: LocationRefs | None,
-        deadline_s: float,
-    ) -> RemoteOutcome:
-        self.calls.append((partner_id, uid, location, deadline_s))
+    async def authorize(self, partner_id: str, query: RemoteQuery) -> RemoteOutcome:
+        self.calls.append((partner_id, query.uid, query.location, query.deadline_s))
         try:
-            return await self.behaviours[partner_id](uid, location)
+            return await self.behaviours[partner_id](query.uid, query.location)
         except asyncio.CancelledError:
             self.cancelled.append(partner_id)
             raise
