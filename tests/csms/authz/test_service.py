@@ -66,7 +66,8 @@ def answer(outcome, delay: float = 0.0):
 
 
 async def hang(uid, location):
-    await asyncio.sleep(3600)
+    """An eMSP that never answers: waits until the service cancels the call."""
+    await asyncio.Event().wait()
     raise AssertionError("unreachable")
 
 
