@@ -180,12 +180,14 @@ async def test_refused_connection_raises_http_error() -> None:
 
 
 async def test_a_cancelled_exchange_closes_its_connection() -> None:
-    hung = asyncio.Event()
+    hung, closed = asyncio.Event(), asyncio.Event()
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         hung.set()
-        await asyncio.sleep(5)
+        await reader.read()  # never answers; returns when the client closes its end
+        writer.close()
+        closed.set()
 
     server, port = await raw_server(answer)
     pool = http11.Pool("127.0.0.1", port)
@@ -194,6 +196,7 @@ async def test_a_cancelled_exchange_closes_its_connection() -> None:
             async with asyncio.timeout(0.2):
                 await pool.request("POST", "/", [], b"{}")
         assert hung.is_set() and pool.idle == 0
+        await wait_until(closed.is_set, what="the cancelled exchange's connection closed")
     finally:
         pool.close()
         server.close()
