@@ -7,9 +7,9 @@ flusher exist only in a process of their own).
 
 from __future__ import annotations
 
+import select
 import subprocess
 import sys
-import time
 
 import orjson
 import structlog
@@ -58,31 +58,41 @@ def test_hot_event_writes_what_log_info_writes() -> None:
 
 
 def test_warning_is_written_at_once_and_info_within_the_flush_interval() -> None:
+    # The child logs "later" when told to on stdin, then blocks on stdin until killed: the
+    # line can only reach stderr through the daemon flusher, never through the exit.
     body = (
         "log.info('before')\n"
         "log.warning('alarm')\n"
         "sys.stdout.write('go\\n'); sys.stdout.flush()\n"
-        "time.sleep(1.0)\n"
+        "sys.stdin.readline()\n"
         "log.info('later')\n"
-        "time.sleep(5)\n"
+        "sys.stdin.readline()\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", PRELUDE + body], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-c", PRELUDE + body],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,  # no read-ahead: select() below sees exactly what the child wrote
     )
     try:
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         assert proc.stdout.readline() == b"go\n"
         # The warning was flushed by the call itself, with the info line before it.
         first, second = proc.stderr.readline(), proc.stderr.readline()
         assert orjson.loads(first)["event"] == "before"
         assert orjson.loads(second)["event"] == "alarm"
-        started = time.monotonic()
-        third = proc.stderr.readline()  # written ~1 s later, flushed by the daemon flusher
+        proc.stdin.write(b"next\n")
+        proc.stdin.flush()
+        # Flushed by the daemon flusher within its interval, well inside 4 s.
+        ready, _, _ = select.select([proc.stderr], [], [], 4.0)
+        assert ready, "the info line was not flushed while the process ran"
+        third = proc.stderr.readline()
         assert orjson.loads(third)["event"] == "later"
-        assert time.monotonic() - started < 4.0  # well before the process exits
+        assert proc.poll() is None  # the child is still running: not flushed by exiting
     finally:
         proc.kill()
-        proc.communicate()  # reaps the child and closes both pipes
+        proc.communicate()  # reaps the child and closes its pipes
 
 
 def test_capture_logs_still_sees_hot_events() -> None:
