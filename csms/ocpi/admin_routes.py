@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from csms.config import Config, ConfigError
-from csms.ocpi.locations import load_catalog, sync_catalog
+from csms.ocpi.locations import load_catalog, sync_catalog, unmapped_connectors
 from csms.store.db import Database
 from roaming import outbox
 from roaming.store.locations import LocationStore
@@ -32,6 +32,11 @@ def admin_routes(
     async def list_locations(request: web.Request) -> web.Response:
         total, items = await locations.page(None, None, 0, 100000)
         return json_response({"total": total, "locations": items})
+
+    @routes.get("/api/locations/unmapped")
+    async def list_unmapped(request: web.Request) -> web.Response:
+        found = await unmapped_connectors(db)
+        return json_response({"unmapped": [u.to_json() for u in found]})
 
     @routes.get("/api/locations/{location_id}")
     async def show_location(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +44,39 @@ OCPP_TO_OCPI_STATUS: dict[str, str] = {
 
 def ocpi_status(ocpp_status: str) -> str:
     return OCPP_TO_OCPI_STATUS.get(ocpp_status, "UNKNOWN")
+
+
+@dataclass(frozen=True, slots=True)
+class UnmappedConnector:
+    """A connector a charger reported that no (non-removed) EVSE stands for."""
+
+    charger_id: str
+    connector_id: int
+    status: str
+    reported_at: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "charger_id": self.charger_id,
+            "connector_id": self.connector_id,
+            "status": self.status,
+            "reported_at": self.reported_at,
+        }
+
+
+async def unmapped_connectors(db: Executor) -> list[UnmappedConnector]:
+    """Connectors seen in StatusNotification (connector 0 excluded) with no EVSE mapping.
+
+    Why it matters: a roaming charge on such a connector cannot name its Location, so
+    its Session and CDR wait until an operator maps it; this list is how they find out.
+    """
+    rows = await db.fetchall(
+        "SELECT c.charger_id, c.connector_id, c.status, c.received_at FROM connectors c "
+        "WHERE c.connector_id > 0 AND NOT EXISTS (SELECT 1 FROM ocpi_evses e "
+        "WHERE e.charger_id = c.charger_id AND e.connector_id = c.connector_id "
+        "AND e.status != 'REMOVED') ORDER BY c.charger_id, c.connector_id"
+    )
+    return [UnmappedConnector(r[0], int(r[1]), r[2], r[3]) for r in rows]
 
 
 def load_catalog(path: str, *, country_code: str, party_id: str) -> Catalog:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import urllib.parse
 
+from tests.support.csms import admin_session
+from tests.support.waiting import wait_until
+
 
 async def test_evse_status_changes_reach_the_emsp(make_world):
     async with make_world() as w:
@@ -76,3 +79,29 @@ async def test_sender_lists_paginate_with_headers(make_world):
         assert [e["uid"] for e in locs.data[0]["evses"]] == ["LOC-1-CP1-1", "LOC-1-CP1-2"]
         tariffs = await emsp.call_peer("GET", "tariffs", "SENDER")
         assert tariffs.data[0]["id"] == "AC-STD" and tariffs.headers["X-Total-Count"] == "1"
+
+
+async def test_connectors_no_evse_maps_are_listed_as_unmapped(make_world):
+    async with (
+        make_world(register=False) as w,
+        w.charger("CP2") as cp,
+        admin_session(w.app) as admin,
+    ):
+        await cp.status(1, "Preparing")
+
+        async def listed() -> list[dict[str, object]]:
+            async with admin.get("/api/locations/unmapped") as resp:
+                assert resp.status == 200
+                return list((await resp.json())["unmapped"])
+
+        async def cp2_preparing() -> bool:
+            return any(u["status"] == "Preparing" for u in await listed())
+
+        await wait_until(cp2_preparing, what="CP2 connector 1 listed as unmapped")
+        rows = await listed()
+        # The boot announced connectors 0, 1 and 2: connector 0 is the whole charger and
+        # never listed; CP1's connectors are mapped in the locations file.
+        assert [(u["charger_id"], u["connector_id"], u["status"]) for u in rows] == [
+            ("CP2", 1, "Preparing"),
+            ("CP2", 2, "Available"),
+        ]
