@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["PerSecond", "millis", "now_millis", "parse", "seconds", "utc_now"]
+__all__ = ["PerSecond", "charger_time", "millis", "now_millis", "parse", "seconds", "utc_now"]
+
+# The charger clock readings used in computation (session start and end, meter reading
+# times). RFC 3339 admits 0001-01-01T00:00:00+14:00 and 9999-12-31T23:59:59-14:00, which
+# no UTC datetime holds, and years a CDR cannot carry (OCPI formats years below 1000
+# without their leading zeros) or that leave no room for the arithmetic done on them.
+USABLE_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+USABLE_UNTIL = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def utc_now() -> datetime:
@@ -37,6 +44,21 @@ def parse(value: str | None) -> datetime | None:
         return dt.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+14:00 and the like
         return None
+
+
+def charger_time(value: str | None) -> datetime | None:
+    """A charger-reported time as aware UTC when it can take part in computation; None
+    when absent, unparsable, or outside ``USABLE_FROM``..``USABLE_UNTIL``.
+
+    Why a window and not just :func:`parse`: a charger's timestamp is kept as sent (the
+    store holds the text), but a session or CDR computed from the year 1 or 9999 breaks
+    the formatting and arithmetic downstream; callers fall back to the time the message
+    was received, so the transaction still starts, stops and is billed.
+    """
+    dt = parse(value)
+    if dt is None or not USABLE_FROM <= dt < USABLE_UNTIL:
+        return None
+    return dt
 
 
 def seconds(dt: datetime) -> str:

@@ -34,8 +34,9 @@ ENERGY = "Energy.Active.Import.Register"
 
 
 def charger_time(value: str | None, fallback: datetime) -> datetime:
-    """A charger-reported timestamp as aware UTC (naive means UTC); fallback if unusable."""
-    return datetimes.parse(value) or fallback
+    """A charger-reported timestamp as aware UTC (naive means UTC); fallback if unusable
+    (see :func:`csms.datetimes.charger_time`: the calendar's edges count as unusable)."""
+    return datetimes.charger_time(value) or fallback
 
 
 def energy_wh(value: str, unit: str | None) -> float | None:
