@@ -28,7 +28,7 @@ from csms import logs
 from csms.authz.ports import Authorizer
 from csms.config import Config
 from csms.datetimes import now_millis
-from csms.ocpp16.connection import ChargerConnection, ConnectionInfo
+from csms.ocpp16.connection import ChargerConnection, ConnectionInfo, Faults
 from csms.ocpp16.datatransfer import VendorHandler, VendorRegistry
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
@@ -81,6 +81,13 @@ class OcppServer:
     _server: Server
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     _writes: ChargerWrites | None = None
+    faults: Faults = field(default_factory=Faults)
+
+    @property
+    def internal_errors(self) -> int:
+        """CALLs answered InternalError since start: each is a bug of ours (see
+        :class:`csms.ocpp16.connection.Faults`), never a charger's bad input."""
+        return self.faults.internal_errors
 
     def register_vendor(
         self, vendor_id: str, handler: VendorHandler, message_id: str | None = None
@@ -108,6 +115,7 @@ class _Endpoint:
         self.gateway = gateway
         self.prefix = config.server.path_prefix.rstrip("/") + "/"
         self.background: set[asyncio.Task[None]] = set()
+        self.faults = Faults()
 
     def _refuse(
         self, ws: ServerConnection, status: HTTPStatus, text: str, charger_id: str | None = None
@@ -190,6 +198,7 @@ class _Endpoint:
             self.handlers,
             info,
             ws.csms_registration,  # type: ignore[attr-defined]
+            self.faults,
         )
         old = self.gateway.attach(conn)
         if old is not None:
@@ -258,4 +267,6 @@ async def start_ocpp_server(
     )
     port = next(iter(server.sockets)).getsockname()[1]
     log.info("ocpp.listening", host=s.host, port=port, tls=bool(s.tls_cert), path=s.path_prefix)
-    return OcppServer(port, gateway, vendors, server, endpoint.background, handlers.writes)
+    return OcppServer(
+        port, gateway, vendors, server, endpoint.background, handlers.writes, endpoint.faults
+    )

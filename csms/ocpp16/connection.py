@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csms.ocpp16 import errors, framing, schemas
 from csms.ocpp16.actions import ALL_OCPP16, CHARGER_INITIATED, SLOW
+from csms.ocpp16.payloads import INTEGER_FIELDS, unstorable_integers
 from csms.ocpp16.wire import DirectTextConnection, send_text_now
 
 log = structlog.get_logger("csms.ocpp")
@@ -39,6 +40,22 @@ class ConnectionInfo:
     connected_at: str
     remote_address: str
     subprotocol: str | None
+
+
+class Faults:
+    """Counts of the server's own failures, shared by every connection; read as plain
+    attributes (e.g. by a metrics endpoint).
+
+    ``internal_errors``: CALLs answered InternalError. Every input the 1.6 schemas admit
+    is answered or refused with the error code that names what is wrong with it, so
+    each InternalError is a bug of ours: counted, and logged once as
+    ``ocpp.internal_error`` with its traceback.
+    """
+
+    __slots__ = ("internal_errors",)
+
+    def __init__(self) -> None:
+        self.internal_errors = 0
 
 
 class Dispatcher(Protocol):
@@ -68,6 +85,7 @@ class ChargerConnection:
         "_closed",
         "_ctx",
         "_dispatcher",
+        "_faults",
         "_pending",
         "_pending_id",
         "_sending",
@@ -86,8 +104,10 @@ class ChargerConnection:
         dispatcher: Dispatcher,
         info: ConnectionInfo,
         registration_status: str,
+        faults: Faults | None = None,
     ) -> None:
         self.charger_id = charger_id
+        self._faults = faults or Faults()
         self.ws = ws
         self.info = info
         self.registration_status = registration_status
@@ -176,7 +196,7 @@ class ChargerConnection:
                 self._sending += 1
                 self._spawn(self._send_later(out))
         except Exception:  # a bug here must not close the transport from data_received
-            log.exception("ocpp.handler_failed", action=frame.action, unique_id=frame.unique_id)
+            self._internal_error(frame, "handler failed", exc_info=True)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -218,6 +238,13 @@ class ChargerConnection:
             schemas.validate_request(action, payload)
         except schemas.SchemaViolation as exc:
             raise errors.OcppError(exc.code, exc.message) from None
+        if action in INTEGER_FIELDS and action != "StopTransaction":  # a stop is always kept
+            for name, digits in unstorable_integers(action, payload).items():
+                raise errors.OcppError(
+                    errors.PROPERTY_CONSTRAINT_VIOLATION,
+                    f"payload.{name} {digits} is outside the signed 64-bit range "
+                    f"[{-(2**63)}, {2**63 - 1}] this central system stores",
+                )
 
     def _result(self, call: framing.Call, response: Any) -> bytes:
         if type(response) is framing.Prepared:  # validated once, when it was prepared
@@ -233,6 +260,21 @@ class ChargerConnection:
     ) -> errors.OcppError:
         """Our answer broke its schema: a bug of ours, logged; the charger gets InternalError."""
         log.error("ocpp.invalid_own_response", action=call.action, reason=exc.message)
+        return self._internal_error(call, "invalid own response", log_it=False)
+
+    def _internal_error(
+        self, call: framing.Call, cause: str, exc_info: bool = False, log_it: bool = True
+    ) -> errors.OcppError:
+        """Count one InternalError (see :class:`Faults`), log it once, return the error."""
+        self._faults.internal_errors += 1
+        if log_it:
+            log.error(
+                "ocpp.internal_error",
+                action=call.action,
+                unique_id=call.unique_id,
+                cause=cause,
+                exc_info=exc_info,
+            )
         return errors.OcppError(errors.INTERNAL_ERROR, "internal error")
 
     def _error(self, call: framing.Call, exc: errors.OcppError) -> bytes:
@@ -257,8 +299,7 @@ class ChargerConnection:
         except schemas.SchemaViolation as exc:  # a response the dispatcher prepared itself
             return self._error(call, self._own_response_invalid(call, exc))
         except Exception:
-            log.exception("ocpp.handler_failed", action=call.action, unique_id=call.unique_id)
-            return framing.error(call.unique_id, errors.INTERNAL_ERROR, "internal error")
+            return self._error(call, self._internal_error(call, "handler failed", exc_info=True))
 
     async def _answer(self, call: framing.Call, validated: bool = False) -> None:
         try:
@@ -271,8 +312,7 @@ class ChargerConnection:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("ocpp.handler_failed", action=call.action, unique_id=call.unique_id)
-            out = framing.error(call.unique_id, errors.INTERNAL_ERROR, "internal error")
+            out = self._error(call, self._internal_error(call, "handler failed", exc_info=True))
         await self._send(out)
 
     async def _send(self, data: bytes) -> None:

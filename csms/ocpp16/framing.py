@@ -4,10 +4,19 @@ Parsing never raises anything but :class:`FrameError`, which carries the CALLERR
 When the unique id cannot be read (not JSON, not an array, id not a string) the answer
 uses unique id ``"-1"``: the charger cannot correlate it, but it learns its frame was bad
 and the exchange is logged on both sides.
+
+Integers are read exactly. orjson reads an integer literal beyond 64 bits as a float,
+which the 1.6 schemas (``"type": "integer"``, draft 4) then refuse as the wrong type,
+although the charger sent an integer; a StopTransaction so refused would be lost. Such
+a frame (one with a run of 19 or more digits, rare: idTags are at most 20 characters)
+is read again with the standard library's parser, which keeps integers exact, so the
+value reaches the checks that decide what can be stored.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +64,24 @@ class FrameError(Exception):
         self.reply = reply
 
 
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
+
+
+def _exact(raw: str | bytes, msg: Any) -> Any:
+    """``msg`` again with exact integers, when ``raw`` may hold one orjson rounded."""
+    found = (_LONG_DIGITS if isinstance(raw, bytes) else _LONG_DIGITS_TEXT).search(raw)  # type: ignore[arg-type]
+    if found is None:
+        return msg
+    try:
+        return json.loads(raw)
+    except ValueError:  # e.g. more digits than int() converts: keep orjson's reading
+        return msg
+
+
 def parse(raw: str | bytes) -> Frame:
     try:
-        msg = orjson.loads(raw)
+        msg = _exact(raw, orjson.loads(raw))
     except orjson.JSONDecodeError:
         raise FrameError(
             errors.FORMATION_VIOLATION, "frame is not valid JSON", UNKNOWN_ID

@@ -35,7 +35,13 @@ from csms.ocpp16.connection import RECEIVED_AT
 from csms.ocpp16.datatransfer import VendorRegistry
 from csms.ocpp16.events import ChargerEvents
 from csms.ocpp16.framing import Prepared
-from csms.ocpp16.payloads import boot_info, samples_of, status_report, transaction_stop
+from csms.ocpp16.payloads import (
+    boot_info,
+    samples_of,
+    status_report,
+    transaction_stop,
+    unstorable_integers,
+)
 from csms.store.charger_writes import ChargerWrites
 from csms.store.chargers import ChargerRepo, ConnectorRepo
 from csms.store.db import Database
@@ -250,18 +256,19 @@ class Handlers:
         return {"transactionId": txn.id, "idTagInfo": _decision_info(d)}
 
     async def stop_transaction(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-        cid, stop, now = conn.charger_id, transaction_stop(p), now_millis()
+        cid, now = conn.charger_id, now_millis()
+        stop, raw = transaction_stop(p), unstorable_integers("StopTransaction", p)
         tid = stop.transaction_id
         samples = samples_of(stop.transaction_data or [])
         kind: str | None = None
         async with self.db.transaction() as tx:
-            txn = await TransactionRepo.get_in(tx, tid)
+            txn = None if "transactionId" in raw else await TransactionRepo.get_in(tx, tid)
             if txn is None or txn.charger_id != cid:
                 kind = "orphan"
             elif not txn.active:
                 kind = "duplicate"
             if kind is not None:
-                await TransactionRepo.add_stop_record(tx, cid, kind, stop, now)
+                await TransactionRepo.add_stop_record(tx, cid, kind, stop, now, raw)
             else:
                 assert txn is not None
                 if samples:
@@ -271,10 +278,12 @@ class Handlers:
                     await self.events.meter_values(
                         tx, cid, MeterReport(txn.connector_id, tid, samples)
                     )
-                txn = await TransactionRepo.stop(tx, stop, now)
+                txn = await TransactionRepo.stop(tx, stop, now, raw.get("meterStop"))
                 await self.events.transaction_stopped(tx, txn)
         if kind is not None:
-            log.warning("ocpp.stop_unmatched", transaction_id=tid, kind=kind)
+            log.warning(
+                "ocpp.stop_unmatched", transaction_id=raw.get("transactionId", tid), kind=kind
+            )
         else:
             log.info("ocpp.transaction_stopped", transaction_id=tid, reason=p.get("reason"))
         stop_tag = p.get("idTag")

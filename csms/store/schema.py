@@ -204,6 +204,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         DROP INDEX IF EXISTS authorizations_recent;
         """,
     ),
+    (
+        # Integers beyond the signed 64 bits SQLite stores, in a StopTransaction (the
+        # 1.6 schemas bound none): the stop is kept all the same, the out-of-range
+        # values as their exact decimal text. ``stop_records.raw_integers`` is a JSON
+        # object {field: "digits"} (its integer columns then hold 0: the NOT NULL
+        # columns cannot hold the value); ``transactions.meter_stop_raw`` is the
+        # meterStop of a stop whose meter_stop is NULL for that reason.
+        "0011_ocpp_edges",
+        """
+        ALTER TABLE stop_records ADD COLUMN raw_integers TEXT;
+        ALTER TABLE transactions ADD COLUMN meter_stop_raw TEXT;
+        """,
+    ),
 ]
 
 

@@ -119,16 +119,21 @@ class TransactionRepo:
         return _record(row) if row else None
 
     @staticmethod
-    async def stop(ex: Executor, stop: TransactionStop, received_at: str) -> TransactionRecord:
+    async def stop(
+        ex: Executor, stop: TransactionStop, received_at: str, meter_stop_raw: str | None = None
+    ) -> TransactionRecord:
+        """Stop the transaction. ``meter_stop_raw``: the meterStop as decimal text when it
+        does not fit the column (``meter_stop`` is then NULL, as for a stop without one)."""
         await ex.execute(
             "UPDATE transactions SET meter_stop = ?, stop_timestamp = ?, stop_received_at = ?, "
-            "stop_reason = ?, stop_id_tag = ? WHERE id = ?",
+            "stop_reason = ?, stop_id_tag = ?, meter_stop_raw = ? WHERE id = ?",
             (
-                stop.meter_stop,
+                stop.meter_stop if meter_stop_raw is None else None,
                 stop.timestamp,
                 received_at,
                 stop.reason,
                 stop.id_tag,
+                meter_stop_raw,
                 stop.transaction_id,
             ),
         )
@@ -138,13 +143,21 @@ class TransactionRepo:
 
     @staticmethod
     async def add_stop_record(
-        ex: Executor, charger_id: str, kind: str, stop: TransactionStop, received_at: str
+        ex: Executor,
+        charger_id: str,
+        kind: str,
+        stop: TransactionStop,
+        received_at: str,
+        raw_integers: dict[str, str] | None = None,
     ) -> int:
-        """Keep a stop that stopped nothing (``kind``: "orphan" or "duplicate") as sent."""
+        """Keep a stop that stopped nothing (``kind``: "orphan" or "duplicate") as sent.
+        ``raw_integers``: fields whose value no integer column holds, as exact decimal
+        text (``stop`` then carries 0 for them)."""
         data = stop.transaction_data
         return await ex.insert(
             "INSERT INTO stop_records (charger_id, transaction_id, kind, id_tag, meter_stop, "
-            "stop_timestamp, reason, transaction_data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "stop_timestamp, reason, transaction_data, received_at, raw_integers) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 charger_id,
                 stop.transaction_id,
@@ -155,5 +168,6 @@ class TransactionRepo:
                 stop.reason,
                 orjson.dumps(data).decode() if data is not None else None,
                 received_at,
+                orjson.dumps(raw_integers).decode() if raw_integers else None,
             ),
         )
