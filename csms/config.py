@@ -53,6 +53,29 @@ class ServerConfig:
     # (0 = the interpreter's own generations), and one full collection per interval.
     gc_freeze_interval_s: float = 1.0
     gc_full_collect_interval_s: float = 3600.0
+    # Per connection (csms/ocpp16/connection.py, wire.py): a charger's CALLs that wait on
+    # I/O at once (beyond them its socket is not read until one is answered), and the
+    # bytes of its frames handled per turn of the event loop (then the others' turn).
+    max_calls_in_flight: int = 4
+    read_budget_bytes: int = 4096
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """Throttling of failed HTTP Basic authentication at the OCPP handshake.
+
+    After ``auth_failures_per_charger`` failures for one charge point id, or
+    ``auth_failures_per_address`` from one source address, within
+    ``auth_failure_window_s``, further attempts are answered 429 without checking the
+    password (no scrypt run) until the window has passed; a password already verified
+    on this server is still accepted. ``auth_throttle_entries`` bounds each table of
+    ids and addresses tracked (the least recently failing are forgotten first).
+    """
+
+    auth_failures_per_charger: int = 5
+    auth_failures_per_address: int = 20
+    auth_failure_window_s: float = 60.0
+    auth_throttle_entries: int = 10000
 
 
 @dataclass(frozen=True)
@@ -129,6 +152,7 @@ class PartnerOverride:
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     ocpi: OcpiConfig = field(default_factory=OcpiConfig)
@@ -242,6 +266,12 @@ def _validate(cfg: Config) -> None:
     positive("server.call_timeout_s", cfg.server.call_timeout_s)
     positive("server.max_message_bytes", cfg.server.max_message_bytes)
     positive("server.gc_full_collect_interval_s", cfg.server.gc_full_collect_interval_s)
+    positive("server.max_calls_in_flight", cfg.server.max_calls_in_flight)
+    positive("server.read_budget_bytes", cfg.server.read_budget_bytes)
+    positive("security.auth_failures_per_charger", cfg.security.auth_failures_per_charger)
+    positive("security.auth_failures_per_address", cfg.security.auth_failures_per_address)
+    positive("security.auth_failure_window_s", cfg.security.auth_failure_window_s)
+    positive("security.auth_throttle_entries", cfg.security.auth_throttle_entries)
     if cfg.server.gc_freeze_interval_s < 0:
         raise ConfigError(
             "server.gc_freeze_interval_s",

@@ -199,7 +199,10 @@ class _Endpoint:
             info,
             ws.csms_registration,  # type: ignore[attr-defined]
             self.faults,
+            self.config.server.max_calls_in_flight,
         )
+        if isinstance(ws, DirectTextConnection):
+            ws.turn_budget = self.config.server.read_budget_bytes
         old = self.gateway.attach(conn)
         if old is not None:
             log.info(

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from csms.ocpp16 import errors, framing, schemas
 from csms.ocpp16.actions import ALL_OCPP16, CHARGER_INITIATED, SLOW
 from csms.ocpp16.payloads import INTEGER_FIELDS, unstorable_integers
-from csms.ocpp16.wire import DirectTextConnection, send_text_now
+from csms.ocpp16.wire import HOLD, DirectTextConnection, send_text_now
 
 log = structlog.get_logger("csms.ocpp")
 
@@ -77,7 +77,23 @@ class Dispatcher(Protocol):
     ) -> Any: ...
 
 
+DEFAULT_MAX_CALLS_IN_FLIGHT = 4
+
+
 class ChargerConnection:
+    """One charger's session.
+
+    CALLs in flight. OCPP-J 1.6 lets a charger send one CALL at a time. A charger's
+    CALLs that wait on I/O (:data:`SLOW`) run in tasks; at most ``max_calls_in_flight``
+    of them at once. The excess is not refused: it is not *read*. Reading from the
+    socket stops until one in flight is answered, so the charger's own TCP window holds
+    its flood back, nothing it sent is lost or answered with an error it would retry,
+    and the server keeps a fixed amount per connection whatever is pipelined. Likewise
+    while an answer waits for the charger's socket to drain (it does not read), nothing
+    more is read from it. Results to our own CALLs are taken at any time (they cost no
+    work), so a charger answers a GetConfiguration while its Authorize is pending.
+    """
+
     # Slots, and a call lock made on first use: thousands of mostly idle connections each
     # carry this object, so its size shows in RSS per connection.
     __slots__ = (
@@ -86,9 +102,12 @@ class ChargerConnection:
         "_ctx",
         "_dispatcher",
         "_faults",
+        "_in_flight",
+        "_max_in_flight",
         "_pending",
         "_pending_id",
         "_sending",
+        "_slot_waiter",
         "_tasks",
         "charger_id",
         "info",
@@ -105,9 +124,13 @@ class ChargerConnection:
         info: ConnectionInfo,
         registration_status: str,
         faults: Faults | None = None,
+        max_calls_in_flight: int = DEFAULT_MAX_CALLS_IN_FLIGHT,
     ) -> None:
         self.charger_id = charger_id
         self._faults = faults or Faults()
+        self._max_in_flight = max(1, max_calls_in_flight)
+        self._in_flight = 0
+        self._slot_waiter: asyncio.Future[None] | None = None
         self.ws = ws
         self.info = info
         self.registration_status = registration_status
@@ -124,6 +147,11 @@ class ChargerConnection:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def calls_in_flight(self) -> int:
+        """The charger's CALLs read and not yet answered (those running in tasks)."""
+        return self._in_flight
 
     async def serve(self) -> None:
         """Read until the socket closes; then fail our pending call and stop handler tasks.
@@ -145,14 +173,18 @@ class ChargerConnection:
                     await self._bad_frame(exc)
                     continue
                 if type(frame) is framing.Call:
-                    RECEIVED_AT.set(monotonic())
                     if frame.action in SLOW:
+                        while self._in_flight >= self._max_in_flight:
+                            await self._slot()  # meanwhile the library's queue fills and
+                            # it stops reading the socket
+                        RECEIVED_AT.set(monotonic())
                         out = self._answer_now(frame)
                         if out is not None:
                             await self._send(out)
                             continue
-                        self._spawn(self._answer(frame, validated=True))
+                        self._spawn_call(self._answer(frame, validated=True))
                     else:
+                        RECEIVED_AT.set(monotonic())
                         await self._answer(frame)
                 else:
                     self._resolve(frame)  # type: ignore[arg-type]
@@ -162,18 +194,21 @@ class ChargerConnection:
             if isinstance(ws, DirectTextConnection):
                 ws.on_text = None
             self._closed = True
+            if self._slot_waiter is not None and not self._slot_waiter.done():
+                self._slot_waiter.cancel()
             if self._pending is not None and not self._pending.done():
                 self._pending.set_exception(errors.ChargerNotConnected(self.charger_id))
             for task in list(self._tasks):
                 task.cancel()
 
-    def _on_text(self, data: bytes) -> bool:
+    def _on_text(self, data: bytes) -> bool | None:
         """Handle one complete text frame inside ``data_received``; False leaves it to the
-        read loop (bad frames, which it reports; actions it answers in order; and every
-        frame while a direct answer is still waiting for the socket to drain, so a charger
-        that stops reading stops being read). Never raises into the transport."""
+        read loop (bad frames, which it reports; actions it answers in order); HOLD stops
+        reading until :meth:`_release` (an answer still waits for the socket to drain, so
+        a charger that stops reading stops being read; or a CALL beyond the ones allowed
+        in flight). Never raises into the transport."""
         if self._sending:
-            return False
+            return HOLD
         try:
             frame = framing.parse(data)
         except framing.FrameError:
@@ -181,6 +216,8 @@ class ChargerConnection:
         if type(frame) is framing.Call:
             if frame.action not in SLOW:
                 return False
+            if self._in_flight >= self._max_in_flight:
+                return HOLD
             self._ctx.run(self._call_now, frame)  # type: ignore[union-attr]
         else:
             self._ctx.run(self._resolve, frame)  # type: ignore[union-attr, arg-type]
@@ -191,23 +228,52 @@ class ChargerConnection:
         try:
             out = self._answer_now(frame)
             if out is None:
-                self._spawn(self._answer(frame, validated=True))
+                self._spawn_call(self._answer(frame, validated=True))
             elif not send_text_now(self.ws, out):
                 self._sending += 1
                 self._spawn(self._send_later(out))
         except Exception:  # a bug here must not close the transport from data_received
             self._internal_error(frame, "handler failed", exc_info=True)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _spawn_call(self, coro: Any) -> None:
+        """Answer a charger's CALL in a task, counted among its CALLs in flight."""
+        self._in_flight += 1
+        self._spawn(coro).add_done_callback(self._call_done)
+
+    def _call_done(self, _: asyncio.Task[None]) -> None:
+        self._in_flight -= 1
+        waiter = self._slot_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._release()
+
+    async def _slot(self) -> None:
+        """Wait until a CALL in flight is answered."""
+        waiter = self._slot_waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._slot_waiter = None
+
+    def _release(self) -> None:
+        """Let the socket's held frames be read again (see :class:`DirectTextConnection`)."""
+        release = getattr(self.ws, "release", None)
+        if release is not None:
+            release()
 
     async def _send_later(self, data: bytes) -> None:
         try:
             await self._send(data)
         finally:
             self._sending -= 1
+            if not self._sending:
+                self._release()
 
     async def _bad_frame(self, exc: framing.FrameError) -> None:
         log.warning(

@@ -20,6 +20,7 @@ against the library's own frame serialisation.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,17 @@ except ImportError:  # pragma: no cover - a pure-Python websockets build
 
 _OPEN = State.OPEN
 _CLOSED = State.CLOSED
+
+# What ``on_text`` answers for a frame: taken (handled), declined (fed to the library), or
+# HOLD: not now. A held frame and every byte after it stay with the connection, reading
+# from the socket stops, and :meth:`DirectTextConnection.release` goes on from that frame.
+HOLD = None
+OnText = Callable[[bytes], bool | None]
+
+# Who holds the socket's reading paused (bits): the library (its queue of received
+# messages is full) and this connection (bytes held back, see HOLD and the turn budget).
+_BY_LIBRARY = 1
+_BY_US = 2
 
 
 def _text_header(n: int) -> bytes:
@@ -70,6 +82,10 @@ def send_text_now(ws: Any, data: bytes) -> bool:
     return True
 
 
+def _nothing() -> None:
+    return None
+
+
 class DirectTextConnection(ServerConnection):
     """A server connection that hands complete, simple data frames straight to a callback.
 
@@ -92,15 +108,92 @@ class DirectTextConnection(ServerConnection):
     after the handshake (a client that pipelined frames before the 101 stays on the
     library path), and never without the protocol attributes it reads (``reader``,
     ``current_size``, ``max_message_size``; websockets 15 to 17).
+
+    Fairness and bounded memory. Why: one charger pipelining 100,000 frames used to have
+    them all answered inside its ``data_received`` calls (each up to a whole socket
+    read), while every other charger waited, and its slow CALLs became one task each.
+    Now (a) at most ``turn_budget`` bytes of frames are handled per turn of the event
+    loop: the rest is held, reading paused, and handling goes on in the next turn, after
+    the other sockets' events; (b) ``on_text`` may answer :data:`HOLD` (the charger has
+    too many CALLs in flight, or our answers wait for its socket to drain): the frame
+    and what follows are held and reading stays paused until :meth:`release`. The
+    library's own pause (its queue of received messages is full) and ours are kept
+    apart, so neither resumes a socket the other paused. What one connection holds is
+    then bounded: one socket read of held bytes, the library's queue, the kernel's
+    buffers, and its CALLs in flight.
     """
 
-    on_text: Callable[[bytes], bool] | None = None
+    on_text: OnText | None = None
+    turn_budget: int = 4096  # bytes of frames handled per event-loop turn
     _scan: bool | None = None  # None until the first bytes after the handshake
     _partial: bytearray | None = None  # the start of a simple frame still arriving
     _owed = 0  # bytes of a frame being passed to the library that are still to come
     _limit: int | None = None
+    _held: bytes | None = None  # frames not handled yet, from a frame boundary
+    _paused_by = 0  # _BY_LIBRARY | _BY_US
+    _release_due = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Route the library's pause and resume of reading through :meth:`_pause` /
+        :meth:`_resume`, which know of our own pause too."""
+        super().connection_made(transport)
+        messages = getattr(self, "recv_messages", None)
+        if messages is not None and hasattr(messages, "pause") and hasattr(messages, "resume"):
+            messages.pause = self._library_pause
+            messages.resume = self._library_resume
+
+    def _library_pause(self) -> None:
+        self._pause(_BY_LIBRARY)
+
+    def _library_resume(self) -> None:
+        self._resume(_BY_LIBRARY)
+
+    def _pause(self, who: int) -> None:
+        if not self._paused_by:
+            self.transport.pause_reading()
+        self._paused_by |= who
+
+    def _resume(self, who: int) -> None:
+        if not self._paused_by & who:
+            return
+        self._paused_by &= ~who
+        if not self._paused_by and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    @property
+    def holding(self) -> int:
+        """Bytes received and not handled yet (held back, see the class doc)."""
+        return len(self._held) if self._held is not None else 0
+
+    def release(self) -> None:
+        """Go on with held frames (in a later turn of the loop), e.g. once a CALL in
+        flight is answered; nothing to do when nothing is held."""
+        if self._held is not None and not self._release_due:
+            self._release_due = True
+            asyncio.get_running_loop().call_soon(self._go_on)
+
+    def _go_on(self) -> None:
+        self._release_due = False
+        held, self._held = self._held, None
+        if held is None or self.transport.is_closing():
+            return
+        self._take(held)
+        if self._held is None:
+            self._resume(_BY_US)
+
+    def _hold(self, rest: bytes, turn_over: bool) -> None:
+        """Keep ``rest`` (from a frame boundary) and stop reading; ``turn_over``: go on by
+        itself in the next turn of the loop (the turn's budget is spent), else wait for
+        :meth:`release`."""
+        self._held = rest
+        self._pause(_BY_US)
+        if turn_over:
+            self.release()
 
     def data_received(self, data: bytes) -> None:
+        if self._held is not None:  # read before the pause took effect: keep the order
+            self._held += data
+            return
         scan = self._scan
         if scan is None:
             if self.protocol.state is not _OPEN:  # the handshake's bytes
@@ -125,6 +218,10 @@ class DirectTextConnection(ServerConnection):
         after its own ``connection_lost`` and never steps the parser again.
         """
         super().connection_lost(exc)
+        self._held = None
+        messages = getattr(self, "recv_messages", None)
+        if messages is not None and getattr(messages, "pause", None) == self._library_pause:
+            messages.pause = messages.resume = _nothing  # our bound methods: a cycle
         protocol = self.protocol
         parser = getattr(protocol, "parser", None)
         if protocol.state is _CLOSED and parser is not None and hasattr(parser, "close"):
@@ -167,10 +264,14 @@ class DirectTextConnection(ServerConnection):
         pos = 0
         limit = self._limit
         on_text = self.on_text
+        budget_end = self.turn_budget  # handle frames up to this offset in this turn
         # Only a frame the library parses can change its state (close) or start a
         # fragmented message, so this is read again after each frame fed to it.
         ready = self._library_idle()
         while size - pos >= 2:
+            if pos >= budget_end:
+                self._hold(bytes(buf[pos:]), turn_over=True)
+                return
             b0 = buf[pos]
             b1 = buf[pos + 1]
             length = b1 & 0x7F
@@ -207,7 +308,11 @@ class DirectTextConnection(ServerConnection):
             if end > size:
                 break
             payload = apply_mask(buf[pos + head : end], buf[pos + head - 4 : pos + head])
-            if not on_text(payload):  # type: ignore[misc]
+            taken = on_text(payload)  # type: ignore[misc]
+            if taken is HOLD:
+                self._hold(bytes(buf[pos:]), turn_over=False)
+                return
+            if not taken:
                 feed(buf[pos:end])
                 ready = self._library_idle()
             pos = end

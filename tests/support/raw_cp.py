@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,9 @@ class RawChargePoint:
         self.ws = ws
         self.reply = reply
         self.received: list[tuple[str, dict[str, Any]]] = []
+        # Answers to frames sent by :meth:`flood` (nobody waits on them), by kind.
+        self.flood_results = 0
+        self.flood_errors: dict[str, int] = {}
         self._pending: dict[str, asyncio.Future[list[Any]]] = {}
         self._n = 0
         self._reader = asyncio.create_task(self._read())
@@ -67,6 +70,21 @@ class RawChargePoint:
         await self.ws.send(json.dumps([2, uid, action, payload]))
         return await asyncio.wait_for(fut, timeout)
 
+    async def flood(self, action: str, payloads: Iterable[dict[str, Any]]) -> int:
+        """Pipeline one CALL per payload without waiting for any answer (as a hostile or
+        broken charger would); returns how many were sent. The answers are counted in
+        ``flood_results`` / ``flood_errors``. Each send waits only for the socket to
+        take the bytes, so a server that stops reading holds the flood back here."""
+        sent = 0
+        for payload in payloads:
+            sent += 1
+            await self.ws.send(json.dumps([2, f"flood-{sent}", action, payload]))
+        return sent
+
+    @property
+    def flood_answered(self) -> int:
+        return self.flood_results + sum(self.flood_errors.values())
+
     async def _read(self) -> None:
         try:
             async for text in self.ws:
@@ -83,8 +101,19 @@ class RawChargePoint:
                         )
                 elif frame[1] in self._pending:
                     self._pending.pop(frame[1]).set_result(frame)
+                elif str(frame[1]).startswith("flood-"):
+                    if frame[0] == 3:
+                        self.flood_results += 1
+                    else:
+                        self.flood_errors[frame[2]] = self.flood_errors.get(frame[2], 0) + 1
         except websockets.ConnectionClosed:
             pass
+
+    async def abort(self) -> None:
+        """Drop the TCP connection without a closing handshake (a flooder's close frame
+        would wait behind everything it sent that the server has not read yet)."""
+        self.ws.transport.abort()
+        await self.close()
 
     async def close(self) -> None:
         await self.ws.close()
