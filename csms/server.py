@@ -4,8 +4,11 @@ Everything that can be refused is refused at the HTTP handshake with a status an
 plain-text reason, before any OCPP traffic: a bad path (404), an invalid id (400), a
 client not offering subprotocol ``ocpp1.6`` (400), an unknown id under policy
 ``reject`` (404), missing or wrong HTTP Basic credentials for a charger that has a
-password (401 + ``WWW-Authenticate: Basic``). A second connection for the same id
-replaces the first, which is closed; there are never two live sessions for one id.
+password (401 + ``WWW-Authenticate: Basic``), and, once too many attempts for that id
+or from that address have failed, any password that would need checking (429 +
+``Retry-After``, no scrypt run: see :mod:`csms.ocpp16.throttle`). A second connection
+for the same id replaces the first, which is closed; there are never two live
+sessions for one id.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import math
 import ssl
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import unquote
@@ -33,11 +38,12 @@ from csms.ocpp16.datatransfer import VendorHandler, VendorRegistry
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.handlers import Handlers
+from csms.ocpp16.throttle import AuthThrottle, ThrottleLimits
 from csms.ocpp16.wire import DirectTextConnection
 from csms.store.charger_writes import AuthFactsReader, ChargerWrites
 from csms.store.chargers import ChargerRepo, charger_id_problem
 from csms.store.db import Database
-from csms.store.passwords import check_password
+from csms.store.passwords import PasswordChecker
 
 SUBPROTOCOL = "ocpp1.6"
 log = structlog.get_logger("csms.ocpp")
@@ -82,6 +88,8 @@ class OcppServer:
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     _writes: ChargerWrites | None = None
     faults: Faults = field(default_factory=Faults)
+    passwords: PasswordChecker = field(default_factory=PasswordChecker)
+    throttle: AuthThrottle | None = None
 
     @property
     def internal_errors(self) -> int:
@@ -99,6 +107,7 @@ class OcppServer:
         await self._server.wait_closed()
         if self._writes is not None:
             await self._writes.close()
+        self.passwords.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -107,8 +116,26 @@ class OcppServer:
 class _Endpoint:
     """The handshake checks and the per-connection handler, sharing config and store."""
 
-    def __init__(self, config: Config, db: Database, handlers: Handlers, gateway: ChargerGateway):
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        handlers: Handlers,
+        gateway: ChargerGateway,
+        passwords: PasswordChecker,
+    ):
         self.config = config
+        self.passwords = passwords
+        sec = config.security
+        self.throttle = AuthThrottle(
+            ThrottleLimits(
+                sec.auth_failures_per_charger,
+                sec.auth_failures_per_address,
+                sec.auth_failure_window_s,
+                sec.auth_throttle_entries,
+            ),
+            time.monotonic,
+        )
         self.chargers = ChargerRepo(db)
         self.auth_facts = AuthFactsReader(db)
         self.handlers = handlers
@@ -162,24 +189,51 @@ class _Endpoint:
             facts = (status, None)
         registration, pw_hash = facts
         if pw_hash is not None:
-            creds = _basic_credentials(request.headers)
-            ok = (
-                creds is not None
-                and creds[0] == charger_id
-                and await check_password(charger_id, creds[1], pw_hash)
-            )
-            if not ok:
-                response = self._refuse(
-                    ws,
-                    HTTPStatus.UNAUTHORIZED,
-                    "HTTP Basic credentials missing or wrong (user = charge point id)",
-                    charger_id,
-                )
-                response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
-                return response
+            refused = await self._authenticate(ws, request, charger_id, pw_hash)
+            if refused is not None:
+                return refused
         ws.csms_charger_id = charger_id  # type: ignore[attr-defined]
         ws.csms_registration = registration  # type: ignore[attr-defined]
         return None
+
+    async def _authenticate(
+        self, ws: ServerConnection, request: Request, charger_id: str, pw_hash: str
+    ) -> Response | None:
+        """None when the Basic credentials are right; else the refusal. A password the
+        verified-cache decides costs no scrypt and is answered whatever the throttle
+        says (a charger that authenticated before is never locked out by someone else's
+        guessing); any other is checked only while neither this id nor this address is
+        over its failure limit, else answered 429."""
+        creds = _basic_credentials(request.headers)
+        remote = ws.remote_address
+        address = str(remote[0]) if remote else ""
+        ok: bool | None = False
+        if creds is not None and creds[0] == charger_id:
+            ok = self.passwords.known(charger_id, creds[1], pw_hash)
+            if ok is None:
+                wait = self.throttle.retry_after(charger_id, address)
+                if wait is not None:
+                    response = self._refuse(
+                        ws,
+                        HTTPStatus.TOO_MANY_REQUESTS,
+                        "too many failed authentication attempts; retry later",
+                        charger_id,
+                    )
+                    response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                    return response
+                ok = await self.passwords.check(charger_id, creds[1], pw_hash)
+        if ok:
+            self.throttle.succeeded(charger_id)
+            return None
+        self.throttle.failed(charger_id, address)
+        response = self._refuse(
+            ws,
+            HTTPStatus.UNAUTHORIZED,
+            "HTTP Basic credentials missing or wrong (user = charge point id)",
+            charger_id,
+        )
+        response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
+        return response
 
     async def handler(self, ws: ServerConnection) -> None:
         charger_id: str = ws.csms_charger_id  # type: ignore[attr-defined]
@@ -244,16 +298,19 @@ async def start_ocpp_server(
     events: ChargerEvents | None = None,
     vendors: VendorRegistry | None = None,
     gateway: ChargerGateway | None = None,
+    passwords: PasswordChecker | None = None,
 ) -> OcppServer:
     """Bind and serve; returns once listening. ``config.server.port`` may be 0.
 
     ``gateway`` is passed in when other parts (admin API, OCPI commands) are built
-    before the server listens and must hold the same gateway.
+    before the server listens and must hold the same gateway. ``passwords`` checks
+    HTTP Basic passwords (tests pass one with a counting verifier).
     """
+    passwords = passwords or PasswordChecker()
     vendors = vendors or VendorRegistry()
     gateway = gateway or ChargerGateway(config.server.call_timeout_s)
     handlers = Handlers(config, db, authorizer, events or NoEvents(), vendors)
-    endpoint = _Endpoint(config, db, handlers, gateway)
+    endpoint = _Endpoint(config, db, handlers, gateway, passwords)
     s = config.server
     server = await serve(
         endpoint.handler,
@@ -271,5 +328,13 @@ async def start_ocpp_server(
     port = next(iter(server.sockets)).getsockname()[1]
     log.info("ocpp.listening", host=s.host, port=port, tls=bool(s.tls_cert), path=s.path_prefix)
     return OcppServer(
-        port, gateway, vendors, server, endpoint.background, handlers.writes, endpoint.faults
+        port,
+        gateway,
+        vendors,
+        server,
+        endpoint.background,
+        handlers.writes,
+        endpoint.faults,
+        passwords,
+        endpoint.throttle,
     )

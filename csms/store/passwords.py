@@ -1,10 +1,19 @@
 """Charge point passwords (OCPP security profile 1, HTTP Basic): scrypt with a random salt.
 
-Why a verified-cache: scrypt is deliberately slow (tens of ms), and a reconnect storm of
-thousands of chargers would spend minutes of CPU re-deriving the same keys. After one
-successful check we keep an HMAC of the presented password under a per-process random
-key, so a repeat check is one HMAC and a constant-time compare; a changed stored hash
-invalidates the entry.
+Why a verified-cache: scrypt is deliberately slow (tens of ms) and memory-hard (16 MB a
+check), and a reconnect storm of thousands of chargers would spend minutes of CPU
+re-deriving the same keys. After one successful check we keep an HMAC of the presented
+password under a per-process random key (never the password itself), per charger, so
+a repeat check is one HMAC and a constant-time compare, and a *different* password for
+that charger is known wrong without scrypt either; a changed stored hash invalidates
+the entry. The cache holds one entry per charger that authenticated, so it is bounded
+by the registry.
+
+Why one dedicated thread for scrypt: each check allocates 16 MB, and the C allocator
+keeps such blocks in a per-thread arena after they are freed; checks spread over the
+default pool's threads left one retained arena each (memory that never came back after
+a burst of wrong passwords). One thread bounds that to one check's worth, and bounds
+the CPU that password checks take from the server's other work to one core.
 """
 
 from __future__ import annotations
@@ -14,10 +23,12 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
-_PROCESS_KEY = secrets.token_bytes(32)
-_verified: dict[str, tuple[str, bytes]] = {}
+
+Verify = Callable[[str, str], bool]
 
 
 def hash_password(password: str) -> str:
@@ -42,13 +53,43 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(derived, key)
 
 
-async def check_password(charger_id: str, password: str, stored: str) -> bool:
-    """:func:`verify_password` off the event loop, memoised per charger (see module doc)."""
-    tag = hmac.new(_PROCESS_KEY, password.encode(), hashlib.sha256).digest()
-    hit = _verified.get(charger_id)
-    if hit is not None and hit[0] == stored:
-        return hmac.compare_digest(hit[1], tag)
-    ok = await asyncio.to_thread(verify_password, password, stored)
-    if ok:
-        _verified[charger_id] = (stored, tag)
-    return ok
+class PasswordChecker:
+    """Checks presented passwords against stored hashes: from the verified-cache when it
+    can tell, else with ``verify`` (scrypt) in one dedicated thread (see module doc).
+    ``verify`` is injectable so tests can count the real checks."""
+
+    def __init__(self, verify: Verify | None = None) -> None:
+        self.verify = verify
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[str, tuple[str, bytes]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _tag(self, password: str) -> bytes:
+        return hmac.new(self._key, password.encode(), hashlib.sha256).digest()
+
+    def known(self, charger_id: str, password: str, stored: str) -> bool | None:
+        """True/False when the cache decides (a password verified before for this stored
+        hash, or a different one); None when only :meth:`check` can tell."""
+        hit = self._verified.get(charger_id)
+        if hit is None or hit[0] != stored:
+            return None
+        return hmac.compare_digest(hit[1], self._tag(password))
+
+    async def check(self, charger_id: str, password: str, stored: str) -> bool:
+        """The cache's answer, else ``verify`` off the event loop (remembered when right)."""
+        known = self.known(charger_id, password, stored)
+        if known is not None:
+            return known
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="password")
+        loop = asyncio.get_running_loop()
+        verify = self.verify or verify_password  # looked up now: tests may count the calls
+        ok = await loop.run_in_executor(self._executor, verify, password, stored)
+        if ok:
+            self._verified[charger_id] = (stored, self._tag(password))
+        return ok
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

@@ -20,10 +20,11 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from csms.authz.own_cards import own_cards_authorizer
 from csms.authz.ports import Authorizer
-from csms.config import Config, ServerConfig
+from csms.config import Config, SecurityConfig, ServerConfig
 from csms.ocpp16.events import ChargerEvents
 from csms.server import OcppServer, start_ocpp_server
 from csms.store.db import Database
+from csms.store.passwords import PasswordChecker
 
 TS = "2024-05-01T10:00:00Z"
 
@@ -84,15 +85,26 @@ StartServer = Callable[..., Awaitable[OcppServer]]
 
 @pytest.fixture
 async def start_server(db: Database, tmp_path: Path) -> AsyncIterator[StartServer]:
-    """``await start_server(authorizer=None, events=None, **server_config)``."""
+    """``await start_server(authorizer=None, events=None, passwords=None, security=None,
+    **server_config)``; ``security``: [security] keys."""
     servers: list[OcppServer] = []
 
     async def start(
-        authorizer: Authorizer | None = None, events: ChargerEvents | None = None, **server: Any
+        authorizer: Authorizer | None = None,
+        events: ChargerEvents | None = None,
+        passwords: PasswordChecker | None = None,
+        security: dict[str, Any] | None = None,
+        **server: Any,
     ) -> OcppServer:
         server.setdefault("unknown_chargers", "accept")
-        cfg = make_config(**server)
-        srv = await start_ocpp_server(cfg, db, authorizer or own_cards_authorizer(db, 3600), events)
+        cfg = replace(make_config(**server), security=SecurityConfig(**(security or {})))
+        srv = await start_ocpp_server(
+            cfg,
+            db,
+            authorizer or own_cards_authorizer(db, 3600),
+            events,
+            passwords=passwords,
+        )
         servers.append(srv)
         return srv
 
