@@ -70,6 +70,79 @@ class ScrubCredentials(logging.Filter):
         return True
 
 
+# OCPP payload keys whose value is an idTag (logged masked), and configuration keys whose
+# value is a secret (OCPP 1.6 security: AuthorizationKey; any key naming a password or
+# secret), as in ChangeConfiguration {"key": ..., "value": ...} and GetConfiguration's
+# configurationKey entries.
+ID_TAG_KEYS = frozenset({"idTag", "parentIdTag"})
+_SECRET_NAME = re.compile(r"(?i)authorizationkey|password|passphrase|secret|token|credential")
+# Longest frame text rendered into a log line; the rest is elided (as websockets does).
+FRAME_LOG_CHARS = 2000
+
+
+def _names_secret(key: str) -> bool:
+    return key.lower() in SECRET_KEYS or _SECRET_NAME.search(key) is not None
+
+
+def redact_ocpp(value: Any) -> Any:
+    """A copy of an OCPP message (frame array or payload) fit for a log: idTags masked,
+    secret-named keys and the value of a secret configuration key redacted."""
+    if isinstance(value, dict):
+        secret_entry = isinstance(value.get("key"), str) and bool(_SECRET_NAME.search(value["key"]))
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in ID_TAG_KEYS and isinstance(item, str):
+                out[key] = mask(item)
+            elif (secret_entry and key == "value") or _names_secret(str(key)):
+                out[key] = REDACTED
+            else:
+                out[key] = redact_ocpp(item)
+        return out
+    if isinstance(value, list):
+        return [redact_ocpp(item) for item in value]
+    return value
+
+
+def redact_frame_text(data: bytes | str) -> str:
+    """A WebSocket data frame's payload as it may be logged: OCPP JSON redacted by
+    :func:`redact_ocpp`; anything else (not JSON, a fragment) shown as its size only."""
+    try:
+        text = orjson.dumps(redact_ocpp(orjson.loads(data))).decode()
+    except (orjson.JSONDecodeError, TypeError):
+        return "(payload not shown)"
+    if len(text) > FRAME_LOG_CHARS:
+        half = FRAME_LOG_CHARS // 2
+        text = f"{text[:half]}...{text[-half:]}"
+    return text
+
+
+class RedactFrames(logging.Filter):
+    """websockets logs every frame it reads or writes at debug level (``< TEXT '...'``),
+    payload included: an AuthorizationKey in a ChangeConfiguration, idTags in full. The
+    frame is rendered again through :func:`redact_frame_text` before any handler
+    formats it, so frame lines get the same redaction as our own events."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            not record.name.startswith("websockets")
+            or not isinstance(args, tuple)
+            or len(args) != 1
+        ):
+            return True
+        frame = args[0]
+        opcode = getattr(frame, "opcode", None)
+        data = getattr(frame, "data", None)
+        if opcode is None or not isinstance(data, bytes | bytearray | memoryview):
+            return True
+        name = getattr(opcode, "name", str(opcode))
+        if name in ("TEXT", "BINARY", "CONT"):
+            shown = redact_frame_text(bytes(data)) if name != "CONT" else "(fragment)"
+            fin = "" if getattr(frame, "fin", True) else ", continued"
+            record.args = (f"{name} {shown} [{len(data)} bytes{fin}]",)
+        return True
+
+
 def mask(value: str | None) -> str | None:
     """Keep enough of an identifier to correlate, not enough to reuse: ``04A1…E580``."""
     if value is None:
@@ -383,6 +456,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, stdlib_renderer],
     )
+    handler.addFilter(RedactFrames())
     handler.addFilter(ScrubCredentials())
     handler.setFormatter(formatter)
     root = logging.getLogger()
