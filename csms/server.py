@@ -208,6 +208,7 @@ class _Endpoint:
         remote = ws.remote_address
         address = str(remote[0]) if remote else ""
         ok: bool | None = False
+        counted = False
         if creds is not None and creds[0] == charger_id:
             ok = self.passwords.known(charger_id, creds[1], pw_hash)
             if ok is None:
@@ -221,11 +222,16 @@ class _Endpoint:
                     )
                     response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
                     return response
+                self.throttle.failed(charger_id, address)  # counted ahead: see retract()
+                counted = True
                 ok = await self.passwords.check(charger_id, creds[1], pw_hash)
+                if ok:
+                    self.throttle.retract(address)
         if ok:
             self.throttle.succeeded(charger_id)
             return None
-        self.throttle.failed(charger_id, address)
+        if not counted:
+            self.throttle.failed(charger_id, address)
         response = self._refuse(
             ws,
             HTTPStatus.UNAUTHORIZED,

@@ -68,24 +68,37 @@ _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
 
 
-def _exact(raw: str | bytes, msg: Any) -> Any:
-    """``msg`` again with exact integers, when ``raw`` may hold one orjson rounded."""
+_NOT_READ = object()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _exactly(raw: str | bytes) -> Any:
+    """``raw`` read with exact integers when it may hold a long one; else _NOT_READ."""
     found = (_LONG_DIGITS if isinstance(raw, bytes) else _LONG_DIGITS_TEXT).search(raw)  # type: ignore[arg-type]
     if found is None:
-        return msg
+        return _NOT_READ
     try:
-        return json.loads(raw)
-    except ValueError:  # e.g. more digits than int() converts: keep orjson's reading
-        return msg
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):  # e.g. more digits than int() converts
+        return _NOT_READ
 
 
 def parse(raw: str | bytes) -> Frame:
     try:
-        msg = _exact(raw, orjson.loads(raw))
+        msg = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise FrameError(
-            errors.FORMATION_VIOLATION, "frame is not valid JSON", UNKNOWN_ID
-        ) from None
+        msg = _exactly(raw)  # orjson refuses integers beyond a double's range
+        if msg is _NOT_READ:
+            raise FrameError(
+                errors.FORMATION_VIOLATION, "frame is not valid JSON", UNKNOWN_ID
+            ) from None
+    else:
+        exact = _exactly(raw)
+        if exact is not _NOT_READ:
+            msg = exact
     if not isinstance(msg, list) or not msg:
         raise FrameError(
             errors.FORMATION_VIOLATION, "frame must be a non-empty JSON array", UNKNOWN_ID

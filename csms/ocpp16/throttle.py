@@ -58,6 +58,12 @@ class FailureWindow:
     def forget(self, key: str) -> None:
         self._entries.pop(key, None)
 
+    def retract(self, key: str) -> None:
+        """Take back one failure counted ahead of a check that then succeeded."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] > 0:
+            entry[1] -= 1
+
 
 @dataclass(frozen=True)
 class ThrottleLimits:
@@ -97,3 +103,12 @@ class AuthThrottle:
         """The right password for this id: its earlier failures no longer count (the
         address's do: one address may try many ids)."""
         self.chargers.forget(charger_id)
+
+    def retract(self, address: str) -> None:
+        """A check counted as failed ahead (see :meth:`failed`) succeeded: the address
+        gets that one back (the id's failures are forgotten by :meth:`succeeded`).
+
+        Why count ahead: checks run one at a time in their own thread, so a burst of
+        concurrent attempts would all pass :meth:`retry_after` before the first failure
+        was counted, and each would still cost an scrypt."""
+        self.addresses.retract(address)

@@ -8,6 +8,7 @@ connects (the verified-cache decides without scrypt), and the tables stay bounde
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import pytest
@@ -181,3 +182,27 @@ def test_a_window_forgets_the_least_recent_keys_first() -> None:
     assert len(window) == 3
     assert window.retry_after("a", 2.0) is None and window.retry_after("c", 2.0) is None
     assert window.retry_after("b", 2.0) is not None
+
+
+async def test_concurrent_guesses_cannot_slip_past_the_limit_while_scrypt_runs(
+    db: Database, start_server: StartServer, scrypt_runs: list[str]
+) -> None:
+    await ChargerRepo(db).add("SECURE1", password="right-one")
+    srv = await start_server(
+        security={"auth_failures_per_charger": 3, "auth_failures_per_address": 100}
+    )
+    statuses = await asyncio.gather(
+        *(attempt(srv.port, "SECURE1", f"guess-{i}") for i in range(20))
+    )
+    assert sorted(s for s, _ in statuses) == [401] * 3 + [429] * 17
+    assert len(scrypt_runs) == 3
+
+
+def test_a_success_takes_back_the_failure_counted_ahead() -> None:
+    clock = Clock()
+    throttle = AuthThrottle(ThrottleLimits(5, 2, 60.0, 100), clock)
+    throttle.failed("CP1", "10.0.0.1")  # counted ahead of a check...
+    throttle.retract("10.0.0.1")  # ...that succeeded
+    throttle.succeeded("CP1")
+    throttle.failed("CP2", "10.0.0.1")
+    assert throttle.retry_after("CP3", "10.0.0.1") is None  # one failure, not two

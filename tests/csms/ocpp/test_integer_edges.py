@@ -22,8 +22,9 @@ from tests.csms.ocpp.conftest import TS, Connect, RawClient, StartServer
 
 MAX, MIN = 2**63 - 1, -(2**63)
 # 2^63 and -2^63-1 fit no SQLite integer; 2^64 and beyond are past what orjson reads as
-# an integer (it reads a float, which the draft-4 schemas call the wrong type).
-BEYOND = [2**63, 2**64 - 1, 2**64, 10**30, MIN - 1, -(10**30)]
+# an integer (it reads a float, which the draft-4 schemas call the wrong type), and
+# 10^400 past what it reads at all.
+BEYOND = [2**63, 2**64 - 1, 2**64, 10**30, 10**400, MIN - 1, -(10**30), -(10**400)]
 
 START = {"connectorId": 1, "idTag": "CARD1", "meterStart": 0, "timestamp": TS}
 METER = {"connectorId": 1, "meterValue": [{"timestamp": TS, "sampledValue": [{"value": "5"}]}]}
