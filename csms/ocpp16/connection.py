@@ -172,6 +172,10 @@ class ChargerConnection:
                 except framing.FrameError as exc:
                     await self._bad_frame(exc)
                     continue
+                except Exception:  # a bug of ours must not end the charger's session
+                    self._faults.internal_errors += 1
+                    log.error("ocpp.internal_error", cause="frame parsing failed", exc_info=True)
+                    continue
                 if type(frame) is framing.Call:
                     if frame.action in SLOW:
                         while self._in_flight >= self._max_in_flight:

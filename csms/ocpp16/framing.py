@@ -75,15 +75,35 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _all_text_encodable(value: Any) -> bool:
+    """No lone surrogate anywhere (the standard library's parser admits ``"\\ud800"``,
+    which is not text: orjson refuses it, and every later encode would fail on it)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+    return True
+
+
 def _exactly(raw: str | bytes) -> Any:
     """``raw`` read with exact integers when it may hold a long one; else _NOT_READ."""
     found = (_LONG_DIGITS if isinstance(raw, bytes) else _LONG_DIGITS_TEXT).search(raw)  # type: ignore[arg-type]
     if found is None:
         return _NOT_READ
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        msg = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError):  # e.g. more digits than int() converts
         return _NOT_READ
+    return msg if _all_text_encodable(msg) else _NOT_READ
 
 
 def parse(raw: str | bytes) -> Frame:

@@ -6,10 +6,11 @@
 * **auth_storm**: 50 wrong-password handshakes/s for 30 s (registered ids with
   passwords, one source address) while a legitimate charger reconnects 5 times a
   second: its connect p99, and the server's RSS before, at peak and after.
-* **ocpp_fuzz**: 100,000 frames generated with hypothesis (the same strategies as
-  ``tests/fuzz/test_ocpp_fuzz.py``: schema-generated CALLs with hostile values, CALLs of
-  any action with any payload, frames of any shape) sent over 4 sockets while 10
-  healthy chargers Heartbeat: InternalErrors, crashes, unanswered healthy calls.
+* **ocpp_fuzz**: 100,000 frames, mutations of 3,000 seeds generated with hypothesis
+  (the strategies of ``tests/fuzz/test_ocpp_fuzz.py``: schema-generated CALLs with
+  hostile values, CALLs of any action with any payload, frames of any shape), sent
+  over 4 sockets, each followed by a probe CALL, while 10 healthy chargers Heartbeat:
+  InternalErrors, crashes, unanswered healthy calls.
 
 The server is ``csms serve`` pinned to core 0 (OCPI off, log level info, JSON); this
 process is the generator, pinned to core 1. Figures and method: tests/bench/README.md.
@@ -22,6 +23,7 @@ import base64
 import itertools
 import json
 import os
+import random
 import sys
 import time
 from typing import Any
@@ -291,17 +293,57 @@ def generate_frames(n: int) -> list[str | bytes]:
     return out
 
 
+HOSTILE_VALUES: list[Any] = [
+    *(0, -1, 2**31, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**30, 10**400, -(10**400)),
+    *("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00-14:00"),
+    *("", "x" * 70_000, "\u0000", "\ud7ff\ue000", None, 1.5, [], {}, True),
+]
+
+
+def mutate(seed: str | bytes, uid: str, rnd: random.Random) -> str | bytes:
+    """One cheap mutation of a hypothesis-generated frame: a field of a CALL swapped for a
+    hostile value, dropped or added; the text cut short; a byte flipped; or as it was."""
+    roll = rnd.random()
+    if isinstance(seed, str) and roll < 0.6:
+        try:
+            frame = json.loads(seed)
+        except ValueError:
+            frame = None
+        if isinstance(frame, list) and len(frame) == 4 and isinstance(frame[3], dict):
+            frame[1] = uid
+            payload = frame[3]
+            keys = list(payload)
+            if keys and roll < 0.45:
+                payload[rnd.choice(keys)] = rnd.choice(HOSTILE_VALUES)
+            elif keys and roll < 0.5:
+                del payload[rnd.choice(keys)]
+            else:
+                payload[rnd.choice(["x", "idTag", "timestamp", "connectorId"])] = rnd.choice(
+                    HOSTILE_VALUES
+                )
+            return json.dumps(frame)
+    if roll < 0.75:
+        return seed[: rnd.randrange(len(seed) + 1)]
+    if roll < 0.85:
+        data = bytearray(seed.encode() if isinstance(seed, str) else seed)
+        if data:
+            data[rnd.randrange(len(data))] = rnd.randrange(256)
+        return bytes(data)
+    return seed
+
+
 async def fuzz_run() -> dict[str, Any]:
+    """Seeds from hypothesis (the fuzz tests' strategies; generating is slow, ~50 a
+    second here), then cheap seeded mutations of them up to the frame count."""
     n = 10_000 if QUICK else 100_000
     t0 = time.monotonic()
-    frames: list[str | bytes] = []
-    while len(frames) < n:  # hypothesis may stop early once its space looks exhausted
-        frames += generate_frames(min(20_000, n - len(frames)))
-    frames = frames[:n]
+    seeds = generate_frames(500 if QUICK else 3_000)
+    rnd = random.Random(18)
+    frames = [mutate(rnd.choice(seeds), f"m{i}", rnd) for i in range(n)]
     gen_s = time.monotonic() - t0
     with csms("ocpp_fuzz") as srv:
         internal = [0]
-        closed = [0]
+        closed: dict[str, int] = {}  # sockets the server closed, by close code
         unanswered_probes = [0]
 
         async def fuzzer(k: int, share: list[str | bytes]) -> None:
@@ -320,7 +362,8 @@ async def fuzz_run() -> dict[str, Any]:
                 except TimeoutError:
                     unanswered_probes[0] += 1
                 except Exception:  # the socket was closed (e.g. a frame over the size limit)
-                    closed[0] += 1
+                    code = str(ws.close_code)
+                    closed[code] = closed.get(code, 0) + 1
                     ws = await open_charger(srv.ocpp_url, f"FUZZ{k}")
             await ws.close()
 
@@ -352,12 +395,14 @@ async def fuzz_run() -> dict[str, Any]:
         alive = srv.proc.popen.poll() is None
         return {
             "frames": len(frames),
+            "hypothesis_seeds": len(seeds),
             "generation_s": round(gen_s, 1),
             "sending_s": round(sent_s, 1),
             "internal_error_answers": internal[0],
             "internal_error_log_lines": log_count(srv, "ocpp.internal_error"),
             "tracebacks_in_log": log_count(srv, "Traceback"),
-            "fuzz_sockets_closed_by_server": closed[0],
+            "connection_handler_failures": log_count(srv, "connection handler failed"),
+            "fuzz_sockets_closed_by_server": closed,
             "fuzz_probes_unanswered": unanswered_probes[0],
             "server_alive": alive,
             "healthy_calls_answered": healthy_ok[0],

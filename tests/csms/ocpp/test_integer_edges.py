@@ -144,3 +144,25 @@ async def test_an_internal_error_is_counted_and_logged_once(
     reports = [e for e in logged if e["event"] == "ocpp.internal_error"]
     assert len(reports) == 2 and all(e["action"] == "StatusNotification" for e in reports)
     assert all(e["exc_info"] for e in reports)  # the traceback goes with it
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        r'[2,"u1","StopTransaction",{"transactionId":18446744073709551616,"meterStop":1,'
+        r'"timestamp":"2024-05-01T10:00:00Z","idTag":"\ud800"}]',
+        r'[2,"1234567890123456789\udfff","Heartbeat",{}]',
+    ],
+)
+async def test_a_frame_read_exactly_with_a_lone_surrogate_is_not_json(
+    start_server: StartServer, connect_cp: Connect, text: str
+) -> None:
+    """Read again for its long integer, a frame must still be text: a lone surrogate
+    escape is refused as orjson refuses it, and the session goes on."""
+    srv = await start_server()
+    cp = await connect_cp(srv, "CP1")
+    await cp.boot()
+    reply = await cp.send_text(text)
+    assert reply[:3] == [4, "-1", "FormationViolation"], reply
+    assert (await cp.ok("Heartbeat", {}))["currentTime"]
+    assert srv.internal_errors == 0
