@@ -206,6 +206,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0008_ocpi_outbox_in_flight",
+        """
+        -- Set (to the time) just before a delivery attempt leaves, cleared when its outcome
+        -- is recorded. A message found set on start went out before a crash without a
+        -- recorded answer: the partner may have it (a CDR is looked up before it is POSTed).
+        ALTER TABLE ocpi_outbox ADD COLUMN in_flight_at TEXT;
+        """,
+    ),
 ]
 
 _COMMENT = re.compile(r"--[^\n]*")
