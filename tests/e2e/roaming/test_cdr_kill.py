@@ -47,9 +47,17 @@ LAST_ROUND_TX = 3  # transactions per connector in the round that is not killed
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the kernel's ephemeral range (it starts at 32768 unless tuned),
+    so no other test's port-0 listener can take it while the CSMS restarts."""
+    for _ in range(200):
+        port = random.randrange(20_000, 32_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in 20000-32000")
 
 
 def charger_id(rnd: int, i: int) -> str:
