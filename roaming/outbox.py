@@ -15,7 +15,8 @@ later PATCH must not overtake a lost PUT) until an operator retries or drops it
 
 Outcomes (from :class:`Transport`): ``delivered`` · ``rejected`` (a definite refusal, e.g.
 OCPI 2001: retrying cannot help, the next message of the object proceeds) · ``skipped``
-(the partner has no RECEIVER endpoint for the module: it pulls instead) · retry with backoff.
+(the partner has no RECEIVER endpoint for the module: it pulls instead) · retry with backoff
+· ``wait`` (nothing sent yet, come back later; not an attempt).
 
 Exactly once across crashes: before an attempt's request leaves, the message is marked
 in flight in the store (committed); recording the outcome clears the mark. A message
@@ -32,6 +33,10 @@ here" (HTTP 4xx, or an answer without it) at every URL lets the POST go; no defi
 (timeout, connection trouble, 5xx) sends nothing and tries again later, still ambiguous.
 An answer to the POST saying the CDR already exists (HTTP 409, or a refusal mentioning
 "exist") also counts as delivered.
+
+The lookup of a CDR that was in flight at a crash waits until the request is as old as our
+own timeout for its answer: an eMSP still working on the POST when we restarted would
+answer "not here" too early, and a second POST would follow.
 
 Sessions need no lookup: a PUT replaces the whole object and a PATCH sets fields, so
 re-sending an in-flight one is harmless, and per-object order (the marked message stays
@@ -87,7 +92,16 @@ class Retry:
     ambiguous: bool  # the partner may have acted on the request
 
 
-Outcome = Delivered | Rejected | Skipped | Retry
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Nothing sent yet: come back in ``delay_s`` (not an attempt; the message stays
+    ambiguous)."""
+
+    reason: str
+    delay_s: float
+
+
+Outcome = Delivered | Rejected | Skipped | Retry | Wait
 
 
 def backoff(attempts: int, initial_s: float, max_s: float) -> float:
@@ -140,11 +154,16 @@ class OcpiTransport:
     (resolved at delivery time, so a credentials update redirects queued messages)."""
 
     def __init__(
-        self, partners: PartnerDirectory, client: OcpiClient, timeout_s: float | None = None
+        self,
+        partners: PartnerDirectory,
+        client: OcpiClient,
+        timeout_s: float | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.partners = partners
         self.client = client
         self.timeout_s = timeout_s
+        self.clock = clock
 
     async def receivers(self, module: str) -> list[str]:
         out = []
@@ -176,6 +195,14 @@ class OcpiTransport:
         url = join_url(base, *segments)
         routing = self._routing(partner)
         is_cdr_post = msg.module == "cdrs" and msg.method == "POST"
+        if is_cdr_post and msg.in_flight_at is not None:
+            timeout = self.client.timeout_s if self.timeout_s is None else self.timeout_s
+            age = (self.clock() - parse_stamp(msg.in_flight_at)).total_seconds()
+            if age < timeout:
+                return Wait(
+                    "in flight when the process stopped: looked up once its answer is overdue",
+                    timeout - age,
+                )
         if is_cdr_post and msg.ambiguous:
             lookup = await self._cdr_already_there(partner, base, msg)
             if isinstance(lookup, Delivered):
@@ -307,6 +334,17 @@ class OutboxWorker:
             "method": msg.method,
             "object": msg.object_key,
         }
+        if isinstance(outcome, Wait):
+            await self.store.reschedule(
+                msg.id,
+                msg.attempts,
+                now + timedelta(seconds=outcome.delay_s),
+                outcome.reason,
+                ambiguous=True,
+                dead=False,
+            )
+            log.info("outbox.wait", reason=outcome.reason, wait_s=outcome.delay_s, **fields)
+            return
         if isinstance(outcome, Retry):
             attempts = msg.attempts + 1
             dead = attempts >= self.policy.max_attempts

@@ -258,11 +258,16 @@ async def test_a_cdr_in_flight_at_a_crash_is_found_at_the_emsp_not_posted_again(
     [msg] = await store.waiting()
     assert msg.status == "pending" and msg.attempts == 0  # no outcome was recorded
     assert msg.in_flight_at is not None and msg.ambiguous  # ... but it had left
+    again = restarted(worker)
+    await again.run_once()  # too early to ask: the eMSP may still be storing it
+    [msg] = await store.waiting()
+    assert emsp.seen == [("POST", "/cdrs")] and msg.attempts == 0
+    assert msg.ambiguous and "in flight when the process stopped" in (msg.last_error or "")
 
     async def finished() -> bool:
         return not await store.waiting()
 
-    await drain_until(restarted(worker), finished, "the in-flight CDR to be settled")
+    await drain_until(again, finished, "the in-flight CDR to be settled")
     assert emsp.posts == 1 and list(emsp.cdrs) == ["CDR-9"]
     assert emsp.seen[-1] == ("GET", "/cdrs/NL/CPO/CDR-9")  # looked up, not POSTed
     [done] = await store.waiting(include_finished=True)
@@ -293,7 +298,12 @@ async def test_no_cdr_post_while_the_lookup_has_no_answer(rig):
     await crash_mid_request(emsp, worker, "cdr-after")
     emsp.get_down = True
     again = restarted(worker)
-    await again.run_once()
+
+    async def looked_up() -> bool:
+        [msg] = await store.waiting()
+        return "looking the CDR up" in (msg.last_error or "")
+
+    await drain_until(again, looked_up, "a lookup that gets no answer")
     [msg] = await store.waiting()
     assert emsp.posts == 1  # the lookup got a 503: nothing is sent on a guess
     assert msg.status == "pending" and msg.ambiguous and msg.in_flight_at is None
