@@ -151,7 +151,7 @@ class SessionService(WaitingSessions):
             "currency": currency,
         }
 
-    async def start(self, tx: SqlExecutor, s: SessionStart, now: datetime) -> str | None:
+    async def start(self, tx: SqlExecutor, s: SessionStart, now: datetime) -> str:
         """Create the Session and queue its PUT; returns its id.
 
         On a connector no EVSE maps, the Session is kept waiting for a location: its PUT is
