@@ -287,3 +287,14 @@ async def test_a_waiting_charge_survives_a_restart_and_goes_when_mapped_at_start
             await emsp.wait_until(lambda: emsp.sessions[cdr["session_id"]]["status"] == "COMPLETED")
             await stays_false(lambda: len(emsp.cdr_posts) > 1, period=0.3, what="a second CDR")
             assert len(emsp.session_events) == held - 1 and len(emsp.cdr_posts) == 1
+
+
+async def test_a_partner_registering_later_is_not_sent_unpublished_locations(make_world):
+    async with make_world(register=False) as w, admin_session(w.app) as admin:
+        text = CP2_TARIFF + LOCATIONS_TOML + KADE.format(publish="publish = false")
+        await reload_locations(w, admin, text)
+        _, token_a = await credentials.invite(runtime_of(w.app).ctx, "NL", "EMS")
+        await w.emsp.register_with(runtime_of(w.app).ctx.settings.versions_url, token_a)
+        await w.emsp.wait_until(lambda: "LOC-1" in w.emsp.locations)
+        await w.outbox_idle()
+        assert list(w.emsp.locations.keys()) == ["LOC-1"]
