@@ -28,7 +28,7 @@ import orjson
 import structlog
 
 from roaming import outbox
-from roaming.models import ModuleID
+from roaming.models import ModuleID, format_datetime
 from roaming.ports import SqlExecutor
 from roaming.store.locations import EvseRef, LocationStore
 from roaming.store.outbox import held_messages, release_held, set_held_body
@@ -153,6 +153,9 @@ class WaitingSessions:
             if msg.module == ModuleID.SESSIONS.value and msg.method == "PUT":
                 await set_held_body(tx, msg.id, {**msg.body, **where})
         kept = meta.pop("kept_stop", None)
+        # It changed (it has a place now): an eMSP pulling by date_from must see it. The
+        # held pushes keep their own times, so what the eMSP gets stays in time order.
+        body["last_updated"] = format_datetime(now)
         await self.store.save_waiting(tx, row["id"], {**body, "_meta": meta}, None)
         cdr_id = None
         if kept is not None:

@@ -66,8 +66,8 @@ class SessionStore(PartnerObjects):
     ) -> None:
         """New ``body`` (and ``_meta``) of a waiting Session; ``None`` ends the wait."""
         await tx.execute(
-            "UPDATE ocpi_sessions SET body = ?, waiting_for = ? WHERE id = ?",
-            (_dumps(body), waiting_for, session_id),
+            "UPDATE ocpi_sessions SET body = ?, waiting_for = ?, last_updated = ? WHERE id = ?",
+            (_dumps(body), waiting_for, body["last_updated"], session_id),
         )
 
     async def exists_for_transaction(self, tx: SqlExecutor, transaction_id: int) -> bool:

@@ -4,6 +4,7 @@ once, and a CDR keeps the real place even when its EVSE is removed before the st
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,7 @@ from simulator.emsp.sandbox import EmspSandbox
 from tests.e2e.roaming.conftest import FAST, LOCATIONS_TOML, World
 from tests.e2e.roaming.test_cli_catalog import cli
 from tests.support.csms import admin_session, running_csms, runtime_of
-from tests.support.waiting import stays_false
+from tests.support.waiting import stays_false, wait_until
 
 TOKEN = "0C0C0C0C"
 
@@ -51,6 +52,10 @@ max_voltage = 400
 max_amperage = 125
 tariff_ids = ["AC-KADE"]
 """
+
+
+def utc_second() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def reload_locations(w: World, admin: Any, text: str) -> dict[str, Any]:
@@ -165,10 +170,19 @@ async def test_a_connector_mapped_during_the_charge_sends_everything_at_the_stop
         async with w.charger("CP2") as cp:
             await cp.start_transaction(1, TOKEN, meter_start=0, meter_loop=False)
             await cp.send_meter_values(1, energy_wh=1000)
+            # An eMSP that pulls from a time after the start must still get the Session,
+            # which only became a Session it may see when the connector was mapped.
+            started = utc_second()
+            await wait_until(lambda: utc_second() > started, what="the next second")
+            since = utc_second()
             await reload_locations(w, admin, CP2_TARIFF + LOCATIONS_TOML + KADE.format(publish=""))
             await emsp.wait_until(lambda: len(emsp.sessions) == 1)
             [session] = emsp.sessions.values()
             assert session["location_id"] == "LOC-KADE" and session["status"] == "ACTIVE"
+            pulled = await emsp.call_peer(
+                "GET", "sessions", "SENDER", query=f"?date_from={since.replace(':', '%3A')}"
+            )
+            assert [s["id"] for s in pulled.data] == [session["id"]]
             await cp.stop_transaction(1, meter_stop=2000, reason="Local")
         await emsp.wait_until(lambda: len(emsp.cdrs) == 1)
         [cdr] = emsp.cdrs.values()
