@@ -98,12 +98,12 @@ class _Fields:
 
     def __init__(self, table: Any, path: str, allowed: set[str]) -> None:
         if not isinstance(table, dict):
-            raise ValidationError(path, "must be a table")
-        for key in table:
-            if key not in allowed:
-                raise ValidationError(f"{path}.{key}", "unknown key")
+            raise ValidationError(path or "body", "must be a table (an object)")
         self.t = table
         self.path = path
+        for key in table:
+            if key not in allowed:
+                raise ValidationError(self.name(key), "unknown key")
 
     def name(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key

@@ -13,7 +13,9 @@ Routes (all JSON, behind the admin bearer token):
   ``connector_id``), unmap (both ``null``), ``tariff_ids``, connector data
 - ``DELETE /api/locations/{id}/evses/{uid}`` mark it REMOVED
 - ``POST /api/tariffs`` create, ``PUT /api/tariffs/{id}`` create or replace (simple shape)
-- ``POST /api/locations/import`` (body: the TOML text) and ``GET /api/locations/export``
+- ``POST /api/locations/import`` (``{"toml": "<file text>"}``: upsert, nothing retired)
+  and ``GET /api/locations/export`` (``{"toml": ...}``, a file that imports back to the
+  same objects)
 """
 
 from __future__ import annotations
@@ -69,11 +71,11 @@ def location_routes(admin: CatalogAdmin) -> web.RouteTableDef:
 
     @routes.post("/api/locations/import")
     async def import_file(request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ApiError(400, "invalid_body", "the locations file must be UTF-8") from None
+        doc = await read_object(request)
+        text = doc.get("toml")
+        if not isinstance(text, str):
+            raise ApiError(400, "invalid_field", "toml: the locations file's text is required",
+                           {"field": "toml"})  # fmt: skip
         report = await admin.import_text(text)
         return json_response(
             {
@@ -85,6 +87,6 @@ def location_routes(admin: CatalogAdmin) -> web.RouteTableDef:
 
     @routes.get("/api/locations/export")
     async def export_file(request: web.Request) -> web.Response:
-        return web.Response(text=await admin.export_text(), content_type="application/toml")
+        return json_response({"toml": await admin.export_text()})
 
     return routes
