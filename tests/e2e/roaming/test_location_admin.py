@@ -9,11 +9,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import structlog.testing
 
+from csms.ocpi.locations import unmapped_connectors
+from roaming import credentials
 from roaming.models import format_datetime
-from tests.e2e.roaming.conftest import LOCATIONS_TOML
+from simulator.chargepoint import SimulatedChargePoint
+from simulator.emsp.sandbox import EmspSandbox
+from tests.e2e.roaming.conftest import FAST, LOCATIONS_TOML
 from tests.e2e.roaming.test_cli_catalog import cli, js
-from tests.support.csms import ADMIN_TOKEN, admin_session, admin_url, running_csms
+from tests.support.csms import (
+    ADMIN_TOKEN,
+    admin_session,
+    admin_url,
+    ocpp_url,
+    running_csms,
+    runtime_of,
+)
 from tests.support.waiting import stays_false, wait_until
 
 SITE = {
@@ -336,3 +348,75 @@ async def test_a_charger_added_with_its_site_gets_location_and_evses(make_world,
         assert status == 404
         _, loc = await call(admin, "GET", "/api/locations/SITE-9")
         assert [e["uid"] for e in loc["evses"]] == ["CP9-1", "CP9-2", "CP10-1"]
+
+
+async def test_the_locations_file_at_boot_keeps_admin_edits_and_pushes_what_it_changed(tmp_path):
+    """The file owns only what it says: a restart with an unchanged entry keeps the admin's
+    edit, objects created through the API survive, and what changed in the file (here a
+    tariff price) is applied and PUT to the partner."""
+    loc_file = tmp_path / "locations.toml"
+    loc_file.write_text(LOCATIONS_TOML)
+    sections: dict[str, Any] = {
+        "server": {"unknown_chargers": "accept"},
+        "ocpi": {"enabled": True, "country_code": "NL", "party_id": "CPO"},
+        "ocpi_cpo": {"locations_file": str(loc_file), **FAST},
+    }
+    async with EmspSandbox.start(country_code="NL", party_id="EMS", control_port=None) as emsp:
+        async with running_csms(tmp_path, **sections) as app, admin_session(app) as admin:
+            runtime = runtime_of(app)
+            _, token_a = await credentials.invite(runtime.ctx, "NL", "EMS")
+            await emsp.register_with(runtime.ctx.settings.versions_url, token_a)
+            await call(admin, "PATCH", "/api/locations/LOC-1", {"name": "Renamed"})
+            await call(admin, "POST", "/api/locations/LOC-1/evses", {"uid": "LOC-1-API", **EVSE})
+            await call(admin, "PATCH", "/api/locations/LOC-1/evses/LOC-1-CP1-1",
+                       {"max_amperage": 24})  # fmt: skip
+            await emsp.wait_until(lambda: emsp_evse(emsp, "LOC-1", "LOC-1-API") is not None)
+            _, before = await call(admin, "GET", "/api/locations/LOC-1")
+        loc_file.write_text(LOCATIONS_TOML.replace("energy_price = 0.40", "energy_price = 0.45"))
+        async with running_csms(tmp_path, **sections) as app, admin_session(app) as admin:
+            _, after = await call(admin, "GET", "/api/locations/LOC-1")
+            assert after == before  # name, the API's EVSE and its edit all kept, untouched
+            assert after["name"] == "Renamed"
+            assert after["evses"][0]["connectors"][0]["max_amperage"] == 24
+
+            def energy_price() -> float:
+                comps = emsp.tariffs["AC-STD"]["elements"][0]["price_components"]
+                return float(next(c["price"] for c in comps if c["type"] == "ENERGY"))
+
+            await emsp.wait_until(lambda: energy_price() == 0.45)
+            # Editing an entry in the file applies the file's version of it.
+            loc_file.write_text(
+                LOCATIONS_TOML.replace('name = "Depot Nord"', 'name = "Depot Oost"')
+            )
+            code, out, _ = await cli(app, "locations", "reload", "--json")
+            assert code == 0 and js(out)["changed_locations"] == ["LOC-1"]
+            _, edited = await call(admin, "GET", "/api/locations/LOC-1")
+            assert edited["name"] == "Depot Oost"
+            assert [e["uid"] for e in edited["evses"]] == [
+                "LOC-1-CP1-1",
+                "LOC-1-CP1-2",
+                "LOC-1-API",
+            ]
+            assert all(e["status"] != "REMOVED" for e in edited["evses"])
+
+
+async def test_unmapped_connectors_are_a_warning_at_boot(tmp_path):
+    ocpi = {"enabled": True, "country_code": "NL", "party_id": "CPO"}
+    sections: dict[str, Any] = {"server": {"unknown_chargers": "accept"}, "ocpi": ocpi}
+    async with (
+        running_csms(tmp_path, **sections) as app,
+        SimulatedChargePoint.connect(ocpp_url(app), "CP5", heartbeat=False) as cp,
+    ):
+        await cp.boot(announce=True)
+        await cp.status(1, "Available")
+
+        async def listed() -> bool:
+            return len(await unmapped_connectors(app.db)) == 2
+
+        await wait_until(listed, what="CP5's connectors stored")
+    with structlog.testing.capture_logs() as logged:
+        async with running_csms(tmp_path, **sections):
+            pass
+    [warning] = [e for e in logged if e["event"] == "ocpi.unmapped_connectors"]
+    assert warning["log_level"] == "warning" and warning["count"] == 2
+    assert warning["connectors"] == ["CP5/1", "CP5/2"]
