@@ -293,7 +293,7 @@ class CatalogAdmin:
                 table = {**SITE_EVSE_DEFAULTS, **evse_fields, "uid": uid,
                          "charger_id": charger_id, "connector_id": n}  # fmt: skip
                 specs.append(parse_evse(table, "site", tariffs))
-            if await w.evses(loc_id, specs, path="site.evses"):
+            if await w.evses(loc_id, specs, path="site.connectors"):
                 await w.bump_location(norm(loc_id))
                 w.report.location(loc_id)
         except ValidationError as exc:
