@@ -256,8 +256,12 @@ class LocationWrites:
         if row is None or _mapping_of(row) != evse.mapping or row["status"] == "REMOVED":
             self.report.remapped.append((evse.uid, *(evse.mapping or (None, None))))
 
-    async def remove_evse(self, evse_uid: str) -> bool:
-        """Mark one EVSE ``REMOVED`` (OCPI never deletes); False when it already was."""
+    async def remove_evse(self, evse_uid: str, *, left_file: bool = False) -> bool:
+        """Mark one EVSE ``REMOVED`` (OCPI never deletes); False when it already was.
+
+        ``left_file``: retired because it left the locations file, which then no longer
+        says anything about it (put back, it is applied again). Removed otherwise, the
+        file's unchanged entry must not bring it back at the next start."""
         row = await self.tx.fetchone(
             "SELECT uid, location_id_norm, status FROM ocpi_evses WHERE uid_norm = ?",
             (norm(evse_uid),),
@@ -265,9 +269,9 @@ class LocationWrites:
         if row is None or row["status"] == "REMOVED":
             return False
         await self.tx.execute(
-            "UPDATE ocpi_evses SET status = 'REMOVED', last_updated = ?, file_hash = NULL"
-            " WHERE uid_norm = ?",
-            (self.ts, norm(evse_uid)),
+            "UPDATE ocpi_evses SET status = 'REMOVED', last_updated = ?,"
+            " file_hash = CASE WHEN ? THEN NULL ELSE file_hash END WHERE uid_norm = ?",
+            (self.ts, left_file, norm(evse_uid)),
         )
         self.report.removed_evses.append(row["uid"])
         await self._bump_and_report(row["location_id_norm"])
@@ -311,7 +315,7 @@ class LocationWrites:
         )
         for r in rows:
             if r["uid_norm"] not in wanted:
-                await self.remove_evse(r["uid_norm"])
+                await self.remove_evse(r["uid_norm"], left_file=True)
         for seq, loc in enumerate(catalog.locations):
             await self.location(loc, file=True, seq=seq, path=f"locations[{seq}]")
         return self.report

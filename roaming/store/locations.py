@@ -1,10 +1,11 @@
 """The published Locations, EVSEs and Tariffs: ``ocpi_locations``, ``ocpi_evses``,
 ``ocpi_tariffs``.
 
-Why the catalogue is synced and not replaced: EVSE status and ``last_updated`` change at
-run time and must survive restarts and date-filtered pulls. :meth:`LocationStore.sync`
-loads the catalogue and bumps ``last_updated`` only for objects whose content changed;
-EVSEs that disappear from the file become ``REMOVED`` (OCPI never deletes them).
+Why objects are written in place and never replaced wholesale: EVSE status and
+``last_updated`` change at run time and must survive restarts and date-filtered pulls.
+Writes (the locations file, imports, the admin API) go through
+:class:`~roaming.store.location_writes.LocationWrites`, which bumps ``last_updated`` only
+for objects whose content changed and marks EVSEs ``REMOVED`` instead of deleting them.
 """
 
 from __future__ import annotations

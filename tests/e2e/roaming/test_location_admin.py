@@ -370,12 +370,15 @@ async def test_the_locations_file_at_boot_keeps_admin_edits_and_pushes_what_it_c
             await call(admin, "POST", "/api/locations/LOC-1/evses", {"uid": "LOC-1-API", **EVSE})
             await call(admin, "PATCH", "/api/locations/LOC-1/evses/LOC-1-CP1-1",
                        {"max_amperage": 24})  # fmt: skip
+            await call(admin, "DELETE", "/api/locations/LOC-1/evses/LOC-1-CP1-2")
             await emsp.wait_until(lambda: emsp_evse(emsp, "LOC-1", "LOC-1-API") is not None)
             _, before = await call(admin, "GET", "/api/locations/LOC-1")
         loc_file.write_text(LOCATIONS_TOML.replace("energy_price = 0.40", "energy_price = 0.45"))
         async with running_csms(tmp_path, **sections) as app, admin_session(app) as admin:
             _, after = await call(admin, "GET", "/api/locations/LOC-1")
-            assert after == before  # name, the API's EVSE and its edit all kept, untouched
+            # The name, the API's EVSE, its edit and the removal are all kept, untouched.
+            assert after == before
+            assert after["evses"][1]["status"] == "REMOVED"
             assert after["name"] == "Renamed"
             assert after["evses"][0]["connectors"][0]["max_amperage"] == 24
 
@@ -397,7 +400,7 @@ async def test_the_locations_file_at_boot_keeps_admin_edits_and_pushes_what_it_c
                 "LOC-1-CP1-2",
                 "LOC-1-API",
             ]
-            assert all(e["status"] != "REMOVED" for e in edited["evses"])
+            assert [e["status"] == "REMOVED" for e in edited["evses"]] == [False, True, False]
 
 
 async def test_unmapped_connectors_are_a_warning_at_boot(tmp_path):
