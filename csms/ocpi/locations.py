@@ -173,8 +173,13 @@ async def _queue_pushes(
             await queue_tariff_put(tx, store, body, outbox.BROADCAST, now)
     for loc_id in report.changed_locations:
         body = await store.location(loc_id, tx)
-        if body is not None:
-            await queue_location_put(tx, store, body, outbox.BROADCAST, now)
+        if body is None:
+            continue
+        # Unpublished Locations are not pushed, except once when they turn unpublished,
+        # so eMSPs that have them learn to hide them.
+        if not body.get("publish", True) and loc_id not in report.unpublished_locations:
+            continue
+        await queue_location_put(tx, store, body, outbox.BROADCAST, now)
 
 
 async def queue_location_put(
@@ -223,6 +228,8 @@ async def push_status(
     if changed is None:
         return False
     ref, ts = changed
+    if not ref.published:  # kept in the store (GETs stay right once published), not pushed
+        return False
     await outbox.enqueue(
         tx,
         partner_key=outbox.BROADCAST,

@@ -54,6 +54,9 @@ class SyncReport:
     changed_tariffs: list[str] = field(default_factory=list)
     # EVSEs whose OCPP mapping changed: (uid, charger_id, connector_id), None = unmapped.
     remapped: list[tuple[str, str | None, int | None]] = field(default_factory=list)
+    # Locations this write turned from published to ``publish = false``: PUT once more so
+    # eMSPs that have them learn to hide them (OCPI has no delete).
+    unpublished_locations: list[str] = field(default_factory=list)
 
     def location(self, location_id: str) -> None:
         if location_id not in self.changed_locations:
@@ -119,10 +122,13 @@ class LocationWrites:
         h = content_hash(spec.body)
         key = norm(spec.id)
         row = await self.tx.fetchone(
-            "SELECT content_hash, file_hash FROM ocpi_locations WHERE id_norm = ?", (key,)
+            "SELECT content_hash, file_hash, body FROM ocpi_locations WHERE id_norm = ?", (key,)
         )
         changed = False
         if not (file and row is not None and row["file_hash"] == h):
+            was_published = row is not None and orjson.loads(row["body"]).get("publish", True)
+            if was_published and not spec.body.get("publish", True):
+                self.report.unpublished_locations.append(spec.id)
             fh = h if file else (row["file_hash"] if row is not None else None)
             raw = orjson.dumps(spec.body).decode()
             if row is None:

@@ -329,7 +329,17 @@ async def test_a_charger_added_with_its_site_gets_location_and_evses(make_world,
         assert unmapped["unmapped"] == []
         async with w.charger("CP9") as cp:
             await cp.status(2, "Charging")
-            await w.emsp.wait_until(lambda: w.emsp.evse_status("SITE-9", "CP9-2") == "CHARGING")
+
+            async def cp9_2_charging() -> bool:
+                _, site = await call(admin, "GET", "/api/locations/SITE-9")
+                return bool(site["evses"][1]["status"] == "CHARGING")
+
+            await wait_until(cp9_2_charging, what="CP9-2 CHARGING in our store")
+        # Unpublished until the operator publishes it; then the eMSP gets it, status and all.
+        assert "SITE-9" not in w.emsp.locations
+        code, _, err = await cli(w.app, "locations", "publish", "SITE-9")
+        assert code == 0, err
+        await w.emsp.wait_until(lambda: w.emsp.evse_status("SITE-9", "CP9-2") == "CHARGING")
 
         # A second charger reuses the site; a site that differs is refused, nothing added.
         status, _ = await call(admin, "POST", "/api/chargers",
