@@ -433,3 +433,37 @@ async def test_unmapped_connectors_are_a_warning_at_boot(tmp_path):
     [warning] = [e for e in logged if e["event"] == "ocpi.unmapped_connectors"]
     assert warning["log_level"] == "warning" and warning["count"] == 2
     assert warning["connectors"] == ["CP5/1", "CP5/2"]
+
+
+async def test_a_waiting_charge_is_sent_once_when_its_connector_is_mapped_from_the_cli(make_world):
+    async with make_world() as w:
+        emsp = w.emsp
+        emsp.add_token("0D0D0D0D", whitelist="ALWAYS")
+        await emsp.push_tokens()
+        await w.outbox_idle()
+        async with w.charger("CP2") as cp:
+            await cp.start_transaction(1, "0D0D0D0D", meter_start=0, meter_loop=False)
+            await cp.stop_transaction(1, meter_stop=2000, reason="Local")
+        await stays_false(lambda: emsp.cdr_posts, period=0.3, what="a CDR before the mapping")
+
+        code, _, err = await cli(
+            w.app, "locations", "add-evse", "LOC-1", "LOC-1-CP2-1", "--charger", "CP2",
+            "--connector", "1", "--standard", "IEC_62196_T2", "--format", "SOCKET",
+            "--power-type", "AC_3_PHASE", "--max-voltage", "230", "--max-amperage", "16",
+            "--tariff", "AC-STD",
+        )  # fmt: skip
+        assert code == 0, err
+        await emsp.wait_until(lambda: len(emsp.cdrs) == 1)
+        [cdr] = emsp.cdrs.values()
+        assert cdr["cdr_location"]["id"] == "LOC-1"
+        assert cdr["cdr_location"]["evse_uid"] == "LOC-1-CP2-1"
+        assert cdr["total_energy"] == 2.0 and [t["id"] for t in cdr["tariffs"]] == ["AC-STD"]
+        await stays_false(
+            lambda: (
+                len(emsp.cdr_posts) > 1
+                or len([e for e in emsp.session_events if e[0] == "PUT"]) > 1
+            ),
+            period=0.5,
+            what="a second Session or CDR",
+        )
+        assert emsp.sessions[cdr["session_id"]]["status"] == "COMPLETED"
