@@ -24,7 +24,7 @@ from csms.store.db import Database
 from roaming.catalog import check_unique, parse_catalog, parse_evse, parse_location
 from roaming.catalog_tables import dump_catalog, evse_table, location_table, merge, tariff_table
 from roaming.models import ValidationError, norm
-from roaming.store.locations import LocationStore, LocationWrites, SyncReport
+from roaming.store.locations import LocationStore, LocationWrites, StoredLocation, SyncReport
 from roaming.tariffs import parse_tariffs
 
 # What ``chargers add --location`` gives each EVSE unless told otherwise: a common AC
@@ -75,11 +75,11 @@ class CatalogAdmin:
             self.notify()
         return report
 
-    async def _location_or_404(self, location_id: str, tx: Any) -> tuple[Any, list[Any]]:
+    async def _location_or_404(self, location_id: str, tx: Any) -> StoredLocation:
         found = await self.store.editable(location_id, tx)
         if found is None:
             raise ApiError(404, "unknown_location", f"no location {location_id!r}")
-        return found  # type: ignore[no-any-return]
+        return found
 
     async def _published(self, location_id: str) -> dict[str, Any]:
         loc = await self.store.location(location_id)
@@ -158,13 +158,17 @@ class CatalogAdmin:
         async def apply(w: LocationWrites) -> None:
             body, evses = await self._location_or_404(location_id, w.tx)
             current = next(
-                (e for e in evses if norm(e[0]["uid"]) == norm(evse_uid) and e[3] != "REMOVED"),
+                (
+                    e
+                    for e in evses
+                    if norm(e.body["uid"]) == norm(evse_uid) and e.status != "REMOVED"
+                ),
                 None,
             )
             if current is None:
                 raise ApiError(404, "unknown_evse", f"no EVSE {evse_uid!r} in {location_id!r}")
-            _keep_id(patch, "uid", current[0]["uid"])
-            table = merge(evse_table(current[0], current[1], current[2]), patch)
+            _keep_id(patch, "uid", current.body["uid"])
+            table = merge(evse_table(current.body, current.charger_id, current.connector_id), patch)
             evse = parse_evse(table, "", await w.tariff_ids())
             if await w.evses(body["id"], [evse], path=""):
                 await w.bump_location(norm(body["id"]))
@@ -178,7 +182,7 @@ class CatalogAdmin:
 
         async def apply(w: LocationWrites) -> bool:
             _, evses = await self._location_or_404(location_id, w.tx)
-            if not any(norm(e[0]["uid"]) == norm(evse_uid) for e in evses):
+            if not any(norm(e.body["uid"]) == norm(evse_uid) for e in evses):
                 raise ApiError(404, "unknown_evse", f"no EVSE {evse_uid!r} in {location_id!r}")
             return await w.remove_evse(evse_uid)
 
@@ -230,7 +234,11 @@ class CatalogAdmin:
         for loc_id in await self.store.location_ids():
             body, evses = await self._location_or_404(loc_id, None)
             table = location_table(body)
-            table["evses"] = [evse_table(e[0], e[1], e[2]) for e in evses if e[3] != "REMOVED"]
+            table["evses"] = [
+                evse_table(e.body, e.charger_id, e.connector_id)
+                for e in evses
+                if e.status != "REMOVED"
+            ]
             if not table["evses"]:
                 del table["evses"]
             tables.append(table)
@@ -275,16 +283,16 @@ class CatalogAdmin:
                 await w.location(parse_location(table, "site", tariffs), path="site")
                 loc_id = str(location_id)
             else:
-                stored = location_table(found[0])
+                stored = location_table(found.body)
                 for key, value in loc_fields.items():
                     if stored.get(key) != value:
                         raise ApiError(
                             409, "location_differs",
-                            f"site.{key}: location {found[0]['id']!r} has {stored.get(key)!r};"
+                            f"site.{key}: location {found.body['id']!r} has {stored.get(key)!r};"
                             " change it with csms locations update",
                             {"field": f"site.{key}"},
                         )  # fmt: skip
-                loc_id = found[0]["id"]
+                loc_id = found.body["id"]
             evse_fields = {k: v for k, v in site.items() if k in _SITE_EVSE_KEYS}
             specs = []
             for n in range(1, count + 1):

@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -43,6 +43,20 @@ def tariff_body(tariff: Tariff) -> dict[str, Any]:
     body = tariff.to_json()
     body.pop("last_updated")
     return body
+
+
+class StoredEvse(NamedTuple):
+    """An EVSE as stored (body without status/last_updated), what an update starts from."""
+
+    body: dict[str, Any]
+    charger_id: str | None  # None: stands for no connector
+    connector_id: int | None
+    status: str
+
+
+class StoredLocation(NamedTuple):
+    body: dict[str, Any]  # the static Location body, as the catalogue parser made it
+    evses: list[StoredEvse]  # in order, REMOVED ones included
 
 
 @dataclass

@@ -18,10 +18,22 @@ import orjson
 from roaming.catalog import Catalog
 from roaming.models import format_datetime, norm
 from roaming.ports import SqlDatabase, SqlExecutor
-from roaming.store.location_writes import LocationWrites, SyncReport
+from roaming.store.location_writes import (
+    LocationWrites,
+    StoredEvse,
+    StoredLocation,
+    SyncReport,
+)
 from roaming.store.paging import count_and_page, last_updated_filter
 
-__all__ = ["EvseRef", "LocationStore", "LocationWrites", "SyncReport"]
+__all__ = [
+    "EvseRef",
+    "LocationStore",
+    "LocationWrites",
+    "StoredEvse",
+    "StoredLocation",
+    "SyncReport",
+]
 
 
 class EvseRef(NamedTuple):
@@ -98,9 +110,11 @@ class LocationStore:
         """The write side inside ``tx`` (admin API, import): see :mod:`.location_writes`."""
         return LocationWrites(tx, now)
 
-    async def editable(self, location_id: str, db: SqlExecutor | None = None) -> Any:
-        """(static body, [(EVSE body, charger_id, connector_id, status)]) of one Location,
-        as stored (not as published), or None: what an update starts from."""
+    async def editable(
+        self, location_id: str, db: SqlExecutor | None = None
+    ) -> StoredLocation | None:
+        """One Location and its EVSEs as stored (not as published), or None: what an
+        update or an export starts from."""
         ex = db or self.db
         row = await ex.fetchone(
             "SELECT id_norm, body FROM ocpi_locations WHERE id_norm = ?", (norm(location_id),)
@@ -113,15 +127,15 @@ class LocationStore:
             (row["id_norm"],),
         )
         evses = [
-            (
+            StoredEvse(
                 orjson.loads(r["body"]),
                 r["charger_id"] or None,
-                r["connector_id"] or None,
+                int(r["connector_id"]) if r["charger_id"] else None,
                 r["status"],
             )
             for r in evse_rows
         ]
-        return orjson.loads(row["body"]), evses
+        return StoredLocation(orjson.loads(row["body"]), evses)
 
     async def location_ids(self, db: SqlExecutor | None = None) -> list[str]:
         rows = await (db or self.db).fetchall("SELECT id FROM ocpi_locations ORDER BY seq, id_norm")

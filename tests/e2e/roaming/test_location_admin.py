@@ -467,3 +467,12 @@ async def test_a_waiting_charge_is_sent_once_when_its_connector_is_mapped_from_t
             what="a second Session or CDR",
         )
         assert emsp.sessions[cdr["session_id"]]["status"] == "COMPLETED"
+
+
+async def test_a_site_without_roaming_is_refused_and_the_charger_not_added(tmp_path):
+    async with running_csms(tmp_path) as app, admin_session(app) as admin:
+        body = {"id": "CP1", "site": {"location_id": "LOC-1", **SITE}}
+        status, err = await call(admin, "POST", "/api/chargers", body)
+        assert status == 400 and err["field"] == "site" and "ocpi.enabled" in err["message"]
+        status, _ = await call(admin, "GET", "/api/chargers/CP1")
+        assert status == 404
