@@ -126,7 +126,8 @@ async def build_cpo(
     cc, pid = config.ocpi.country_code, config.ocpi.party_id
     catalog = load_catalog(cpo_cfg.locations_file, country_code=cc, party_id=pid)
     locations = LocationStore(db, cc, pid)
-    await sync_catalog(db, locations, catalog)
+    if cpo_cfg.locations_file:  # no file: it owns nothing, so nothing is loaded or retired
+        await sync_catalog(db, locations, catalog)
     await warn_unmapped(db)
     service = SessionService(
         db,

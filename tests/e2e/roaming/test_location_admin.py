@@ -411,6 +411,13 @@ async def test_the_locations_file_at_boot_keeps_admin_edits_and_pushes_what_it_c
                 "LOC-1-API",
             ]
             assert [e["status"] == "REMOVED" for e in edited["evses"]] == [False, True, False]
+        # Without a locations file (managed through the API from now on) nothing is retired.
+        sections["ocpi_cpo"]["locations_file"] = ""
+        async with running_csms(tmp_path, **sections) as app, admin_session(app) as admin:
+            _, kept = await call(admin, "GET", "/api/locations/LOC-1")
+            assert kept == edited
+            status, err = await call(admin, "POST", "/api/locations/reload")
+            assert status == 400 and err["error"] == "no_locations_file"
 
 
 async def test_unmapped_connectors_are_a_warning_at_boot(tmp_path):
