@@ -124,11 +124,7 @@ class CatalogAdmin:
     # ------------------------------------------------------------------ EVSEs
 
     async def _check_new_uid(self, w: LocationWrites, uid: str, where: str) -> None:
-        row = await w.tx.fetchone(
-            "SELECT e.uid, l.id FROM ocpi_evses e JOIN ocpi_locations l"
-            " ON l.id_norm = e.location_id_norm WHERE e.uid_norm = ? AND e.status != 'REMOVED'",
-            (norm(uid),),
-        )
+        row = await w.live_evse(uid)
         if row is not None:
             raise ApiError(
                 409, "already_exists", f"{where}: EVSE {row[0]!r} exists (location {row[1]!r})",

@@ -21,6 +21,7 @@ from csms import logs
 from csms.authz.model import LocationRefs
 from csms.config import ConfigError
 from csms.ocpi.memo import TtlMemo
+from csms.store.chargers import ConnectorRepo
 from csms.store.db import Database, Executor
 from roaming import outbox
 from roaming.catalog import Catalog, parse_catalog
@@ -156,12 +157,9 @@ async def _take_connector_status(
     for _, charger_id, connector_id in report.remapped:
         if charger_id is None or connector_id is None:
             continue
-        row = await tx.fetchone(
-            "SELECT status FROM connectors WHERE charger_id = ? AND connector_id = ?",
-            (charger_id, connector_id),
-        )
-        if row is not None and row[0]:
-            await store.set_status(tx, charger_id, connector_id, ocpi_status(row[0]), now)
+        status = await ConnectorRepo.current_status(tx, charger_id, connector_id)
+        if status:
+            await store.set_status(tx, charger_id, connector_id, ocpi_status(status), now)
 
 
 async def _queue_pushes(

@@ -276,6 +276,15 @@ class LocationWrites:
         if row is None or _mapping_of(row) != evse.mapping or row["status"] == "REMOVED":
             self.report.remapped.append((evse.uid, *(evse.mapping or (None, None))))
 
+    async def live_evse(self, evse_uid: str) -> tuple[str, str] | None:
+        """(uid, location id) of a non-REMOVED EVSE with this uid, or None."""
+        row = await self.tx.fetchone(
+            "SELECT e.uid, l.id FROM ocpi_evses e JOIN ocpi_locations l"
+            " ON l.id_norm = e.location_id_norm WHERE e.uid_norm = ? AND e.status != 'REMOVED'",
+            (norm(evse_uid),),
+        )
+        return None if row is None else (row[0], row[1])
+
     async def remove_evse(self, evse_uid: str, *, left_file: bool = False) -> bool:
         """Mark one EVSE ``REMOVED`` (OCPI never deletes); False when it already was.
 
