@@ -37,6 +37,15 @@ def parse_stamp(value: str) -> datetime:
 WAITING = "waiting"
 
 
+# A message first in line for its (partner, object) and free to go: not held, and no
+# earlier message of the object still pending (held ones included) or dead.
+_HEAD = (
+    "o.status = 'pending' AND o.held_reason IS NULL AND NOT EXISTS ("
+    "SELECT 1 FROM ocpi_outbox p WHERE p.partner_key = o.partner_key"
+    " AND p.object_key = o.object_key AND p.status IN ('pending', 'dead') AND p.id < o.id)"
+)
+
+
 class Status(enum.StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -144,24 +153,21 @@ class OutboxStore:
         """
         async with self.db.transaction() as tx:
             rows = await tx.fetchall(
-                """
-            SELECT o.* FROM ocpi_outbox o
-            WHERE o.status = 'pending' AND o.next_attempt_at <= ? AND o.held_reason IS NULL
-              AND NOT EXISTS (
-                SELECT 1 FROM ocpi_outbox p
-                WHERE p.partner_key = o.partner_key AND p.object_key = o.object_key
-                  AND p.status IN ('pending', 'dead') AND p.id < o.id)
-            ORDER BY o.id LIMIT ?
-            """,
+                f"SELECT o.* FROM ocpi_outbox o WHERE o.next_attempt_at <= ? AND {_HEAD}"
+                " ORDER BY o.id LIMIT ?",
                 (stamp(now), limit),
             )
         return [OutboxMessage.from_row(r) for r in rows]
 
     async def next_due(self) -> str | None:
+        """When the earliest head (as :meth:`heads` picks them) falls due.
+
+        Why heads only: a message behind a dead or held one of its object cannot go, and
+        counting its past due time would wake the worker at once, forever.
+        """
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
-                "SELECT min(next_attempt_at) AS t FROM ocpi_outbox"
-                " WHERE status = 'pending' AND held_reason IS NULL"
+                f"SELECT min(o.next_attempt_at) AS t FROM ocpi_outbox o WHERE {_HEAD}"
             )
         return row["t"] if row else None
 
