@@ -31,7 +31,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from simulator.connector import Connector
-from simulator.cpconfig import ConfigTable
+from simulator.cpconfig import DEFAULT_PROFILES, ConfigTable
 from simulator.driver import Driver
 from simulator.errors import (
     CallFailed,
@@ -95,6 +95,9 @@ class SimulatedChargePoint:
         step_delay_s: float = 0.2,
         on_step: Callable[[Step], None] | None = None,
         on_call: Callable[[str, dict[str, Any]], None] | None = None,
+        local_list_max_length: int = 1000,
+        send_local_list_max_length: int = 100,
+        feature_profiles: str = DEFAULT_PROFILES,
     ) -> None:
         serial = (serial or f"SIM-{cp_id}")[:25]  # CiString25 in BootNotification
         identity = Identity(
@@ -102,7 +105,14 @@ class SimulatedChargePoint:
         )
         self.id = cp_id
         self.base_url = url
-        self.state = ChargerState.fresh(identity, connectors, meter_interval_s)
+        self.state = ChargerState.fresh(
+            identity,
+            connectors,
+            meter_interval_s,
+            local_list_max_length=local_list_max_length,
+            send_local_list_max_length=send_local_list_max_length,
+            feature_profiles=feature_profiles,
+        )
         self.session = Session(
             url,
             cp_id,

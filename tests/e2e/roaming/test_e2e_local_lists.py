@@ -1,0 +1,156 @@
+"""Roaming cards in chargers' Local Authorization Lists, end to end: the real CSMS, the
+eMSP sandbox pushing tokens over OCPI, and the simulator answering SendLocalList."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.store.id_tags import IdTagRepo
+from simulator.chargepoint import SimulatedChargePoint, shifted
+from tests.support.csms import admin_session
+from tests.support.waiting import wait_until
+
+LISTS = {
+    "debounce_s": 0.05,
+    "connect_delay_s": 0.0,
+    "retry_initial_s": 0.1,
+    "retry_max_s": 0.5,
+}
+OFFLINE_OK = [f"AO{i:04d}" for i in range(50)]
+NEVER = [f"NV{i:04d}" for i in range(5)]
+
+
+def list_calls(cp: SimulatedChargePoint) -> list[dict[str, Any]]:
+    return [p for action, p in cp.received_calls if action == "SendLocalList"]
+
+
+async def push_whitelists(w: Any) -> None:
+    for uid in OFFLINE_OK:
+        w.emsp.add_token(uid, whitelist="ALLOWED_OFFLINE")
+    for uid in NEVER:
+        w.emsp.add_token(uid, whitelist="NEVER")
+    replies = await w.emsp.push_tokens()
+    assert all(r.ok for r in replies)
+
+
+async def test_whitelisted_tokens_reach_the_charger_and_a_block_is_a_differential(make_world):
+    async with make_world(local_lists=LISTS) as w:
+        await IdTagRepo(w.app.db).add("OWNCARD1")
+        await push_whitelists(w)
+        async with w.charger() as cp:
+            wanted = {*OFFLINE_OK, "OWNCARD1"}
+            await wait_until(lambda: set(cp.local_list) == wanted, what="the whitelisted list")
+            assert not set(NEVER) & set(cp.local_list)
+            info = cp.local_list["AO0001"]
+            assert info["status"] == "Accepted" and info["expiry_date"]
+            [full] = list_calls(cp)
+            assert full["updateType"] == "Full"  # 51 entries fit in one message (max 100)
+            version = cp.local_list_version
+
+            reply = await w.emsp.block_token("AO0007")
+            assert reply.ok
+            await wait_until(lambda: "AO0007" not in cp.local_list, what="the blocked card removed")
+            last = list_calls(cp)[-1]
+            assert last["updateType"] == "Differential"
+            assert last["localAuthorizationList"] == [{"idTag": "AO0007"}]
+            assert cp.local_list_version == version + 1
+            assert len(cp.local_list) == 50
+
+            async with admin_session(w.app) as http, http.get("/api/local-lists/CP1") as resp:
+                assert resp.status == 200
+                body = await resp.json()
+            assert body["version"] == cp.local_list_version and body["size"] == 50
+            assert body["last_result"] == "ok" and body["supported"] is True
+            assert body["connected"] is True
+            partners = {e["id_tag"]: e["partner"] for e in body["entries"]}
+            assert partners["AO0001"] == "NL-EMS" and partners["OWNCARD1"] is None
+
+
+async def test_a_list_longer_than_send_max_goes_in_chunks(make_world):
+    async with make_world(local_lists=LISTS) as w:
+        await push_whitelists(w)
+        async with w.charger(send_local_list_max_length=20) as cp:
+            await wait_until(lambda: len(cp.local_list) == 50, what="the chunked list")
+            calls = list_calls(cp)
+            assert [c["updateType"] for c in calls] == ["Full", "Differential", "Differential"]
+            assert [len(c["localAuthorizationList"]) for c in calls] == [20, 20, 10]
+            versions = [c["listVersion"] for c in calls]
+            assert versions == [versions[0], versions[0] + 1, versions[0] + 2]
+            assert cp.local_list_version == versions[-1]
+
+
+async def test_the_selection_keeps_own_cards_first_within_the_charger_maximum(make_world):
+    async with make_world(local_lists=LISTS) as w:
+        await IdTagRepo(w.app.db).add("OWNCARD1")
+        await push_whitelists(w)
+        async with w.charger(local_list_max_length=10) as cp:
+            await wait_until(lambda: len(cp.local_list) == 10, what="a list cut to 10")
+            assert "OWNCARD1" in cp.local_list
+            assert not set(NEVER) & set(cp.local_list)
+
+
+async def test_a_charger_without_local_list_management_gets_no_list(make_world):
+    async with make_world(local_lists=LISTS) as w:
+        await push_whitelists(w)
+        profiles = "Core,FirmwareManagement,Reservation,SmartCharging,RemoteTrigger"
+        async with w.charger(feature_profiles=profiles) as cp:
+
+            async def told() -> bool:
+                async with (
+                    admin_session(w.app) as http,
+                    http.get("/api/local-lists/CP1") as resp,
+                ):
+                    return bool((await resp.json())["last_result"] == "not_supported")
+
+            await wait_until(told, what="the charger marked without list support")
+            assert list_calls(cp) == [] and cp.local_list == {}
+            assert any(a == "GetConfiguration" for a, _ in cp.received_calls)
+
+
+async def test_offline_start_from_the_list_is_replayed_and_billed_as_whitelist(make_world):
+    async with make_world(local_lists=LISTS) as w:
+        await push_whitelists(w)
+        async with w.charger() as cp:
+            await wait_until(lambda: len(cp.local_list) == 50, what="the list")
+            await cp.disconnect()
+            decision = await cp.authorize("AO0003")  # offline: the charger decides
+            assert decision["idTagInfo"]["status"] == "Accepted"
+            assert (await cp.authorize("NV0001"))["idTagInfo"]["status"] == "Invalid"
+            await cp.start_transaction(
+                1, "AO0003", meter_start=1000, timestamp=shifted(seconds=-600), meter_loop=False
+            )
+            await cp.stop_transaction(
+                1, meter_stop=8000, reason="Local", timestamp=shifted(seconds=-60)
+            )
+            assert len(cp.offline_queue) == 2
+            steps = await cp.reconnect()
+            assert [s.action for s in steps] == ["StartTransaction", "StopTransaction"]
+            assert not cp.offline_queue
+            start = steps[0].response
+            assert start is not None and start["idTagInfo"]["status"] == "Accepted"
+
+            await w.emsp.wait_until(lambda: len(w.emsp.cdrs) == 1, timeout=10)
+            [session] = list(w.emsp.sessions.values())
+            [cdr] = list(w.emsp.cdrs.values())
+            assert session["auth_method"] == "WHITELIST"
+            assert cdr["auth_method"] == "WHITELIST"
+            assert cdr["cdr_token"]["uid"] == "AO0003"
+            assert cdr["total_energy"] == 7.0
+
+
+async def test_a_version_mismatch_at_reconnect_sends_a_full_list(make_world):
+    async with make_world(local_lists=LISTS) as w:
+        await push_whitelists(w)
+        async with w.charger() as cp:
+            await wait_until(lambda: len(cp.local_list) == 50, what="the list")
+            ours = cp.local_list_version
+            await cp.disconnect()
+            # The charger lost its list while away (a reset to factory settings).
+            cp.state.local_list = {}
+            cp.state.local_list_version = 0
+            before = len(list_calls(cp))
+            await cp.reconnect()
+            await wait_until(lambda: len(cp.local_list) == 50, what="the list sent again")
+            again = list_calls(cp)[before:]
+            assert again[0]["updateType"] == "Full"
+            assert again[0]["listVersion"] > ours
