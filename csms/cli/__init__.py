@@ -21,6 +21,7 @@ from csms.cli import (
     authorizations,
     calls,
     chargers,
+    local_lists,
     locations,
     partners,
     serve,
@@ -38,6 +39,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     calls,
     authorizations,
     locations,
+    local_lists,
 )
 
 

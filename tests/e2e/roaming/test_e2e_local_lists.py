@@ -11,6 +11,7 @@ from tests.support.csms import admin_session
 from tests.support.waiting import wait_until
 
 LISTS = {
+    "enabled": True,
     "debounce_s": 0.05,
     "connect_delay_s": 0.0,
     "retry_initial_s": 0.1,
@@ -136,6 +137,38 @@ async def test_offline_start_from_the_list_is_replayed_and_billed_as_whitelist(m
             assert cdr["auth_method"] == "WHITELIST"
             assert cdr["cdr_token"]["uid"] == "AO0003"
             assert cdr["total_energy"] == 7.0
+            # Decided from the list: the eMSP was not asked after the fact.
+            assert w.emsp.requests_to("/authorize") == []
+            async with (
+                admin_session(w.app) as http,
+                http.get("/api/authorizations", params={"charger_id": "CP1"}) as resp,
+            ):
+                rows = (await resp.json())["authorizations"]
+            [start_row] = [r for r in rows if r["trigger"] == "StartTransaction"]
+            assert start_row["status"] == "Accepted" and "local list" in start_row["reason"]
+
+
+async def test_an_online_start_of_a_listed_allowed_offline_token_still_asks_the_emsp(make_world):
+    async with make_world(local_lists=LISTS) as w:
+        await push_whitelists(w)
+        async with w.charger() as cp:
+            await wait_until(lambda: len(cp.local_list) == 50, what="the list")
+            start = await cp.start_transaction(1, "AO0004", meter_start=0, meter_loop=False)
+            assert start["idTagInfo"]["status"] == "Accepted"
+            assert len(w.emsp.requests_to("/authorize")) == 1  # ALLOWED_OFFLINE: real time
+            await cp.stop_transaction(1, meter_stop=1000)
+            await w.emsp.wait_until(lambda: len(w.emsp.cdrs) == 1, timeout=10)
+            [cdr] = list(w.emsp.cdrs.values())
+            assert cdr["auth_method"] == "AUTH_REQUEST"
+
+
+async def test_a_partner_whose_agreement_excludes_lists_stays_out(make_world):
+    async with make_world(local_lists=LISTS, partners={"NL-EMS": {"local_list": False}}) as w:
+        await IdTagRepo(w.app.db).add("OWNCARD1")
+        await push_whitelists(w)
+        async with w.charger() as cp:
+            await wait_until(lambda: cp.local_list_version > 0, what="a list")
+            assert set(cp.local_list) == {"OWNCARD1"}
 
 
 async def test_a_version_mismatch_at_reconnect_sends_a_full_list(make_world):
