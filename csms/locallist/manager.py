@@ -60,6 +60,7 @@ class _Worker:
     full: bool = False
     urgent: bool = True
     probed: bool = False
+    accepted: int = 0  # messages accepted in the current sync
     task: asyncio.Task[None] | None = None
 
 
@@ -177,6 +178,7 @@ class LocalListManager:
                     await asyncio.sleep(cfg.debounce_s)
                 continue
             full, worker.full, worker.dirty, worker.urgent = worker.full, False, False, False
+            worker.accepted = 0
             try:
                 async with self._gate:
                     await self._sync(worker, full=full)
@@ -185,7 +187,9 @@ class LocalListManager:
                 return
             except _Retry:
                 worker.dirty = True
-                worker.full = worker.full or full
+                # A Full list the charger took part of is consistent at the stored version:
+                # the rest follows as a Differential, not a new Full from the start.
+                worker.full = worker.full or (full and worker.accepted == 0)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent(worker), retry)
                 retry = min(retry * 2, cfg.retry_max_s)
@@ -295,6 +299,7 @@ class LocalListManager:
                     (u.id_tag.upper(), u.entry) for u in send.updates
                 ]
                 await self.repo.accepted(cp, send.version, changes, full=is_full, size=len(held))
+                worker.accepted += 1
                 continue
             if status == "VersionMismatch" and not full:
                 log.info("local_list.version_mismatch", version=send.version)

@@ -7,7 +7,7 @@ from typing import Any
 
 from csms.store.id_tags import IdTagRepo
 from simulator.chargepoint import SimulatedChargePoint, shifted
-from tests.support.csms import admin_session
+from tests.support.csms import admin_session, ocpp_url
 from tests.support.waiting import wait_until
 
 LISTS = {
@@ -187,3 +187,41 @@ async def test_a_version_mismatch_at_reconnect_sends_a_full_list(make_world):
             again = list_calls(cp)[before:]
             assert again[0]["updateType"] == "Full"
             assert again[0]["listVersion"] > ours
+
+
+async def test_a_chunked_list_broken_off_continues_where_it_stopped_after_reconnect(make_world):
+    async with make_world(local_lists=LISTS) as w:
+        await push_whitelists(w)
+        seen: list[int] = []
+
+        def on_call(action: str, payload: dict[str, Any]) -> None:
+            if action == "SendLocalList":
+                seen.append(payload["listVersion"])
+                if len(seen) == 3:  # the charger's limit drops: the third chunk fails
+                    cp.config.keys["SendLocalListMaxLength"].value = "5"
+
+        cp = SimulatedChargePoint(
+            ocpp_url(w.app),
+            "CP1",
+            heartbeat=False,
+            step_delay_s=0,
+            send_local_list_max_length=20,
+            on_call=on_call,
+        )
+        await cp.open()
+        try:
+            await cp.boot()
+            await wait_until(lambda: len(seen) >= 4, what="the failed chunk retried")
+            assert len(cp.local_list) == 40  # Full 20 + Differential 20 accepted
+            version = cp.local_list_version
+            await cp.disconnect()
+            before = len(list_calls(cp))
+            await cp.reconnect()  # the limit is read again; the versions still match
+            await wait_until(lambda: len(cp.local_list) == 50, what="the rest of the list")
+            rest = list_calls(cp)[before:]
+            assert [p["updateType"] for p in rest] == ["Differential", "Differential"]
+            assert [len(p["localAuthorizationList"]) for p in rest] == [5, 5]
+            assert [p["listVersion"] for p in rest] == [version + 1, version + 2]
+            assert [p["updateType"] for p in list_calls(cp)].count("Full") == 1
+        finally:
+            await cp.close()
