@@ -29,6 +29,7 @@ from typing import Protocol
 from csms import datetimes, logs
 from csms.config import LocalListsConfig
 from csms.domain.local_lists import Entry, ListState
+from csms.domain.tokens import IdTag
 from csms.locallist import plan
 from csms.locallist.ports import RoamingCard, RoamingCards
 from csms.ocpp16 import errors
@@ -61,6 +62,7 @@ class _Worker:
     urgent: bool = True
     probed: bool = False
     accepted: int = 0  # messages accepted in the current sync
+    held: dict[str, Entry] | None = None  # what the charger holds; read once per session
     task: asyncio.Task[None] | None = None
 
 
@@ -85,6 +87,7 @@ class LocalListManager:
         self._gate = asyncio.Semaphore(config.concurrency)
         self._recent: dict[int, list[RoamingCard]] = {}  # limit -> cards, until a change
         self._generation = 0  # bumped by every change: a query that raced one is not kept
+        self._own: tuple[int, list[IdTag]] | None = None  # (generation, Accepted own cards)
         self._unlisten: Callable[[], None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._running = False
@@ -271,7 +274,9 @@ class LocalListManager:
         max_length = state.max_length or self.config.default_max_length
         send_max = state.send_max_length or self.config.default_send_max_length
         wanted = await self._wanted(cp, max_length)
-        held = await self.repo.entries(cp)
+        if worker.held is None:
+            worker.held = await self.repo.entries(cp)
+        held = worker.held
         if full:
             base = max(state.version, state.charger_version or 0)
             sends = plan.plan_full(wanted, base, send_max)
@@ -293,7 +298,7 @@ class LocalListManager:
             answer = await self._call(cp, "SendLocalList", send.payload())
             status = answer.get("status")
             if status == "Accepted":
-                held = plan.apply(held, send)
+                held = worker.held = plan.apply(held, send)
                 is_full = send.update_type == plan.FULL
                 changes: list[tuple[str, Entry | None]] = [
                     (u.id_tag.upper(), u.entry) for u in send.updates
@@ -333,7 +338,7 @@ class LocalListManager:
     async def _wanted(self, charger_id: str, max_length: int) -> list[Entry]:
         now = self.clock()
         candidates: list[plan.Candidate] = []
-        for card in await self.repo.own_cards():
+        for card in await self._own_cards():
             expiry = datetimes.parse(card.expiry_date)
             if card.expiry_date and (expiry is None or expiry <= now):
                 continue
@@ -356,6 +361,16 @@ class LocalListManager:
                 )
                 candidates.append(plan.Candidate(entry, c.last_updated, uses.get(c.uid.upper())))
         return plan.select(candidates, max_length)
+
+    async def _own_cards(self) -> list[IdTag]:
+        """Read once per change and shared by every charger's sync."""
+        held = self._own
+        if held is not None and held[0] == self._generation:
+            return held[1]
+        generation = self._generation
+        cards = await self.repo.own_cards()
+        self._own = (generation, cards)
+        return cards
 
     async def _recently_updated(self, limit: int) -> list[RoamingCard]:
         """Shared by every charger syncing after the same change (one query, not one each)."""

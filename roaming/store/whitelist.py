@@ -16,15 +16,16 @@ from typing import Any, Final
 
 from roaming.ports import SqlDatabase
 
-LISTABLE_WHITELISTS: Final = ("ALWAYS", "ALLOWED", "ALLOWED_OFFLINE")
 _CHUNK: Final = 500
 
+# The WHERE terms repeat the partial index ocpi_tokens_listable's (0016) word for word,
+# so SQLite can use it.
 _SELECT = (
     "SELECT t.uid, t.uid_norm, t.group_id, t.last_updated, p.key AS partner_key "
     "FROM ocpi_tokens t JOIN ocpi_partners p ON p.id = t.partner_id "
-    "WHERE t.removed = 0 AND t.valid = 1 AND t.whitelist IN ('ALWAYS', 'ALLOWED', "
-    "'ALLOWED_OFFLINE') AND t.type = 'RFID' AND length(t.uid) <= 20 "
-    "AND p.status = 'registered'"
+    "WHERE t.removed = 0 AND t.valid = 1 AND t.type = 'RFID' "
+    "AND t.whitelist IN ('ALWAYS', 'ALLOWED', 'ALLOWED_OFFLINE') "
+    "AND length(t.uid) <= 20 AND p.status = 'registered'"
 )
 
 
@@ -53,10 +54,11 @@ def _excluding(partners: Collection[str]) -> tuple[str, list[str]]:
 async def recently_updated(
     db: SqlDatabase, limit: int, excluded_partners: Collection[str] = ()
 ) -> list[ListableToken]:
-    """The ``limit`` most recently updated listable tokens, newest first."""
+    """The ``limit`` most recently updated listable tokens, newest first (by the text of
+    ``last_updated``: OCPI timestamps are UTC ISO 8601, so text order is time order)."""
     where, params = _excluding(excluded_partners)
     rows = await db.fetchall(
-        f"{_SELECT}{where} ORDER BY julianday(t.last_updated) DESC, t.uid_norm LIMIT ?",
+        f"{_SELECT}{where} ORDER BY t.last_updated DESC, t.uid_norm DESC LIMIT ?",
         (*params, limit),
     )
     return [_token(r) for r in rows]
