@@ -14,10 +14,13 @@ Build order (:func:`compose`, nothing listens yet):
 4. with ``ocpi.enabled``: the roaming runtime (partners, tokens, client, token sync),
    the CPO modules (locations, sessions, CDRs, outbox, OCPP event sink), the roaming
    authorization service behind the own cards, and OCPI commands;
-5. the admin API's context and routes.
+5. the Local Authorization List manager (own cards, and with roaming the eMSP tokens
+   through :class:`csms.ocpi.local_list_tokens.StoreRoamingCards`), and with roaming
+   the offline-start seam in front of the authorizer;
+6. the admin API's context and routes.
 
-Start order (:meth:`System.start`): the OCPP server, then OCPI (outbox worker, OCPI
-server, token sync), then the admin API. :meth:`System.stop` closes everything in the
+Start order (:meth:`System.start`): the OCPP server, the local list manager, then OCPI
+(outbox worker, OCPI server, token sync), then the admin API. :meth:`System.stop` closes everything in the
 reverse order of opening, also after a start that failed half-way.
 """
 
