@@ -303,7 +303,11 @@ class LocalListManager:
                 changes: list[tuple[str, Entry | None]] = [
                     (u.id_tag.upper(), u.entry) for u in send.updates
                 ]
-                await self.repo.accepted(cp, send.version, changes, full=is_full, size=len(held))
+                # Shielded: the charger holds this now; a disconnect cancelling the worker
+                # must not lose the record (offline starts are attributed from it).
+                await asyncio.shield(
+                    self.repo.accepted(cp, send.version, changes, full=is_full, size=len(held))
+                )
                 worker.accepted += 1
                 continue
             if status == "VersionMismatch" and not full:
@@ -344,9 +348,10 @@ class LocalListManager:
                 continue
             if not plan.fits(card.id_tag, card.parent_id_tag):
                 continue
+            own_expiry = datetimes.seconds(expiry) if expiry is not None else None
             candidates.append(
                 plan.Candidate(
-                    Entry(card.id_tag, "Accepted", card.expiry_date, card.parent_id_tag),
+                    Entry(card.id_tag, "Accepted", own_expiry, card.parent_id_tag),
                     card.updated_at,
                 )
             )

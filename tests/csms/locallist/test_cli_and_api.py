@@ -49,6 +49,12 @@ async def test_own_cards_follow_writes_and_the_operator_can_sync_and_turn_off(
         async with SimulatedChargePoint.connect(ocpp_url(app), "CP-L", heartbeat=False) as cp:
             await cp.boot()
             await wait_until(lambda: set(cp.local_list) == {"OWN1"}, what="the own card listed")
+
+            async def recorded() -> bool:  # stored once the charger's answer is in
+                async with http.get("/api/local-lists/CP-L") as r:
+                    return bool((await r.json())["version"] == 1)
+
+            await wait_until(recorded, what="the accepted version recorded")
             status = await cli_json(app, capsys, "local-list", "status", "CP-L")
             assert status["version"] == cp.local_list_version == 1
             assert status["size"] == 1 and status["last_result"] == "ok"

@@ -25,6 +25,21 @@ def list_calls(cp: SimulatedChargePoint) -> list[dict[str, Any]]:
     return [p for action, p in cp.received_calls if action == "SendLocalList"]
 
 
+async def recorded(w: Any, cp: SimulatedChargePoint) -> dict[str, Any]:
+    """The CSMS's view of the list once it has stored the version the charger holds (it
+    stores after the charger's answer is in)."""
+    body: dict[str, Any] = {}
+
+    async def same() -> bool:
+        async with admin_session(w.app) as http, http.get(f"/api/local-lists/{cp.id}") as r:
+            assert r.status == 200
+            body.update(await r.json())
+        return bool(body["version"] == cp.local_list_version)
+
+    await wait_until(same, what="the accepted version recorded")
+    return body
+
+
 async def push_whitelists(w: Any) -> None:
     for uid in OFFLINE_OK:
         w.emsp.add_token(uid, whitelist="ALLOWED_OFFLINE")
@@ -57,10 +72,8 @@ async def test_whitelisted_tokens_reach_the_charger_and_a_block_is_a_differentia
             assert cp.local_list_version == version + 1
             assert len(cp.local_list) == 50
 
-            async with admin_session(w.app) as http, http.get("/api/local-lists/CP1") as resp:
-                assert resp.status == 200
-                body = await resp.json()
-            assert body["version"] == cp.local_list_version and body["size"] == 50
+            body = await recorded(w, cp)
+            assert body["size"] == 50
             assert body["last_result"] == "ok" and body["supported"] is True
             assert body["connected"] is True
             partners = {e["id_tag"]: e["partner"] for e in body["entries"]}
@@ -113,6 +126,7 @@ async def test_offline_start_from_the_list_is_replayed_and_billed_as_whitelist(m
         await push_whitelists(w)
         async with w.charger() as cp:
             await wait_until(lambda: len(cp.local_list) == 50, what="the list")
+            await recorded(w, cp)
             await cp.disconnect()
             decision = await cp.authorize("AO0003")  # offline: the charger decides
             assert decision["idTagInfo"]["status"] == "Accepted"
@@ -177,6 +191,7 @@ async def test_a_version_mismatch_at_reconnect_sends_a_full_list(make_world):
         async with w.charger() as cp:
             await wait_until(lambda: len(cp.local_list) == 50, what="the list")
             ours = cp.local_list_version
+            await recorded(w, cp)
             await cp.disconnect()
             # The charger lost its list while away (a reset to factory settings).
             cp.state.local_list = {}
@@ -225,3 +240,21 @@ async def test_a_chunked_list_broken_off_continues_where_it_stopped_after_reconn
             assert [p["updateType"] for p in list_calls(cp)].count("Full") == 1
         finally:
             await cp.close()
+
+
+async def test_a_token_sync_brings_new_tokens_and_drops_ones_no_longer_whitelisted(make_world):
+    async with make_world(local_lists=LISTS) as w:
+        await push_whitelists(w)
+        async with w.charger() as cp:
+            await wait_until(lambda: len(cp.local_list) == 50, what="the list")
+            # The eMSP's table changes without pushes: one new token, one now NEVER.
+            w.emsp.add_token("SYNCED01", whitelist="ALWAYS")
+            w.emsp.add_token("AO0000", whitelist="NEVER")
+            body = {"partner": "NL-EMS", "wait": True}
+            async with admin_session(w.app) as http, http.post("/api/tokens/sync", json=body) as r:
+                assert r.status == 200, await r.text()
+            await wait_until(
+                lambda: "SYNCED01" in cp.local_list and "AO0000" not in cp.local_list,
+                what="the synced changes listed",
+            )
+            assert list_calls(cp)[-1]["updateType"] == "Differential"
