@@ -41,6 +41,7 @@ from csms.ocpi.admin_routes import admin_routes as cpo_admin_routes
 from csms.ocpi.authorization import build_roaming_authorization
 from csms.ocpi.commands import CommandService
 from csms.ocpi.cpo import CpoModules, build_cpo, ocpi_modules, push_all_locations
+from csms.ocpi.dashboard import StoreRoamingView
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
@@ -147,6 +148,7 @@ async def compose(
         exit_stack.push_async_callback(authorization.decisions.close)
         events: ChargerEvents = NoEvents()
         roaming: Roaming | None = None
+        roaming_view: StoreRoamingView | None = None
         routes: list[web.AbstractRouteDef] = []
         if config.ocpi.enabled:
             runtime = await build_runtime(config, db)
@@ -177,6 +179,7 @@ async def compose(
                 *runtime.admin_routes,
                 *cpo_admin_routes(cpo.locations, cpo.outbox, cpo.worker, config, db),
             ]
+            roaming_view = StoreRoamingView(db, runtime.store, cpo.outbox)
         if authorizer is not None:
             authorization.authorizer = authorizer
         admin = AdminContext(
@@ -185,6 +188,7 @@ async def compose(
             gateway=gateway,
             decisions=authorization.decisions,
             own_cards=authorization.service,
+            roaming_view=roaming_view,
         )
         routes += list(extra_admin_routes)
     except BaseException:

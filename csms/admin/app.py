@@ -21,7 +21,9 @@ from aiohttp import web
 
 from csms import logs
 from csms.admin import authorizations, calls, chargers, tokens, transactions
-from csms.admin.context import ADMIN, AdminContext
+from csms.admin.context import ACTOR, ADMIN, AdminContext
+from csms.admin.dashboard import auth as dashboard
+from csms.admin.dashboard.mounting import mount as mount_dashboard
 from csms.admin.http import ApiError, json_response
 
 PUBLIC_PATHS = frozenset({"/api/health"})
@@ -50,6 +52,7 @@ def create_admin_app(
     app.add_routes(transactions.routes)
     app.add_routes(calls.routes)
     app.add_routes(list(extra_routes))
+    mount_dashboard(app)
     return app
 
 
@@ -70,22 +73,44 @@ async def start_admin_api(
 
 
 def _auth(token: str) -> Any:
+    """Bearer token (scripts, the CLI) or a dashboard session cookie (browsers).
+
+    Either way ``request[ACTOR]`` (:data:`csms.admin.context.ACTOR`) names who is acting, for the audit trail: ``token``
+    or ``session:<short id>``. A request with an ``Authorization`` header is judged by
+    it alone; one without is judged by its cookie (:func:`_cookie_session`).
+    """
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
+        if request.path in PUBLIC_PATHS or dashboard.is_public(request.path):
             return await handler(request)
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        given = request.headers.get("Authorization")
+        if given is None and await _cookie_session(request):
+            return await handler(request)
+        if not hmac.compare_digest((given or "").encode(), expected):
+            if given is None and dashboard.is_page(request):
+                raise dashboard.to_login(request)
             raise ApiError(
                 401,
                 "unauthorized",
                 "missing or wrong bearer token (Authorization: Bearer <admin.token>)",
             )
+        request[ACTOR] = "token"
         return await handler(request)
 
     return auth
+
+
+async def _cookie_session(request: web.Request) -> bool:
+    """True when the dashboard cookie names a live session; a write made with it must
+    also carry the session's CSRF token (403 otherwise)."""
+    session = await dashboard.session_of(request)
+    if session is None:
+        return False
+    await dashboard.require_csrf(request, session)
+    request[ACTOR] = f"session:{session.short_id}"
+    return True
 
 
 @web.middleware

@@ -204,6 +204,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         DROP INDEX IF EXISTS authorizations_recent;
         """,
     ),
+    (
+        # Dashboard logins: kept server-side so logout and expiry take effect at once and
+        # a stolen store file holds no usable cookie (only the cookie's SHA-256 is kept).
+        "0012_admin_sessions",
+        """
+        CREATE TABLE admin_sessions (
+            id_hash             TEXT PRIMARY KEY,
+            csrf_token          TEXT NOT NULL,
+            created_at          TEXT NOT NULL,
+            expires_at          TEXT NOT NULL,
+            remote_address      TEXT
+        );
+        CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at);
+        """,
+    ),
 ]
 
 
