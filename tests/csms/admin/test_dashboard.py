@@ -263,3 +263,69 @@ async def test_unknown_topics_are_a_400(browser: aiohttp.ClientSession) -> None:
     resp = await browser.get("/dashboard/events?topics=chargers,weather", headers=headers)
     assert resp.status == 400
     assert "weather" in (await resp.json())["message"]
+
+
+async def _next_event(stream: aiohttp.StreamReader) -> str:
+    while True:
+        line = (await stream.readline()).decode()
+        if not line:
+            return ""  # the server closed the stream
+        if line.startswith("event: "):
+            return line[7:].strip()
+
+
+async def test_logout_ends_the_open_stream(browser: aiohttp.ClientSession) -> None:
+    headers, csrf = await _logged_in(browser)
+    resp = await browser.get("/dashboard/events?topics=authorizations", headers=headers)
+    async with asyncio.timeout(10):
+        assert await _next_event(resp.content) == "change"
+        await browser.post("/logout", data={"csrf_token": csrf}, headers=headers)
+        assert await _next_event(resp.content) == "ended"
+        assert await _next_event(resp.content) == ""
+    resp.close()
+
+
+async def test_stopping_the_server_ends_open_streams_at_once(tmp_path: Path) -> None:
+    async with (
+        running_csms(tmp_path) as system,
+        aiohttp.ClientSession(base_url=admin_url(system)) as client,
+    ):
+        resp = await client.get(
+            "/dashboard/events?topics=chargers",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        assert await _next_event(resp.content) == "change"
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await asyncio.wait_for(system.stop(), timeout=10)
+        assert loop.time() - began < 5  # not aiohttp's 60 s wait for open handlers
+        async with asyncio.timeout(5):
+            assert await _next_event(resp.content) == ""
+        resp.close()
+
+
+async def test_the_decision_log_filters(browser: aiohttp.ClientSession, app: System) -> None:
+    headers, _ = await _logged_in(browser)
+    for uid, source, status in (
+        ("AAAA1111", "local", "Accepted"),
+        ("BBBB2222", "cache", "Invalid"),
+        ("CCCC3333", "remote", "Accepted"),
+    ):
+        await app.db.execute(
+            "INSERT INTO authorizations (decided_at, charger_id, trigger, uid, uid_norm, source,"
+            " status, latency_ms, reason) VALUES ('2026-12-07T10:00:00.000Z', 'CP1',"
+            " 'Authorize', ?, ?, ?, ?, 1.0, 'r')",
+            (uid, uid, source, status),
+        )
+
+    async def shown(query: str) -> list[str]:
+        page = await (
+            await browser.get(f"/dashboard/authorizations?{query}", headers=headers)
+        ).text()
+        return [u for u in ("AAAA…11", "BBBB…22", "CCCC…33") if u in page]
+
+    assert await shown("") == ["AAAA…11", "BBBB…22", "CCCC…33"]
+    assert await shown("source=cache") == ["BBBB…22"]
+    assert await shown("status=Accepted") == ["AAAA…11", "CCCC…33"]
+    assert await shown("uid=cccc3333") == ["CCCC…33"]
+    assert await shown("charger_id=CP2") == []
