@@ -23,9 +23,13 @@ from csms.ocpi.locations import unmapped_connectors
 from csms.store.db import Database
 from roaming.outbox import OutboxStore
 from roaming.store import RoamingStore
+from roaming.store.outbox import WAITING
 
 _FINISHED = tuple(sorted(FINISHED_OUTBOX_STATUSES))
 _NOT_FINISHED = f"status NOT IN ({', '.join('?' for _ in _FINISHED)})"
+# A held push is ``pending`` in the table but not being tried: shown as "waiting", as
+# ``csms outbox list`` shows it.
+_SHOWN_STATUS = f"CASE WHEN held_reason IS NULL THEN status ELSE '{WAITING}' END"
 
 
 class StoreRoamingView:
@@ -39,7 +43,7 @@ class StoreRoamingView:
     async def partners(self) -> list[PartnerSummary]:
         per_partner: dict[str, dict[str, int]] = {}
         for r in await self.db.fetchall(
-            "SELECT partner_key, status, count(*) FROM ocpi_outbox GROUP BY partner_key, status"
+            f"SELECT partner_key, {_SHOWN_STATUS}, count(*) FROM ocpi_outbox GROUP BY 1, 2"
         ):
             per_partner.setdefault(r[0], {})[r[1]] = int(r[2])
         failing = {
@@ -79,11 +83,15 @@ class StoreRoamingView:
 
     async def outbox_open(self, limit: int = 200) -> list[OutboxItem]:
         rows = await self.db.fetchall(
-            "SELECT id, partner_key, module, method, object_key, status, attempts, last_error,"
-            f" created_at FROM ocpi_outbox WHERE {_NOT_FINISHED} ORDER BY id LIMIT ?",
+            f"SELECT id, partner_key, module, method, object_key, {_SHOWN_STATUS}, attempts,"
+            f" last_error, created_at, held_reason FROM ocpi_outbox WHERE {_NOT_FINISHED}"
+            " ORDER BY id LIMIT ?",
             (*_FINISHED, limit),
         )
-        return [OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]), r[7], r[8]) for r in rows]
+        return [
+            OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]), r[7], r[8], r[9])
+            for r in rows
+        ]
 
     async def evses(self) -> list[EvseMapping]:
         rows = await self.db.fetchall(
@@ -107,10 +115,12 @@ class StoreRoamingView:
         # The newest outbox message of each Session / CDR object says how far it got.
         rows = await self.db.fetchall(
             "SELECT t.id, s.id, s.status, c.id,"
-            " (SELECT o.status FROM ocpi_outbox o WHERE o.object_key = 'session:' || s.id"
+            f" (SELECT {_SHOWN_STATUS} FROM ocpi_outbox o WHERE o.object_key = 'session:' || s.id"
+            "  AND o.module = 'sessions' ORDER BY o.id DESC LIMIT 1),"
+            f" (SELECT {_SHOWN_STATUS} FROM ocpi_outbox o WHERE o.module = 'cdrs' AND"
+            "  (o.object_key = 'cdr:' || c.id OR o.object_key = 'session:' || s.id)"
             "  ORDER BY o.id DESC LIMIT 1),"
-            " (SELECT o.status FROM ocpi_outbox o WHERE o.object_key = 'cdr:' || c.id"
-            "  ORDER BY o.id DESC LIMIT 1)"
+            " s.waiting_for"
             " FROM transactions t LEFT JOIN ocpi_sessions s ON s.transaction_id = t.id"
             " LEFT JOIN ocpi_cdrs c ON c.transaction_id = t.id"
             f" WHERE t.id IN ({marks})",
@@ -123,6 +133,7 @@ class StoreRoamingView:
                 cdr_id=r[3],
                 session_delivery=r[4],
                 cdr_delivery=r[5],
+                session_waiting_for=r[6],
             )
             for r in rows
             if r[1] is not None or r[3] is not None

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # Outbox statuses after which a message no longer waits for anything. Every other status
-# (pending, dead, and any added later, e.g. one holding CDRs until a location is known)
-# counts as backlog and is listed, so a new state shows up without a dashboard change.
+# (pending, dead, waiting for a location, and any added later) counts as backlog and is
+# listed, so a new state shows up without a dashboard change.
 FINISHED_OUTBOX_STATUSES = frozenset({"delivered", "rejected", "skipped", "expanded", "dropped"})
 
 
@@ -52,6 +52,7 @@ class OutboxItem:
     attempts: int
     last_error: str | None
     created_at: str
+    held_reason: str | None = None  # why a held push waits (e.g. for a location)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class Delivery:
     session_id: str | None = None
     session_status: str | None = None
     session_delivery: str | None = None  # status of the newest outbox message of the Session
+    session_waiting_for: str | None = None  # why the Session waits (no location yet)
     cdr_id: str | None = None
     cdr_delivery: str | None = None
 

@@ -128,13 +128,28 @@ def transaction_row(
         "energy": kwh(energy),
         "partner": txn.partner_id,
         "authorization_reference": txn.authorization_reference,
-        "session": None
-        if delivery is None or delivery.session_id is None
-        else f"{delivery.session_status or '?'} · {delivery.session_delivery or 'not queued'}",
-        "cdr": None
-        if delivery is None or delivery.cdr_id is None
-        else (delivery.cdr_delivery or "not queued"),
+        "session": _session_state(delivery),
+        "cdr": _cdr_state(delivery),
     }
+
+
+def _session_state(delivery: Delivery | None) -> str | None:
+    if delivery is None or delivery.session_id is None:
+        return None
+    state = f"{delivery.session_status or '?'} · {delivery.session_delivery or 'not queued'}"
+    return (
+        state if not delivery.session_waiting_for else f"{state} · {delivery.session_waiting_for}"
+    )
+
+
+def _cdr_state(delivery: Delivery | None) -> str | None:
+    """The CDR's delivery; a CDR held until a location is known has no CDR row yet, only
+    its held push."""
+    if delivery is None:
+        return None
+    if delivery.cdr_delivery is not None:
+        return delivery.cdr_delivery
+    return "not queued" if delivery.cdr_id is not None else None
 
 
 def charger_row(

@@ -201,18 +201,11 @@ async def test_an_operator_watches_and_drives_a_roaming_charge(tmp_path: Path, p
             await expect(done.locator(".cdr")).to_have_text("delivered")
             await _shot(page, "transactions")
 
-            await page.goto(f"{base}/dashboard/roaming")
-            partner = page.locator("#partners tr[data-partner]")
-            await expect(partner).to_have_count(1)
-            await expect(partner.locator(".registration")).to_contain_text("registered")
-            await expect(partner.locator(".outbox")).to_contain_text("delivered")
-            await _shot(page, "roaming")
-
             # A charger the locations file does not know: its connectors show as unmapped.
             await page.goto(f"{base}/dashboard/locations")
             await expect(page.locator('#evses tr[data-evse="LOC-1-CP1-1"]')).to_contain_text("CP1")
             await expect(page.locator("#unmapped tr[data-unmapped]")).to_have_count(0)
-            async with w.charger("CP2"):
+            async with w.charger("CP2") as cp2:
                 await expect(page.locator('#unmapped tr[data-unmapped="CP2/1"]')).to_have_count(1)
                 await _shot(page, "locations")
                 await page.goto(f"{base}/dashboard/")
@@ -220,3 +213,26 @@ async def test_an_operator_watches_and_drives_a_roaming_charge(tmp_path: Path, p
                 await expect(page.locator("#outbox-backlog")).to_have_text("0")
                 await expect(page.locator("#decisions-by-source")).to_contain_text("Accepted")
                 await _shot(page, "overview")
+
+                # A roaming charge there: its CDR waits for a location, shown with why.
+                await page.goto(f"{base}/dashboard/roaming")
+                partner = page.locator("#partners tr[data-partner]")
+                await expect(partner).to_have_count(1)
+                await expect(partner.locator(".registration")).to_contain_text("registered")
+                await expect(partner.locator(".outbox")).to_contain_text("delivered")
+                await expect(page.locator("#waiting-cdrs tr[data-message]")).to_have_count(0)
+                await cp2.authorize(TAG)
+                await cp2.start_transaction(1, TAG, meter_start=0, meter_loop=False)
+                await cp2.stop_transaction(1, meter_stop=1500, reason="Local")
+                held = page.locator("#waiting-cdrs tr[data-message]")
+                await expect(held).to_have_count(1)
+                await expect(held.locator(".status")).to_have_text("waiting")
+                await expect(held.locator(".held")).to_have_text(
+                    "waiting for location: CP2 connector 1 has no EVSE"
+                )
+                await expect(partner.locator(".outbox")).to_contain_text("waiting")
+                await _shot(page, "roaming")
+                await page.goto(f"{base}/dashboard/transactions")
+                cp2_row = page.locator("#recent-transactions tr", has_text="CP2")
+                await expect(cp2_row.locator(".cdr")).to_have_text("waiting")
+                await expect(cp2_row.locator(".session")).to_contain_text("waiting for location")
