@@ -128,7 +128,15 @@ async def charger(request: web.Request) -> web.Response:
     seen = await versions(ctx, topics)
     rows = await _charger_rows(ctx, charger_id)
     if not rows:
-        raise web.HTTPNotFound(reason=f"no charger {charger_id!r} in the registry")
+        return render(
+            request,
+            "missing.html",
+            status=404,
+            topics="",
+            versions={},
+            roaming_on=ctx.roaming_view is not None,
+            message=f"No charger {charger_id!r} in the registry.",
+        )
     running = await TransactionRepo(ctx.db).running_at(charger_id)
     readings = await queries.latest_energy_readings(ctx.db, [t.id for t in running])
     return render(

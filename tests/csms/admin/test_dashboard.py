@@ -160,6 +160,7 @@ async def test_every_page_renders_with_the_session_and_says_roaming_off(
         assert resp.headers["Cache-Control"] == "no-store"
     missing = await browser.get("/dashboard/chargers/NOPE", headers=headers)
     assert missing.status == 404
+    assert "No charger &#39;NOPE&#39; in the registry." in await missing.text()
 
 
 async def test_a_write_with_the_cookie_needs_the_csrf_token(
