@@ -5,6 +5,9 @@ Why the auth is a middleware with a constant-time compare: every route but
 same check, and comparing with ``hmac.compare_digest`` does not leak the token's
 prefix through response timing.
 
+The web dashboard (:mod:`csms.admin.dashboard`) is mounted on the same app: its pages and
+the API accept a browser session cookie besides the bearer token (see :func:`_auth`).
+
 Roaming's routes (partners, token sync, locations, outbox) join through ``extra_routes``,
 handed over by the composition root (:mod:`csms.system`); they get the same auth and
 error rendering. Handlers reach what they may use through
@@ -75,9 +78,10 @@ async def start_admin_api(
 def _auth(token: str) -> Any:
     """Bearer token (scripts, the CLI) or a dashboard session cookie (browsers).
 
-    Either way ``request[ACTOR]`` (:data:`csms.admin.context.ACTOR`) names who is acting, for the audit trail: ``token``
-    or ``session:<short id>``. A request with an ``Authorization`` header is judged by
-    it alone; one without is judged by its cookie (:func:`_cookie_session`).
+    Either way ``request[ACTOR]`` (:data:`csms.admin.context.ACTOR`) names who is
+    acting, for the audit trail: ``token`` or ``session:<short id>``. A request with an
+    ``Authorization`` header is judged by it alone; one without is judged by its cookie
+    (:func:`_cookie_session`); a page load with neither is sent to the login page.
     """
     expected = f"Bearer {token}".encode()
 
