@@ -39,9 +39,17 @@ from csms.authz.ports import Authorizer
 from csms.config import Config
 from csms.ocpi.admin_routes import admin_routes as cpo_admin_routes
 from csms.ocpi.authorization import build_roaming_authorization
+from csms.ocpi.catalog_admin import CatalogAdmin
 from csms.ocpi.commands import CommandService
-from csms.ocpi.cpo import CpoModules, build_cpo, ocpi_modules, push_all_locations
+from csms.ocpi.cpo import (
+    CpoModules,
+    build_cpo,
+    ocpi_modules,
+    push_all_locations,
+    push_all_tariffs,
+)
 from csms.ocpi.dashboard import StoreRoamingView
+from csms.ocpi.location_routes import location_routes
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
@@ -148,6 +156,7 @@ async def compose(
         exit_stack.push_async_callback(authorization.decisions.close)
         events: ChargerEvents = NoEvents()
         roaming: Roaming | None = None
+        catalog: CatalogAdmin | None = None
         roaming_view: StoreRoamingView | None = None
         routes: list[web.AbstractRouteDef] = []
         if config.ocpi.enabled:
@@ -172,11 +181,15 @@ async def compose(
                 preauthorizer=authorization.service,
                 timeout_s=config.ocpi_cpo.command_timeout_s,
             )
+            runtime.ctx.on_registered.append(partial(push_all_tariffs, db, cpo))
             runtime.ctx.on_registered.append(partial(push_all_locations, db, cpo))
             events = cpo.events
             roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules(cpo, commands)])
+            catalog = CatalogAdmin(db, cpo.locations, cpo.worker.notify)
             routes += [
                 *runtime.admin_routes,
+                # Before the reads: /api/locations/export is not a location id.
+                *location_routes(catalog),
                 *cpo_admin_routes(cpo.locations, cpo.outbox, cpo.worker, config, db),
             ]
             roaming_view = StoreRoamingView(db, runtime.store, cpo.outbox)
@@ -188,6 +201,7 @@ async def compose(
             gateway=gateway,
             decisions=authorization.decisions,
             own_cards=authorization.service,
+            sites=catalog,
             roaming_view=roaming_view,
         )
         routes += list(extra_admin_routes)

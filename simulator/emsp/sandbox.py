@@ -227,6 +227,7 @@ class EmspSandbox:
     locations = _StateView(lambda s: s.locations)
     location_events = _StateView(lambda s: s.location_events)
     tariffs = _StateView(lambda s: s.tariffs)
+    tariff_events = _StateView(lambda s: s.tariff_events)
     command_results = _StateView(lambda s: s.command_results)
     commands_sent = _StateView(lambda s: s.commands_sent)
 

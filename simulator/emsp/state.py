@@ -158,6 +158,7 @@ class SandboxState:
     locations: CiMap[dict[str, Any]] = field(default_factory=CiMap)
     location_events: list[tuple[str, str, Any]] = field(default_factory=list)
     tariffs: CiMap[dict[str, Any]] = field(default_factory=CiMap)
+    tariff_events: list[tuple[str, str, Any]] = field(default_factory=list)  # (method, id, body)
     command_results: dict[str, dict[str, Any]] = field(default_factory=dict)
     commands_sent: list[CommandSent] = field(default_factory=list)
     # --- pairing
@@ -206,6 +207,8 @@ class SandboxState:
             self.session_events.append((method, oid, body))
         elif kind == "location":
             self.location_events.append((method, oid, body))
+        elif kind == "tariff":
+            self.tariff_events.append((method, oid, body))
         self.say(f"{kind} {method} {oid}" + (f" {_short(body)}" if body is not None else ""))
         self.changed_event.set()
         self.changed_event = asyncio.Event()
