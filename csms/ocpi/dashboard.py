@@ -96,11 +96,14 @@ class StoreRoamingView:
     async def evses(self) -> list[EvseMapping]:
         rows = await self.db.fetchall(
             "SELECT l.id, json_extract(l.body, '$.name'), e.uid, json_extract(e.body, '$.evse_id'),"
-            " e.charger_id, e.connector_id, e.status FROM ocpi_evses e"
+            " e.charger_id, e.connector_id, e.status,"
+            " coalesce(json_extract(l.body, '$.publish'), 1) FROM ocpi_evses e"
             " JOIN ocpi_locations l ON l.id_norm = e.location_id_norm"
             " WHERE e.status != 'REMOVED' ORDER BY e.charger_id, e.connector_id"
         )
-        return [EvseMapping(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6]) for r in rows]
+        return [
+            EvseMapping(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], bool(r[7])) for r in rows
+        ]
 
     async def unmapped(self) -> list[Unmapped]:
         return [

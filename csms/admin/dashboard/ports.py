@@ -64,6 +64,7 @@ class EvseMapping:
     charger_id: str
     connector_id: int
     status: str
+    published: bool = True  # the Location's ``publish`` (false: kept from eMSPs' lists)
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,7 +203,9 @@ async def test_an_operator_watches_and_drives_a_roaming_charge(tmp_path: Path, p
 
             # A charger the locations file does not know: its connectors show as unmapped.
             await page.goto(f"{base}/dashboard/locations")
-            await expect(page.locator('#evses tr[data-evse="LOC-1-CP1-1"]')).to_contain_text("CP1")
+            evse = page.locator('#evses tr[data-evse="LOC-1-CP1-1"]')
+            await expect(evse).to_contain_text("CP1")
+            await expect(evse.locator(".published")).to_have_text("yes")
             await expect(page.locator("#unmapped tr[data-unmapped]")).to_have_count(0)
             async with w.charger("CP2") as cp2:
                 await expect(page.locator('#unmapped tr[data-unmapped="CP2/1"]')).to_have_count(1)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from csms.admin.dashboard.ports import PartnerSummary
 from csms.ocpi.dashboard import StoreRoamingView
 from tests.e2e.roaming.conftest import World, world
 from tests.support.csms import admin_session, runtime_of
@@ -34,15 +33,14 @@ async def test_failed_pushes_show_per_partner_and_on_the_pages(tmp_path: Path) -
             await cp.stop_transaction(1, meter_stop=5000, reason="EVDisconnected")
             await cp.authorize("0E0E0E0E")  # the eMSP cannot answer: the fallback decides
 
-        async def failing() -> PartnerSummary | None:
-            [partner] = await _view(w).partners()
-            return partner if partner.failing >= 1 else None
+        async def cdr_failed() -> bool:
+            open_items = await _view(w).outbox_open()
+            return any(m.module == "cdrs" and m.last_error for m in open_items)
 
-        partner = await wait_until(failing, what="a failed push counted for the partner")
+        await wait_until(cdr_failed, what="a failed CDR push listed with its error")
+        [partner] = await _view(w).partners()
         assert partner.key == "NL-EMS" and partner.status == "registered"
-        assert partner.backlog >= 1 and partner.tokens == 2
-        open_items = await _view(w).outbox_open()
-        assert any(m.module == "cdrs" and m.last_error for m in open_items)
+        assert partner.failing >= 1 and partner.backlog >= 1 and partner.tokens == 2
 
         async with admin_session(w.app) as api:  # the bearer token reads pages too
             roaming = await (await api.get("/dashboard/roaming")).text()
