@@ -19,8 +19,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import structlog
@@ -28,8 +29,21 @@ from aiohttp import web
 
 from roaming import cdrs, outbox
 from roaming.context import OcpiModule, partner_of
-from roaming.costing import Reading, build_periods, cost_session
-from roaming.models import InterfaceRole, ModuleID, format_datetime, parse_datetime
+from roaming.costing import (
+    Reading,
+    Sample,
+    SessionFacts,
+    Tariff,
+    build_periods,
+    cost_session,
+)
+from roaming.models import (
+    InterfaceRole,
+    ModuleID,
+    ValidationError,
+    format_datetime,
+    parse_datetime,
+)
 from roaming.pagination import PageParams, add_sender_list
 from roaming.ports import SqlDatabase, SqlExecutor
 from roaming.store import cdrs as cdr_rows
@@ -78,10 +92,19 @@ class SessionStart:
 
 @dataclass(frozen=True, slots=True)
 class SessionStop:
+    """What the charger reported about a finished charge (charger timestamps, aware UTC,
+    sub-second precision kept). ``start``: the charger's start instant when known (the
+    stored Session start is whole seconds); ``suspended``: intervals its status said the
+    EV was connected and not drawing energy; ``power`` in W, ``current`` in A."""
+
     transaction_id: int
     end: datetime
     meter_stop_wh: float
     readings: Sequence[Reading]
+    start: datetime | None = None
+    power: Sequence[Sample] = ()
+    current: Sequence[Sample] = ()
+    suspended: Sequence[tuple[datetime, datetime]] = ()
 
 
 class SessionService:
@@ -236,36 +259,53 @@ class SessionService:
         meta = body.pop("_meta")
         ref = await self.locations.evse_for(tx, meta["charger_id"], meta["connector_id"])
         start = parse_datetime(body["start_date_time"])
+        if s.start is not None and format_datetime(s.start) == body["start_date_time"]:
+            start = s.start  # the same instant, with the fraction the stored form dropped
         end = max(s.end, start)
-        totals = build_periods(start, end, meta["meter_start_wh"], s.meter_stop_wh, s.readings)
         tariff_json = None
         if ref is not None:
             _, tariff_json = await self._currency_and_tariff(tx, ref)
-        breakdown = cost_session(tariff_from_json(tariff_json), totals) if tariff_json else None
+        tariff = _tariff(tariff_json, s.transaction_id)
+        if tariff is None:
+            tariff_json = None
+        facts = SessionFacts(
+            start,
+            end,
+            meta["meter_start_wh"],
+            s.meter_stop_wh,
+            s.readings,
+            s.power,
+            s.current,
+            s.suspended,
+        )
+        totals = build_periods(facts, tariff, _zone(ref, s.transaction_id))
+        breakdown = cost_session(tariff, totals) if tariff else None
         ts = format_datetime(now)
-        total_cost = breakdown.total.to_json() if breakdown else {"excl_vat": 0, "incl_vat": 0}
         body.update(
             {
                 "end_date_time": format_datetime(end),
                 "kwh": float(totals.total_energy_kwh),
-                "total_cost": total_cost,
                 "status": "COMPLETED",
                 "last_updated": ts,
             }
         )
+        patch: dict[str, Any] = {
+            "status": "COMPLETED",
+            "end_date_time": body["end_date_time"],
+            "kwh": body["kwh"],
+        }
+        if breakdown is not None:  # absent is "not priced"; 0 would say "free"
+            body["total_cost"] = patch["total_cost"] = breakdown.total.to_json()
+        else:
+            log.warning(
+                "ocpi.session_without_tariff",
+                session_id=row["id"],
+                transaction_id=s.transaction_id,
+                hint="attach a tariff to this connector (a free one is FLAT 0)",
+            )
+        patch["last_updated"] = ts
         await self.store.complete(tx, row["id"], {**body, "_meta": meta}, now)
-        await self._queue_patch(
-            tx,
-            row,
-            {
-                "status": "COMPLETED",
-                "end_date_time": body["end_date_time"],
-                "kwh": body["kwh"],
-                "total_cost": total_cost,
-                "last_updated": ts,
-            },
-            now,
-        )
+        await self._queue_patch(tx, row, patch, now)
         cdr = cdrs.build_cdr(
             cdr_id=str(uuid.uuid4()),
             session=body,
@@ -295,9 +335,45 @@ class SessionService:
             transaction_id=s.transaction_id,
             partner=row["partner_key"],
             kwh=body["kwh"],
-            total_cost=total_cost,
+            total_cost=body.get("total_cost"),
         )
         return str(cdr["id"])
+
+
+def _tariff(body: dict[str, Any] | None, transaction_id: int) -> Tariff | None:
+    """The stored tariff as costing input; a body that no longer validates prices nothing
+    (and says so) rather than failing the charger's StopTransaction."""
+    if body is None:
+        return None
+    try:
+        return tariff_from_json(body)
+    except ValidationError as exc:
+        log.error(
+            "ocpi.tariff_invalid",
+            tariff_id=body.get("id"),
+            transaction_id=transaction_id,
+            error=str(exc),
+        )
+        return None
+
+
+def _zone(ref: EvseRef | None, transaction_id: int) -> tzinfo:
+    """The Location's time zone (tariff times of day are local); UTC, loudly, if unknown."""
+    name = ref.location.get("time_zone") if ref is not None else None
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    if ref is not None:
+        log.error(
+            "ocpi.location_time_zone_unknown",
+            location_id=ref.location_id,
+            time_zone=name,
+            transaction_id=transaction_id,
+            hint="set an IANA time_zone like Europe/Amsterdam on the location",
+        )
+    return UTC
 
 
 def _add_routes(app: web.Application, service: SessionService) -> None:

@@ -170,6 +170,25 @@ class ConnectorRepo:
             params,
         )
 
+    @staticmethod
+    async def status_history(
+        ex: Executor, charger_id: str, connector_id: int, since_received_at: str
+    ) -> list[tuple[str, str]]:
+        """``(timestamp, status)`` of the connector's reports received since
+        ``since_received_at``, preceded by the last one before it (the status in effect
+        then), in arrival order; ``timestamp`` is the charger's clock, else our receipt."""
+        rows = await ex.fetchall(
+            "SELECT status, coalesce(status_timestamp, received_at) AS at FROM ("
+            " SELECT * FROM (SELECT id, status, status_timestamp, received_at"
+            "  FROM status_notifications WHERE charger_id = ? AND connector_id = ?"
+            "  AND received_at < ? ORDER BY id DESC LIMIT 1)"
+            " UNION ALL SELECT id, status, status_timestamp, received_at"
+            "  FROM status_notifications WHERE charger_id = ? AND connector_id = ?"
+            "  AND received_at >= ?) ORDER BY id",
+            (charger_id, connector_id, since_received_at) * 2,
+        )
+        return [(r["at"], r["status"]) for r in rows]
+
     async def list(self, charger_id: str | None = None) -> list[ConnectorStatus]:
         if charger_id is None:
             rows = await self.db.fetchall(
