@@ -105,6 +105,7 @@ class SessionStop:
     power: Sequence[Sample] = ()
     current: Sequence[Sample] = ()
     suspended: Sequence[tuple[datetime, datetime]] = ()
+    status_reports: Sequence[datetime] = ()
 
 
 class SessionService:
@@ -277,6 +278,7 @@ class SessionService:
             s.power,
             s.current,
             s.suspended,
+            s.status_reports,
         )
         totals = build_periods(facts, tariff, _zone(ref, s.transaction_id))
         breakdown = cost_session(tariff, totals) if tariff else None

@@ -203,6 +203,7 @@ class OcpiChargerEvents:
                 power=instant_samples(samples, POWER, now),
                 current=instant_samples(samples, CURRENT, now),
                 suspended=not_drawing(history, start or end, end, now),
+                status_reports=[charger_time(at, now) for at, _ in history],
             ),
             now,
         )

@@ -7,7 +7,7 @@ slowly, so "the register did not move" is no evidence of "not charging". PARKING
 the time the EV is connected and not drawing energy, which the charger says in two ways:
 its status (the caller turns SuspendedEV / SuspendedEVSE / Finishing into
 :attr:`SessionFacts.suspended` intervals) and its power readings (Power.Active.Import at
-or below :data:`IDLE_POWER_W`, held until the next power reading).
+or below :data:`IDLE_POWER_W`, held until the next power reading or status report).
 
 Energy between two register readings is spread evenly over the charging part of that
 stretch (none goes to parking); a reading equal to the previous one is no evidence of
@@ -57,6 +57,7 @@ class SessionFacts:
     power: Sequence[Sample] = ()
     current: Sequence[Sample] = ()
     suspended: Sequence[tuple[datetime, datetime]] = ()
+    status_reports: Sequence[datetime] = ()  # when the charger reported any status
 
 
 Interval = tuple[datetime, datetime]
@@ -91,9 +92,15 @@ class Timeline:
     def _parking(self, facts: SessionFacts) -> list[Interval]:
         spans = list(facts.suspended)
         power = sorted(facts.power, key=_at)
+        reports = sorted(facts.status_reports)
         for i, s in enumerate(power):
             if s.value <= IDLE_POWER_W:
+                # Held until the next power reading, or a newer status report (which, if
+                # it says "not drawing", is in ``suspended`` already).
                 until = power[i + 1].timestamp if i + 1 < len(power) else self.end
+                j = bisect.bisect_right(reports, s.timestamp)
+                if j < len(reports):
+                    until = min(until, reports[j])
                 spans.append((s.timestamp, until))
         clipped = [(max(a, self.start), min(b, self.end)) for a, b in spans]
         return [

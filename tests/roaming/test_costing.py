@@ -181,6 +181,26 @@ CASES = {
         ],
         "0.25",
     ),
+    # SuspendedEV 20-40 min; the power reading of 0 at 30 min is not held past the
+    # Charging status at 40 min (the newer report), though the next power reading is at 50.
+    "status ends a zero-power hold": Case(
+        SessionFacts(
+            m(0),
+            m(60),
+            0,
+            8000,
+            power=[Sample(m(15), 11000), Sample(m(30), 0.0), Sample(m(50), 11000)],
+            suspended=[(m(20), m(40))],
+            status_reports=[m(20), m(40)],
+        ),
+        None,
+        [
+            (m(0), "TIME", "4", "0.3333", None),
+            (m(20), "PARKING_TIME", "0", "0.3334", None),  # rounded on the running total
+            (m(40), "TIME", "4", "0.3333", None),
+        ],
+        "0.3334",
+    ),
     # A start at 12:00:00.700 opens with charging, not with 0.7 s of parking.
     "fractional-second start": Case(
         SessionFacts(

@@ -1,0 +1,172 @@
+"""Tariff input: the TOML ``[[tariffs]]`` with restricted elements, and full OCPI Tariff
+JSON, validated with errors that name the field."""
+
+import tomllib
+from datetime import time
+from decimal import Decimal
+
+import pytest
+
+from roaming.costing import Restrictions, TariffDimension
+from roaming.models import ValidationError
+from roaming.tariffs import parse_tariff_json, parse_tariffs, tariff_from_json
+
+TOU = """
+[[tariffs]]
+id = "AC-TOU"
+currency = "EUR"
+vat = 21.0
+
+[[tariffs.elements]]
+energy_price = 0.45
+parking_price = 0
+start_time = "18:00"
+end_time = "07:00"
+day_of_week = ["MONDAY", "FRIDAY"]
+
+[[tariffs.elements]]
+energy_price = 0.25
+max_kwh = 10
+min_power = 0
+max_power = 22.5
+max_duration = 3600
+start_date = 2026-01-01
+end_date = "2027-01-01"
+vat = 9
+
+[[tariffs.elements]]
+energy_price = 0.30
+"""
+
+
+def parse(text: str):
+    return parse_tariffs(tomllib.loads(text)["tariffs"], country_code="NL", party_id="CPO")
+
+
+def test_elements_with_restrictions_from_toml():
+    [t] = parse(TOU)
+    first, second, last = t.elements
+    assert [c.type for c in first.price_components] == [
+        TariffDimension.ENERGY,
+        TariffDimension.PARKING_TIME,  # present with 0: a real free component
+    ]
+    assert first.restrictions == Restrictions(
+        start_time=time(18), end_time=time(7), day_of_week=("MONDAY", "FRIDAY")
+    )
+    assert second.price_components[0].vat == Decimal(9)  # the element's own VAT
+    assert second.restrictions is not None
+    assert second.restrictions.max_kwh == Decimal(10)
+    assert str(second.restrictions.start_date) == "2026-01-01"
+    assert last.restrictions is None and last.price_components[0].vat == Decimal(21)
+    js = t.to_json()
+    assert js["elements"][0]["restrictions"] == {
+        "start_time": "18:00",
+        "end_time": "07:00",
+        "day_of_week": ["MONDAY", "FRIDAY"],
+    }
+    assert js["elements"][1]["restrictions"] == {
+        "start_date": "2026-01-01",
+        "end_date": "2027-01-01",
+        "max_kwh": 10,
+        "min_power": 0,
+        "max_power": 22.5,
+        "max_duration": 3600,
+    }
+    assert tariff_from_json(js) == t  # what the store keeps prices the same
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ("energy_price = 1\n[[tariffs.elements]]\nenergy_price = 1", "tariffs[0].energy_price",
+         "inside"),
+        ('[[tariffs.elements]]\nenergy_price = 1\nstart_time = "25:00"',
+         "tariffs[0].elements[0].start_time", "HH:MM"),
+        ('[[tariffs.elements]]\nenergy_price = 1\nstart_time = "08:00"\nend_time = "08:00"',
+         "tariffs[0].elements[0].end_time", "equals start_time"),
+        ('[[tariffs.elements]]\nenergy_price = 1\nday_of_week = ["FUNDAY"]',
+         "tariffs[0].elements[0].day_of_week", "MONDAY"),
+        ("[[tariffs.elements]]\nenergy_price = 1\nmin_kwh = 10\nmax_kwh = 5",
+         "tariffs[0].elements[0].max_kwh", "greater than min_kwh"),
+        ("[[tariffs.elements]]\nmin_kwh = 10", "tariffs[0].elements[0]", "has no price"),
+        ("[[tariffs.elements]]\nenergy_price = -1", "tariffs[0].elements[0].energy_price",
+         ">= 0"),
+        ('[[tariffs.elements]]\nenergy_price = 1\nreservation = "RESERVATION"',
+         "tariffs[0].elements[0].reservation", "unknown key"),
+        ("[[tariffs.elements]]\nenergy_price = 1\nmax_duration = 1.5",
+         "tariffs[0].elements[0].max_duration", "whole seconds"),
+        ("elements = []", "tariffs[0].elements", "non-empty"),
+    ],
+)  # fmt: skip
+def test_bad_toml_tariffs_name_the_key(body, field, message):
+    with pytest.raises(ValidationError) as err:
+        parse(f'[[tariffs]]\nid = "T"\ncurrency = "EUR"\n{body}\n')
+    assert err.value.field == field
+    assert message in err.value.message
+
+
+OCPI = {
+    "country_code": "NL",
+    "party_id": "CPO",
+    "id": "T-1",
+    "currency": "EUR",
+    "type": "REGULAR",
+    "tariff_alt_text": [{"language": "en", "text": "0.25/kWh, 0.35 after 10 kWh"}],
+    "elements": [
+        {
+            "price_components": [{"type": "ENERGY", "price": 0.25, "vat": 21, "step_size": 1}],
+            "restrictions": {"max_kwh": 10, "reservation": "RESERVATION_EXPIRES"},
+        },
+        {"price_components": [{"type": "ENERGY", "price": 0.35, "step_size": 1}]},
+    ],
+    "start_date_time": "2026-01-01T00:00:00Z",
+    "last_updated": "2026-12-01T10:00:00Z",
+}
+
+
+def test_full_ocpi_tariff_round_trips():
+    t = parse_tariff_json(OCPI, country_code="NL", party_id="CPO")
+    assert t.to_json() == OCPI
+    assert t.elements[0].restrictions is not None
+    assert t.elements[0].restrictions.reservation == "RESERVATION_EXPIRES"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"elements": []}, "elements", "non-empty"),
+        ({"currency": "euro"}, "currency", "ISO 4217"),
+        ({"party_id": "XYZ"}, "party_id", "ours"),
+        ({"colour": "red"}, "colour", "unknown field"),
+        ({"min_price": {"excl_vat": 1}}, "min_price", "not supported"),
+        ({"type": "CHEAP"}, "type", "REGULAR"),
+        ({"last_updated": "2026-12-01T10:00:00+00:00"}, "last_updated", "OCPI DateTime"),
+        (
+            {"elements": [{"price_components": [{"type": "ENERGY", "price": 1}]}]},
+            "elements[0].price_components[0].step_size",
+            "integer >= 1",
+        ),
+        (
+            {"elements": [{"price_components": [{"type": "KWH", "price": 1, "step_size": 1}]}]},
+            "elements[0].price_components[0].type",
+            "ENERGY",
+        ),
+        (
+            {
+                "elements": [
+                    {
+                        "price_components": [{"type": "TIME", "price": 1, "step_size": 1}],
+                        "restrictions": {"min_duration": 600, "max_duration": 60},
+                    }
+                ]
+            },
+            "elements[0].restrictions.max_duration",
+            "greater than min_duration",
+        ),
+    ],
+)
+def test_bad_ocpi_tariffs_name_the_field(change, field, message):
+    with pytest.raises(ValidationError) as err:
+        parse_tariff_json({**OCPI, **change}, country_code="NL", party_id="CPO")
+    assert err.value.field == field
+    assert message in err.value.message
