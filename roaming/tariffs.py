@@ -36,8 +36,8 @@ Restriction keys: ``start_time``/``end_time`` ("HH:MM"), ``start_date``/``end_da
 A price key present with 0 is a real (free) component; an absent key is no component.
 
 :func:`parse_tariff_json` validates a full OCPI Tariff object (for an admin API or a
-stored body). ``min_price``/``max_price`` are refused: a floor or cap that the costing
-does not apply would make the CDR's total disagree with the tariff.
+stored body). ``min_price``/``max_price`` must give both ``excl_vat`` and ``incl_vat``:
+OCPI bounds each total on its own, and we will not guess the one that is missing.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from aiohttp import web
 from roaming.context import OcpiModule
 from roaming.costing import (
     WEEKDAYS,
+    Price,
     PriceComponent,
     Restrictions,
     Tariff,
@@ -265,6 +266,18 @@ def _json_element(e: Any, path: str) -> TariffElement:
     return TariffElement(tuple(comps), parse_restrictions(r, f"{path}.restrictions") if r else None)
 
 
+def _bound(v: Any, name: str) -> Price:
+    """A min/max price: both excl and incl VAT, because OCPI bounds each on its own and a
+    total including VAT cannot be bounded by a number we were not given."""
+    if not isinstance(v, dict) or set(v) != {"excl_vat", "incl_vat"}:
+        raise ValidationError(name, "must be {excl_vat, incl_vat} (both, to bound both totals)")
+    excl = _number(v["excl_vat"], f"{name}.excl_vat")
+    incl = _number(v["incl_vat"], f"{name}.incl_vat")
+    if incl < excl:
+        raise ValidationError(f"{name}.incl_vat", "must not be below excl_vat")
+    return Price(excl, incl)
+
+
 def _alt_text(v: Any, name: str) -> list[dict[str, str]]:
     if not isinstance(v, list) or not all(
         isinstance(x, dict)
@@ -289,9 +302,10 @@ def parse_tariff_json(
     for key in obj:
         if key not in _JSON_KEYS:
             raise ValidationError(key, "unknown field")
-    for key in ("min_price", "max_price"):
-        if key in obj:
-            raise ValidationError(key, "not supported: the costing applies no price floor/cap")
+    bounds = {key: _bound(obj[key], key) for key in ("min_price", "max_price") if key in obj}
+    low, high = bounds.get("min_price"), bounds.get("max_price")
+    if low and high and (low.excl_vat > high.excl_vat or low.incl_vat > high.incl_vat):
+        raise ValidationError("max_price", "must not be below min_price")
     owner = {}
     for key, ours, n in (("country_code", country_code, 2), ("party_id", party_id, 3)):
         v = obj.get(key, ours)
@@ -336,6 +350,8 @@ def parse_tariff_json(
         parsed,
         last_updated=datetime_str(last, "last_updated") if last else "1970-01-01T00:00:00Z",
         extra=tuple(extra),
+        min_price=low,
+        max_price=high,
     )
 
 

@@ -187,6 +187,8 @@ class Tariff:
     last_updated: str = "1970-01-01T00:00:00Z"
     # Validated OCPI fields that do not change the price (type, alt texts, validity, mix).
     extra: tuple[tuple[str, Any], ...] = ()
+    min_price: Price | None = None  # the session costs at least this (excl and incl VAT)
+    max_price: Price | None = None  # and at most this
 
     @classmethod
     def simple(
@@ -246,6 +248,9 @@ class Tariff:
             "currency": self.currency,
         }
         out.update(dict(self.extra))
+        for key, bound in (("min_price", self.min_price), ("max_price", self.max_price)):
+            if bound is not None:
+                out[key] = bound.to_json()
         out["elements"] = [e.to_json() for e in self.elements]
         out["last_updated"] = self.last_updated
         return out
@@ -262,6 +267,17 @@ class Price:
 
     def __add__(self, other: Price) -> Price:
         return Price(self.excl_vat + other.excl_vat, self.incl_vat + other.incl_vat)
+
+    def at_least(self, floor: Price | None) -> Price:
+        """OCPI ``min_price``: excl and incl VAT each bounded on their own."""
+        if floor is None:
+            return self
+        return Price(max(self.excl_vat, floor.excl_vat), max(self.incl_vat, floor.incl_vat))
+
+    def at_most(self, cap: Price | None) -> Price:
+        if cap is None:
+            return self
+        return Price(min(self.excl_vat, cap.excl_vat), min(self.incl_vat, cap.incl_vat))
 
     def to_json(self) -> dict[str, Any]:
         return {"excl_vat": num(self.excl_vat), "incl_vat": num(self.incl_vat)}

@@ -272,6 +272,8 @@ def price(tariff: Tariff, totals: SessionTotals) -> CostBreakdown:
     for part in (fixed, *present.values()):
         if part is not None:
             total = total + part
+    # min_price / max_price bound the total only: the parts stay what the session used.
+    total = total.at_least(tariff.min_price).at_most(tariff.max_price)
     return CostBreakdown(
         total=total,
         fixed=fixed,

@@ -380,3 +380,30 @@ def test_short_status_blips_are_not_parking():
     facts = SessionFacts(m(0), m(30), 0, 3000, suspended=[(m(30) - timedelta(seconds=0.3), m(30))])
     totals = build_periods(facts)
     assert [p.charging for p in totals.periods] == [True]
+
+
+@pytest.mark.parametrize(
+    ("kwh", "excl", "incl"),
+    [
+        (1, "2.00", "2.40"),  # 0.25 / 0.30 is below the floor: both totals raised
+        (10, "2.50", "3.00"),  # between the bounds: as priced
+        (40, "8.00", "9.00"),  # 10.00 / 12.00 above the cap: both capped
+    ],
+)
+def test_min_and_max_price_bound_the_total(kwh, excl, incl):
+    t = parse_tariff_json(
+        {
+            "country_code": "NL",
+            "party_id": "CPO",
+            "id": "T",
+            "currency": "EUR",
+            "min_price": {"excl_vat": 2, "incl_vat": 2.40},
+            "max_price": {"excl_vat": 8, "incl_vat": 9},
+            "elements": [
+                {"price_components": [{"type": "ENERGY", "price": 0.25, "vat": 20, "step_size": 1}]}
+            ],
+        }
+    )
+    b = cost(t, energy_kwh=kwh, charging_hours=1, parking_hours=0)
+    assert (b.total.excl_vat, b.total.incl_vat) == (Decimal(excl), Decimal(incl))
+    assert b.energy is not None and b.energy.excl_vat == Decimal("0.25") * kwh  # parts as used

@@ -120,6 +120,7 @@ OCPI = {
         {"price_components": [{"type": "ENERGY", "price": 0.35, "step_size": 1}]},
     ],
     "start_date_time": "2026-01-01T00:00:00Z",
+    "min_price": {"excl_vat": 1.5, "incl_vat": 1.8},
     "last_updated": "2026-12-01T10:00:00Z",
 }
 
@@ -138,7 +139,15 @@ def test_full_ocpi_tariff_round_trips():
         ({"currency": "euro"}, "currency", "ISO 4217"),
         ({"party_id": "XYZ"}, "party_id", "ours"),
         ({"colour": "red"}, "colour", "unknown field"),
-        ({"min_price": {"excl_vat": 1}}, "min_price", "not supported"),
+        ({"min_price": {"excl_vat": 1}}, "min_price", "both"),
+        (
+            {
+                "min_price": {"excl_vat": 5, "incl_vat": 6},
+                "max_price": {"excl_vat": 4, "incl_vat": 5},
+            },
+            "max_price",
+            "below min_price",
+        ),
         ({"type": "CHEAP"}, "type", "REGULAR"),
         ({"last_updated": "2026-12-01T10:00:00+00:00"}, "last_updated", "OCPI DateTime"),
         (
