@@ -47,12 +47,16 @@ class ChargingPeriod:
     charging: bool  # False: the EV was connected and not drawing energy (parking)
     energy_price: PriceComponent | None = None  # the component pricing this period's kWh
     time_price: PriceComponent | None = None  # TIME when charging, PARKING_TIME when parked
+    # MIN/MAX_POWER (kW) and MIN/MAX_CURRENT (A) when the tariff's restrictions use them,
+    # so the eMSP can see why the period is priced as it is.
+    extremes: tuple[tuple[str, Decimal], ...] = ()
 
     def to_json(self, tariff_id: str | None, fmt: Callable[[datetime], str]) -> dict[str, Any]:
         dims: list[dict[str, Any]] = [{"type": "ENERGY", "volume": num(self.energy_kwh)}]
         dims.append(
             {"type": "TIME" if self.charging else "PARKING_TIME", "volume": num(self.hours)}
         )
+        dims.extend({"type": kind, "volume": num(v)} for kind, v in self.extremes)
         out: dict[str, Any] = {"start_date_time": fmt(self.start), "dimensions": dims}
         if tariff_id:
             out["tariff_id"] = tariff_id
@@ -78,6 +82,8 @@ class _Segment:
     key: tuple[Any, ...]
     energy_price: PriceComponent | None
     time_price: PriceComponent | None
+    power: list[float]  # kW at each piece's midpoint
+    current: list[float]  # A, where the charger reported current
 
 
 def _local_instants(t: Tariff, start: datetime, end: datetime, tz: tzinfo) -> set[datetime]:
@@ -119,19 +125,44 @@ def _segment(
     charging = not line.is_parking(mid)
     wh = line.energy_at(b) - line.energy_at(a)
     energy_p = time_p = None
+    power = line.power_kw(mid, a, b)
+    current = line.held(line.current, mid) if charging else 0.0
     if tariff is not None:
         m = Moment(
             local=mid.astimezone(tz),
             kwh=line.energy_at(mid) / 1000,
             seconds=(mid - line.start).total_seconds(),
-            power_kw=line.power_kw(mid, a, b),
-            current_a=line.held(line.current, mid) if charging else 0.0,
+            power_kw=power,
+            current_a=current,
         )
         energy_p = tariff.component_at(TariffDimension.ENERGY, m)
         dim = TariffDimension.TIME if charging else TariffDimension.PARKING_TIME
         time_p = tariff.component_at(dim, m)
     key = (charging, energy_p, time_p)
-    return _Segment(a, (b - a).total_seconds(), wh, charging, key, energy_p, time_p)
+    return _Segment(
+        a,
+        (b - a).total_seconds(),
+        wh,
+        charging,
+        key,
+        energy_p,
+        time_p,
+        [power],
+        [current] if current is not None else [],
+    )
+
+
+def _extremes(seg: _Segment, tariff: Tariff | None) -> tuple[tuple[str, Decimal], ...]:
+    rules = tariff.restrictions() if tariff is not None else []
+    out: list[tuple[str, Decimal]] = []
+    if any(r.min_power is not None or r.max_power is not None for r in rules):
+        out += [("MIN_POWER", _q(min(seg.power), KWH)), ("MAX_POWER", _q(max(seg.power), KWH))]
+    if seg.current and any(r.min_current is not None or r.max_current is not None for r in rules):
+        out += [
+            ("MIN_CURRENT", _q(min(seg.current), KWH)),
+            ("MAX_CURRENT", _q(max(seg.current), KWH)),
+        ]
+    return tuple(out)
 
 
 def _flat(
@@ -170,6 +201,8 @@ def build(facts: SessionFacts, tariff: Tariff | None = None, tz: tzinfo = UTC) -
         if merged and merged[-1].key == seg.key:
             merged[-1].seconds += seg.seconds
             merged[-1].wh += seg.wh
+            merged[-1].power += seg.power
+            merged[-1].current += seg.current
         else:
             merged.append(seg)
     if not merged:  # a session of zero length: one period holding whatever was reported
@@ -191,6 +224,7 @@ def build(facts: SessionFacts, tariff: Tariff | None = None, tz: tzinfo = UTC) -
                 seg.charging,
                 seg.energy_price,
                 seg.time_price,
+                _extremes(seg, tariff),
             )
         )
         kwh_prev, h_prev = kwh_now, h_now

@@ -87,6 +87,8 @@ class Timeline:
         self.parking = self._parking(facts)
         self.power = sorted((s for s in facts.power if s.timestamp < self.end), key=_at)
         self.current = sorted((s for s in facts.current if s.timestamp < self.end), key=_at)
+        self._power_times = [s.timestamp for s in self.power]
+        self._current_times = [s.timestamp for s in self.current]
         self._times, self._wh = self._energy_curve(facts)
 
     def _parking(self, facts: SessionFacts) -> list[Interval]:
@@ -172,8 +174,10 @@ class Timeline:
     def is_parking(self, t: datetime) -> bool:
         return any(a <= t < b for a, b in self.parking)
 
-    def held(self, samples: list[Sample], t: datetime) -> float | None:
-        i = bisect.bisect_right([s.timestamp for s in samples], t) - 1
+    def held(self, samples: list[Sample], t: datetime) -> float | None:  # power or current
+        """The last reading at or before ``t`` (readings hold until the next one)."""
+        times = self._power_times if samples is self.power else self._current_times
+        i = bisect.bisect_right(times, t) - 1
         return samples[i].value if i >= 0 else None
 
     def power_kw(self, t: datetime, a: datetime, b: datetime) -> float:

@@ -407,3 +407,19 @@ def test_min_and_max_price_bound_the_total(kwh, excl, incl):
     b = cost(t, energy_kwh=kwh, charging_hours=1, parking_hours=0)
     assert (b.total.excl_vat, b.total.incl_vat) == (Decimal(excl), Decimal(incl))
     assert b.energy is not None and b.energy.excl_vat == Decimal("0.25") * kwh  # parts as used
+
+
+def test_power_restricted_periods_show_their_power():
+    """With power bands in the tariff each period carries MIN/MAX_POWER, so the eMSP can
+    see which band priced it; a tariff without them adds no such dimensions."""
+    facts = SessionFacts(m(0), m(67.5), 0, 41500, [Reading(m(10), 1000), Reading(m(60), 41000)])
+    t = ocpi(energy(0.20, max_power=16), energy(0.50))
+    totals = build_periods(facts, t)
+    dims = [p.to_json("T", format_datetime)["dimensions"][2:] for p in totals.periods]
+    assert dims == [
+        [{"type": "MIN_POWER", "volume": 6}, {"type": "MAX_POWER", "volume": 6}],
+        [{"type": "MIN_POWER", "volume": 48}, {"type": "MAX_POWER", "volume": 48}],
+        [{"type": "MIN_POWER", "volume": 4}, {"type": "MAX_POWER", "volume": 4}],
+    ]
+    plain = build_periods(facts, ocpi(energy(0.30)))
+    assert all(len(p.to_json(None, format_datetime)["dimensions"]) == 2 for p in plain.periods)
