@@ -7,9 +7,11 @@ from decimal import Decimal
 
 import pytest
 
+from roaming.catalog import parse_catalog
 from roaming.costing import Restrictions, TariffDimension
 from roaming.models import ValidationError
 from roaming.tariffs import parse_tariff_json, parse_tariffs, tariff_from_json
+from tests.e2e.roaming.conftest import LOCATIONS_TOML
 
 TOU = """
 [[tariffs]]
@@ -179,3 +181,17 @@ def test_bad_ocpi_tariffs_name_the_field(change, field, message):
         parse_tariff_json({**OCPI, **change}, country_code="NL", party_id="CPO")
     assert err.value.field == field
     assert message in err.value.message
+
+
+def test_a_location_using_a_local_time_tariff_needs_a_real_time_zone():
+    tou = '[[tariffs]]\nid = "TOU"\ncurrency = "EUR"\n[[tariffs.elements]]\nenergy_price = 1\nstart_time = "18:00"\n'
+    text = tou + LOCATIONS_TOML.replace('tariff_ids = ["AC-STD"]', 'tariff_ids = ["TOU"]', 1)
+    assert parse_catalog(text, country_code="NL", party_id="CPO").tariffs[0].id == "TOU"
+    with pytest.raises(ValidationError) as err:
+        parse_catalog(
+            text.replace("Europe/Amsterdam", "Mars/Olympus"), country_code="NL", party_id="CPO"
+        )
+    assert err.value.field == "locations[0].time_zone"
+    # A tariff without local-time restrictions does not care.
+    plain = LOCATIONS_TOML.replace("Europe/Amsterdam", "Mars/Olympus")
+    assert parse_catalog(plain, country_code="NL", party_id="CPO").locations
