@@ -146,3 +146,30 @@ async def test_a_charge_without_tariff_states_no_price(make_world):
         assert "total_cost" not in final and final["kwh"] == 3
         assert len(emsp.cdrs) == 0
         await wait_until(cdr_rejected, timeout=5, what="the CDR held as rejected")
+
+
+async def test_slow_charging_on_a_whole_kwh_register_is_not_parking(make_world):
+    """A charger whose register counts whole kWh, charging 1.75 kWh in 75 minutes from a
+    start at 09:00:00.600: the register stands still for 45 minutes, which is charging
+    (its status says Charging, its power is not zero), so the CDR has no PARKING_TIME."""
+    async with make_world() as w:
+        emsp = w.emsp
+        emsp.add_token("SLOW0001", whitelist="ALLOWED")
+        await emsp.push_tokens()
+        async with w.charger() as cp:
+            await cp.start_transaction(
+                1, "SLOW0001", meter_start=0, timestamp="2026-12-04T09:00:00.600Z", meter_loop=False
+            )
+            for at, wh in (("09:15", 0), ("09:30", 0), ("09:45", 1000), ("10:00", 1000)):
+                await cp.send_meter_values(
+                    1, energy_wh=wh, power_w=1400, timestamp=f"2026-12-04T{at}:00Z"
+                )
+            await cp.stop_transaction(1, meter_stop=1750, timestamp="2026-12-04T10:15:00Z")
+            await emsp.wait_until(lambda: len(emsp.cdrs) == 1)
+
+        [cdr] = list(emsp.cdrs.values())
+        assert [sorted(volumes(p)) for p in cdr["charging_periods"]] == [["ENERGY", "TIME"]]
+        assert cdr["charging_periods"][0]["start_date_time"] == "2026-12-04T09:00:00Z"
+        assert cdr["total_parking_time"] == 0
+        assert cdr["total_energy"] == 1.75 and cdr["total_time"] == 1.2498  # 74 min 59.4 s
+        assert cdr["total_parking_cost"] == {"excl_vat": 0, "incl_vat": 0}  # 6.00/h unused
