@@ -423,3 +423,22 @@ def test_power_restricted_periods_show_their_power():
     ]
     plain = build_periods(facts, ocpi(energy(0.30)))
     assert all(len(p.to_json(None, format_datetime)["dimensions"]) == 2 for p in plain.periods)
+
+
+def test_a_stop_kept_while_waiting_for_a_location_keeps_every_costing_fact():
+    """A charge on an unmapped connector is priced when mapped, from the stop it kept:
+    the fractional start, power, current, status intervals and reports survive."""
+    from roaming.sessions import SessionStop
+
+    stop = SessionStop(
+        transaction_id=7,
+        end=m(60),
+        meter_stop_wh=5000.0,
+        readings=[Reading(m(30), 2500.0)],
+        start=T0 + timedelta(milliseconds=250),
+        power=[Sample(m(10), 11000.0)],
+        current=[Sample(m(10), 16.0)],
+        suspended=[(m(20), m(40))],
+        status_reports=[m(20), m(40)],
+    )
+    assert SessionStop.from_json(stop.to_json()) == stop
