@@ -59,6 +59,7 @@ from roaming.costing import (
     TariffDimension,
     TariffElement,
 )
+from roaming.costing.model import num
 from roaming.envelope import NotFound, ok
 from roaming.models import InterfaceRole, ModuleID, ValidationError, datetime_str, norm
 from roaming.pagination import PageParams, add_sender_list
@@ -353,6 +354,57 @@ def parse_tariff_json(
         min_price=low,
         max_price=high,
     )
+
+
+def toml_table(tariff: Tariff) -> dict[str, Any]:
+    """The ``[[tariffs]]`` table that :func:`parse_tariffs` reads back as ``tariff`` (for an
+    export): the simple shape when it is one, else ``elements``. ValidationError when the
+    tariff uses what the file cannot say (step sizes, reservation prices, price bounds,
+    alternative texts and other OCPI-only fields)."""
+    path = f"tariffs.{tariff.id}"
+    if tariff.extra or tariff.min_price or tariff.max_price:
+        raise ValidationError(path, "has OCPI fields a locations file cannot hold")
+    keys = {dim: key for key, dim in _PRICES.items()}
+    vats = {c.vat for e in tariff.elements for c in e.price_components}
+    out: dict[str, Any] = {"id": tariff.id, "currency": tariff.currency}
+    common = vats.pop() if len(vats) == 1 else None
+    if common is not None:
+        out["vat"] = num(common)
+    elements: list[dict[str, Any]] = []
+    for i, e in enumerate(tariff.elements):
+        table: dict[str, Any] = {}
+        for c in e.price_components:
+            if c.step_size != 1 or keys[c.type] in table:
+                raise ValidationError(f"{path}.elements[{i}]", "step sizes are OCPI JSON only")
+            table[keys[c.type]] = num(c.price)
+            if (
+                c.vat != common
+                and c.vat is not None
+                and table.setdefault("vat", num(c.vat)) != num(c.vat)
+            ):
+                raise ValidationError(f"{path}.elements[{i}]", "has two VAT rates")
+        if e.restrictions is not None:
+            if e.restrictions.reservation is not None:
+                raise ValidationError(f"{path}.elements[{i}]", "reservation prices are JSON only")
+            table.update(e.restrictions.to_json())
+        elements.append(table)
+    first = elements[0]
+    simple = Tariff.simple(
+        country_code=tariff.country_code,
+        party_id=tariff.party_id,
+        id=tariff.id,
+        currency=tariff.currency,
+        vat=common,
+        energy_price=Decimal(str(first.get("energy_price", 0))),
+        time_price=Decimal(str(first.get("time_price", 0))),
+        parking_price=Decimal(str(first.get("parking_price", 0))),
+        flat_price=Decimal(str(first.get("flat_price", 0))),
+    )
+    if len(elements) == 1 and simple.elements == tariff.elements:
+        out.update({k: v for k, v in elements[0].items() if k != "vat"})
+    else:
+        out["elements"] = elements
+    return out
 
 
 def tariff_from_json(obj: dict[str, Any]) -> Tariff:

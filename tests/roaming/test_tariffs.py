@@ -10,7 +10,7 @@ import pytest
 from roaming.catalog import parse_catalog
 from roaming.costing import Restrictions, TariffDimension
 from roaming.models import ValidationError
-from roaming.tariffs import parse_tariff_json, parse_tariffs, tariff_from_json
+from roaming.tariffs import parse_tariff_json, parse_tariffs, tariff_from_json, toml_table
 from tests.e2e.roaming.conftest import LOCATIONS_TOML
 
 TOU = """
@@ -195,3 +195,32 @@ def test_a_location_using_a_local_time_tariff_needs_a_real_time_zone():
     # A tariff without local-time restrictions does not care.
     plain = LOCATIONS_TOML.replace("Europe/Amsterdam", "Mars/Olympus")
     assert parse_catalog(plain, country_code="NL", party_id="CPO").locations
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        TOU,
+        '[[tariffs]]\nid = "S"\ncurrency = "EUR"\nenergy_price = 0.4\nflat_price = 1\nvat = 21\n',
+        '[[tariffs]]\nid = "F"\ncurrency = "EUR"\n',  # free: FLAT 0
+        '[[tariffs]]\nid = "Z"\ncurrency = "EUR"\n[[tariffs.elements]]\nenergy_price = 0\n',
+    ],
+)
+def test_a_tariff_exports_to_the_table_it_was_read_from(text):
+    """``toml_table`` is the inverse of the file format (for ``locations export``)."""
+    for t in parse(text):
+        again = parse_tariffs([toml_table(t)], country_code="NL", party_id="CPO")
+        assert again == (t,)
+
+
+def test_ocpi_only_tariffs_do_not_export_to_the_file():
+    with pytest.raises(ValidationError, match="OCPI fields"):
+        toml_table(parse_tariff_json(OCPI))
+    stepped = {
+        **OCPI,
+        "elements": [{"price_components": [{"type": "TIME", "price": 2, "step_size": 900}]}],
+    }
+    del stepped["type"], stepped["tariff_alt_text"], stepped["start_date_time"]
+    del stepped["min_price"]
+    with pytest.raises(ValidationError, match="step sizes"):
+        toml_table(parse_tariff_json(stepped))
