@@ -212,10 +212,14 @@ def build(facts: SessionFacts, tariff: Tariff | None = None, tz: tzinfo = UTC) -
     periods: list[ChargingPeriod] = []
     wh_so_far = s_so_far = 0.0
     kwh_prev = h_prev = Decimal(0)
-    for seg in merged:
+    total_kwh = _q(line.total_wh / 1000, KWH)
+    total_h = _q((line.end - line.start).total_seconds() / 3600, HOURS)
+    for i, seg in enumerate(merged):
         wh_so_far += seg.wh
         s_so_far += seg.seconds
         kwh_now, h_now = _q(wh_so_far / 1000, KWH), _q(s_so_far / 3600, HOURS)
+        if i == len(merged) - 1:  # the float sums end exactly on the totals
+            kwh_now, h_now = total_kwh, total_h
         periods.append(
             ChargingPeriod(
                 seg.start,
@@ -228,11 +232,10 @@ def build(facts: SessionFacts, tariff: Tariff | None = None, tz: tzinfo = UTC) -
             )
         )
         kwh_prev, h_prev = kwh_now, h_now
-    total_h = _q((line.end - line.start).total_seconds() / 3600, HOURS)
     parking = sum((p.hours for p in periods if not p.charging), Decimal(0))
     return SessionTotals(
         periods=tuple(periods),
-        total_energy_kwh=_q(line.total_wh / 1000, KWH),
+        total_energy_kwh=total_kwh,
         total_hours=total_h,
         parking_hours=parking,
         charging_hours=total_h - parking,

@@ -442,3 +442,12 @@ def test_a_stop_kept_while_waiting_for_a_location_keeps_every_costing_fact():
         status_reports=[m(20), m(40)],
     )
     assert SessionStop.from_json(stop.to_json()) == stop
+
+
+def test_a_session_of_zero_length_is_one_period_with_its_energy():
+    totals = build_periods(SessionFacts(m(0), m(0), 100, 600), tariff(energy_price=0.5))
+    [p] = totals.periods
+    assert (p.start, p.energy_kwh, p.hours, p.charging) == (m(0), Decimal("0.5"), 0, True)
+    assert cost_session(tariff(energy_price=0.5), totals).total.excl_vat == Decimal("0.25")
+    # An end before the start (a charger clock jump) is read as the start.
+    assert build_periods(SessionFacts(m(0), m(-5), 100, 600)).total_hours == 0
