@@ -451,3 +451,62 @@ def test_a_session_of_zero_length_is_one_period_with_its_energy():
     assert cost_session(tariff(energy_price=0.5), totals).total.excl_vat == Decimal("0.25")
     # An end before the start (a charger clock jump) is read as the start.
     assert build_periods(SessionFacts(m(0), m(-5), 100, 600)).total_hours == 0
+
+
+def test_invariants_over_random_sessions():
+    """Seeded random sessions (readings, power, suspended intervals, restricted tariffs):
+    periods are in order from the start, add up to the totals, parking is what the charger
+    reported inside the session (to the volumes' 4 decimals), and no price is negative."""
+    import random
+
+    rng = random.Random(20261207)
+    t = ocpi(
+        energy(0.45, start_time="18:00", end_time="07:00"),
+        energy(0.25, max_kwh=5),
+        energy(0.35, min_power=20),
+        {
+            "price_components": [
+                {"type": "ENERGY", "price": 0.30, "step_size": 100},
+                {"type": "PARKING_TIME", "price": 3, "step_size": 60},
+                {"type": "TIME", "price": 1, "step_size": 1},
+                {"type": "FLAT", "price": 0.5, "step_size": 1},
+            ]
+        },
+    )
+    for _ in range(200):
+        start = FRI + timedelta(minutes=rng.uniform(0, 24 * 60), microseconds=rng.randrange(10**6))
+        minutes = rng.uniform(0, 600)
+        end = start + timedelta(minutes=minutes)
+        at = sorted(start + timedelta(minutes=rng.uniform(-5, minutes + 5)) for _ in range(20))
+        wh, readings = 0.0, []
+        for when in at:
+            wh += rng.choice([0, 0, rng.uniform(0, 3000)])
+            readings.append(Reading(when, wh))
+        with_power = rng.random() < 0.5
+        power = [Sample(when, rng.choice([0.0, 7400.0, 50000.0])) for when in at[::3]]
+        power = power if with_power else []
+        suspended = []
+        for _ in range(rng.randrange(3)):
+            a = start + timedelta(minutes=rng.uniform(-10, minutes))
+            suspended.append((a, a + timedelta(minutes=rng.uniform(0, 60))))
+        facts = SessionFacts(
+            start, end, 0.0, wh + rng.uniform(0, 500), readings, power, (), suspended
+        )
+        totals = build_periods(facts, t, AMS)
+        starts = [p.start for p in totals.periods]
+        assert starts[0] == start and starts == sorted(starts)
+        assert sum(p.energy_kwh for p in totals.periods) == totals.total_energy_kwh
+        assert sum(p.hours for p in totals.periods) == totals.total_hours
+        assert totals.parking_hours + totals.charging_hours == totals.total_hours
+        assert all(p.energy_kwh >= 0 and p.hours >= 0 for p in totals.periods)
+        b = cost_session(t, totals)
+        assert b.total.excl_vat >= 0 and b.total.incl_vat >= b.total.excl_vat
+        if not with_power:  # parking is the reported intervals inside the session, merged
+            spans: list[list[datetime]] = []
+            for a, z in sorted((max(a, start), min(z, end)) for a, z in suspended):
+                if spans and a <= spans[-1][1]:
+                    spans[-1][1] = max(spans[-1][1], z)
+                elif a < z:
+                    spans.append([a, z])
+            seconds = sum((z - a).total_seconds() for a, z in spans if (z - a).total_seconds() >= 1)
+            assert abs(float(totals.parking_hours) - seconds / 3600) <= 0.0001 * len(totals.periods)
