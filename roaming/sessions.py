@@ -249,6 +249,23 @@ class SessionService(WaitingSessions):
             log.info("ocpi.session_started", **fields)
         return session_id
 
+    async def keep_tariff(self, tx: SqlExecutor, transaction_id: int) -> None:
+        """Keep the tariff in force at the start with the Session: its CDR is priced with
+        the tariff the driver accepted, even if the operator changes it while the car
+        charges (OCPI: CDR data is frozen at session start). A Session waiting for a
+        location gets its tariff when it is priced."""
+        row = await self.store.by_transaction(tx, transaction_id)
+        if row is None or row["status"] == "COMPLETED":
+            return
+        body = orjson.loads(row["body"])
+        meta = body["_meta"]
+        if "tariff" in meta or not meta.get("evse"):
+            return
+        _, tariff = await self._currency_and_tariff(tx, EvseRef.from_snapshot(meta["evse"]))
+        if tariff is not None:
+            meta["tariff"] = tariff
+            await self.store.save_body(tx, row["id"], body)
+
     async def _queue_patch(
         self,
         tx: SqlExecutor,
@@ -357,8 +374,8 @@ class SessionService(WaitingSessions):
         if s.start is not None and format_datetime(s.start) == body["start_date_time"]:
             start = s.start  # the same instant, with the fraction the stored form dropped
         end = max(s.end, start)
-        tariff_json = None
-        if ref is not None:
+        tariff_json = meta.get("tariff")  # as it was at the start
+        if tariff_json is None:
             _, tariff_json = await self._currency_and_tariff(tx, ref)
         tariff = tariff_of(tariff_json, s.transaction_id)
         if tariff is None:

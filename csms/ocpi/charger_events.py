@@ -167,6 +167,7 @@ class OcpiChargerEvents:
             now,
         )
         if sid:
+            await self.sessions.keep_tariff(tx, txn.id)
             self._nudge()
 
     async def meter_values(self, tx: Executor, charger_id: str, report: MeterReport) -> None:

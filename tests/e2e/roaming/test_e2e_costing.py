@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tests.e2e.roaming.conftest import LOCATIONS_TOML
+from tests.support.csms import admin_session
 from tests.support.waiting import wait_until
 
 # 0.30/kWh, 0.45/kWh from 18:00 to 07:00 local time (Europe/Amsterdam), no VAT.
@@ -173,3 +174,32 @@ async def test_slow_charging_on_a_whole_kwh_register_is_not_parking(make_world):
         assert cdr["total_parking_time"] == 0
         assert cdr["total_energy"] == 1.75 and cdr["total_time"] == 1.2498  # 74 min 59.4 s
         assert cdr["total_parking_cost"] == {"excl_vat": 0, "incl_vat": 0}  # 6.00/h unused
+
+
+async def test_the_tariff_in_force_at_the_start_prices_the_charge(make_world):
+    """The operator raises AC-STD from 0.40 to 0.80/kWh while a car charges: the driver
+    accepted 0.40 at the start, so the CDR carries and is priced with that tariff."""
+    async with make_world() as w, admin_session(w.app) as admin:
+        emsp = w.emsp
+        emsp.add_token("KEEP0001", whitelist="ALLOWED")
+        await emsp.push_tokens()
+        async with w.charger() as cp:
+            await cp.start_transaction(1, "KEEP0001", meter_start=0, meter_loop=False)
+            await emsp.wait_until(lambda: len(emsp.sessions) == 1)
+            (w.tmp_path / "locations.toml").write_text(
+                LOCATIONS_TOML.replace("energy_price = 0.40", "energy_price = 0.80")
+            )
+            async with admin.post("/api/locations/reload") as resp:
+                assert resp.status == 200, await resp.text()
+                assert (await resp.json())["changed_tariffs"] == ["AC-STD"]
+            await cp.stop_transaction(1, meter_stop=5000)
+            await emsp.wait_until(lambda: len(emsp.cdrs) == 1)
+
+        [cdr] = list(emsp.cdrs.values())
+        [tariff] = cdr["tariffs"]
+        prices = {c["type"]: c["price"] for c in tariff["elements"][0]["price_components"]}
+        assert prices["ENERGY"] == 0.40
+        assert cdr["total_energy_cost"] == {"excl_vat": 2, "incl_vat": 2.42}  # 5 kWh x 0.40
+        async with admin.get("/api/tariffs") as resp:  # the published tariff did change
+            [now] = (await resp.json())["tariffs"]
+        assert now["elements"][0]["price_components"][1]["price"] == 0.80
