@@ -150,6 +150,11 @@ async def test_a_connectors_status_history_since_a_start(db: Database) -> None:
         ("2026-01-01T10:20:00Z", "SuspendedEV"),
         ("2026-01-01T10:40:00Z", "Charging"),
     ]
+    async with db.transaction() as tx:  # read a row at a time: the pages join up the same
+        paged = await ConnectorRepo.status_history(tx, "CP1", 1, "2026-01-01T10:00:00.000Z", 1)
+        everything = await ConnectorRepo.status_history(tx, "CP1", 1, "2026-01-01T00:00:00Z")
+    assert paged == history
+    assert [s for _, s in everything] == ["Available", "Preparing", "SuspendedEV", "Charging"]
 
 
 async def test_charger_events_are_kept_verbatim(db: Database) -> None:
