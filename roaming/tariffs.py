@@ -193,6 +193,10 @@ def parse_tariffs(raw: Any, *, country_code: str, party_id: str) -> tuple[Tariff
         if not isinstance(t, dict):
             raise ValidationError(path, "must be a table")
         for key in t:
+            if key in _RESTRICTION_KEYS:
+                raise ValidationError(
+                    f"{path}.{key}", "restrictions go inside [[tariffs.elements]]"
+                )
             if key not in _SIMPLE_KEYS and key != "elements":
                 raise ValidationError(f"{path}.{key}", "unknown key")
         tid = _text_id(t.get("id"), f"{path}.id", 36)

@@ -98,6 +98,7 @@ def test_elements_with_restrictions_from_toml():
         ("[[tariffs.elements]]\nenergy_price = 1\nmax_duration = 1.5",
          "tariffs[0].elements[0].max_duration", "whole seconds"),
         ("elements = []", "tariffs[0].elements", "non-empty"),
+        ('energy_price = 1\nstart_time = "18:00"', "tariffs[0].start_time", "inside"),
     ],
 )  # fmt: skip
 def test_bad_toml_tariffs_name_the_key(body, field, message):
