@@ -218,6 +218,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX ocpi_outbox_held ON ocpi_outbox (partner_key, object_key, id) WHERE held_reason IS NOT NULL;
         """,
     ),
+    (
+        "0008_ocpi_outbox_in_flight",
+        """
+        -- Set (to the time) just before a delivery attempt leaves, cleared when its outcome
+        -- is recorded. A message found set on start went out before a crash without a
+        -- recorded answer: the partner may have it (a CDR is looked up before it is POSTed).
+        ALTER TABLE ocpi_outbox ADD COLUMN in_flight_at TEXT;
+        """,
+    ),
 ]
 
 _COMMENT = re.compile(r"--[^\n]*")
