@@ -55,6 +55,7 @@ from csms.ocpi.cpo import (
     push_all_locations,
     push_all_tariffs,
 )
+from csms.ocpi.dashboard import StoreRoamingView
 from csms.ocpi.local_list_tokens import StoreRoamingCards
 from csms.ocpi.location_routes import location_routes
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
@@ -169,6 +170,7 @@ async def compose(
         events: ChargerEvents = NoEvents()
         roaming: Roaming | None = None
         catalog: CatalogAdmin | None = None
+        roaming_view: StoreRoamingView | None = None
         routes: list[web.AbstractRouteDef] = []
         roaming_cards: RoamingCards | None = None
         if config.ocpi.enabled:
@@ -205,6 +207,7 @@ async def compose(
                 *location_routes(catalog),
                 *cpo_admin_routes(cpo.locations, cpo.outbox, cpo.worker, config, db),
             ]
+            roaming_view = StoreRoamingView(db, runtime.store, cpo.outbox)
         lists_repo = LocalListRepo(db)
         local_lists = LocalListManager(config.local_lists, gateway, lists_repo, roaming_cards)
         if roaming_cards is not None and config.local_lists.enabled:
@@ -225,6 +228,7 @@ async def compose(
             decisions=authorization.decisions,
             own_cards=FollowOwnCards(authorization.service, local_lists),
             sites=catalog,
+            roaming_view=roaming_view,
         )
         routes += list(extra_admin_routes)
     except BaseException:

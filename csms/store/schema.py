@@ -205,6 +205,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # Dashboard logins: kept server-side so logout and expiry take effect at once and
+        # a stolen store file holds no usable cookie (only the cookie's SHA-256 is kept).
+        "0012_admin_sessions",
+        """
+        CREATE TABLE admin_sessions (
+            id_hash             TEXT PRIMARY KEY,
+            csrf_token          TEXT NOT NULL,
+            created_at          TEXT NOT NULL,
+            expires_at          TEXT NOT NULL,
+            remote_address      TEXT
+        );
+        CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at);
+        """,
+    ),
+    (
         # Local Authorization Lists (docs/local-lists.md): per charger what we know of its
         # list (version it accepted from us, limits it reported, last result) and the
         # entries it holds as far as we know, so a differential is computed from the
