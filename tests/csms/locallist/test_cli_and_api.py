@@ -13,7 +13,7 @@ import pytest
 
 from csms.cli import main
 from csms.system import System
-from simulator.chargepoint import SimulatedChargePoint
+from simulator.chargepoint import SimulatedChargePoint, charger_url
 from tests.support.csms import ADMIN_TOKEN, admin_session, admin_url, ocpp_url, running_csms
 from tests.support.waiting import stays_false, wait_until
 
@@ -96,3 +96,45 @@ async def test_api_errors_are_clear(app: System) -> None:
             assert r.status == 400
         r = await http.post("/api/local-lists/CP-E/sync")
         assert r.status == 409 and (await r.json())["error"] == "charger_offline"
+
+
+async def test_the_list_version_survives_a_restart_and_nothing_is_resent(tmp_path: Path) -> None:
+    cp = SimulatedChargePoint("ws://127.0.0.1:1/ocpp", "CP-R", heartbeat=False)
+    try:
+        async with running_csms(
+            tmp_path, server={"unknown_chargers": "accept"}, local_lists=LISTS
+        ) as first:
+            async with admin_session(first) as http:
+                assert (await http.post("/api/tokens", json={"id_tag": "OWN1"})).status < 300
+            cp.session.url = charger_url(ocpp_url(first), "CP-R")
+            await cp.open()
+            await cp.boot()
+            await wait_until(lambda: cp.local_list_version == 1, what="the first list")
+
+            async def recorded() -> bool:
+                async with admin_session(first) as http, http.get("/api/local-lists/CP-R") as r:
+                    return bool((await r.json())["version"] == 1)
+
+            await wait_until(recorded, what="version 1 stored")
+            await cp.disconnect()
+        async with running_csms(
+            tmp_path, server={"unknown_chargers": "accept"}, local_lists=LISTS
+        ) as second:
+            before = len(sent(cp))
+            cp.session.url = charger_url(ocpp_url(second), "CP-R")
+            await cp.reconnect()
+            await cp.wait_for_call("GetLocalListVersion", count=2)  # read again at connect
+
+            async def in_sync() -> bool:
+                async with admin_session(second) as http, http.get("/api/local-lists/CP-R") as r:
+                    return bool((await r.json())["last_detail"] == "in sync at version 1")
+
+            await wait_until(in_sync, what="the versions found equal")
+            assert len(sent(cp)) == before
+            async with admin_session(second) as http:
+                assert (await http.post("/api/tokens", json={"id_tag": "OWN2"})).status < 300
+                await wait_until(lambda: "OWN2" in cp.local_list, what="the new card")
+            [update] = sent(cp)[before:]
+            assert update["updateType"] == "Differential" and update["listVersion"] == 2
+    finally:
+        await cp.close()

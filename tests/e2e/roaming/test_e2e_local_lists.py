@@ -258,3 +258,21 @@ async def test_a_token_sync_brings_new_tokens_and_drops_ones_no_longer_whitelist
                 what="the synced changes listed",
             )
             assert list_calls(cp)[-1]["updateType"] == "Differential"
+
+
+async def test_a_full_list_keeps_cards_recently_used_at_that_charger(make_world):
+    async with make_world(local_lists=LISTS) as w:
+        await IdTagRepo(w.app.db).add("OWNCARD1")
+        await push_whitelists(w)
+        async with w.charger(local_list_max_length=3) as cp:
+            await wait_until(lambda: len(cp.local_list) == 3, what="a list of 3")
+            outside = next(uid for uid in OFFLINE_OK if uid not in cp.local_list)
+            await cp.start_transaction(1, outside, meter_start=0, meter_loop=False)
+            await cp.stop_transaction(1, meter_stop=100)
+            async with (
+                admin_session(w.app) as http,
+                http.post("/api/local-lists/CP1/sync") as r,
+            ):
+                assert r.status == 202
+            await wait_until(lambda: outside in cp.local_list, what="the used card listed")
+            assert "OWNCARD1" in cp.local_list and len(cp.local_list) == 3
