@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from csms import logs
-from csms.admin import authorizations, calls, chargers, tokens, transactions
+from csms.admin import authorizations, calls, chargers, security, tokens, transactions
 from csms.admin.context import ADMIN, AdminContext
 from csms.admin.http import ApiError, json_response
 
@@ -49,6 +49,7 @@ def create_admin_app(
     app.add_routes(tokens.routes)
     app.add_routes(transactions.routes)
     app.add_routes(calls.routes)
+    app.add_routes(security.routes)
     app.add_routes(list(extra_routes))
     return app
 

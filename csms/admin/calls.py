@@ -1,7 +1,9 @@
 """``POST /api/chargers/{id}/calls/{Action}``: forward a CSMS-initiated OCPP call.
 
 The body is the OCPP request payload exactly as on the wire (camelCase); the answer is
-the charger's response payload. The payload is checked against the OCPP 1.6 schema
+the charger's response payload. The security extensions' calls
+(:data:`~csms.ocpp16.actions.SECURITY_CALLS`) are also stored with their outcome
+(:mod:`csms.admin.security`). The payload is checked against the OCPP 1.6 schema
 *here*, before the charger is even looked up, so a typo is a 400 whether or not the
 charger is online.
 
@@ -28,7 +30,7 @@ from csms.admin.context import context_of
 from csms.admin.http import ApiError, json_response, query_float, read_object
 from csms.ocpp16 import errors as ocpp_errors
 from csms.ocpp16 import schemas
-from csms.ocpp16.actions import CSMS_INITIATED
+from csms.ocpp16.actions import CSMS_INITIATED, SECURITY_CALLS
 
 routes = web.RouteTableDef()
 
@@ -78,9 +80,24 @@ async def call(request: web.Request) -> web.Response:
     validate_payload(action, payload)
     timeout = query_float(request, "timeout")
     await ensure_charger_known(request, charger_id)
+    if action in SECURITY_CALLS:
+        from csms.admin.security import forward_recorded
+
+        return json_response(await forward_recorded(request, charger_id, action, payload, timeout))
+    return json_response(await forward(request, charger_id, action, payload, timeout))
+
+
+async def forward(
+    request: web.Request,
+    charger_id: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float | None,
+) -> dict[str, Any]:
+    """Send the call through the gateway; every gateway error becomes its ApiError."""
     gateway = context_of(request).gateway
     try:
-        result = await gateway.call(charger_id, action, payload, timeout=timeout)
+        return await gateway.call(charger_id, action, payload, timeout=timeout)
     except ocpp_errors.ChargerNotConnected:
         raise ApiError(409, "not_connected", f"charger {charger_id!r} is not connected") from None
     except ocpp_errors.CallTimeout:
@@ -106,7 +123,6 @@ async def call(request: web.Request) -> web.Response:
         ) from None
     except ocpp_errors.InvalidCallPayload as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
-    return json_response(result)
 
 
 @routes.get("/api/actions")

@@ -23,6 +23,7 @@ from csms.cli import (
     chargers,
     locations,
     partners,
+    security,
     serve,
     tokens,
     transactions,
@@ -38,6 +39,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     calls,
     authorizations,
     locations,
+    security,
 )
 
 
