@@ -13,7 +13,8 @@ Routes:
   what the charger was configured to locally (also the only way down).
 
 The security calls themselves (InstallCertificate, GetLog...) go through the generic
-``POST /api/chargers/{id}/calls/{Action}``, which stores them here (:func:`forward_recorded`).
+``POST /api/chargers/{id}/calls/{Action}``, which stores them
+(:func:`csms.admin.calls.forward_recorded`).
 """
 
 from __future__ import annotations
@@ -23,45 +24,17 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from csms.admin.calls import forward
+from csms.admin.calls import forward_recorded
 from csms.admin.context import context_of
 from csms.admin.http import ApiError, field, json_response, read_object
 from csms.config import Config
-from csms.datetimes import now_millis
 from csms.domain.chargers import Charger
-from csms.domain.security import SecurityCall
 from csms.store.chargers import SECURITY_PROFILES, ChargerRepo, security_profile_problem
 from csms.store.security import SecurityRepo
 
 routes = web.RouteTableDef()
 
 _TRUE = ("1", "true", "yes")
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-async def forward_recorded(
-    request: web.Request,
-    charger_id: str,
-    action: str,
-    payload: dict[str, Any],
-    timeout: float | None,
-) -> dict[str, Any]:
-    """:func:`csms.admin.calls.forward`, storing the outcome (answer or error) either way."""
-    repo = SecurityRepo(context_of(request).db)
-    try:
-        result = await forward(request, charger_id, action, payload, timeout)
-    except ApiError as exc:
-        await repo.add_call(
-            SecurityCall(charger_id, action, _json(payload), None, exc.message, now_millis())
-        )
-        raise
-    await repo.add_call(
-        SecurityCall(charger_id, action, _json(payload), _json(result), None, now_millis())
-    )
-    return result
 
 
 def _limit(request: web.Request) -> int:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from csms.config import ConfigError
 from csms.system import System
 from simulator.chargepoint import SimulatedChargePoint
 from tests.e2e.security.conftest import register, wss_url
 from tests.support.certs import Pki
+from tests.support.csms import admin_session, running_csms
 from tests.support.waiting import wait_until
 
 FAST = {"heartbeat": False, "step_delay_s": 0.01}
@@ -78,7 +81,7 @@ async def test_sign_certificate_round_trip_and_reconnect_with_the_new_certificat
     assert stored[1][2] == {"status": "Accepted"}
     assert stored[2][2] == {"status": "Accepted"}
     assert "BEGIN CERTIFICATE" in stored[2][1]["certificateChain"]
-    assert cp3.boot_count == 2  # booted again on the new connection
+    await wait_until(lambda: cp3.boot_count == 2, what="booted again on the new connection")
 
 
 @pytest.mark.parametrize(
@@ -237,3 +240,28 @@ async def test_a_call_the_charger_cannot_take_is_stored_with_its_error(
         assert resp.status == 409
     [stored] = (await security(http))["calls"]
     assert stored["action"] == "GetLog" and "not connected" in stored["error"]
+
+
+async def test_without_a_signing_ca_every_csr_is_rejected(tmp_path: Path, pki: Pki) -> None:
+    sections = pki.csms_sections()
+    sections["security_profile"] = {"client_ca_file": str(pki.root.cert_path)}
+    async with running_csms(tmp_path, **sections) as app, admin_session(app) as http:  # type: ignore[arg-type]
+        await register(http, "CP3", 3)
+        async with SimulatedChargePoint.connect(
+            wss_url(app), "CP3", **FAST, **pki.charger("CP3")
+        ) as cp:
+            assert await cp.sign_certificate() == {"status": "Rejected"}
+        [stored] = (await security(http))["calls"]
+        assert "no signing CA configured" in stored["error"]
+
+
+async def test_a_signing_key_that_does_not_fit_its_certificate_stops_the_start(
+    tmp_path: Path, pki: Pki
+) -> None:
+    sections = pki.csms_sections()
+    sections["security_profile"]["signing_ca_key"] = str(pki.foreign.key_path)
+    with pytest.raises(ConfigError) as info:
+        async with running_csms(tmp_path, **sections):  # type: ignore[arg-type]
+            pass
+    assert info.value.key == "security_profile.signing_ca_cert"
+    assert "does not belong" in str(info.value)
