@@ -2,7 +2,8 @@
 
 - ``SecurityEventNotification``: stored; the events the security whitepaper marks
   critical (:data:`CRITICAL_EVENTS`) are logged at warning, the rest at info.
-- ``SignCertificate``: the CSR is checked (:func:`~csms.ocpp16.security_certs.check_csr`:
+- ``SignCertificate``: the connection must have authenticated (Basic or a client
+  certificate), the CSR is checked (:func:`~csms.ocpp16.security_certs.check_csr`:
   CN = this charge point id, key strength) and, if it passes and a signing CA is
   configured, answered ``Accepted``; the certificate is then signed and sent with the
   CSMS-initiated ``CertificateSigned`` in its own task (after our answer is on its way).
@@ -89,6 +90,7 @@ class SecurityHandlers:
     ) -> None:
         self.db = db
         self.repo = SecurityRepo(db)
+        self.chargers = ChargerRepo(db)
         self.gateway = gateway
         self.signing_ca = signing_ca
         self.background = background
@@ -116,6 +118,7 @@ class SecurityHandlers:
         try:
             if self.signing_ca is None:
                 raise CsrRefused("no signing CA configured (security_profile.signing_ca_cert)")
+            await self._check_authenticated(cid)
             csr = check_csr(p["csr"], cid)
         except CsrRefused as exc:
             await self._record(cid, "SignCertificate", p, {"status": "Rejected"}, str(exc))
@@ -131,6 +134,18 @@ class SecurityHandlers:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
         return {"status": "Accepted"}
+
+    async def _check_authenticated(self, charger_id: str) -> None:
+        """A certificate is only issued to a connection that proved who it is: one that
+        passed HTTP Basic (a charger with a password, below profile 3) or presented a
+        client certificate (profile 3). Otherwise anyone claiming the id could obtain a
+        certificate that outlives a later upgrade to profile 3."""
+        charger = await self.chargers.get(charger_id)
+        if charger is None or not (charger.has_password or charger.security_profile == 3):
+            raise CsrRefused(
+                "the charger did not authenticate (no password, not profile 3): "
+                "no certificate is issued to an unauthenticated connection"
+            )
 
     async def _send_signed(self, charger_id: str, chain_pem: str) -> None:
         """CertificateSigned, after the SignCertificate answer left (one loop turn later)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from tests.support.certs import Pki
 from tests.support.csms import ADMIN_TOKEN, admin_url
 from tests.support.waiting import wait_until
 
+_LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}")
+
 
 class Cli:
     def __init__(self, app: System, capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,12 +30,14 @@ class Cli:
         self.capsys.readouterr()
         code = await asyncio.to_thread(main, [*argv, *self.conn])
         out, err = self.capsys.readouterr()
+        # The server under test logs to the same stdout (structlog unconfigured).
+        out = "".join(x for x in out.splitlines(keepends=True) if not _LOG_LINE.match(x))
         return code, out, err
 
     async def json(self, *argv: str) -> Any:
         code, out, err = await self.run(*argv, "--json")
         assert code == 0, err
-        return json.loads(out[out.index("{") :])
+        return json.loads(out)
 
 
 async def test_security_commands(

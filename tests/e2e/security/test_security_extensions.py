@@ -265,3 +265,17 @@ async def test_a_signing_key_that_does_not_fit_its_certificate_stops_the_start(
             pass
     assert info.value.key == "security_profile.signing_ca_cert"
     assert "does not belong" in str(info.value)
+
+
+async def test_no_certificate_for_a_charger_that_did_not_authenticate(
+    csms_tls: System, http: aiohttp.ClientSession, pki: Pki
+) -> None:
+    async with http.post("/api/chargers", json={"id": "CP0"}) as resp:
+        assert resp.status == 201
+    async with SimulatedChargePoint.connect(
+        wss_url(csms_tls), "CP0", **FAST, ca_file=str(pki.root.cert_path)
+    ) as cp:
+        assert await cp.sign_certificate() == {"status": "Rejected"}
+    [stored] = (await security(http, "CP0"))["calls"]
+    assert "did not authenticate" in stored["error"]
+    assert (await security(http, "CP0"))["signed_certificates"] == []
