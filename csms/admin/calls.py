@@ -84,9 +84,22 @@ async def call(request: web.Request) -> web.Response:
     validate_payload(action, payload)
     timeout = query_float(request, "timeout")
     await ensure_charger_known(request, charger_id)
+    _refuse_profile_change(action, payload)
     if action in SECURITY_CALLS:
         return json_response(await forward_recorded(request, charger_id, action, payload, timeout))
     return json_response(await forward(request, charger_id, action, payload, timeout))
+
+
+def _refuse_profile_change(action: str, payload: dict[str, Any]) -> None:
+    """``ChangeConfiguration SecurityProfile`` only through the security-profile action,
+    which keeps the upgrade order (CA certificate first) and the registry in step."""
+    if action == "ChangeConfiguration" and str(payload.get("key", "")).lower() == "securityprofile":
+        raise ApiError(
+            409,
+            "profile_refused",
+            "the security profile changes through POST /api/chargers/{id}/security-profile "
+            "(csms security set-profile), which checks the upgrade order and updates the registry",
+        )
 
 
 async def forward(

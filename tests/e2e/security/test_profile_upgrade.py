@@ -3,6 +3,8 @@ certificate first, then ChangeConfiguration SecurityProfile; never downwards."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 import pytest
 
@@ -10,6 +12,7 @@ from csms.system import System
 from simulator.chargepoint import ConnectFailed, SimulatedChargePoint
 from tests.e2e.security.conftest import register, wss_url
 from tests.support.certs import Pki
+from tests.support.csms import admin_session, running_csms
 
 PASSWORD = "pw-profile2-0123456789"
 
@@ -90,3 +93,44 @@ async def test_a_profile_the_charger_rejects_leaves_the_registry_alone(
         assert status == 200 and body == {"id": "CP2", "security_profile": 2, "status": "Rejected"}
     async with http.get("/api/chargers/CP2") as resp:
         assert (await resp.json())["security_profile"] == 2
+
+
+async def test_the_generic_call_cannot_change_the_profile_behind_the_registry(
+    csms_tls: System, http: aiohttp.ClientSession, pki: Pki
+) -> None:
+    await register(http, "CP2", 2, PASSWORD)
+    async with SimulatedChargePoint.connect(
+        wss_url(csms_tls),
+        "CP2",
+        password=PASSWORD,
+        heartbeat=False,
+        ca_file=str(pki.root.cert_path),
+    ) as cp:
+        await cp.boot()
+        async with http.post(
+            "/api/chargers/CP2/calls/ChangeConfiguration",
+            json={"key": "SecurityProfile", "value": "3"},
+        ) as resp:
+            assert resp.status == 409
+            assert "security-profile" in (await resp.json())["message"]
+        assert "ChangeConfiguration" not in [a for a, _ in cp.received_calls]
+
+
+async def test_client_cert_required_refuses_every_connection_without_one(
+    tmp_path: Path, pki: Pki
+) -> None:
+    sections = pki.csms_sections()
+    sections["security_profile"]["client_cert_required"] = True
+    async with running_csms(tmp_path, **sections) as app, admin_session(app) as http:  # type: ignore[arg-type]
+        await register(http, "CP2", 2, PASSWORD)
+        await register(http, "CP3", 3)
+        cp2 = SimulatedChargePoint(
+            wss_url(app), "CP2", password=PASSWORD, heartbeat=False, ca_file=str(pki.root.cert_path)
+        )
+        with pytest.raises(ConnectFailed) as info:
+            await cp2.open()
+        assert info.value.status is None  # the TLS handshake itself failed
+        async with SimulatedChargePoint.connect(
+            wss_url(app), "CP3", heartbeat=False, **pki.charger("CP3")
+        ) as cp3:
+            assert (await cp3.boot())["status"] == "Accepted"
