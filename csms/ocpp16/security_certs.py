@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -100,9 +101,10 @@ def check_csr(csr_pem: str, charger_id: str) -> x509.CertificateSigningRequest:
     """The parsed CSR if it may be signed for ``charger_id``; else :class:`CsrRefused`."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode())
-    except ValueError:
-        raise CsrRefused("not a PEM certificate signing request") from None
-    if not csr.is_signature_valid:
+        signature_valid = csr.is_signature_valid
+    except (ValueError, UnsupportedAlgorithm):
+        raise CsrRefused("not a PEM certificate signing request we can verify") from None
+    if not signature_valid:
         raise CsrRefused("the CSR's signature does not verify")
     cn = common_name(csr.subject)
     if cn != charger_id:
