@@ -24,6 +24,7 @@ from csms.cli import (
     local_lists,
     locations,
     partners,
+    security,
     serve,
     tokens,
     transactions,
@@ -40,6 +41,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     authorizations,
     locations,
     local_lists,
+    security,
 )
 
 
