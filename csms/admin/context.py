@@ -9,10 +9,11 @@ under :data:`ADMIN`, so a handler's dependencies are visible in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from csms.admin.dashboard.ports import RoamingView
 from csms.config import Config
 from csms.ocpp16.gateway import ChargerGateway
 from csms.store.authorizations import AuthorizationLog
@@ -25,6 +26,15 @@ class OwnCardsHolder(Protocol):
     async def own_cards_changed(self) -> None: ...
 
 
+class ChargerSites(Protocol):
+    """Where a charger added with its site gets its Location and EVSEs (present only with
+    roaming: the site is an OCPI Location). Both raise ``ApiError`` for bad input."""
+
+    async def check_site(self, charger_id: str, site: dict[str, Any]) -> None: ...
+
+    async def attach_site(self, charger_id: str, site: dict[str, Any]) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class AdminContext:
     config: Config
@@ -32,6 +42,9 @@ class AdminContext:
     gateway: ChargerGateway
     decisions: AuthorizationLog
     own_cards: OwnCardsHolder | None = None
+    sites: ChargerSites | None = None
+    # What the dashboard shows of roaming; None when OCPI is off ("roaming off").
+    roaming_view: RoamingView | None = None
 
     async def own_cards_changed(self) -> None:
         """After a write to ``id_tags``: the in-memory own-card set follows."""
@@ -41,6 +54,16 @@ class AdminContext:
 
 ADMIN: web.AppKey[AdminContext] = web.AppKey("csms_admin", AdminContext)
 
+# Who made a request, set by the admin app's auth for every authenticated request:
+# ``token`` (the bearer admin token) or ``session:<short id>`` (a dashboard login).
+# What the audit trail records as "who".
+ACTOR: web.RequestKey[str] = web.RequestKey("actor", str)
+
 
 def context_of(request: web.Request) -> AdminContext:
     return request.app[ADMIN]
+
+
+def actor_of(request: web.Request) -> str | None:
+    """The :data:`ACTOR` of an authenticated request (None on public routes)."""
+    return request.get(ACTOR)
