@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csms.ocpp16 import errors, framing, schemas
 from csms.ocpp16.actions import ALL_OCPP16, CHARGER_INITIATED, SLOW
-from csms.ocpp16.payloads import INTEGER_FIELDS, unstorable_integers
+from csms.ocpp16.payloads import unstorable_integers
 from csms.ocpp16.wire import HOLD, DirectTextConnection, send_text_now
 
 log = structlog.get_logger("csms.ocpp")
@@ -308,8 +308,8 @@ class ChargerConnection:
             schemas.validate_request(action, payload)
         except schemas.SchemaViolation as exc:
             raise errors.OcppError(exc.code, exc.message) from None
-        if action in INTEGER_FIELDS and action != "StopTransaction":  # a stop is always kept
-            for name, digits in unstorable_integers(action, payload).items():
+        if action in schemas.INTEGER_ACTIONS and action != "StopTransaction":  # always kept
+            for name, digits in unstorable_integers(payload).items():
                 raise errors.OcppError(
                     errors.PROPERTY_CONSTRAINT_VIOLATION,
                     f"payload.{name} {digits} is outside the signed 64-bit range "

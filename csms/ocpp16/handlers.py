@@ -268,7 +268,7 @@ class Handlers:
 
     async def stop_transaction(self, conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
         cid, now = conn.charger_id, now_millis()
-        stop, raw = transaction_stop(p), unstorable_integers("StopTransaction", p)
+        stop, raw = transaction_stop(p), unstorable_integers(p)
         tid = stop.transaction_id
         samples = samples_of(stop.transaction_data or [])
         kind: str | None = None

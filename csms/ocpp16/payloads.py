@@ -17,17 +17,10 @@ from csms.domain.transactions import MeterSample, TransactionStop
 # say only "integer", so a charger may send more; see :func:`unstorable_integers`.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-# Every integer field of a charge-point-initiated 1.6 request (all at the top level).
-INTEGER_FIELDS: dict[str, tuple[str, ...]] = {
-    "StartTransaction": ("connectorId", "meterStart", "reservationId"),
-    "StopTransaction": ("transactionId", "meterStop"),
-    "MeterValues": ("connectorId", "transactionId"),
-    "StatusNotification": ("connectorId",),
-}
 
-
-def unstorable_integers(action: str, p: dict[str, Any]) -> dict[str, str]:
-    """The integer fields of ``p`` beyond the signed 64-bit range, as exact decimal text.
+def unstorable_integers(p: Any) -> dict[str, str]:
+    """Every integer in ``p`` beyond the signed 64-bit range, by path (a top-level field
+    by its name: ``transactionId``; deeper ones as ``a.b[0].c``), as exact decimal text.
 
     Why decided here, at the edge: past this point every layer assumes a storable
     integer, and a value it cannot bind surfaced as an OverflowError deep in the store,
@@ -35,14 +28,17 @@ def unstorable_integers(action: str, p: dict[str, Any]) -> dict[str, str]:
     (PropertyConstraintViolation); a StopTransaction is kept with the text (see
     :func:`transaction_stop`).
     """
-    names = INTEGER_FIELDS.get(action)
-    if names is None:
-        return {}
-    out = {}
-    for name in names:
-        value = p.get(name)
-        if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
-            out[name] = str(value)
+    out: dict[str, str] = {}
+    stack: list[tuple[str, Any]] = [("", p)]
+    while stack:
+        path, value = stack.pop()
+        if type(value) is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                out[path] = str(value)
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
     return out
 
 
@@ -77,7 +73,7 @@ def transaction_stop(p: dict[str, Any]) -> TransactionStop:
     """The stop; an integer no column holds (:func:`unstorable_integers`, which the
     caller keeps beside it as text) stands as 0: no transaction has id 0 (ids count
     from 1), so a stop naming an unstorable id is an orphan."""
-    raw = unstorable_integers("StopTransaction", p)
+    raw = unstorable_integers(p)
     return TransactionStop(
         transaction_id=0 if "transactionId" in raw else int(p["transactionId"]),
         meter_stop=0 if "meterStop" in raw else int(p["meterStop"]),

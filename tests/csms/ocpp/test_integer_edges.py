@@ -36,6 +36,9 @@ REFUSED = [
     ("MeterValues", METER, "connectorId"),
     ("MeterValues", METER, "transactionId"),
     ("StatusNotification", STATUS, "connectorId"),
+    # The 1.6 security extensions' requests are searched the same way.
+    ("LogStatusNotification", {"status": "Uploaded", "requestId": 1}, "requestId"),
+    ("SignedFirmwareStatusNotification", {"status": "Installed", "requestId": 1}, "requestId"),
 ]
 
 
