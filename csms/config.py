@@ -64,7 +64,20 @@ class StoreConfig:
 class AdminConfig:
     host: str = "127.0.0.1"
     port: int = 9100
-    token: str = "change-me-admin-token"
+    # Empty: ``csms serve`` generates a random token on first start and keeps it in
+    # ``admin.token_file`` (see csms/admin/token_file.py); the CLI reads it from there.
+    token: str = ""
+    token_file: str = ""  # empty: admin-token beside store.path
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``GET /metrics`` on the admin port (Prometheus text format)."""
+
+    enabled: bool = True
+    # Bearer token for scrapers. Empty: open when the admin API listens on loopback only,
+    # else the admin token is required (never an open /metrics on a public address).
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     ocpi: OcpiConfig = field(default_factory=OcpiConfig)
     ocpi_cpo: OcpiCpoConfig = field(default_factory=OcpiCpoConfig)
     authz: AuthzConfig = field(default_factory=AuthzConfig)
@@ -255,8 +269,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("server.path_prefix", "must start with '/'")
     if bool(cfg.server.tls_cert) != bool(cfg.server.tls_key):
         raise ConfigError("server.tls_key", "tls_cert and tls_key must be set together")
-    if not cfg.admin.token or cfg.admin.token.isspace():
-        raise ConfigError("admin.token", "must not be empty")
+    if cfg.admin.token and cfg.admin.token.strip() != cfg.admin.token:
+        raise ConfigError("admin.token", "must not start or end with whitespace")
+    if cfg.metrics.token and cfg.metrics.token.strip() != cfg.metrics.token:
+        raise ConfigError("metrics.token", "must not start or end with whitespace")
     limit = deadline_ceiling(cfg.authz.charger_authorize_timeout_s)
     deadlines: list[tuple[str, float]] = [
         ("authz.authorize_deadline_s", cfg.authz.authorize_deadline_s)
@@ -297,6 +313,18 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("ocpi.country_code", "must be 2 characters (ISO 3166-1 alpha-2)")
     if not 1 <= len(cfg.ocpi.party_id) <= 3:
         raise ConfigError("ocpi.party_id", "must be 1 to 3 characters")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def deadline_ceiling(charger_timeout_s: float) -> float:

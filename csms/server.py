@@ -33,6 +33,7 @@ from csms.ocpp16.datatransfer import VendorHandler, VendorRegistry
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.handlers import Handlers
+from csms.ocpp16.observer import NO_OBSERVER, MessageObserver
 from csms.ocpp16.wire import DirectTextConnection
 from csms.store.charger_writes import AuthFactsReader, ChargerWrites
 from csms.store.chargers import ChargerRepo, charger_id_problem
@@ -82,6 +83,11 @@ class OcppServer:
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     _writes: ChargerWrites | None = None
 
+    @property
+    def serving(self) -> bool:
+        """Whether the listener accepts connections (readiness)."""
+        return self._server.is_serving()
+
     def register_vendor(
         self, vendor_id: str, handler: VendorHandler, message_id: str | None = None
     ) -> None:
@@ -100,8 +106,16 @@ class OcppServer:
 class _Endpoint:
     """The handshake checks and the per-connection handler, sharing config and store."""
 
-    def __init__(self, config: Config, db: Database, handlers: Handlers, gateway: ChargerGateway):
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        handlers: Handlers,
+        gateway: ChargerGateway,
+        observer: MessageObserver = NO_OBSERVER,
+    ):
         self.config = config
+        self.observer = observer
         self.chargers = ChargerRepo(db)
         self.auth_facts = AuthFactsReader(db)
         self.handlers = handlers
@@ -190,6 +204,7 @@ class _Endpoint:
             self.handlers,
             info,
             ws.csms_registration,  # type: ignore[attr-defined]
+            self.observer,
         )
         old = self.gateway.attach(conn)
         if old is not None:
@@ -232,6 +247,7 @@ async def start_ocpp_server(
     events: ChargerEvents | None = None,
     vendors: VendorRegistry | None = None,
     gateway: ChargerGateway | None = None,
+    observer: MessageObserver = NO_OBSERVER,
 ) -> OcppServer:
     """Bind and serve; returns once listening. ``config.server.port`` may be 0.
 
@@ -241,7 +257,7 @@ async def start_ocpp_server(
     vendors = vendors or VendorRegistry()
     gateway = gateway or ChargerGateway(config.server.call_timeout_s)
     handlers = Handlers(config, db, authorizer, events or NoEvents(), vendors)
-    endpoint = _Endpoint(config, db, handlers, gateway)
+    endpoint = _Endpoint(config, db, handlers, gateway, observer)
     s = config.server
     server = await serve(
         endpoint.handler,

@@ -14,7 +14,11 @@ Build order (:func:`compose`, nothing listens yet):
 4. with ``ocpi.enabled``: the roaming runtime (partners, tokens, client, token sync),
    the CPO modules (locations, sessions, CDRs, outbox, OCPP event sink), the roaming
    authorization service behind the own cards, and OCPI commands;
-5. the admin API's context and routes.
+5. the admin API's context and routes; the metrics (one registry per system) and their
+   observers handed to the OCPP server, the decision log, the OCPI client and the store.
+
+With ``admin.token`` empty, the generated token of ``admin.token_file`` is read (or made
+on first start): :mod:`csms.admin.token_file`.
 
 Start order (:meth:`System.start`): the OCPP server, then OCPI (outbox worker, OCPI
 server, token sync), then the admin API. :meth:`System.stop` closes everything in the
@@ -33,10 +37,14 @@ from aiohttp import web
 from csms import logs
 from csms.admin.app import start_admin_api
 from csms.admin.context import AdminContext
+from csms.admin.token_file import TokenSource, ensure_admin_token
 from csms.authorization import Authorization, build_local_authorization
 from csms.authz.own_cards import HeldOwnCards
 from csms.authz.ports import Authorizer
 from csms.config import Config
+from csms.observability.exposure import exposure_warnings
+from csms.observability.metrics import Metrics, ScrapeSources
+from csms.observability.routes import Readiness, observability_routes
 from csms.ocpi.admin_routes import admin_routes as cpo_admin_routes
 from csms.ocpi.authorization import build_roaming_authorization
 from csms.ocpi.commands import CommandService
@@ -44,6 +52,7 @@ from csms.ocpi.cpo import CpoModules, build_cpo, ocpi_modules, push_all_location
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
+from csms.ocpp16.observer import NO_OBSERVER
 from csms.server import OcppServer, start_ocpp_server
 from csms.store.db import Database
 from csms.store.id_tags import IdTagRepo
@@ -76,6 +85,8 @@ class System:
     roaming: Roaming | None
     admin: AdminContext
     admin_routes: list[web.AbstractRouteDef]
+    metrics: Metrics | None = None
+    admin_token: TokenSource = field(default_factory=lambda: TokenSource("config"))
     ocpp: OcppServer | None = None
     ocpp_port: int = 0
     admin_port: int = 0
@@ -98,6 +109,7 @@ class System:
             self.authorization.authorizer,
             events=self.events,
             gateway=self.gateway,
+            observer=self.metrics or NO_OBSERVER,
         )
         self._exit.push_async_callback(self.ocpp.close)
         self.ocpp_port = int(self.ocpp.port)
@@ -110,6 +122,8 @@ class System:
             roaming.runtime.sync.start()
         runner, self.admin_port = await start_admin_api(self.admin, self.admin_routes)
         self._exit.push_async_callback(runner.cleanup)
+        for key, message in exposure_warnings(self.config):
+            log.warning("listener_without_tls", key=key, message=message)
         log.info(
             "listening",
             ocpp_port=self.ocpp_port,
@@ -138,6 +152,8 @@ async def compose(
     ``authorizer`` replaces the decision the OCPP server asks (tests of the seam);
     ``extra_admin_routes`` are mounted behind the admin API's auth.
     """
+    config, token_source = ensure_admin_token(config)
+    metrics = Metrics() if config.metrics.enabled else None
     exit_stack = contextlib.AsyncExitStack()
     try:
         db = await Database.open(config.store.path)
@@ -145,11 +161,13 @@ async def compose(
         gateway = ChargerGateway(config.server.call_timeout_s)
         authorization = build_local_authorization(config, db)
         exit_stack.push_async_callback(authorization.decisions.close)
+        sources = ScrapeSources(connected=lambda: len(gateway.all()))
+        readiness = Readiness(db, ocpp_serving=lambda: False)
         events: ChargerEvents = NoEvents()
         roaming: Roaming | None = None
         routes: list[web.AbstractRouteDef] = []
         if config.ocpi.enabled:
-            runtime = await build_runtime(config, db)
+            runtime = await build_runtime(config, db, observer=metrics)
             exit_stack.push_async_callback(runtime.stop)
             cpo = await build_cpo(config, db, runtime.store, runtime.client)
             authorization = await build_roaming_authorization(
@@ -173,6 +191,8 @@ async def compose(
             runtime.ctx.on_registered.append(partial(push_all_locations, db, cpo))
             events = cpo.events
             roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules(cpo, commands)])
+            sources.outbox, sources.syncs = cpo.outbox, runtime.store.token_syncs
+            readiness.ocpi_serving = lambda: runtime.serving
             routes += [
                 *runtime.admin_routes,
                 *cpo_admin_routes(cpo.locations, cpo.outbox, cpo.worker, config, db),
@@ -186,11 +206,15 @@ async def compose(
             decisions=authorization.decisions,
             own_cards=authorization.service,
         )
+        if metrics is not None:
+            db.write_observer = metrics.store_wrote
+            authorization.decisions.observers.append(metrics.decided)
+        routes += observability_routes(config, metrics, sources, readiness)
         routes += list(extra_admin_routes)
     except BaseException:
         await exit_stack.aclose()
         raise
-    return System(
+    system = System(
         config=config,
         db=db,
         gateway=gateway,
@@ -199,8 +223,12 @@ async def compose(
         roaming=roaming,
         admin=admin,
         admin_routes=routes,
+        metrics=metrics,
+        admin_token=token_source,
         _exit=exit_stack,
     )
+    readiness.ocpp_serving = lambda: system.ocpp is not None and system.ocpp.serving
+    return system
 
 
 @contextlib.asynccontextmanager

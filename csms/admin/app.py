@@ -20,11 +20,12 @@ from typing import Any
 from aiohttp import web
 
 from csms import logs
-from csms.admin import authorizations, calls, chargers, tokens, transactions
+from csms.admin import audit, authorizations, calls, chargers, openapi, tokens, transactions
 from csms.admin.context import ADMIN, AdminContext
 from csms.admin.http import ApiError, json_response
 
-PUBLIC_PATHS = frozenset({"/api/health"})
+# Probes carry no token; /metrics checks its own (csms/observability/routes.py).
+PUBLIC_PATHS = frozenset({"/api/health", "/api/ready", "/metrics"})
 
 log = logs.get("csms.admin")
 
@@ -39,7 +40,11 @@ def create_admin_app(
     context: AdminContext, extra_routes: Sequence[web.AbstractRouteDef] = ()
 ) -> web.Application:
     app = web.Application(
-        middlewares=[_errors, _auth(context.config.admin.token)],
+        middlewares=[
+            _errors,
+            _auth(context.config.admin.token),
+            audit.audit_middleware(audit.token_actor(context.config.admin.token)),
+        ],
         client_max_size=1024 * 1024,
     )
     app[ADMIN] = context
@@ -49,6 +54,8 @@ def create_admin_app(
     app.add_routes(tokens.routes)
     app.add_routes(transactions.routes)
     app.add_routes(calls.routes)
+    app.add_routes(audit.routes)
+    app.add_routes(openapi.routes)
     app.add_routes(list(extra_routes))
     return app
 

@@ -204,6 +204,25 @@ MIGRATIONS: list[tuple[str, str]] = [
         DROP INDEX IF EXISTS authorizations_recent;
         """,
     ),
+    (
+        # The admin audit trail: one row per admin write (POST/PUT/PATCH/DELETE), who did
+        # it, what, to which target and with which result. Never a request body.
+        "0013_audit_log",
+        """
+        CREATE TABLE audit_log (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            at          TEXT NOT NULL,
+            actor       TEXT NOT NULL,
+            method      TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            path        TEXT NOT NULL,
+            target      TEXT,
+            status      INTEGER NOT NULL,
+            remote      TEXT
+        );
+        CREATE INDEX audit_log_actor ON audit_log (actor, id);
+        """,
+    ),
 ]
 
 

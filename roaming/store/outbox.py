@@ -243,3 +243,13 @@ class OutboxStore:
             (stamp(now or datetime.now(UTC)), msg_id),
         )
         return n > 0
+
+    async def backlog(self) -> list[tuple[str, str, int, str]]:
+        """Per partner and open status (pending, dead): message count and the oldest
+        message's ``created_at``; what a monitoring scrape shows as depth and age."""
+        rows = await self.db.fetchall(
+            "SELECT partner_key, status, count(*) AS n, min(created_at) AS oldest"
+            " FROM ocpi_outbox WHERE status IN ('pending', 'dead')"
+            " GROUP BY partner_key, status"
+        )
+        return [(r["partner_key"], r["status"], r["n"], r["oldest"]) for r in rows]
