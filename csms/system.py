@@ -91,6 +91,7 @@ class System:
     ocpp_port: int = 0
     admin_port: int = 0
     ocpi_port: int | None = None
+    admin_app: web.Application | None = None  # the running admin app (its router, for tests)
     _exit: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _stopped: bool = False
 
@@ -122,6 +123,7 @@ class System:
             roaming.runtime.sync.start()
         runner, self.admin_port = await start_admin_api(self.admin, self.admin_routes)
         self._exit.push_async_callback(runner.cleanup)
+        self.admin_app = runner.app
         for key, message in exposure_warnings(self.config):
             log.warning("listener_without_tls", key=key, message=message)
         log.info(

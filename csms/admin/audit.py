@@ -6,7 +6,7 @@ so no route can forget to audit. It runs behind the auth check: only authenticat
 writes are admin writes (a refused request is answered 401 and not stored, so anyone
 who can reach the port cannot fill the table).
 
-What a row holds: ``actor`` (the dashboard session's ``request["actor"]`` when set,
+What a row holds: ``actor`` (a session layer's :data:`ACTOR` when set,
 else the bearer token's id ``token:<first 12 hex of its SHA-256>``, never the token);
 ``action`` (the method and the route pattern); ``target`` (the route's path parameters
 and a fixed list of identifier fields of a JSON body: never passwords, tokens or keys,
@@ -48,6 +48,10 @@ MAX_VALUE_LEN = 100
 
 log = logs.get("csms.admin")
 
+# Where a session layer (the dashboard's cookie login) names who is acting:
+# ``request[ACTOR] = "session:<id>"``. A plain ``request["actor"]`` is read too.
+ACTOR: web.RequestKey[str] = web.RequestKey("csms_actor", str)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -82,7 +86,7 @@ def audit_middleware(default_actor: str) -> Any:
 
 
 async def _record(request: web.Request, status: int, default_actor: str) -> None:
-    actor = request.get("actor") or default_actor
+    actor = request.get(ACTOR) or request.get("actor") or default_actor
     route = request.match_info.route.resource
     pattern = route.canonical if route is not None else "(no route)"
     entry = AuditEntry(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from csms.cli import (
+    audit,
     authorizations,
     calls,
     chargers,
@@ -38,6 +39,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     calls,
     authorizations,
     locations,
+    audit,
 )
 
 
