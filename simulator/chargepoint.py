@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -95,6 +96,7 @@ class SimulatedChargePoint:
         step_delay_s: float = 0.2,
         on_step: Callable[[Step], None] | None = None,
         on_call: Callable[[str, dict[str, Any]], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         serial = (serial or f"SIM-{cp_id}")[:25]  # CiString25 in BootNotification
         identity = Identity(
@@ -113,6 +115,7 @@ class SimulatedChargePoint:
             heartbeat=heartbeat,
             on_step=on_step,
             on_call=on_call,
+            ssl_context=ssl_context,
         )
         statuses = StatusReporter(self.state, self.session)
         flow = TransactionFlow(self.state, self.session, statuses)

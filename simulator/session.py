@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -91,8 +92,10 @@ class Session:
         heartbeat: bool,
         on_step: Callable[[Step], None] | None,
         on_call: Callable[[str, dict[str, Any]], None] | None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.cp_id = cp_id
+        self.ssl_context = ssl_context
         self.url = charger_url(base_url, cp_id)
         self.password = password
         self.config = config
@@ -136,6 +139,7 @@ class Session:
                 open_timeout=self.open_timeout,
                 ping_interval=None,
                 max_size=2**20,
+                ssl=self.ssl_context if self.url.startswith("wss:") else None,
             )
         except websockets.InvalidStatus as exc:
             raise ConnectFailed(self.url, exc.response.status_code, "handshake refused") from None

@@ -61,9 +61,17 @@ def common_options() -> argparse.ArgumentParser:
     g = p.add_argument_group("connection")
     g.add_argument("--config", default=None, help="config file (default: ./config.toml if present)")
     g.add_argument(
-        "--admin-url", default=None, help="admin API base URL, e.g. http://127.0.0.1:9100"
+        "--admin-url",
+        default=None,
+        help="admin API base URL, e.g. http://127.0.0.1:9100 "
+        "(default: $CSMS_ADMIN_URL, else admin.host:admin.port of the config)",
     )
-    g.add_argument("--admin-token", default=None, help="admin bearer token (default: from config)")
+    g.add_argument(
+        "--admin-token",
+        default=None,
+        help="admin bearer token (default: $CSMS_ADMIN_TOKEN, else admin.token of the "
+        "config, else the token file csms serve generated)",
+    )
     g.add_argument("--json", action="store_true", help="print the raw JSON answer")
     return p
 

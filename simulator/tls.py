@@ -1,0 +1,18 @@
+"""TLS for ``wss://`` CSMS URLs: trust a given CA (``--ca-file``) besides the system's.
+
+Why an option: a test or depot CSMS (security profile 2) often has a certificate from a
+private CA; the simulator must verify it against that CA rather than not at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+
+
+@functools.lru_cache(maxsize=8)
+def client_context(ca_file: str | None) -> ssl.SSLContext | None:
+    """A verifying client context trusting ``ca_file`` (None: the defaults apply)."""
+    if not ca_file:
+        return None
+    return ssl.create_default_context(cafile=ca_file)
