@@ -219,7 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="register the charger ids (and --password) through the CSMS admin API first",
         )
-        g.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="CSMS admin API base URL")
+        g.add_argument(
+            "--admin-url",
+            default=DEFAULT_ADMIN_URL,
+            help="CSMS admin API base URL ($CSMS_ADMIN_URL when set)",
+        )
         g.add_argument(
             "--admin-token",
             default=None,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
-DEFAULT_ADMIN_URL = "http://127.0.0.1:9100"
+DEFAULT_ADMIN_URL = os.environ.get("CSMS_ADMIN_URL") or "http://127.0.0.1:9100"
 DEFAULT_TOKEN_FILE = "var/admin-token"
 
 

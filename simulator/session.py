@@ -40,6 +40,7 @@ from simulator.errors import (
     NotConnected,
     SimulatorError,
 )
+from simulator.tls import tls_kwargs
 from simulator.wire import SUBPROTOCOL, basic_auth, charger_url
 
 log = structlog.get_logger("simulator")
@@ -139,7 +140,7 @@ class Session:
                 open_timeout=self.open_timeout,
                 ping_interval=None,
                 max_size=2**20,
-                ssl=self.ssl_context if self.url.startswith("wss:") else None,
+                **tls_kwargs(self.url, self.ssl_context),
             )
         except websockets.InvalidStatus as exc:
             raise ConnectFailed(self.url, exc.response.status_code, "handshake refused") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ssl
+from typing import Any
 
 
 @functools.lru_cache(maxsize=8)
@@ -16,3 +17,11 @@ def client_context(ca_file: str | None) -> ssl.SSLContext | None:
     if not ca_file:
         return None
     return ssl.create_default_context(cafile=ca_file)
+
+
+def tls_kwargs(url: str, context: ssl.SSLContext | None) -> dict[str, Any]:
+    """``websockets.connect`` keywords: a wss URL verifies with ``context`` (or the system's
+    CAs); a ws URL takes none."""
+    if not url.startswith("wss:"):
+        return {}
+    return {"ssl": context if context is not None else True}

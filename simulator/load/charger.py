@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection
 
 from simulator.fastws import DirectClientConnection, send_now
 from simulator.load.model import LoadConfig, Recorder
-from simulator.tls import client_context
+from simulator.tls import client_context, tls_kwargs
 from simulator.wire import SUBPROTOCOL, basic_auth, charger_url, now_iso
 
 # The tails of CALL frames after the message id, filled in per call.
@@ -102,7 +102,7 @@ class LeanCharger:
         url = charger_url(self.cfg.url, self.cp_id)
         self.ws = await websockets.connect(
             url,
-            ssl=client_context(self.cfg.ca_file) if url.startswith("wss:") else None,
+            **tls_kwargs(url, client_context(self.cfg.ca_file)),
             subprotocols=[SUBPROTOCOL],
             additional_headers=headers,
             open_timeout=self.cfg.timeout,
