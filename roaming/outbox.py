@@ -26,7 +26,7 @@ CDR already exists (HTTP 409, or a refusal mentioning "exist") also counts as de
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -93,8 +93,13 @@ async def enqueue(
     body: dict[str, Any],
     object_key: str,
     now: datetime | None = None,
+    held_reason: str | None = None,
 ) -> int:
-    """Write one push inside the caller's transaction; ``partner_key`` may be ``BROADCAST``."""
+    """Write one push inside the caller's transaction; ``partner_key`` may be ``BROADCAST``.
+
+    A push with a ``held_reason`` is kept but not delivered until released (see
+    :mod:`roaming.store.outbox`, held pushes).
+    """
     return await insert_message(
         tx,
         partner_key=partner_key,
@@ -104,6 +109,7 @@ async def enqueue(
         body=body,
         object_key=object_key,
         now=now or utcnow(),
+        held_reason=held_reason,
     )
 
 
@@ -227,8 +233,12 @@ class OutboxWorker:
         concurrency: int = 16,
         batch: int = 100,
         clock: Callable[[], datetime] = utcnow,
+        release_held: Callable[[datetime], Awaitable[int]] | None = None,
     ) -> None:
         self.store = store
+        # Run before every round: releases held pushes whose missing part has appeared
+        # (e.g. a connector was mapped, by whatever means), so they go in the same round.
+        self.release_held = release_held
         self.transport = transport
         self.policy = policy or RetryPolicy()
         self.poll_interval_s = poll_interval_s
@@ -243,6 +253,11 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """Handle every message due now (heads only); returns how many were handled."""
+        if self.release_held is not None:
+            try:
+                await self.release_held(self.clock())
+            except Exception:
+                log.exception("outbox.release_failed")
         heads = await self.store.heads(self.clock(), self.batch)
         if not heads:
             return 0

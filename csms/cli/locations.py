@@ -31,6 +31,7 @@ OUTBOX_COLUMNS = [
     "attempts",
     "next_attempt_at",
     "last_error",
+    "held_reason",
 ]
 
 

@@ -201,7 +201,8 @@ def _outbox_families(rows: Sequence[tuple[str, str, int, str]], now: datetime) -
     depth = GaugeMetricFamily(
         "csms_ocpi_outbox_messages",
         "Undelivered OCPI pushes, by partner (* = not yet fanned out) and status "
-        "(pending: will be retried; dead: out of attempts, blocks its object)",
+        "(pending: will be (re)tried; held: waits for a missing part such as a location; "
+        "dead: out of attempts, blocks its object)",
         labels=["partner", "status"],
     )
     age = GaugeMetricFamily(

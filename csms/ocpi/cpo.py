@@ -67,7 +67,7 @@ async def push_all_locations(db: Database, cpo: CpoModules, partner: Partner) ->
     if not partner.endpoint(ModuleID.LOCATIONS, InterfaceRole.RECEIVER):
         return
     now = datetime.now(UTC)
-    total, items = await cpo.locations.page(None, None, 0, 1_000_000)
+    total, items = await cpo.locations.page(None, None, 0, 1_000_000, published_only=True)
     async with db.transaction() as tx:
         for body in items:
             await enqueue(
@@ -115,6 +115,7 @@ async def build_cpo(
         ),
         poll_interval_s=cpo_cfg.outbox_poll_interval_s,
         concurrency=cpo_cfg.outbox_concurrency,
+        release_held=service.release_waiting,
     )
     events = OcpiChargerEvents(locations, service, notify=worker.notify)
     return CpoModules(

@@ -97,7 +97,11 @@ def load_catalog(path: str, *, country_code: str, party_id: str) -> Catalog:
 async def sync_catalog(
     db: Database, store: LocationStore, catalog: Catalog, now: datetime | None = None
 ) -> SyncReport:
-    """Load the catalogue into the store; changed Locations are PUT to every partner."""
+    """Load the catalogue into the store; changed Locations are PUT to every partner.
+
+    Unpublished Locations (``publish = false``) are not pushed, except once when they
+    turn unpublished, so eMSPs that have them learn to hide them.
+    """
     global _catalog_generation
     now = now or datetime.now(UTC)
     try:
@@ -106,6 +110,8 @@ async def sync_catalog(
             for loc_id in report.changed_locations:
                 body = await store.location(loc_id, tx)
                 if body is None:
+                    continue
+                if not body.get("publish", True) and loc_id not in report.unpublished_locations:
                     continue
                 await outbox.enqueue(
                     tx,
@@ -144,6 +150,8 @@ async def push_status(
     if changed is None:
         return False
     ref, ts = changed
+    if not ref.published:  # kept in the store (GETs stay right once published), not pushed
+        return False
     await outbox.enqueue(
         tx,
         partner_key=outbox.BROADCAST,

@@ -38,12 +38,58 @@ class EvseRef(NamedTuple):
     connector_id: int
     status: str
 
+    @property
+    def published(self) -> bool:
+        """``publish`` of its Location (OCPI: false = not shown to eMSPs' drivers)."""
+        return bool(self.location.get("publish", True))
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a Session keeps of its EVSE at start, so its CDR shows the place as it was
+        even when the EVSE is removed or remapped before the stop (OCPI: CDR data is
+        frozen at session start)."""
+        return {
+            "location_id": self.location_id,
+            "evse_uid": self.evse_uid,
+            "evse_id": self.evse_id,
+            "connector": self.connector,
+            "location": {k: v for k, v in self.location.items() if k in _SNAPSHOT_KEYS},
+            "charger_id": self.charger_id,
+            "connector_id": self.connector_id,
+        }
+
+    @classmethod
+    def from_snapshot(cls, snap: dict[str, Any]) -> EvseRef:
+        return cls(
+            location_id=snap["location_id"],
+            evse_uid=snap["evse_uid"],
+            evse_id=snap.get("evse_id"),
+            connector=snap["connector"],
+            location=snap["location"],
+            charger_id=snap["charger_id"],
+            connector_id=int(snap["connector_id"]),
+            status="UNKNOWN",  # a snapshot's status is not current: never read
+        )
+
+
+# The Location fields a CdrLocation is made of (plus ``publish``): all a snapshot keeps.
+_SNAPSHOT_KEYS = frozenset(
+    ["id", "name", "address", "city", "postal_code", "state", "country", "coordinates", "publish"]
+)
+
+# Locations with ``publish = false`` are kept out of what eMSPs list (no
+# ``publish_allowed_to`` is configured, so no eMSP driver may see them); Sessions and
+# CDRs at them are still sent (OCPI 2.2.1: CDRs may be sent for unpublished locations).
+_PUBLISHED = "coalesce(json_extract(body, '$.publish'), 1) = 1"
+
 
 @dataclass
 class SyncReport:
     changed_locations: list[str] = field(default_factory=list)
     removed_evses: list[str] = field(default_factory=list)
     changed_tariffs: list[str] = field(default_factory=list)
+    # Locations this sync turned from published to ``publish = false``: PUT once more so
+    # eMSPs that have them learn to hide them (OCPI has no delete).
+    unpublished_locations: list[str] = field(default_factory=list)
 
 
 class LocationStore:
@@ -64,7 +110,7 @@ class LocationStore:
         # Retire EVSEs that left the file first: a replacement may reuse their connector.
         await self._retire_evses(tx, catalog, ts, report)
         for seq, loc in enumerate(catalog.locations):
-            changed = await self._sync_location(tx, seq, loc, ts)
+            changed = await self._sync_location(tx, seq, loc, ts, report)
             if changed:
                 await self._bump_location(tx, norm(loc.id), ts)
                 if loc.id not in report.changed_locations:
@@ -118,13 +164,18 @@ class LocationStore:
             if loc_row and loc_row["id"] not in report.changed_locations:
                 report.changed_locations.append(loc_row["id"])
 
-    async def _sync_location(self, tx: SqlExecutor, seq: int, loc: LocationSpec, ts: str) -> bool:
+    async def _sync_location(
+        self, tx: SqlExecutor, seq: int, loc: LocationSpec, ts: str, report: SyncReport
+    ) -> bool:
         """Write one Location and its EVSEs; True when anything of it changed."""
         changed = False
         h = _hash(loc.body)
         row = await tx.fetchone(
-            "SELECT content_hash FROM ocpi_locations WHERE id_norm = ?", (norm(loc.id),)
+            "SELECT content_hash, body FROM ocpi_locations WHERE id_norm = ?", (norm(loc.id),)
         )
+        was_published = row is not None and orjson.loads(row["body"]).get("publish", True)
+        if was_published and not loc.body.get("publish", True):
+            report.unpublished_locations.append(loc.id)
         if row is None or row["content_hash"] != h:
             await tx.execute(
                 "INSERT INTO ocpi_locations (id_norm, id, body, content_hash, last_updated, seq)"
@@ -205,9 +256,18 @@ class LocationStore:
         return out
 
     async def page(
-        self, date_from: str | None, date_to: str | None, offset: int, limit: int
+        self,
+        date_from: str | None,
+        date_to: str | None,
+        offset: int,
+        limit: int,
+        *,
+        published_only: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
+        """Locations by ``last_updated``; ``published_only`` for what eMSPs may list."""
         where, params = last_updated_filter(date_from, date_to)
+        if published_only:
+            where = f"{where} AND {_PUBLISHED}" if where else f"WHERE {_PUBLISHED}"
         total, rows = await count_and_page(
             self.db,
             "ocpi_locations",
@@ -227,6 +287,14 @@ class LocationStore:
             "SELECT * FROM ocpi_locations WHERE id_norm = ?", (norm(location_id),)
         )
         return await self._location_json(ex, row) if row else None
+
+    async def is_published(self, location_id: str) -> bool:
+        """True for a known Location with ``publish`` true (what eMSPs may GET)."""
+        row = await self.db.fetchone(
+            f"SELECT 1 FROM ocpi_locations WHERE id_norm = ? AND {_PUBLISHED}",
+            (norm(location_id),),
+        )
+        return row is not None
 
     async def evse(self, location_id: str, evse_uid: str) -> dict[str, Any] | None:
         row = await self.db.fetchone(
@@ -260,6 +328,18 @@ class LocationStore:
             " JOIN ocpi_locations l ON l.id_norm = e.location_id_norm"
             " WHERE e.charger_id = ? AND e.connector_id = ? AND e.status != 'REMOVED'",
             (charger_id, connector_id),
+        )
+        return _ref(row) if row else None
+
+    async def evse_as_recorded(
+        self, db: SqlExecutor, location_id: str, evse_uid: str
+    ) -> EvseRef | None:
+        """An EVSE by uid even when REMOVED (rows are never deleted): what it last was."""
+        row = await db.fetchone(
+            "SELECT e.*, l.id AS location_id, l.body AS location_body FROM ocpi_evses e"
+            " JOIN ocpi_locations l ON l.id_norm = e.location_id_norm"
+            " WHERE l.id_norm = ? AND e.uid_norm = ?",
+            (norm(location_id), norm(evse_uid)),
         )
         return _ref(row) if row else None
 

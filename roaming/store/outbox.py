@@ -32,6 +32,20 @@ def parse_stamp(value: str) -> datetime:
     return datetime.strptime(value, _STAMP).replace(tzinfo=UTC)
 
 
+# How held pushes are shown and counted (in the table they are ``pending``, whose CHECK
+# takes no new value without rebuilding a table other steps add columns to).
+WAITING = "waiting"
+
+
+# A message first in line for its (partner, object) and free to go: not held, and no
+# earlier message of the object still pending (held ones included) or dead.
+_HEAD = (
+    "o.status = 'pending' AND o.held_reason IS NULL AND NOT EXISTS ("
+    "SELECT 1 FROM ocpi_outbox p WHERE p.partner_key = o.partner_key"
+    " AND p.object_key = o.object_key AND p.status IN ('pending', 'dead') AND p.id < o.id)"
+)
+
+
 class Status(enum.StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -57,6 +71,7 @@ class OutboxMessage:
     next_attempt_at: str = ""
     last_error: str | None = None
     created_at: str = ""
+    held_reason: str | None = None  # set while the push waits for something (not sent)
 
     @classmethod
     def from_row(cls, row: Any) -> OutboxMessage:
@@ -74,6 +89,7 @@ class OutboxMessage:
             next_attempt_at=row["next_attempt_at"],
             last_error=row["last_error"],
             created_at=row["created_at"],
+            held_reason=row["held_reason"],
         )
 
     def summary(self) -> dict[str, Any]:
@@ -85,7 +101,9 @@ class OutboxMessage:
             "method": self.method,
             "path": self.path,
             "object": self.object_key,
-            "status": self.status,
+            # A held push is pending in the table but is not being tried: say "waiting".
+            "status": WAITING if self.held_reason else self.status,
+            "held_reason": self.held_reason,
             "attempts": self.attempts,
             "next_attempt_at": self.next_attempt_at,
             "last_error": self.last_error,
@@ -103,14 +121,22 @@ async def insert_message(
     body: dict[str, Any],
     object_key: str,
     now: datetime,
+    held_reason: str | None = None,
 ) -> int:
-    """One queued push, inside the caller's transaction; returns its id."""
+    """One queued push, inside the caller's transaction; returns its id.
+
+    ``held_reason``: the push is kept (listed, never delivered) until released by
+    :func:`release_held`; it also blocks later pushes of its object, like any pending one.
+    """
     ts = stamp(now)
     return await tx.insert(
         "INSERT INTO ocpi_outbox (partner_key, module, method, path, body, object_key,"
-        " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (partner_key, module, method, path, orjson.dumps(body).decode(), object_key, ts, ts),
-    )
+        " next_attempt_at, created_at, held_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            partner_key, module, method, path, orjson.dumps(body).decode(), object_key, ts, ts,
+            held_reason,
+        ),
+    )  # fmt: skip
 
 
 class OutboxStore:
@@ -127,23 +153,21 @@ class OutboxStore:
         """
         async with self.db.transaction() as tx:
             rows = await tx.fetchall(
-                """
-            SELECT o.* FROM ocpi_outbox o
-            WHERE o.status = 'pending' AND o.next_attempt_at <= ?
-              AND NOT EXISTS (
-                SELECT 1 FROM ocpi_outbox p
-                WHERE p.partner_key = o.partner_key AND p.object_key = o.object_key
-                  AND p.status IN ('pending', 'dead') AND p.id < o.id)
-            ORDER BY o.id LIMIT ?
-            """,
+                f"SELECT o.* FROM ocpi_outbox o WHERE o.next_attempt_at <= ? AND {_HEAD}"
+                " ORDER BY o.id LIMIT ?",
                 (stamp(now), limit),
             )
         return [OutboxMessage.from_row(r) for r in rows]
 
     async def next_due(self) -> str | None:
+        """When the earliest head (as :meth:`heads` picks them) falls due.
+
+        Why heads only: a message behind a dead or held one of its object cannot go, and
+        counting its past due time would wake the worker at once, forever.
+        """
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
-                "SELECT min(next_attempt_at) AS t FROM ocpi_outbox WHERE status = 'pending'"
+                f"SELECT min(o.next_attempt_at) AS t FROM ocpi_outbox o WHERE {_HEAD}"
             )
         return row["t"] if row else None
 
@@ -222,7 +246,9 @@ class OutboxStore:
 
     async def counts(self) -> dict[str, int]:
         rows = await self.db.fetchall(
-            "SELECT status, count(*) AS n FROM ocpi_outbox GROUP BY status"
+            "SELECT CASE WHEN held_reason IS NULL THEN status ELSE ? END AS status,"
+            " count(*) AS n FROM ocpi_outbox GROUP BY 1",
+            (WAITING,),
         )
         return {r["status"]: r["n"] for r in rows}
 
@@ -245,11 +271,48 @@ class OutboxStore:
         return n > 0
 
     async def backlog(self) -> list[tuple[str, str, int, str]]:
-        """Per partner and open status (pending, dead): message count and the oldest
-        message's ``created_at``; what a monitoring scrape shows as depth and age."""
+        """Per partner and open status: message count and the oldest message's
+        ``created_at``; what a monitoring scrape shows as depth and age. Status ``held``
+        is a pending push waiting for a missing part (e.g. a location), ``pending`` one
+        that will be (re)tried, ``dead`` one out of attempts."""
         rows = await self.db.fetchall(
-            "SELECT partner_key, status, count(*) AS n, min(created_at) AS oldest"
+            "SELECT partner_key,"
+            " CASE WHEN held_reason IS NOT NULL THEN 'held' ELSE status END AS state,"
+            " count(*) AS n, min(created_at) AS oldest"
             " FROM ocpi_outbox WHERE status IN ('pending', 'dead')"
-            " GROUP BY partner_key, status"
+            " GROUP BY partner_key, state"
         )
-        return [(r["partner_key"], r["status"], r["n"], r["oldest"]) for r in rows]
+        return [(r["partner_key"], r["state"], r["n"], r["oldest"]) for r in rows]
+
+
+# --------------------------------------------------------------------------- held pushes
+# Pushes written before everything they need is known (a Session on a connector no EVSE
+# maps) are held: listed with their reason, never delivered, completed and released by
+# whoever learns the missing part (:meth:`roaming.sessions.SessionService.release_waiting`).
+
+
+async def held_messages(tx: SqlExecutor, partner_key: str, object_key: str) -> list[OutboxMessage]:
+    """The held pushes of one object, in delivery order."""
+    rows = await tx.fetchall(
+        "SELECT * FROM ocpi_outbox WHERE partner_key = ? AND object_key = ?"
+        " AND held_reason IS NOT NULL AND status = 'pending' ORDER BY id",
+        (partner_key, object_key),
+    )
+    return [OutboxMessage.from_row(r) for r in rows]
+
+
+async def set_held_body(tx: SqlExecutor, msg_id: int, body: dict[str, Any]) -> None:
+    """Complete a held push's body (it was written with what was known then)."""
+    await tx.execute(
+        "UPDATE ocpi_outbox SET body = ? WHERE id = ? AND held_reason IS NOT NULL",
+        (orjson.dumps(body).decode(), msg_id),
+    )
+
+
+async def release_held(tx: SqlExecutor, partner_key: str, object_key: str, now: datetime) -> int:
+    """Let the held pushes of one object go, due now and in their order; returns how many."""
+    return await tx.execute(
+        "UPDATE ocpi_outbox SET held_reason = NULL, next_attempt_at = ?"
+        " WHERE partner_key = ? AND object_key = ? AND held_reason IS NOT NULL",
+        (stamp(now), partner_key, object_key),
+    )

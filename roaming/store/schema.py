@@ -206,6 +206,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0007_ocpi_waiting_location",
+        """
+        -- A roaming charge on a connector no EVSE maps: its Session (waiting_for says why)
+        -- and its pushes (held_reason) wait until an operator maps the connector; nothing
+        -- held is delivered. Columns only: other steps add columns to these tables too.
+        ALTER TABLE ocpi_sessions ADD COLUMN waiting_for TEXT;
+        CREATE INDEX ocpi_sessions_waiting ON ocpi_sessions (id) WHERE waiting_for IS NOT NULL;
+        ALTER TABLE ocpi_outbox ADD COLUMN held_reason TEXT;
+        CREATE INDEX ocpi_outbox_held ON ocpi_outbox (partner_key, object_key, id) WHERE held_reason IS NOT NULL;
+        """,
+    ),
 ]
 
 _COMMENT = re.compile(r"--[^\n]*")
