@@ -210,6 +210,7 @@ async def compose(
         )
         if metrics is not None:
             db.write_observer = metrics.store_wrote
+            gateway.observer = metrics.call_sent
             authorization.decisions.observers.append(metrics.decided)
         routes += observability_routes(config, metrics, sources, readiness)
         routes += list(extra_admin_routes)

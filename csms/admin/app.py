@@ -43,7 +43,7 @@ def create_admin_app(
         middlewares=[
             _errors,
             _auth(context.config.admin.token),
-            audit.audit_middleware(audit.token_actor(context.config.admin.token)),
+            audit.audit_middleware(context.config.admin.token),
         ],
         client_max_size=1024 * 1024,
     )

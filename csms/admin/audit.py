@@ -3,8 +3,9 @@
 Why a middleware: every write route, including those other packages mount (roaming's
 partners, the locations and outbox routes, the dashboard's forms), passes through it,
 so no route can forget to audit. It runs behind the auth check: only authenticated
-writes are admin writes (a refused request is answered 401 and not stored, so anyone
-who can reach the port cannot fill the table).
+writes are admin writes. A request refused with 401 never reaches it; a write to a
+public route (a login form) by someone not yet authenticated is logged with actor
+``anonymous`` but not stored, so anyone who can reach the port cannot fill the table.
 
 What a row holds: ``actor`` (a session layer's :data:`ACTOR` when set,
 else the bearer token's id ``token:<first 12 hex of its SHA-256>``, never the token);
@@ -12,14 +13,15 @@ else the bearer token's id ``token:<first 12 hex of its SHA-256>``, never the to
 and a fixed list of identifier fields of a JSON body: never passwords, tokens or keys,
 because only the listed fields are read); ``status`` (the HTTP status answered; a
 request cut off by the client is 499). The same facts go to the log as one
-``admin.audit`` event.
+``admin.audit`` event, with idTags masked as in every log line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -60,7 +62,19 @@ def token_actor(token: str) -> str:
     return "token:" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
-def audit_middleware(default_actor: str) -> Any:
+def audit_middleware(admin_token: str) -> Any:
+    """The middleware; the bearer actor is named only when the request carried ``admin_token``
+    (checked here again, so a public route's write is never pinned on the token)."""
+    expected = f"Bearer {admin_token}".encode()
+    bearer_actor = token_actor(admin_token)
+
+    def actor_of(request: web.Request) -> str | None:
+        session = request.get(ACTOR) or request.get("actor")
+        if session:
+            return str(session)
+        given = request.headers.get("Authorization", "").encode()
+        return bearer_actor if hmac.compare_digest(given, expected) else None
+
     @web.middleware
     async def audit(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method not in WRITE_METHODS:
@@ -80,21 +94,21 @@ def audit_middleware(default_actor: str) -> Any:
             status = 499
             raise
         finally:
-            await _record(request, status, default_actor)
+            await _record(request, status, actor_of(request))
 
     return audit
 
 
-async def _record(request: web.Request, status: int, default_actor: str) -> None:
-    actor = request.get(ACTOR) or request.get("actor") or default_actor
+async def _record(request: web.Request, status: int, actor: str | None) -> None:
     route = request.match_info.route.resource
     pattern = route.canonical if route is not None else "(no route)"
+    parts = await _target(request)
     entry = AuditEntry(
-        actor=str(actor),
+        actor=actor or "anonymous",
         method=request.method,
         action=f"{request.method} {pattern}",
         path=request.path,
-        target=await _target(request),
+        target=_join(parts),
         status=status,
         remote=request.remote,
     )
@@ -102,24 +116,32 @@ async def _record(request: web.Request, status: int, default_actor: str) -> None
         "admin.audit",
         actor=entry.actor,
         action=entry.action,
-        target=entry.target,
+        target=_join([(k, logs.mask(v) if k == "id_tag" else v) for k, v in parts]),
         status=entry.status,
         remote=entry.remote,
     )
+    if actor is None:
+        return
     try:
         await AuditLog(context_of(request).db).append(entry)
     except Exception:  # the answer is already made; the log line above still holds it
         log.exception("admin.audit_store_failed", action=entry.action)
 
 
-async def _target(request: web.Request) -> str | None:
-    parts = [f"{k}={_short(v)}" for k, v in request.match_info.items()]
+async def _target(request: web.Request) -> list[tuple[str, str]]:
+    """(name, value) of the route's path parameters and the body's identifier fields."""
+    parts = [(k, _short(v)) for k, v in request.match_info.items()]
     body = await _body_object(request)
     for name in TARGET_FIELDS:
         value = body.get(name)
         if isinstance(value, str | int) and not isinstance(value, bool):
-            parts.append(f"{name}={_short(str(value))}")
-    return " ".join(parts) or None
+            parts.append((name, _short(str(value))))
+    return parts
+
+
+def _join(parts: Sequence[tuple[str, str | None]]) -> str | None:
+    """The stored row keeps ids whole (operators look them up); the log masks idTags."""
+    return " ".join(f"{k}={v}" for k, v in parts) or None
 
 
 async def _body_object(request: web.Request) -> dict[str, Any]:

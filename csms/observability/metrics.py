@@ -6,7 +6,8 @@ together (or refuse the second registration). The composition root builds one
 :class:`Metrics` per system and hands its observer methods to the parts that count:
 
 - the OCPP connection (:class:`csms.ocpp16.observer.MessageObserver`): messages by
-  action and result, CALLERRORs by code;
+  action and result, CALLERRORs by code; the gateway (``ChargerGateway.observer``): the
+  calls we send, by action and outcome;
 - the decision log (``AuthorizationLog.observers``): decisions by source and status,
   decision latency;
 - the OCPI client (:class:`roaming.observer.CallObserver`): eMSP call latency and
@@ -67,6 +68,13 @@ class Metrics:
             ["code"],
             registry=r,
         )
+        self.ocpp_calls_sent = Counter(
+            "csms_ocpp_calls_sent_total",
+            "CSMS-initiated OCPP calls (remote start, reset, ...), by action and outcome "
+            "(ok, callerror, timeout, not_connected, invalid_payload, invalid_result)",
+            ["action", "outcome"],
+            registry=r,
+        )
         self.decisions = Counter(
             "csms_authorization_decisions_total",
             "Authorization decisions, by source (local, cache, remote, fallback, reused, "
@@ -116,6 +124,10 @@ class Metrics:
         else:
             self.ocpp_messages.labels(action, "callerror").inc()
             self.ocpp_callerrors.labels(error_code).inc()
+
+    def call_sent(self, action: str, outcome: str) -> None:
+        """``ChargerGateway.observer``."""
+        self.ocpp_calls_sent.labels(action, outcome).inc()
 
     def decided(self, entry: DecisionRecord) -> None:
         """An ``AuthorizationLog`` observer."""

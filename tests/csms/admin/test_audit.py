@@ -66,6 +66,10 @@ async def test_every_write_of_an_admin_session_is_listed_with_who_what_target_re
         async with admin_session(app, token="wrong") as http:
             refused = await http.post("/api/tokens", json={"id_tag": "NOPE"})
             assert refused.status == 401  # not an admin write: not stored
+            # A write to a public path reaches the audit without a token: it is logged
+            # as anonymous, never stored, never pinned on the admin token.
+            public = await http.post("/api/health", json={"id": "ANON"})
+            assert public.status == 405
         seen += "".join(capsys.readouterr())
 
         code, out = await _cli(url, capsys, "audit", "list", "--json")
@@ -97,7 +101,8 @@ async def test_every_write_of_an_admin_session_is_listed_with_who_what_target_re
         rows = [line for line in out.splitlines() if "session:7f3a" in line]
         assert len(rows) == 1 and "/api/session-probe/{thing}" in rows[0]
         # Each write was also logged as one admin.audit event; no secret anywhere.
-        assert seen.count("admin.audit") == len(script) + 1
+        assert seen.count("admin.audit") == len(script) + 2
+        assert seen.count("actor=anonymous") == 1
         assert PASSWORD not in seen and ADMIN_TOKEN not in seen.replace("--admin-token", "")
 
 

@@ -114,3 +114,21 @@ def test_plain_listeners_on_public_addresses_are_warned_about() -> None:
     assert exposure_warnings(tls) == []
     off = Config(server=ServerConfig(host="localhost"), ocpi=OcpiConfig(enabled=False))
     assert exposure_warnings(off) == []
+
+
+async def test_calls_the_csms_sends_are_counted_by_action_and_outcome(tmp_path: Path) -> None:
+    async with (
+        running_csms(tmp_path, server={"unknown_chargers": "accept"}) as app,
+        SimulatedChargePoint.connect(ocpp_url(app), "CALLED-1", heartbeat=False) as cp,
+    ):
+        await cp.boot()
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with aiohttp.ClientSession(base_url=admin_url(app), headers=headers) as http:
+            ok = await http.post("/api/chargers/CALLED-1/calls/ClearCache", json={})
+            assert ok.status == 200
+            await http.post("/api/chargers", json={"id": "OFFLINE-1"})
+            gone = await http.post("/api/chargers/OFFLINE-1/calls/ClearCache", json={})
+            assert gone.status == 409
+        _, text = await _get(f"{admin_url(app)}/metrics")
+    assert 'csms_ocpp_calls_sent_total{action="ClearCache",outcome="ok"} 1.0' in text
+    assert 'csms_ocpp_calls_sent_total{action="ClearCache",outcome="not_connected"} 1.0' in text
