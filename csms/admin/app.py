@@ -110,7 +110,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status, "http_error"
         )
-        return json_response({"error": code, "message": exc.reason}, status=exc.status)
+        resp = json_response({"error": code, "message": exc.reason}, status=exc.status)
+        if "Allow" in exc.headers:  # a 405 names the methods the route has (RFC 9110)
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     except Exception:
         log.exception("admin_request_failed", method=request.method, path=request.path)
         return json_response(

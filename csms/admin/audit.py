@@ -167,8 +167,8 @@ routes = web.RouteTableDef()
 @routes.get("/api/audit")
 async def list_audit(request: web.Request) -> web.Response:
     """Newest first; ``limit`` (1..1000, default 100), ``actor``, ``before`` (an entry id)."""
-    limit = query_int(request, "limit", 100) or 100
-    if not 1 <= limit <= 1000:
+    limit = query_int(request, "limit", 100)
+    if limit is None or not 1 <= limit <= 1000:
         raise ApiError(400, "invalid_query", "query 'limit' must be 1..1000")
     before = query_int(request, "before")
     entries = await AuditLog(context_of(request).db).latest(

@@ -6,6 +6,9 @@ routes), and one table is what keeps every route described. ``tests/csms/admin/
 test_openapi.py`` compares :data:`OPERATIONS` with the router of a running app (OCPI
 on), both ways: a new route without an entry here fails that test with the route
 named, and so does an entry for a route that no longer exists.
+``tests/csms/admin/test_openapi_fuzz.py`` runs schemathesis against a real ``csms serve``
+with this document: no 5xx, and every answer's status, content type and (where given)
+schema as described.
 
 Adding a route: add ``("METHOD", "/api/path/{param}"): op(...)`` to :data:`OPERATIONS`
 (path parameters are taken from the path; say the query parameters and the body).
@@ -36,6 +39,10 @@ _OBJECT: Json = {"type": "object"}
 _STR: Json = {"type": "string"}
 _INT: Json = {"type": "integer"}
 _BOOL: Json = {"type": "boolean"}
+# server.charge_point_id_max_length is 48 unless configured otherwise.
+_CHARGER_ID: Json = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,48}$"}
+_ID_TAG: Json = {"type": "string", "minLength": 1, "maxLength": 20, "pattern": "\\S"}
+_PASSWORD: Json = _STR
 
 
 def op(
@@ -50,8 +57,11 @@ def op(
     public: bool = False,
     response: Json | None = None,
     text: bool = False,
+    optional_auth: bool = False,
+    also: tuple[int, ...] = (),
 ) -> Json:
-    """One operation: ``query`` maps a name to (schema, description)."""
+    """One operation: ``query`` maps a name to (schema, description); ``ok`` and ``also``
+    are the success statuses."""
     doc: Json = {"summary": summary, "tags": [tag]}
     if query:
         doc["parameters"] = [
@@ -68,7 +78,9 @@ def op(
         if text
         else {"application/json": {"schema": response or _OBJECT}}
     )
-    responses: Json = {str(ok): {"description": "success", "content": content}}
+    responses: Json = {
+        str(status): {"description": "success", "content": content} for status in (ok, *also)
+    }
     for status in sorted({*errors, *(() if public else (401,))}):
         responses[str(status)] = {
             "description": _STATUS_TEXT.get(status, "error"),
@@ -77,6 +89,8 @@ def op(
     doc["responses"] = responses
     if public:
         doc["security"] = []
+    elif optional_auth:
+        doc["security"] = [{}, {"bearer": []}]
     return doc
 
 
@@ -98,7 +112,12 @@ def _obj(required: tuple[str, ...] = (), **props: Json) -> Json:
     return doc
 
 
-_LIMIT = (_INT, "at most this many rows, newest first")
+def _limit(default: int) -> tuple[Json, str]:
+    return {"type": "integer", "minimum": 1, "maximum": 1000}, f"1..1000, default {default}"
+
+
+# Path parameters that are numbers; every other one is a string.
+_INT_PATH_PARAMS = frozenset({"transaction_id", "message_id"})
 
 OPERATIONS: dict[tuple[str, str], Json] = {
     # --- operating
@@ -110,16 +129,18 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         errors=(503,),
     ),
     ("GET", "/metrics"): op(
-        "Prometheus metrics (text format); auth per [metrics] (see docs/admin.md)",
+        "Prometheus metrics (text format); auth per [metrics]: open on a loopback admin "
+        "address without metrics.token, else a bearer token (see docs/admin.md)",
         "operations",
         text=True,
+        optional_auth=True,
     ),
     ("GET", "/api/openapi.json"): op("This description", "operations"),
     ("GET", "/api/audit"): op(
         "The audit trail of admin writes, newest first",
         "operations",
         query={
-            "limit": (_INT, "1..1000, default 100"),
+            "limit": _limit(100),
             "actor": (_STR, "only this actor (token:<id> or a dashboard session)"),
             "before": (_INT, "entries with a smaller id (paging back)"),
         },
@@ -132,7 +153,7 @@ OPERATIONS: dict[tuple[str, str], Json] = {
     ("POST", "/api/chargers"): op(
         "Register a charger (password: security profile 1; omit for none)",
         "chargers",
-        body=_obj(("id",), id=_STR, password=_STR),
+        body=_obj(("id",), id=_CHARGER_ID, password=_PASSWORD),
         ok=201,
         errors=(400, 409),
     ),
@@ -164,12 +185,13 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         "tokens",
         body=_obj(
             ("id_tag",),
-            id_tag=_STR,
-            status=_STR,
+            id_tag=_ID_TAG,
+            status={"enum": ["Accepted", "Blocked", "Expired", "Invalid"]},
             expiry_date={"type": "string", "format": "date-time"},
-            parent_id_tag=_STR,
+            parent_id_tag=_ID_TAG,
         ),
         ok=201,
+        also=(200,),  # 200: an existing card updated
         errors=(400,),
     ),
     ("GET", "/api/tokens/{id_tag}"): op("One own card", "tokens", errors=(404,)),
@@ -179,7 +201,7 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         "Transactions, newest first",
         "transactions",
         query={
-            "limit": (_INT, "1..1000, default 100"),
+            "limit": _limit(100),
             "active": (_BOOL, "only running (true) or finished (false)"),
             "charger_id": (_STR, "only at this charger"),
         },
@@ -192,7 +214,7 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         "The authorization decision log, newest first",
         "authorizations",
         query={
-            "limit": (_INT, "1..1000, default 50"),
+            "limit": _limit(50),
             "charger_id": (_STR, "only at this charger"),
             "uid": (_STR, "only this token uid"),
             "source": (_STR, "cache, remote, fallback, local, reused, command"),
@@ -201,11 +223,19 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         errors=(400,),
     ),
     # --- roaming (mounted with ocpi.enabled)
-    ("GET", "/api/partners"): op("OCPI partners with their last token sync", "roaming"),
+    ("GET", "/api/partners"): op(
+        "OCPI partners with their last token sync",
+        "roaming",
+        response={"type": "array", "items": _OBJECT},
+    ),
     ("POST", "/api/partners/invite"): op(
         "Invite an eMSP: returns a TOKEN_A and our versions URL",
         "roaming",
-        body=_obj(("country_code", "party_id"), country_code=_STR, party_id=_STR),
+        body=_obj(
+            ("country_code", "party_id"),
+            country_code={"type": "string", "pattern": "^[A-Za-z]{2}$"},
+            party_id={"type": "string", "pattern": "^[A-Za-z0-9]{3}$"},
+        ),
         ok=201,
         errors=(400, 409),
     ),
@@ -230,6 +260,8 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         "roaming",
         body=_obj(partner=_STR, incremental=_BOOL, wait=_BOOL),
         body_required=False,
+        ok=202,  # started; with wait: true, 200 and the runs
+        also=(200,),
         errors=(400, 404, 409),
     ),
     ("GET", "/api/locations"): op("Published OCPI locations", "locations"),
@@ -256,7 +288,15 @@ OPERATIONS: dict[tuple[str, str], Json] = {
 
 def _path_params(path: str) -> list[Json]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
-    return [{"name": n, "in": "path", "required": True, "schema": _STR} for n in names]
+    return [
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": _INT if n in _INT_PATH_PARAMS else _STR,
+        }
+        for n in names
+    ]
 
 
 def document(operations: Mapping[tuple[str, str], Json] = OPERATIONS) -> Json:
