@@ -112,6 +112,32 @@ def _obj(required: tuple[str, ...] = (), **props: Json) -> Json:
     return doc
 
 
+def _list_of(key: str, item: Json) -> Json:
+    """``{key: [item, ...]}``; more fields may come (additions never break clients)."""
+    return {
+        "type": "object",
+        "required": [key],
+        "properties": {key: {"type": "array", "items": item}},
+    }
+
+
+def _record(*required: str, **props: Json) -> Json:
+    return {"type": "object", "required": list(required), "properties": props}
+
+
+_NULLABLE_STR: Json = {"type": ["string", "null"]}
+_AUDIT_ENTRY = _record(
+    "id", "at", "actor", "method", "action", "path", "status",
+    id=_INT, at=_STR, actor=_STR, method=_STR, action=_STR, path=_STR,
+    target=_NULLABLE_STR, status=_INT, remote=_NULLABLE_STR,
+)  # fmt: skip
+_CHARGER = _record(
+    "id", "registration_status", "connected",
+    id=_STR, registration_status=_STR, connected=_BOOL, connectors={"type": "array"},
+)  # fmt: skip
+_TRANSACTION = _record("id", "charger_id", "active", id=_INT, charger_id=_STR, active=_BOOL)
+
+
 def _limit(default: int) -> tuple[Json, str]:
     return {"type": "integer", "minimum": 1, "maximum": 1000}, f"1..1000, default {default}"
 
@@ -121,12 +147,23 @@ _INT_PATH_PARAMS = frozenset({"transaction_id", "message_id"})
 
 OPERATIONS: dict[tuple[str, str], Json] = {
     # --- operating
-    ("GET", "/api/health"): op("Liveness: the process answers", "operations", public=True),
+    ("GET", "/api/health"): op(
+        "Liveness: the process answers",
+        "operations",
+        public=True,
+        response=_record("status", status={"const": "ok"}),
+    ),
     ("GET", "/api/ready"): op(
         "Readiness: store reachable, OCPP listener up, OCPI listener up when enabled",
         "operations",
         public=True,
         errors=(503,),
+        response=_record(
+            "status",
+            "checks",
+            status={"enum": ["ready", "not_ready"]},
+            checks={"type": "object", "additionalProperties": _BOOL},
+        ),
     ),
     ("GET", "/metrics"): op(
         "Prometheus metrics (text format); auth per [metrics]: open on a loopback admin "
@@ -145,10 +182,13 @@ OPERATIONS: dict[tuple[str, str], Json] = {
             "before": (_INT, "entries with a smaller id (paging back)"),
         },
         errors=(400,),
+        response=_list_of("entries", _AUDIT_ENTRY),
     ),
     # --- chargers
     ("GET", "/api/chargers"): op(
-        "Registered chargers with connection and connector status", "chargers"
+        "Registered chargers with connection and connector status",
+        "chargers",
+        response=_list_of("chargers", _CHARGER),
     ),
     ("POST", "/api/chargers"): op(
         "Register a charger (password: security profile 1; omit for none)",
@@ -206,6 +246,7 @@ OPERATIONS: dict[tuple[str, str], Json] = {
             "charger_id": (_STR, "only at this charger"),
         },
         errors=(400,),
+        response=_list_of("transactions", _TRANSACTION),
     ),
     ("GET", "/api/transactions/{transaction_id}"): op(
         "One transaction with its meter value summary", "transactions", errors=(400, 404)
@@ -221,6 +262,7 @@ OPERATIONS: dict[tuple[str, str], Json] = {
             "status": (_STR, "idTagInfo status"),
         },
         errors=(400,),
+        response=_list_of("authorizations", _OBJECT),
     ),
     # --- roaming (mounted with ocpi.enabled)
     ("GET", "/api/partners"): op(
