@@ -209,8 +209,11 @@ async def test_a_fresh_serve_prints_its_token_and_the_readme_path_works(tmp_path
     assert "a-long-random-password" not in log and token not in log
     assert '"admin.audit"' in log
 
-    # A second start keeps the same token and says where it is.
+    # A second start keeps the same token, says where it is, and warns when the file
+    # has become readable by others.
+    token_file.chmod(0o644)
     server = await start()
     await stop(server)
     assert any("admin token is in" in line for line in lines)
+    assert any("readable by others (mode 0644)" in line for line in lines)
     assert token_file.read_text().strip() == token

@@ -102,6 +102,14 @@ def _tell_token(source: TokenSource, admin_port: int) -> None:
     if source.kind != "file" or source.path is None:
         return
     verb = "generated a new admin token in" if source.created else "admin token is in"
+    mode = source.path.stat().st_mode & 0o777
+    if mode & 0o077:
+        print(
+            f"csms: warning: {source.path} is readable by others (mode {mode:04o}); "
+            f"run: chmod 600 {source.path}",
+            file=sys.stderr,
+            flush=True,
+        )
     print(
         f"csms: {verb} {source.path.resolve()} (mode 0600); the csms CLI reads it from there; "
         f"admin API on port {admin_port}",
