@@ -47,8 +47,16 @@ from csms.observability.metrics import Metrics, ScrapeSources
 from csms.observability.routes import Readiness, observability_routes
 from csms.ocpi.admin_routes import admin_routes as cpo_admin_routes
 from csms.ocpi.authorization import build_roaming_authorization
+from csms.ocpi.catalog_admin import CatalogAdmin
 from csms.ocpi.commands import CommandService
-from csms.ocpi.cpo import CpoModules, build_cpo, ocpi_modules, push_all_locations
+from csms.ocpi.cpo import (
+    CpoModules,
+    build_cpo,
+    ocpi_modules,
+    push_all_locations,
+    push_all_tariffs,
+)
+from csms.ocpi.location_routes import location_routes
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
@@ -167,6 +175,7 @@ async def compose(
         readiness = Readiness(db, ocpp_serving=lambda: False)
         events: ChargerEvents = NoEvents()
         roaming: Roaming | None = None
+        catalog: CatalogAdmin | None = None
         routes: list[web.AbstractRouteDef] = []
         if config.ocpi.enabled:
             runtime = await build_runtime(config, db, observer=metrics)
@@ -190,13 +199,17 @@ async def compose(
                 preauthorizer=authorization.service,
                 timeout_s=config.ocpi_cpo.command_timeout_s,
             )
+            runtime.ctx.on_registered.append(partial(push_all_tariffs, db, cpo))
             runtime.ctx.on_registered.append(partial(push_all_locations, db, cpo))
             events = cpo.events
             roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules(cpo, commands)])
             sources.outbox, sources.syncs = cpo.outbox, runtime.store.token_syncs
             readiness.ocpi_serving = lambda: runtime.serving
+            catalog = CatalogAdmin(db, cpo.locations, cpo.worker.notify)
             routes += [
                 *runtime.admin_routes,
+                # Before the reads: /api/locations/export is not a location id.
+                *location_routes(catalog),
                 *cpo_admin_routes(cpo.locations, cpo.outbox, cpo.worker, config, db),
             ]
         if authorizer is not None:
@@ -207,6 +220,7 @@ async def compose(
             gateway=gateway,
             decisions=authorization.decisions,
             own_cards=authorization.service,
+            sites=catalog,
         )
         if metrics is not None:
             db.write_observer = metrics.store_wrote

@@ -191,9 +191,10 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         response=_list_of("chargers", _CHARGER),
     ),
     ("POST", "/api/chargers"): op(
-        "Register a charger (password: security profile 1; omit for none)",
+        "Register a charger (password: security profile 1; omit for none); with site "
+        "(roaming) also its Location and EVSEs",
         "chargers",
-        body=_obj(("id",), id=_CHARGER_ID, password=_PASSWORD),
+        body=_obj(("id",), id=_CHARGER_ID, password=_PASSWORD, site=_OBJECT),
         ok=201,
         errors=(400, 409),
     ),
@@ -315,6 +316,52 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         "Reload the locations file (ocpi_cpo.locations_file)", "locations", errors=(400,)
     ),
     ("GET", "/api/tariffs"): op("Published tariffs", "locations"),
+    ("POST", "/api/locations"): op(
+        "Create a Location (optionally with evses)",
+        "locations",
+        body=_OBJECT,
+        ok=201,
+        errors=(400, 409),
+    ),
+    ("PATCH", "/api/locations/{location_id}"): op(
+        "Change a Location's fields (publish, address, ...; null clears one)",
+        "locations",
+        body=_OBJECT,
+        errors=(400, 404),
+    ),
+    ("POST", "/api/locations/{location_id}/evses"): op(
+        "Add an EVSE to a Location", "locations", body=_OBJECT, ok=201, errors=(400, 404, 409)
+    ),
+    ("PATCH", "/api/locations/{location_id}/evses/{evse_uid}"): op(
+        "Change an EVSE: map (charger_id + connector_id), unmap (both null), tariff_ids, ...",
+        "locations",
+        body=_OBJECT,
+        errors=(400, 404, 409),
+    ),
+    ("DELETE", "/api/locations/{location_id}/evses/{evse_uid}"): op(
+        "Mark an EVSE REMOVED", "locations", errors=(404,)
+    ),
+    ("POST", "/api/tariffs"): op(
+        "Create a tariff (simple shape)",
+        "locations",
+        body=_record("id", id={"type": "string", "minLength": 1}),
+        ok=201,
+        errors=(400, 409),
+    ),
+    ("PUT", "/api/tariffs/{tariff_id}"): op(
+        "Create or replace a tariff (simple shape)", "locations", body=_OBJECT, errors=(400,)
+    ),
+    ("POST", "/api/locations/import"): op(
+        "Upsert the Locations and tariffs of a locations file's text (retires nothing)",
+        "locations",
+        body=_record("toml", toml=_STR),
+        errors=(400,),
+    ),
+    ("GET", "/api/locations/export"): op(
+        "Every Location and tariff as a locations file's text",
+        "locations",
+        response=_record("toml", toml=_STR),
+    ),
     ("GET", "/api/outbox"): op(
         "OCPI pushes waiting (or all with all=true) and counts by status",
         "outbox",

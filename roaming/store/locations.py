@@ -1,29 +1,39 @@
 """The published Locations, EVSEs and Tariffs: ``ocpi_locations``, ``ocpi_evses``,
 ``ocpi_tariffs``.
 
-Why the catalogue is synced and not replaced: EVSE status and ``last_updated`` change at
-run time and must survive restarts and date-filtered pulls. :meth:`LocationStore.sync`
-loads the catalogue and bumps ``last_updated`` only for objects whose content changed;
-EVSEs that disappear from the file become ``REMOVED`` (OCPI never deletes them).
+Why objects are written in place and never replaced wholesale: EVSE status and
+``last_updated`` change at run time and must survive restarts and date-filtered pulls.
+Writes (the locations file, imports, the admin API) go through
+:class:`~roaming.store.location_writes.LocationWrites`, which bumps ``last_updated`` only
+for objects whose content changed and marks EVSEs ``REMOVED`` instead of deleting them.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 
-from roaming.catalog import Catalog, LocationSpec
+from roaming.catalog import Catalog
 from roaming.models import format_datetime, norm
 from roaming.ports import SqlDatabase, SqlExecutor
+from roaming.store.location_writes import (
+    LocationWrites,
+    StoredEvse,
+    StoredLocation,
+    SyncReport,
+)
 from roaming.store.paging import count_and_page, last_updated_filter
 
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+__all__ = [
+    "EvseRef",
+    "LocationStore",
+    "LocationWrites",
+    "StoredEvse",
+    "StoredLocation",
+    "SyncReport",
+]
 
 
 class EvseRef(NamedTuple):
@@ -71,25 +81,19 @@ class EvseRef(NamedTuple):
         )
 
 
-# The Location fields a CdrLocation is made of (plus ``publish``): all a snapshot keeps.
+# The Location fields a CdrLocation is made of (plus ``publish``, and ``time_zone`` that
+# the tariff's local times are read in): all a snapshot keeps.
 _SNAPSHOT_KEYS = frozenset(
-    ["id", "name", "address", "city", "postal_code", "state", "country", "coordinates", "publish"]
-)
+    [
+        "id", "name", "address", "city", "postal_code", "state", "country", "coordinates",
+        "publish", "time_zone",
+    ]
+)  # fmt: skip
 
 # Locations with ``publish = false`` are kept out of what eMSPs list (no
 # ``publish_allowed_to`` is configured, so no eMSP driver may see them); Sessions and
 # CDRs at them are still sent (OCPI 2.2.1: CDRs may be sent for unpublished locations).
 _PUBLISHED = "coalesce(json_extract(body, '$.publish'), 1) = 1"
-
-
-@dataclass
-class SyncReport:
-    changed_locations: list[str] = field(default_factory=list)
-    removed_evses: list[str] = field(default_factory=list)
-    changed_tariffs: list[str] = field(default_factory=list)
-    # Locations this sync turned from published to ``publish = false``: PUT once more so
-    # eMSPs that have them learn to hide them (OCPI has no delete).
-    unpublished_locations: list[str] = field(default_factory=list)
 
 
 class LocationStore:
@@ -100,130 +104,46 @@ class LocationStore:
         self.country_code = country_code
         self.party_id = party_id
 
-    # ---------------------------------------------------------------- sync
+    # ---------------------------------------------------------------- writes
 
     async def sync(self, tx: SqlExecutor, catalog: Catalog, now: datetime) -> SyncReport:
-        """Load the catalogue: new or changed objects get ``last_updated = now``."""
-        ts = format_datetime(now)
-        report = SyncReport()
-        await self._sync_tariffs(tx, catalog, ts, report)
-        # Retire EVSEs that left the file first: a replacement may reuse their connector.
-        await self._retire_evses(tx, catalog, ts, report)
-        for seq, loc in enumerate(catalog.locations):
-            changed = await self._sync_location(tx, seq, loc, ts, report)
-            if changed:
-                await self._bump_location(tx, norm(loc.id), ts)
-                if loc.id not in report.changed_locations:
-                    report.changed_locations.append(loc.id)
-        return report
+        """Load the locations file (:meth:`LocationWrites.sync_file` says what it may change)."""
+        return await LocationWrites(tx, now).sync_file(catalog)
 
-    async def _sync_tariffs(
-        self, tx: SqlExecutor, catalog: Catalog, ts: str, report: SyncReport
-    ) -> None:
-        for seq, tariff in enumerate(catalog.tariffs):
-            body = tariff.to_json()
-            body.pop("last_updated")
-            h = _hash(body)
-            row = await tx.fetchone(
-                "SELECT content_hash FROM ocpi_tariffs WHERE id_norm = ?", (norm(tariff.id),)
-            )
-            if row is None:
-                await tx.execute(
-                    "INSERT INTO ocpi_tariffs (id_norm, id, body, content_hash, last_updated, seq)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (norm(tariff.id), tariff.id, orjson.dumps(body).decode(), h, ts, seq),
-                )
-                report.changed_tariffs.append(tariff.id)
-            elif row["content_hash"] != h:
-                await tx.execute(
-                    "UPDATE ocpi_tariffs SET id = ?, body = ?, content_hash = ?, last_updated = ?,"
-                    " seq = ? WHERE id_norm = ?",
-                    (tariff.id, orjson.dumps(body).decode(), h, ts, seq, norm(tariff.id)),
-                )
-                report.changed_tariffs.append(tariff.id)
+    def writes(self, tx: SqlExecutor, now: datetime) -> LocationWrites:
+        """The write side inside ``tx`` (admin API, import): see :mod:`.location_writes`."""
+        return LocationWrites(tx, now)
 
-    async def _retire_evses(
-        self, tx: SqlExecutor, catalog: Catalog, ts: str, report: SyncReport
-    ) -> None:
-        wanted_evses = {norm(e.uid) for loc in catalog.locations for e in loc.evses}
-        rows = await tx.fetchall(
-            "SELECT uid_norm, uid, location_id_norm FROM ocpi_evses WHERE status != 'REMOVED'"
+    async def editable(
+        self, location_id: str, db: SqlExecutor | None = None
+    ) -> StoredLocation | None:
+        """One Location and its EVSEs as stored (not as published), or None: what an
+        update or an export starts from."""
+        ex = db or self.db
+        row = await ex.fetchone(
+            "SELECT id_norm, body FROM ocpi_locations WHERE id_norm = ?", (norm(location_id),)
         )
-        for r in rows:
-            if r["uid_norm"] in wanted_evses:
-                continue
-            await tx.execute(
-                "UPDATE ocpi_evses SET status = 'REMOVED', last_updated = ? WHERE uid_norm = ?",
-                (ts, r["uid_norm"]),
-            )
-            await self._bump_location(tx, r["location_id_norm"], ts)
-            report.removed_evses.append(r["uid"])
-            loc_row = await tx.fetchone(
-                "SELECT id FROM ocpi_locations WHERE id_norm = ?", (r["location_id_norm"],)
-            )
-            if loc_row and loc_row["id"] not in report.changed_locations:
-                report.changed_locations.append(loc_row["id"])
-
-    async def _sync_location(
-        self, tx: SqlExecutor, seq: int, loc: LocationSpec, ts: str, report: SyncReport
-    ) -> bool:
-        """Write one Location and its EVSEs; True when anything of it changed."""
-        changed = False
-        h = _hash(loc.body)
-        row = await tx.fetchone(
-            "SELECT content_hash, body FROM ocpi_locations WHERE id_norm = ?", (norm(loc.id),)
+        if row is None:
+            return None
+        evse_rows = await ex.fetchall(
+            "SELECT body, charger_id, connector_id, status FROM ocpi_evses"
+            " WHERE location_id_norm = ? ORDER BY seq, uid_norm",
+            (row["id_norm"],),
         )
-        was_published = row is not None and orjson.loads(row["body"]).get("publish", True)
-        if was_published and not loc.body.get("publish", True):
-            report.unpublished_locations.append(loc.id)
-        if row is None or row["content_hash"] != h:
-            await tx.execute(
-                "INSERT INTO ocpi_locations (id_norm, id, body, content_hash, last_updated, seq)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id_norm) DO UPDATE SET id = excluded.id,"
-                " body = excluded.body, content_hash = excluded.content_hash,"
-                " last_updated = excluded.last_updated",
-                (norm(loc.id), loc.id, orjson.dumps(loc.body).decode(), h, ts, seq),
+        evses = [
+            StoredEvse(
+                orjson.loads(r["body"]),
+                r["charger_id"] or None,
+                int(r["connector_id"]) if r["charger_id"] else None,
+                r["status"],
             )
-            changed = True
-        for eseq, evse in enumerate(loc.evses):
-            content = {**evse.body, "_map": [evse.charger_id, evse.connector_id]}
-            eh = _hash(content)
-            erow = await tx.fetchone(
-                "SELECT content_hash, location_id_norm, status FROM ocpi_evses WHERE uid_norm = ?",
-                (norm(evse.uid),),
-            )
-            if (
-                erow is not None
-                and erow["content_hash"] == eh
-                and erow["location_id_norm"] == norm(loc.id)
-                and erow["status"] != "REMOVED"
-            ):
-                continue
-            body = dict(evse.body)
-            body["connectors"] = [{**c, "last_updated": ts} for c in body["connectors"]]
-            if erow is None:
-                await tx.execute(
-                    "INSERT INTO ocpi_evses (uid_norm, uid, location_id_norm, charger_id,"
-                    " connector_id, body, content_hash, status, last_updated, seq)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'UNKNOWN', ?, ?)",
-                    (
-                        norm(evse.uid), evse.uid, norm(loc.id), evse.charger_id,
-                        evse.connector_id, orjson.dumps(body).decode(), eh, ts, eseq,
-                    ),
-                )  # fmt: skip
-            else:
-                status = "UNKNOWN" if erow["status"] == "REMOVED" else erow["status"]
-                await tx.execute(
-                    "UPDATE ocpi_evses SET uid = ?, location_id_norm = ?, charger_id = ?,"
-                    " connector_id = ?, body = ?, content_hash = ?, status = ?,"
-                    " last_updated = ?, seq = ? WHERE uid_norm = ?",
-                    (
-                        evse.uid, norm(loc.id), evse.charger_id, evse.connector_id,
-                        orjson.dumps(body).decode(), eh, status, ts, eseq, norm(evse.uid),
-                    ),
-                )  # fmt: skip
-            changed = True
-        return changed
+            for r in evse_rows
+        ]
+        return StoredLocation(orjson.loads(row["body"]), evses)
+
+    async def location_ids(self, db: SqlExecutor | None = None) -> list[str]:
+        rows = await (db or self.db).fetchall("SELECT id FROM ocpi_locations ORDER BY seq, id_norm")
+        return [r["id"] for r in rows]
 
     @staticmethod
     async def _bump_location(tx: SqlExecutor, id_norm: str, ts: str) -> None:

@@ -4,6 +4,12 @@ Why the SQL sits apart from the worker: a push is written by whoever commits the
 that causes it (inside that fact's transaction, :func:`insert_message`), read in
 delivery order by the worker and listed, retried or dropped by the operator; all of
 those go through this module. What a delivery means is :mod:`roaming.outbox`'s business.
+
+In flight: ``in_flight_at`` is set, committed, just before an attempt's request leaves
+(:meth:`OutboxStore.mark_in_flight`) and cleared in the same statement that records the
+attempt's outcome. A message read while it is still set had an attempt with no recorded
+outcome (the process died, or was stopped, mid-request), so it is read as ``ambiguous``:
+the partner may have acted on it.
 """
 
 from __future__ import annotations
@@ -66,12 +72,14 @@ class OutboxMessage:
     body: dict[str, Any]
     object_key: str
     attempts: int
-    ambiguous: bool
+    ambiguous: bool  # an earlier attempt may have reached the partner (failed or in flight)
     status: str = Status.PENDING
     next_attempt_at: str = ""
     last_error: str | None = None
     created_at: str = ""
     held_reason: str | None = None  # set while the push waits for something (not sent)
+    in_flight_at: str | None = None  # an attempt without a recorded outcome began then
+    location: str | None = None  # where the partner said it stored the object
 
     @classmethod
     def from_row(cls, row: Any) -> OutboxMessage:
@@ -84,12 +92,14 @@ class OutboxMessage:
             body=orjson.loads(row["body"]),
             object_key=row["object_key"],
             attempts=row["attempts"],
-            ambiguous=bool(row["ambiguous"]),
+            ambiguous=bool(row["ambiguous"]) or row["in_flight_at"] is not None,
             status=row["status"],
             next_attempt_at=row["next_attempt_at"],
             last_error=row["last_error"],
             created_at=row["created_at"],
             held_reason=row["held_reason"],
+            in_flight_at=row["in_flight_at"],
+            location=row["location"],
         )
 
     def summary(self) -> dict[str, Any]:
@@ -108,6 +118,7 @@ class OutboxMessage:
             "next_attempt_at": self.next_attempt_at,
             "last_error": self.last_error,
             "created_at": self.created_at,
+            "in_flight_at": self.in_flight_at,
         }
 
 
@@ -188,6 +199,20 @@ class OutboxStore:
                 (stamp(now), f"sent to {len(partner_keys)} partner(s)", msg.id),
             )
 
+    async def mark_in_flight(self, msg_id: int, now: datetime) -> None:
+        """Committed before the attempt's request leaves (see the module docstring)."""
+        await self.db.execute(
+            "UPDATE ocpi_outbox SET in_flight_at = ? WHERE id = ?", (stamp(now), msg_id)
+        )
+
+    async def in_flight(self) -> int:
+        """Pending messages whose last attempt has no recorded outcome (after a crash)."""
+        row = await self.db.fetchone(
+            "SELECT count(*) AS n FROM ocpi_outbox"
+            " WHERE in_flight_at IS NOT NULL AND status = 'pending'"
+        )
+        return int(row["n"]) if row else 0
+
     async def mark_delivered(
         self, msg: OutboxMessage, attempts: int, now: datetime, location: str | None
     ) -> None:
@@ -195,7 +220,7 @@ class OutboxStore:
         async with self.db.transaction() as tx:
             await tx.execute(
                 "UPDATE ocpi_outbox SET status = 'delivered', attempts = ?, finished_at = ?,"
-                " location = ?, last_error = NULL WHERE id = ?",
+                " location = ?, last_error = NULL, in_flight_at = NULL WHERE id = ?",
                 (attempts, stamp(now), location, msg.id),
             )
             if msg.module == "cdrs" and location:
@@ -206,8 +231,8 @@ class OutboxStore:
     ) -> None:
         """Done without delivery (rejected or skipped); the next message of the object goes."""
         await self.db.execute(
-            "UPDATE ocpi_outbox SET status = ?, attempts = ?, finished_at = ?, last_error = ?"
-            " WHERE id = ?",
+            "UPDATE ocpi_outbox SET status = ?, attempts = ?, finished_at = ?, last_error = ?,"
+            " in_flight_at = NULL WHERE id = ?",
             (status.value, attempts, stamp(now), reason, msg_id),
         )
 
@@ -224,7 +249,7 @@ class OutboxStore:
         """Another attempt later, or ``dead`` (blocking its object) when out of attempts."""
         await self.db.execute(
             "UPDATE ocpi_outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
-            " last_error = ?, ambiguous = ambiguous OR ? WHERE id = ?",
+            " last_error = ?, ambiguous = ambiguous OR ?, in_flight_at = NULL WHERE id = ?",
             (
                 Status.DEAD.value if dead else Status.PENDING.value,
                 attempts,

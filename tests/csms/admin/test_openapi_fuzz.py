@@ -15,7 +15,11 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import allow_header_conformance, negative_data_rejection
+from schemathesis.checks import (
+    allow_header_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+)
 
 from csms.admin.openapi import document
 from tests.support.csms import ADMIN_TOKEN
@@ -34,6 +38,18 @@ schema = schemathesis.openapi.from_dict(document()).exclude(
 # - negative_data_rejection: an empty query value means "not given" (``?limit=``), by
 #   convention of every list route, which the generator counts as accepted bad input.
 EXCLUDED = [allow_header_conformance, negative_data_rejection]
+# Bodies the description gives only as "an object" (a Location, a tariff, a charger's
+# site, a locations file's text): generated "valid" bodies are not, so a 400 is right.
+LOOSE_BODIES = {
+    "POST /api/chargers",
+    "POST /api/locations",
+    "PATCH /api/locations/{location_id}",
+    "POST /api/locations/{location_id}/evses",
+    "PATCH /api/locations/{location_id}/evses/{evse_uid}",
+    "POST /api/tariffs",
+    "PUT /api/tariffs/{tariff_id}",
+    "POST /api/locations/import",
+}
 
 
 def _free_port() -> int:
@@ -45,6 +61,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("fuzz")
+    (folder / "locations.toml").write_text("")  # so reload and import have a file
     admin = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("CSMS__")}
     env.update(
@@ -53,6 +70,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         CSMS__OCPI__HOST="127.0.0.1", CSMS__OCPI__PORT="0",
         CSMS__STORE__PATH=str(folder / "fuzz.sqlite3"), CSMS__LOG__LEVEL="error",
         CSMS__LOG__FORMAT="json",
+        CSMS__OCPI_CPO__LOCATIONS_FILE=str(folder / "locations.toml"),
     )  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "csms", "serve"], cwd=folder, env=env,
@@ -90,5 +108,6 @@ def test_generated_requests_get_described_answers(case: schemathesis.Case, base_
         base_url=base_url,
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         timeout=10,
-        excluded_checks=EXCLUDED,
+        excluded_checks=EXCLUDED
+        + ([positive_data_acceptance] if f"{case.method} {case.path}" in LOOSE_BODIES else []),
     )
