@@ -81,6 +81,10 @@ async def run_until_signal(config: Config) -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     _tell_token(app.admin_token, app.admin_port)
+    if app.admin_token.path is not None:
+        log.info(
+            "admin_token_file", path=str(app.admin_token.path), created=app.admin_token.created
+        )
     from csms import collector
 
     collector.tune_for_serving()
