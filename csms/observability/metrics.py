@@ -28,7 +28,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -43,6 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from csms.authz.model import DecisionRecord
+from csms.ocpp16.actions import ALL_OCPP16
 
 # Decisions are answered from memory in microseconds or wait for an eMSP for seconds.
 DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -114,27 +115,55 @@ class Metrics:
             GCCollector(registry=r)
         self.scraped = _Snapshot()
         r.register(self.scraped)
+        # Label children by key: the hot observers skip ``labels()`` after the first time.
+        self._answered: dict[tuple[str, str | None], Callable[[], None]] = {}
+        self._decided: dict[
+            tuple[Any, Any], tuple[Callable[[], None], Callable[[float], None]]
+        ] = {}
 
     # ---------------------------------------------------------------- observers
 
     def answered(self, action: str, error_code: str | None) -> None:
         """:class:`csms.ocpp16.observer.MessageObserver`."""
+        key = (action, error_code)
+        count = self._answered.get(key)
+        if count is None:
+            count = self._answered[key] = self._answered_counter(action, error_code)
+        count()
+
+    def _answered_counter(self, action: str, error_code: str | None) -> Callable[[], None]:
+        # The action comes from the charger: only OCPP 1.6 names become label values, so
+        # a charger sending made-up actions cannot grow the series without bound.
+        name = action if action in ALL_OCPP16 else "other"
         if error_code is None:
-            self.ocpp_messages.labels(action, "ok").inc()
-        else:
-            self.ocpp_messages.labels(action, "callerror").inc()
-            self.ocpp_callerrors.labels(error_code).inc()
+            return self.ocpp_messages.labels(name, "ok").inc
+        message = self.ocpp_messages.labels(name, "callerror")
+        code = self.ocpp_callerrors.labels(error_code)
+
+        def both() -> None:
+            message.inc()
+            code.inc()
+
+        return both
 
     def call_sent(self, action: str, outcome: str) -> None:
         """``ChargerGateway.observer``."""
         self.ocpp_calls_sent.labels(action, outcome).inc()
 
     def decided(self, entry: DecisionRecord) -> None:
-        """An ``AuthorizationLog`` observer."""
+        """An ``AuthorizationLog`` observer; the label children are kept, as this runs once
+        per decision on the Authorize hot path (``labels()`` costs more than ``inc()``)."""
         d = entry.decision
-        source = d.source.value
-        self.decisions.labels(source, d.status.value).inc()
-        self.decision_seconds.labels(source).observe(entry.latency_ms / 1000.0)
+        key = (d.source, d.status)
+        children = self._decided.get(key)
+        if children is None:
+            source = d.source.value
+            children = self._decided[key] = (
+                self.decisions.labels(source, d.status.value).inc,
+                self.decision_seconds.labels(source).observe,
+            )
+        children[0]()
+        children[1](entry.latency_ms / 1000.0)
 
     def call_finished(self, partner: str, method: str, outcome: str, seconds: float) -> None:
         """:class:`roaming.observer.CallObserver`."""

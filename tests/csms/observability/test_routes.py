@@ -132,3 +132,18 @@ async def test_calls_the_csms_sends_are_counted_by_action_and_outcome(tmp_path: 
         _, text = await _get(f"{admin_url(app)}/metrics")
     assert 'csms_ocpp_calls_sent_total{action="ClearCache",outcome="ok"} 1.0' in text
     assert 'csms_ocpp_calls_sent_total{action="ClearCache",outcome="not_connected"} 1.0' in text
+
+
+async def test_made_up_actions_do_not_become_label_values(tmp_path: Path) -> None:
+    """The action label comes from the charger: unknown names are counted as ``other``."""
+    async with (
+        running_csms(tmp_path, server={"unknown_chargers": "accept"}) as app,
+        SimulatedChargePoint.connect(ocpp_url(app), "ODD-1", heartbeat=False) as cp,
+    ):
+        for n in range(3):
+            reply = await cp.send_raw(f'[2,"odd-{n}","MadeUp{n}",{{}}]')
+            assert reply is not None and "NotImplemented" in reply
+        _, text = await _get(f"{admin_url(app)}/metrics")
+    assert "MadeUp" not in text
+    assert 'csms_ocpp_messages_total{action="other",result="callerror"} 3.0' in text
+    assert 'csms_ocpp_callerrors_total{code="NotImplemented"} 3.0' in text
