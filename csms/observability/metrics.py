@@ -148,7 +148,7 @@ class Metrics:
 
     def call_sent(self, action: str, outcome: str) -> None:
         """``ChargerGateway.observer``."""
-        self.ocpp_calls_sent.labels(action, outcome).inc()
+        self.ocpp_calls_sent.labels(action if action in ALL_OCPP16 else "other", outcome).inc()
 
     def decided(self, entry: DecisionRecord) -> None:
         """An ``AuthorizationLog`` observer; the label children are kept, as this runs once
