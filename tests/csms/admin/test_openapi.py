@@ -34,12 +34,12 @@ async def test_every_route_is_described_and_every_description_is_a_route(tmp_pat
     described = set(OPERATIONS)
     missing = sorted(registered - described)
     assert not missing, (
-        "admin routes without an OpenAPI description; add each to OPERATIONS in "
-        "csms/admin/openapi.py (and to the route list in docs/admin.md): "
-        + ", ".join(f"{m} {p}" for m, p in missing)
+        "admin routes without an OpenAPI description; add each to CORE in "
+        "csms/admin/openapi/core.py or ROAMING in csms/admin/openapi/roaming.py (and to "
+        "the route list in docs/admin.md): " + ", ".join(f"{m} {p}" for m, p in missing)
     )
     stale = sorted(described - registered)
-    assert not stale, "described in csms/admin/openapi.py but not served: " + ", ".join(
+    assert not stale, "described in csms/admin/openapi/ but not served: " + ", ".join(
         f"{m} {p}" for m, p in stale
     )
 
