@@ -7,8 +7,9 @@ writes are admin writes. A request refused with 401 never reaches it; a write to
 public route (a login form) by someone not yet authenticated is logged with actor
 ``anonymous`` but not stored, so anyone who can reach the port cannot fill the table.
 
-What a row holds: ``actor`` (a session layer's :data:`ACTOR` when set,
-else the bearer token's id ``token:<first 12 hex of its SHA-256>``, never the token);
+What a row holds: ``actor`` (the dashboard session ``session:<short id>`` the auth put
+in :data:`csms.admin.context.ACTOR`, or for the bearer token its id
+``token:<first 12 hex of its SHA-256>``, never the token);
 ``action`` (the method and the route pattern); ``target`` (the route's path parameters
 and a fixed list of identifier fields of a JSON body: never passwords, tokens or keys,
 because only the listed fields are read); ``status`` (the HTTP status answered; a
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -28,7 +28,7 @@ import orjson
 from aiohttp import web
 
 from csms import logs
-from csms.admin.context import context_of
+from csms.admin.context import ACTOR, context_of
 from csms.admin.http import ApiError, json_response, query_int
 from csms.store.audit import AuditEntry, AuditLog
 
@@ -50,10 +50,6 @@ MAX_VALUE_LEN = 100
 
 log = logs.get("csms.admin")
 
-# Where a session layer (the dashboard's cookie login) names who is acting:
-# ``request[ACTOR] = "session:<id>"``. A plain ``request["actor"]`` is read too.
-ACTOR: web.RequestKey[str] = web.RequestKey("csms_actor", str)
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -63,17 +59,13 @@ def token_actor(token: str) -> str:
 
 
 def audit_middleware(admin_token: str) -> Any:
-    """The middleware; the bearer actor is named only when the request carried ``admin_token``
-    (checked here again, so a public route's write is never pinned on the token)."""
-    expected = f"Bearer {admin_token}".encode()
+    """The middleware; who acted is what the auth set in :data:`ACTOR` (``token`` becomes
+    the token's id; nothing set means a public route, so ``anonymous``)."""
     bearer_actor = token_actor(admin_token)
 
     def actor_of(request: web.Request) -> str | None:
-        session = request.get(ACTOR) or request.get("actor")
-        if session:
-            return str(session)
-        given = request.headers.get("Authorization", "").encode()
-        return bearer_actor if hmac.compare_digest(given, expected) else None
+        actor = request.get(ACTOR)
+        return bearer_actor if actor == "token" else actor
 
     @web.middleware
     async def audit(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -205,6 +205,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # Dashboard logins: kept server-side so logout and expiry take effect at once and
+        # a stolen store file holds no usable cookie (only the cookie's SHA-256 is kept).
+        "0012_admin_sessions",
+        """
+        CREATE TABLE admin_sessions (
+            id_hash             TEXT PRIMARY KEY,
+            csrf_token          TEXT NOT NULL,
+            created_at          TEXT NOT NULL,
+            expires_at          TEXT NOT NULL,
+            remote_address      TEXT
+        );
+        CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at);
+        """,
+    ),
+    (
         # The admin audit trail: one row per admin write (POST/PUT/PATCH/DELETE), who did
         # it, what, to which target and with which result. Never a request body.
         "0013_audit_log",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from csms.admin.audit import ACTOR
+from csms.admin.context import ACTOR
 from csms.cli import main
 from tests.support.csms import ADMIN_TOKEN, admin_session, admin_url, running_csms
 
