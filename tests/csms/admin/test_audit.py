@@ -9,6 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -111,3 +112,25 @@ def _json_part(out: str) -> str:
     start = out.index("\n{") + 1 if not out.startswith("{") else 0
     end = out.index("\n}", start) + 2
     return out[start:end]
+
+
+async def test_a_dashboard_session_write_is_audited_as_its_session(tmp_path: Path) -> None:
+    """Log in as a browser does, write with the cookie and CSRF token: the row names the
+    session (never the token); the login form itself is not a stored admin write."""
+    from tests.csms.admin.test_dashboard import _logged_in
+
+    async with running_csms(tmp_path) as app:
+        async with aiohttp.ClientSession(
+            base_url=admin_url(app), cookie_jar=aiohttp.DummyCookieJar()
+        ) as browser:
+            headers, csrf = await _logged_in(browser)
+            done = await browser.post(
+                "/api/tokens", json={"id_tag": "SESS1"}, headers={**headers, "X-CSRF-Token": csrf}
+            )
+            assert done.status == 201
+        (session,) = await app.db.fetchall("SELECT id_hash FROM admin_sessions")
+        async with admin_session(app) as http:
+            entries = (await (await http.get("/api/audit")).json())["entries"]
+    assert [(e["actor"], e["action"], e["target"], e["status"]) for e in entries] == [
+        (f"session:{session[0][:8]}", "POST /api/tokens", "id_tag=SESS1", 201)
+    ]
