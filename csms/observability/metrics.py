@@ -59,7 +59,8 @@ class Metrics:
         r = self.registry
         self.ocpp_messages = Counter(
             "csms_ocpp_messages_total",
-            "Charger-initiated OCPP CALLs answered, by action and result (ok or callerror)",
+            "Charger-initiated OCPP CALLs answered, by action (other: not an OCPP 1.6 name) "
+            "and result (ok or callerror)",
             ["action", "result"],
             registry=r,
         )
