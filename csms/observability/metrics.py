@@ -28,6 +28,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any, Protocol
 
 from prometheus_client import (
@@ -35,6 +36,7 @@ from prometheus_client import (
     Counter,
     GCCollector,
     Histogram,
+    Info,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
@@ -110,6 +112,7 @@ class Metrics:
             buckets=STORE_BUCKETS,
             registry=r,
         )
+        Info("csms_build", "The running CSMS's version", registry=r).info({"version": _version()})
         if process:
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
@@ -260,6 +263,13 @@ def _outbox_families(rows: Sequence[tuple[str, str, int, str]], now: datetime) -
     for partner, seconds in sorted(oldest.items()):
         age.add_metric([partner], seconds)
     return [depth, age]
+
+
+def _version() -> str:
+    try:
+        return metadata.version("csms")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 def _parse(stamp: str) -> datetime:

@@ -28,6 +28,7 @@ async def test_metrics_are_open_on_a_loopback_admin_api_without_a_metrics_token(
         status, text = await _get(f"{admin_url(app)}/metrics")
         assert status == 200
         assert "# TYPE csms_chargers_connected gauge" in text
+        assert 'csms_build_info{version="' in text
 
 
 async def test_a_metrics_token_is_required_once_set(tmp_path: Path) -> None:
