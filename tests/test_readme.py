@@ -194,6 +194,11 @@ async def test_a_fresh_serve_prints_its_token_and_the_readme_path_works(tmp_path
                 code, out = await sh(command)
                 assert code == 0, f"README command failed: {command}\n{out}"
 
+        # The Simulating section's first example, as written (it registers its own id).
+        [example] = re.findall(r"^\$ (csms-sim run --register .*--scenario basic)$", README, re.M)
+        code, out = await sh(example.replace("127.0.0.1:9000", f"127.0.0.1:{ocpp}"))
+        assert code == 0 and out.rstrip().endswith("ok"), out
+
         # The writes above are in the audit trail, with no secret in the log.
         code, out = await sh("csms audit list --json")
         assert code == 0, out
