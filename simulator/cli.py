@@ -41,7 +41,6 @@ from simulator.register import (
     register_chargers,
 )
 from simulator.scenarios import ScenarioError, builtin_names, load_scenario, run_scenario
-from simulator.tls import client_context
 from simulator.usage import add_version, apply_formatter, pipe_safe
 
 
@@ -84,9 +83,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     ids = charger_ids(args)
     tags = pick_tags(args, len(ids))
     await register_first(args, ids)
-    overrides: dict[str, Any] = {"response_timeout": args.timeout}
-    if args.ca_file:
-        overrides["ssl_context"] = client_context(args.ca_file)
+    overrides: dict[str, Any] = {"response_timeout": args.timeout, **tls_options(args)}
     if args.connectors is not None:
         overrides["connectors"] = args.connectors
     single = len(ids) == 1
@@ -120,6 +117,12 @@ async def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def tls_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The simulator's TLS keyword arguments from ``--ca-file``/``--client-cert``/``--client-key``."""
+    names = ("ca_file", "client_cert", "client_key")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
 def _call_printer(cp_id: str) -> Callable[[str, dict[str, Any]], None]:
     def show(action: str, payload: dict[str, Any]) -> None:
         _out(f"{cp_id} <- {action} {payload}")
@@ -147,7 +150,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 response_timeout=args.timeout,
                 meter_interval_s=args.meter_interval,
                 on_call=_call_printer(cp_id),
-                ssl_context=client_context(args.ca_file),
+                **tls_options(args),
             )
             chargers.append(cp)
             await cp.open()
@@ -248,7 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--timeout", type=float, default=30.0, help="seconds to wait for each answer"
         )
-        sp.add_argument("--ca-file", default=None, help="PEM CA to trust for a wss:// url")
+        tls = sp.add_argument_group("TLS (wss:// URLs)")
+        tls.add_argument("--ca-file", help="PEM CA bundle the CSMS's certificate chains to")
+        tls.add_argument(
+            "--client-cert", help="PEM client certificate, CN = charge point id (profile 3)"
+        )
+        tls.add_argument("--client-key", help="PEM private key of --client-cert")
         register_opts(sp)
 
     run = sub.add_parser("run", help="run a scenario and print each step")

@@ -40,7 +40,6 @@ from simulator.errors import (
     NotConnected,
     SimulatorError,
 )
-from simulator.tls import tls_kwargs
 from simulator.wire import SUBPROTOCOL, basic_auth, charger_url
 
 log = structlog.get_logger("simulator")
@@ -93,10 +92,9 @@ class Session:
         heartbeat: bool,
         on_step: Callable[[Step], None] | None,
         on_call: Callable[[str, dict[str, Any]], None] | None,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
         self.cp_id = cp_id
-        self.ssl_context = ssl_context
         self.url = charger_url(base_url, cp_id)
         self.password = password
         self.config = config
@@ -105,6 +103,7 @@ class Session:
         self.heartbeat_enabled = heartbeat
         self.on_step = on_step
         self.on_call = on_call
+        self.ssl_context = ssl_context  # asked at every wss:// open: a new certificate counts
         self.steps: list[Step] = []
         self.received_calls: list[tuple[str, dict[str, Any]]] = []
         self.errors: list[BaseException] = []
@@ -128,19 +127,23 @@ class Session:
     # ----------------------------------------------------------------- socket
 
     async def open(self) -> None:
-        """Connect the websocket (subprotocol ocpp1.6, Basic auth when a password is set)."""
+        """Connect the websocket (subprotocol ocpp1.6, Basic auth when a password is set,
+        over wss:// the TLS context of :attr:`ssl_context`)."""
         headers = {}
         if self.password is not None:
             headers["Authorization"] = basic_auth(self.cp_id, self.password)
+        extra: dict[str, Any] = {}
+        if self.ssl_context is not None and self.url.startswith("wss://"):
+            extra["ssl"] = self.ssl_context()
         try:
             ws = await websockets.connect(
                 self.url,
+                **extra,
                 subprotocols=[SUBPROTOCOL],
                 additional_headers=headers,
                 open_timeout=self.open_timeout,
                 ping_interval=None,
                 max_size=2**20,
-                **tls_kwargs(self.url, self.ssl_context),
             )
         except websockets.InvalidStatus as exc:
             raise ConnectFailed(self.url, exc.response.status_code, "handshake refused") from None

@@ -23,7 +23,16 @@ from typing import Any
 from aiohttp import web
 
 from csms import logs
-from csms.admin import audit, authorizations, calls, chargers, openapi, tokens, transactions
+from csms.admin import (
+    audit,
+    authorizations,
+    calls,
+    chargers,
+    openapi,
+    security,
+    tokens,
+    transactions,
+)
 from csms.admin.context import ACTOR, ADMIN, AdminContext
 from csms.admin.dashboard import auth as dashboard
 from csms.admin.dashboard.mounting import mount as mount_dashboard
@@ -59,6 +68,7 @@ def create_admin_app(
     app.add_routes(tokens.routes)
     app.add_routes(transactions.routes)
     app.add_routes(calls.routes)
+    app.add_routes(security.routes)
     app.add_routes(audit.routes)
     app.add_routes(openapi.routes)
     app.add_routes(list(extra_routes))

@@ -24,6 +24,7 @@ from csms.cli import (
     chargers,
     locations,
     partners,
+    security,
     serve,
     tokens,
     transactions,
@@ -41,6 +42,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     authorizations,
     locations,
     audit,
+    security,
 )
 
 

@@ -220,6 +220,56 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # Security profiles and the OCPP 1.6 security extensions. ``security_profile`` is
+        # what the operator registered (NULL: not declared, judged by the password as
+        # before); the handshake enforces 2 (TLS + Basic) and 3 (TLS client certificate).
+        # ``security_calls`` keeps every CSMS-initiated security call with its outcome
+        # (the profile upgrade reads its CA installs back), ``security_notifications``
+        # the charger's status reports of signed firmware updates and log uploads.
+        "0017_security_extensions",
+        """
+        ALTER TABLE chargers ADD COLUMN security_profile INTEGER;
+        CREATE TABLE security_events (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            type        TEXT NOT NULL,
+            timestamp   TEXT NOT NULL,
+            tech_info   TEXT,
+            critical    INTEGER NOT NULL,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX security_events_charger ON security_events (charger_id, id);
+        CREATE TABLE security_calls (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            request     TEXT NOT NULL,
+            response    TEXT,
+            error       TEXT,
+            created_at  TEXT NOT NULL
+        );
+        CREATE INDEX security_calls_charger ON security_calls (charger_id, action, id);
+        CREATE TABLE security_notifications (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            request_id  INTEGER,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX security_notifications_charger ON security_notifications (charger_id, id);
+        CREATE TABLE signed_certificates (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            serial      TEXT NOT NULL,
+            subject     TEXT NOT NULL,
+            not_after   TEXT NOT NULL,
+            issued_at   TEXT NOT NULL
+        );
+        CREATE INDEX signed_certificates_charger ON signed_certificates (charger_id, id);
+        """,
+    ),
+    (
         # The admin audit trail: one row per admin write (POST/PUT/PATCH/DELETE), who did
         # it, what, to which target and with which result. Never a request body.
         "0013_audit_log",

@@ -96,6 +96,35 @@ CORE: dict[tuple[str, str], Json] = {
         errors=(400, 404, 409, 502, 504),
     ),
     ("GET", "/api/actions"): op("The OCPP actions the calls route accepts", "calls"),
+    # --- security profiles and the OCPP 1.6 security extensions
+    ("GET", "/api/security-events"): op(
+        "SecurityEventNotifications, newest first",
+        "security",
+        query={
+            "charger_id": (STR, "only from this charger"),
+            "critical": (BOOL, "only critical events"),
+            "limit": limit(100),
+        },
+        errors=(400,),
+    ),
+    ("GET", "/api/chargers/{charger_id}/security"): op(
+        "A charger's security profile, CA install, signed certificates, security calls "
+        "and notifications",
+        "security",
+        query={"limit": limit(100)},
+        errors=(400, 404),
+    ),
+    ("POST", "/api/chargers/{charger_id}/security-profile"): op(
+        "Raise the charger's security profile (ChangeConfiguration SecurityProfile, in the "
+        "upgrade order), or with registry_only record what it was set to locally",
+        "security",
+        body=obj(
+            ("profile",),
+            profile={"enum": [0, 1, 2, 3]},
+            registry_only=BOOL,
+        ),
+        errors=(400, 404, 409, 502, 504),
+    ),
     # --- tokens (own cards)
     ("GET", "/api/tokens"): op("The operator's own cards (id_tags)", "tokens"),
     ("POST", "/api/tokens"): op(
