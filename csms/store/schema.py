@@ -220,6 +220,25 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # The admin audit trail: one row per admin write (POST/PUT/PATCH/DELETE), who did
+        # it, what, to which target and with which result. Never a request body.
+        "0013_audit_log",
+        """
+        CREATE TABLE audit_log (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            at          TEXT NOT NULL,
+            actor       TEXT NOT NULL,
+            method      TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            path        TEXT NOT NULL,
+            target      TEXT,
+            status      INTEGER NOT NULL,
+            remote      TEXT
+        );
+        CREATE INDEX audit_log_actor ON audit_log (actor, id);
+        """,
+    ),
+    (
         # Security profiles and the OCPP 1.6 security extensions. ``security_profile`` is
         # what the operator registered (NULL: not declared, judged by the password as
         # before); the handshake enforces 2 (TLS + Basic) and 3 (TLS client certificate).
@@ -267,25 +286,6 @@ MIGRATIONS: list[tuple[str, str]] = [
             issued_at   TEXT NOT NULL
         );
         CREATE INDEX signed_certificates_charger ON signed_certificates (charger_id, id);
-        """,
-    ),
-    (
-        # The admin audit trail: one row per admin write (POST/PUT/PATCH/DELETE), who did
-        # it, what, to which target and with which result. Never a request body.
-        "0013_audit_log",
-        """
-        CREATE TABLE audit_log (
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,
-            at          TEXT NOT NULL,
-            actor       TEXT NOT NULL,
-            method      TEXT NOT NULL,
-            action      TEXT NOT NULL,
-            path        TEXT NOT NULL,
-            target      TEXT,
-            status      INTEGER NOT NULL,
-            remote      TEXT
-        );
-        CREATE INDEX audit_log_actor ON audit_log (actor, id);
         """,
     ),
 ]
