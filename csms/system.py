@@ -14,14 +14,17 @@ Build order (:func:`compose`, nothing listens yet):
 4. with ``ocpi.enabled``: the roaming runtime (partners, tokens, client, token sync),
    the CPO modules (locations, sessions, CDRs, outbox, OCPP event sink), the roaming
    authorization service behind the own cards, and OCPI commands;
-5. the admin API's context and routes; the metrics (one registry per system) and their
+5. the Local Authorization List manager (own cards, and with roaming the eMSP tokens
+   through :class:`csms.ocpi.local_list_tokens.StoreRoamingCards`), and with roaming
+   the offline-start seam in front of the authorizer;
+6. the admin API's context and routes; the metrics (one registry per system) and their
    observers handed to the OCPP server, the decision log, the OCPI client and the store.
 
 With ``admin.token`` empty, the generated token of ``admin.token_file`` is read (or made
 on first start): :mod:`csms.admin.token_file`.
 
-Start order (:meth:`System.start`): the OCPP server, then OCPI (outbox worker, OCPI
-server, token sync), then the admin API. :meth:`System.stop` closes everything in the
+Start order (:meth:`System.start`): the OCPP server, the local list manager, then OCPI
+(outbox worker, OCPI server, token sync), then the admin API. :meth:`System.stop` closes everything in the
 reverse order of opening, also after a start that failed half-way.
 """
 
@@ -42,6 +45,10 @@ from csms.authorization import Authorization, build_local_authorization
 from csms.authz.own_cards import HeldOwnCards
 from csms.authz.ports import Authorizer
 from csms.config import Config
+from csms.locallist.admin_routes import local_list_routes
+from csms.locallist.attribution import ListedOfflineStarts
+from csms.locallist.manager import FollowOwnCards, LocalListManager
+from csms.locallist.ports import RoamingCards
 from csms.observability.exposure import exposure_warnings
 from csms.observability.metrics import Metrics, ScrapeSources
 from csms.observability.routes import Readiness, observability_routes
@@ -57,6 +64,7 @@ from csms.ocpi.cpo import (
     push_all_tariffs,
 )
 from csms.ocpi.dashboard import StoreRoamingView
+from csms.ocpi.local_list_tokens import StoreRoamingCards
 from csms.ocpi.location_routes import location_routes
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
@@ -65,6 +73,7 @@ from csms.ocpp16.observer import NO_OBSERVER
 from csms.server import OcppServer, start_ocpp_server
 from csms.store.db import Database
 from csms.store.id_tags import IdTagRepo
+from csms.store.local_lists import LocalListRepo
 from csms.store.transactions import TransactionRepo
 from roaming import tokens
 from roaming.context import OcpiModule
@@ -96,6 +105,7 @@ class System:
     admin_routes: list[web.AbstractRouteDef]
     metrics: Metrics | None = None
     admin_token: TokenSource = field(default_factory=lambda: TokenSource("config"))
+    local_lists: LocalListManager | None = None
     ocpp: OcppServer | None = None
     ocpp_port: int = 0
     admin_port: int = 0
@@ -123,6 +133,9 @@ class System:
         )
         self._exit.push_async_callback(self.ocpp.close)
         self.ocpp_port = int(self.ocpp.port)
+        if self.local_lists is not None:
+            self.local_lists.start()
+            self._exit.push_async_callback(self.local_lists.stop)
         if self.roaming is not None:
             roaming = self.roaming
             roaming.cpo.worker.start()
@@ -179,6 +192,7 @@ async def compose(
         catalog: CatalogAdmin | None = None
         roaming_view: StoreRoamingView | None = None
         routes: list[web.AbstractRouteDef] = []
+        roaming_cards: RoamingCards | None = None
         if config.ocpi.enabled:
             runtime = await build_runtime(config, db, observer=metrics)
             exit_stack.push_async_callback(runtime.stop)
@@ -204,6 +218,7 @@ async def compose(
             runtime.ctx.on_registered.append(partial(push_all_tariffs, db, cpo))
             runtime.ctx.on_registered.append(partial(push_all_locations, db, cpo))
             events = cpo.events
+            roaming_cards = StoreRoamingCards(runtime.store, config)
             roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules(cpo, commands)])
             sources.outbox, sources.syncs = cpo.outbox, runtime.store.token_syncs
             readiness.ocpi_serving = lambda: runtime.serving
@@ -215,6 +230,17 @@ async def compose(
                 *cpo_admin_routes(cpo.locations, cpo.outbox, cpo.worker, config, db),
             ]
             roaming_view = StoreRoamingView(db, runtime.store, cpo.outbox)
+        lists_repo = LocalListRepo(db)
+        local_lists = LocalListManager(config.local_lists, gateway, lists_repo, roaming_cards)
+        if roaming_cards is not None and config.local_lists.enabled:
+            authorization.authorizer = ListedOfflineStarts(
+                authorization.authorizer,
+                lists_repo,
+                roaming_cards,
+                sink=authorization.decisions,
+                expiry_s=config.authz.id_tag_expiry_s,
+            )
+        routes += list(local_list_routes(db, local_lists))
         if authorizer is not None:
             authorization.authorizer = authorizer
         admin = AdminContext(
@@ -222,7 +248,7 @@ async def compose(
             db=db,
             gateway=gateway,
             decisions=authorization.decisions,
-            own_cards=authorization.service,
+            own_cards=FollowOwnCards(authorization.service, local_lists),
             sites=catalog,
             roaming_view=roaming_view,
         )
@@ -246,6 +272,7 @@ async def compose(
         admin_routes=routes,
         metrics=metrics,
         admin_token=token_source,
+        local_lists=local_lists,
         _exit=exit_stack,
     )
     readiness.ocpp_serving = lambda: system.ocpp is not None and system.ocpp.serving

@@ -22,6 +22,7 @@ from csms.cli import (
     authorizations,
     calls,
     chargers,
+    local_lists,
     locations,
     partners,
     security,
@@ -42,6 +43,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     authorizations,
     locations,
     audit,
+    local_lists,
     security,
 )
 

@@ -125,6 +125,22 @@ CORE: dict[tuple[str, str], Json] = {
         ),
         errors=(400, 404, 409, 502, 504),
     ),
+    # --- Local Authorization Lists
+    ("GET", "/api/local-lists"): op(
+        "Every charger's Local Authorization List state", "local lists"
+    ),
+    ("GET", "/api/local-lists/{charger_id}"): op(
+        "One charger's list state and its entries", "local lists", errors=(404,)
+    ),
+    ("POST", "/api/local-lists/{charger_id}/sync"): op(
+        "Send the charger a Full list now", "local lists", ok=202, errors=(404, 409)
+    ),
+    ("POST", "/api/local-lists/{charger_id}/mode"): op(
+        "Set the charger's list mode",
+        "local lists",
+        body=obj(("mode",), mode={"enum": ["auto", "on", "off"]}),
+        errors=(400, 404),
+    ),
     # --- tokens (own cards)
     ("GET", "/api/tokens"): op("The operator's own cards (id_tags)", "tokens"),
     ("POST", "/api/tokens"): op(
