@@ -102,6 +102,8 @@ async def test_security_commands(
         )
         assert trigger == {"status": "Accepted"}
         await wait_until(lambda: len(cp.certificates.accepted_chains) == 1, what="new cert")
+        # The charger reconnects at once to use it: send only once it has booted again.
+        await wait_until(lambda: cp.boot_count == 2, what="booted again on the new cert")
         await cp.security_event("SecurityLogWasCleared")
         events = await cli.json("security-events", "list", "--critical")
         assert [(e["charger_id"], e["type"]) for e in events["security_events"]] == [
