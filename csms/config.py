@@ -82,6 +82,8 @@ class OcpiConfig:
     token_sync_interval_s: float = 86400.0
     token_sync_page_size: int = 1000
     page_limit: int = 1000
+    # Partner URLs on loopback/private addresses (one-machine setups); off in production.
+    allow_private_partner_urls: bool = False
 
 
 @dataclass(frozen=True)
