@@ -89,9 +89,10 @@ class OcpiChargerEvents:
         token = CdrToken(
             country_code=country,
             party_id=party,
-            uid=txn.id_tag,
+            # The eMSP's spelling when the decision knew it; the charger's otherwise.
+            uid=txn.token_uid or txn.id_tag,
             type=txn.token_type or "RFID",
-            contract_id=txn.contract_id or txn.id_tag,
+            contract_id=txn.contract_id or txn.token_uid or txn.id_tag,
         )
         sid = await self.sessions.start(
             tx,

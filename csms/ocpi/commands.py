@@ -192,6 +192,7 @@ class CommandService:
             token_country_code=token.country_code,
             token_party_id=token.party_id,
             contract_id=token.contract_id,
+            token_uid=token.uid,
             authorization_reference=reference,
             auth_method=AuthMethod.COMMAND,
         )

@@ -204,6 +204,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         DROP INDEX IF EXISTS authorizations_recent;
         """,
     ),
+    (
+        # The token uid as the eMSP spells it: OCPI CdrToken.uid must be the eMSP's
+        # spelling, while id_tag keeps the charger's (uids match case-insensitively).
+        "0010_token_spelling",
+        """
+        ALTER TABLE transactions ADD COLUMN token_uid TEXT;
+        """,
+    ),
 ]
 
 
