@@ -102,6 +102,9 @@ def tariff_from_json(obj: dict[str, Any]) -> Tariff:
             )
         )
         for e in obj["elements"]
+        # Elements restricted to reservations price an unused reservation
+        # (roaming.reservations), never a charge.
+        if not (e.get("restrictions") or {}).get("reservation")
     )
     return Tariff(
         country_code=obj["country_code"],

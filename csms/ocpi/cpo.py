@@ -28,6 +28,7 @@ from roaming.context import OcpiModule
 from roaming.models import InterfaceRole, ModuleID
 from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy, enqueue
 from roaming.partners import Partner
+from roaming.reservations import ReservationService
 from roaming.sessions import SessionService
 from roaming.store import RoamingStore
 from roaming.store.cdrs import CdrStore
@@ -48,6 +49,7 @@ class CpoModules:
     outbox: OutboxStore
     worker: OutboxWorker
     events: OcpiChargerEvents
+    reservations: ReservationService | None = None
 
 
 def ocpi_modules(cpo: CpoModules, commands: CommandHandler) -> list[OcpiModule]:
@@ -116,7 +118,8 @@ async def build_cpo(
         poll_interval_s=cpo_cfg.outbox_poll_interval_s,
         concurrency=cpo_cfg.outbox_concurrency,
     )
-    events = OcpiChargerEvents(locations, service, notify=worker.notify)
+    reservations = ReservationService(db, service)
+    events = OcpiChargerEvents(locations, service, notify=worker.notify, reservations=reservations)
     return CpoModules(
         locations=locations,
         lookup=StoreLocationLookup(locations),
@@ -125,4 +128,5 @@ async def build_cpo(
         outbox=box,
         worker=worker,
         events=events,
+        reservations=reservations,
     )
