@@ -39,8 +39,16 @@ from csms.authz.ports import Authorizer
 from csms.config import Config
 from csms.ocpi.admin_routes import admin_routes as cpo_admin_routes
 from csms.ocpi.authorization import build_roaming_authorization
+from csms.ocpi.catalog_admin import CatalogAdmin
 from csms.ocpi.commands import CommandService
-from csms.ocpi.cpo import CpoModules, build_cpo, ocpi_modules, push_all_locations
+from csms.ocpi.cpo import (
+    CpoModules,
+    build_cpo,
+    ocpi_modules,
+    push_all_locations,
+    push_all_tariffs,
+)
+from csms.ocpi.location_routes import location_routes
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
@@ -148,6 +156,7 @@ async def compose(
         exit_stack.push_async_callback(authorization.decisions.close)
         events: ChargerEvents = NoEvents()
         roaming: Roaming | None = None
+        catalog: CatalogAdmin | None = None
         routes: list[web.AbstractRouteDef] = []
         if config.ocpi.enabled:
             runtime = await build_runtime(config, db)
@@ -174,11 +183,15 @@ async def compose(
                 notify=cpo.worker.notify,
                 expiry_check_s=config.ocpi_cpo.reservation_check_interval_s,
             )
+            runtime.ctx.on_registered.append(partial(push_all_tariffs, db, cpo))
             runtime.ctx.on_registered.append(partial(push_all_locations, db, cpo))
             events = cpo.events
             roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules(cpo, commands)])
+            catalog = CatalogAdmin(db, cpo.locations, cpo.worker.notify)
             routes += [
                 *runtime.admin_routes,
+                # Before the reads: /api/locations/export is not a location id.
+                *location_routes(catalog),
                 *cpo_admin_routes(cpo.locations, cpo.outbox, cpo.worker, config, db),
             ]
         if authorizer is not None:
@@ -189,6 +202,7 @@ async def compose(
             gateway=gateway,
             decisions=authorization.decisions,
             own_cards=authorization.service,
+            sites=catalog,
         )
         routes += list(extra_admin_routes)
     except BaseException:

@@ -20,12 +20,19 @@ authentication), not by aiohttp's parser: see :mod:`roaming.content_coding`.
 Nothing escapes as a bare aiohttp error page: the outermost middleware answers any
 exception that got past the others with an OCPI envelope (HTTP 500, status 3000) and
 logs it; every refusal the modules raise is an envelope from the OCPI middleware.
+
+Routing headers (``OCPI-from-*`` / ``OCPI-to-*``, OCPI 2.2.1 message routing: mandatory on
+requests and responses of functional modules) are set on every response of a functional
+module, errors included, swapped relative to the request, so a hub can route our answer
+back: the request's TO is our FROM, its FROM our TO. A request without them (peer to
+peer) gets ours as FROM and the authenticated partner's as TO. Versions and credentials
+answers carry none (the spec forbids them there).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import structlog
 from aiohttp import web
@@ -186,11 +193,69 @@ async def _content_encoding(request: web.Request, handler: Handler) -> web.Strea
 # aiohttp must not decode bodies itself (see roaming.content_coding for why).
 SERVER_ARGS = {"auto_decompress": False}
 
+FROM_CC, FROM_PID = "OCPI-from-country-code", "OCPI-from-party-id"
+TO_CC, TO_PID = "OCPI-to-country-code", "OCPI-to-party-id"
+NOT_ROUTED = frozenset({"credentials", "versions", "hubclientinfo"})
+
+
+def _pair(headers: Mapping[str, str], cc: str, pid: str) -> tuple[str, str] | None:
+    country, party = headers.get(cc, "").strip(), headers.get(pid, "").strip()
+    return (country, party) if country and party else None
+
+
+def response_routing(
+    request_headers: Mapping[str, str],
+    ours: tuple[str, str],
+    partner: tuple[str, str] | None,
+) -> dict[str, str]:
+    """The routing headers of our answer: the request's swapped; where the request has
+    none, FROM is ``ours`` and TO the authenticated ``partner`` (omitted when unknown)."""
+    sender = _pair(request_headers, TO_CC, TO_PID) or ours
+    receiver = _pair(request_headers, FROM_CC, FROM_PID) or partner
+    out = {FROM_CC: sender[0], FROM_PID: sender[1]}
+    if receiver is not None:
+        out[TO_CC], out[TO_PID] = receiver
+    return out
+
+
+def _functional(request: web.Request) -> bool:
+    """Whether the request is for a functional module we serve (by the module's path)."""
+    path = request.path.rstrip("/")
+    for module in request.app[MODULES_KEY]:
+        if str(module.identifier) in NOT_ROUTED:
+            continue
+        base = module.path.rstrip("/")
+        if path == base or path.startswith(base + "/"):
+            return True
+    return False
+
+
+@web.middleware
+async def _routing_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Routing headers on every answer of a functional module (see the module docstring).
+
+    Outside the OCPI middleware, so it also sees the error envelopes that one makes."""
+    resp = await handler(request)
+    if resp.prepared or not _functional(request):
+        return resp
+    settings = request.app[CTX_KEY].settings
+    partner = request.get(PARTNER)
+    resp.headers.update(
+        response_routing(
+            request.headers,
+            (settings.country_code, settings.party_id),
+            (partner.country_code, partner.party_id) if partner is not None else None,
+        )
+    )
+    return resp
+
 
 def create_ocpi_app(ctx: RoamingContext, modules: Sequence[OcpiModule]) -> web.Application:
     """The OCPI server application: versions, credentials and every module in ``modules``."""
     app = web.Application(
-        middlewares=[_last_resort, _ocpi_middleware, _content_encoding],
+        middlewares=[_last_resort, _routing_middleware, _ocpi_middleware, _content_encoding],
         client_max_size=4 * 1024 * 1024,
         handler_args=SERVER_ARGS,
     )

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from roaming.costing import Tariff
 from roaming.models import ValidationError, norm
@@ -65,9 +67,18 @@ _LON = re.compile(r"^-?[0-9]{1,3}\.[0-9]{5,7}$")
 @dataclass(frozen=True, slots=True)
 class EvseSpec:
     uid: str
-    charger_id: str
-    connector_id: int  # the OCPP connector this EVSE stands for
+    # The OCPP connector this EVSE stands for; ``None`` for an EVSE not (yet) mapped to
+    # one (a site being built, or a charger taken away): it is published but never
+    # carries a session.
+    charger_id: str | None
+    connector_id: int | None
     body: dict[str, Any]  # OCPI EVSE without status / last_updated (connectors inside)
+
+    @property
+    def mapping(self) -> tuple[str, int] | None:
+        if self.charger_id is None or self.connector_id is None:
+            return None
+        return self.charger_id, self.connector_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +99,15 @@ class _Fields:
 
     def __init__(self, table: Any, path: str, allowed: set[str]) -> None:
         if not isinstance(table, dict):
-            raise ValidationError(path, "must be a table")
-        for key in table:
-            if key not in allowed:
-                raise ValidationError(f"{path}.{key}", "unknown key")
+            raise ValidationError(path or "body", "must be a table (an object)")
         self.t = table
         self.path = path
+        for key in table:
+            if key not in allowed:
+                raise ValidationError(self.name(key), "unknown key")
 
     def name(self, key: str) -> str:
-        return f"{self.path}.{key}"
+        return f"{self.path}.{key}" if self.path else key
 
     def text(self, key: str, max_len: int, *, required: bool = True) -> str | None:
         v = self.t.get(key)
@@ -157,12 +168,17 @@ _EVSE_KEYS = {
 }  # fmt: skip
 
 
-def _parse_evse(table: Any, path: str, tariff_ids: set[str]) -> EvseSpec:
+def parse_evse(table: Any, path: str, tariff_ids: set[str]) -> EvseSpec:
+    """One ``[[locations.evses]]`` table (also the admin API's EVSE object).
+
+    ``tariff_ids`` are the normalised ids of the tariffs the EVSE may name;
+    ``charger_id`` and ``connector_id`` come together or not at all (unmapped EVSE).
+    """
     f = _Fields(table, path, _EVSE_KEYS)
     uid = f.text("uid", 36)
-    charger_id = f.text("charger_id", 48)
-    connector_id = f.integer("connector_id", minimum=1)
-    assert uid and charger_id and connector_id is not None
+    assert uid
+    charger_id = f.text("charger_id", 48, required="connector_id" in table)
+    connector_id = f.integer("connector_id", minimum=1, required=charger_id is not None)
     connector: dict[str, Any] = {
         "id": f.text("ocpi_connector_id", 36, required=False) or "1",
         "standard": f.choice("standard", CONNECTOR_TYPES),
@@ -177,7 +193,7 @@ def _parse_evse(table: Any, path: str, tariff_ids: set[str]) -> EvseSpec:
     tids = f.str_list("tariff_ids")
     for t in tids:
         if t.upper() not in tariff_ids:
-            raise ValidationError(f.name("tariff_ids"), f"no tariff with id {t!r} in [[tariffs]]")
+            raise ValidationError(f.name("tariff_ids"), f"no tariff with id {t!r}")
     if tids:
         connector["tariff_ids"] = tids
     terms = f.text("terms_and_conditions", 255, required=False)
@@ -198,7 +214,8 @@ def _parse_evse(table: Any, path: str, tariff_ids: set[str]) -> EvseSpec:
     return EvseSpec(uid=uid, charger_id=charger_id, connector_id=connector_id, body=body)
 
 
-def _parse_location(table: Any, path: str, tariff_ids: set[str]) -> LocationSpec:
+def parse_location(table: Any, path: str, tariff_ids: set[str]) -> LocationSpec:
+    """One ``[[locations]]`` table with its EVSEs (also the admin API's Location object)."""
     f = _Fields(table, path, _LOCATION_KEYS)
     loc_id = f.text("id", 36)
     assert loc_id
@@ -234,12 +251,18 @@ def _parse_location(table: Any, path: str, tariff_ids: set[str]) -> LocationSpec
     raw_evses = table.get("evses", [])
     if not isinstance(raw_evses, list):
         raise ValidationError(f.name("evses"), "must be an array of tables ([[locations.evses]])")
-    evses = tuple(_parse_evse(e, f"{path}.evses[{i}]", tariff_ids) for i, e in enumerate(raw_evses))
+    evses = tuple(parse_evse(e, f.name(f"evses[{i}]"), tariff_ids) for i, e in enumerate(raw_evses))
     return LocationSpec(id=loc_id, body=body, evses=evses)
 
 
-def parse_catalog(text: str, *, country_code: str, party_id: str) -> Catalog:
-    """Parse a ``locations.toml``; raises ValidationError naming the key of any problem."""
+def parse_catalog(
+    text: str, *, country_code: str, party_id: str, known_tariff_ids: Iterable[str] = ()
+) -> Catalog:
+    """Parse a ``locations.toml``; raises ValidationError naming the key of any problem.
+
+    ``known_tariff_ids``: tariffs that exist outside the file (the store, on an import)
+    and that EVSEs may name besides the file's own ``[[tariffs]]``.
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -248,31 +271,66 @@ def parse_catalog(text: str, *, country_code: str, party_id: str) -> Catalog:
         if key not in ("locations", "tariffs"):
             raise ValidationError(key, "unknown section (expected [[locations]] and [[tariffs]])")
     tariffs = parse_tariffs(raw.get("tariffs", []), country_code=country_code, party_id=party_id)
-    tariff_ids = {norm(t.id) for t in tariffs}
+    tariff_ids = {norm(t.id) for t in tariffs} | {norm(t) for t in known_tariff_ids}
     raw_locs = raw.get("locations", [])
     if not isinstance(raw_locs, list):
         raise ValidationError("locations", "must be an array of tables ([[locations]])")
     locations = tuple(
-        _parse_location(t, f"locations[{i}]", tariff_ids) for i, t in enumerate(raw_locs)
+        parse_location(t, f"locations[{i}]", tariff_ids) for i, t in enumerate(raw_locs)
     )
+    check_unique(locations)
+    _check_local_times(locations, tariffs)
+    return Catalog(locations=locations, tariffs=tariffs)
+
+
+def check_unique(locations: Iterable[LocationSpec], path: str = "locations") -> None:
+    """Location ids, EVSE uids and mapped connectors are unique among ``locations``."""
     seen_locs: set[str] = set()
     seen_evses: dict[str, str] = {}
     seen_connectors: dict[tuple[str, int], str] = {}
     for i, loc in enumerate(locations):
         if norm(loc.id) in seen_locs:
-            raise ValidationError(f"locations[{i}].id", f"duplicate location id {loc.id!r}")
+            raise ValidationError(f"{path}[{i}].id", f"duplicate location id {loc.id!r}")
         seen_locs.add(norm(loc.id))
         for j, evse in enumerate(loc.evses):
-            path = f"locations[{i}].evses[{j}]"
+            at = f"{path}[{i}].evses[{j}]"
             if norm(evse.uid) in seen_evses:
-                raise ValidationError(f"{path}.uid", f"duplicate EVSE uid {evse.uid!r}")
+                raise ValidationError(f"{at}.uid", f"duplicate EVSE uid {evse.uid!r}")
             seen_evses[norm(evse.uid)] = loc.id
-            mapped = (evse.charger_id, evse.connector_id)
+            mapped = evse.mapping
+            if mapped is None:
+                continue
             if mapped in seen_connectors:
                 raise ValidationError(
-                    f"{path}.connector_id",
-                    f"charger {evse.charger_id} connector {evse.connector_id} is already EVSE "
+                    f"{at}.connector_id",
+                    f"charger {mapped[0]} connector {mapped[1]} is already EVSE "
                     f"{seen_connectors[mapped]!r}",
                 )
             seen_connectors[mapped] = evse.uid
-    return Catalog(locations=locations, tariffs=tariffs)
+
+
+def _check_local_times(locations: tuple[LocationSpec, ...], tariffs: tuple[Tariff, ...]) -> None:
+    """A tariff priced by local time (time of day, date, weekday) needs the Location's
+    time zone to be a real IANA zone, or its prices would switch at the wrong hour."""
+    local = {
+        norm(t.id)
+        for t in tariffs
+        if any(r.start_time or r.end_time or r.start_date or r.end_date or r.day_of_week
+               for r in t.restrictions())
+    }  # fmt: skip
+    for i, loc in enumerate(locations):
+        uses = {
+            norm(tid)
+            for evse in loc.evses
+            for conn in evse.body["connectors"]
+            for tid in conn.get("tariff_ids", [])
+        }
+        if not uses & local:
+            continue
+        try:
+            ZoneInfo(loc.body["time_zone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(
+                f"locations[{i}].time_zone",
+                "must be an IANA time zone like Europe/Amsterdam (its tariffs use local time)",
+            ) from None

@@ -6,8 +6,14 @@ outbox GETs it back or treats "already exists" as delivered). The row is written
 :mod:`roaming.store.cdrs`) in the same transaction as the StopTransaction, so GET
 ``/cdrs`` serves it even while the push is still waiting in the outbox.
 
-CdrLocation is a snapshot of the location at stop time, with ``address``/``city`` cut to
-the 45 characters CdrLocation allows (Location allows 255).
+Periods and prices come from :mod:`roaming.costing`: a period starts at the real start
+instant, PARKING_TIME is only time the EV was connected and not drawing energy, and a new
+period begins wherever a tariff restriction changes the price.
+
+CdrLocation is the location as it was at session start (the Session keeps a snapshot of
+its EVSE, :mod:`roaming.sessions`), with ``address``/``city`` cut to the 45 characters
+CdrLocation allows (Location allows 255). Nothing is made up: a CDR is only built once
+its EVSE is known (a Session on an unmapped connector waits for one).
 """
 
 from __future__ import annotations
@@ -28,22 +34,8 @@ CDRS_PATH = "/ocpi/cpo/2.2.1/cdrs"
 NA = "#NA"
 
 
-def _cdr_location(session: dict[str, Any], ref: EvseRef | None) -> dict[str, Any]:
-    if ref is None:
-        # The EVSE was unpublished between start and stop: keep the ids the Session had.
-        return {
-            "id": session["location_id"],
-            "address": NA,
-            "city": NA,
-            "country": NA,
-            "coordinates": {"latitude": "0.00000", "longitude": "0.00000"},
-            "evse_uid": session["evse_uid"],
-            "evse_id": NA,
-            "connector_id": session["connector_id"],
-            "connector_standard": "IEC_62196_T2",
-            "connector_format": "SOCKET",
-            "connector_power_type": "AC_3_PHASE",
-        }
+def _cdr_location(ref: EvseRef) -> dict[str, Any]:
+    """The CdrLocation of the EVSE the Session charged at (its snapshot from the start)."""
     loc = ref.location
     out: dict[str, Any] = {"id": ref.location_id}
     if loc.get("name"):
@@ -59,7 +51,7 @@ def _cdr_location(session: dict[str, Any], ref: EvseRef | None) -> dict[str, Any
             "country": loc["country"],
             "coordinates": loc["coordinates"],
             "evse_uid": ref.evse_uid,
-            "evse_id": ref.evse_id or NA,
+            "evse_id": ref.evse_id or NA,  # the EVSE has no eMI3 id: nothing real to send
             "connector_id": ref.connector["id"],
             "connector_standard": ref.connector["standard"],
             "connector_format": ref.connector["format"],
@@ -73,7 +65,7 @@ def build_cdr(
     *,
     cdr_id: str,
     session: dict[str, Any],
-    ref: EvseRef | None,
+    ref: EvseRef,
     totals: SessionTotals,
     breakdown: CostBreakdown | None,
     tariff: dict[str, Any] | None,
@@ -93,15 +85,15 @@ def build_cdr(
     }
     if session.get("authorization_reference"):
         cdr["authorization_reference"] = session["authorization_reference"]
-    cdr["cdr_location"] = _cdr_location(session, ref)
+    cdr["cdr_location"] = _cdr_location(ref)
     cdr["currency"] = session["currency"]
     if tariff:
         cdr["tariffs"] = [tariff]
     cdr["charging_periods"] = [p.to_json(tariff_id, format_datetime) for p in totals.periods]
     if breakdown is not None:
         cdr.update(breakdown.to_cdr_fields())
-    else:
-        cdr["total_cost"] = {"excl_vat": 0, "incl_vat": 0}
+    # else: no tariff applies, so no total_cost: OCPI requires one, but 0 would say "free"
+    # and any other number would be made up (docs/ocpi-modules.md, "CDRs without a tariff").
     cdr["total_energy"] = float(totals.total_energy_kwh)
     cdr["total_time"] = float(totals.total_hours)
     cdr["total_parking_time"] = float(totals.parking_hours)

@@ -3,6 +3,11 @@
 What is published comes from the operator's catalogue file (:mod:`roaming.catalog`),
 kept with its run-time state by :class:`roaming.store.locations.LocationStore`; GETs of
 unknown objects are HTTP 404.
+
+``publish = false``: the Location is not listed and its objects answer 404 as if unknown
+(OCPI: unpublished means shown only to tokens in ``publish_allowed_to``, which we do not
+configure; the digest recommends not sending private sites at all). Sessions and CDRs at
+it are still sent, with the real location in ``cdr_location`` (:mod:`roaming.sessions`).
 """
 
 from __future__ import annotations
@@ -22,16 +27,21 @@ LOCATIONS_PATH = "/ocpi/cpo/2.2.1/locations"
 
 def _add_routes(app: web.Application, store: LocationStore) -> None:
     async def location_page(_: web.Request, page: PageParams) -> tuple[int, list[Any]]:
-        return await store.page(page.date_from, page.date_to, page.offset, page.limit)
+        return await store.page(
+            page.date_from, page.date_to, page.offset, page.limit, published_only=True
+        )
 
     async def get_location(request: web.Request) -> web.Response:
         loc = await store.location(request.match_info["location_id"])
-        if loc is None:
+        if loc is None or not loc.get("publish", True):
             raise NotFound("unknown location", status_code=2003)
         return ok(loc)
 
     async def evse_of(request: web.Request) -> dict[str, Any] | None:
-        return await store.evse(request.match_info["location_id"], request.match_info["evse_uid"])
+        location_id = request.match_info["location_id"]
+        if not await store.is_published(location_id):
+            return None
+        return await store.evse(location_id, request.match_info["evse_uid"])
 
     async def get_evse(request: web.Request) -> web.Response:
         evse = await evse_of(request)

@@ -15,18 +15,38 @@ later PATCH must not overtake a lost PUT) until an operator retries or drops it
 
 Outcomes (from :class:`Transport`): ``delivered`` · ``rejected`` (a definite refusal, e.g.
 OCPI 2001: retrying cannot help, the next message of the object proceeds) · ``skipped``
-(the partner has no RECEIVER endpoint for the module: it pulls instead) · retry with backoff.
+(the partner has no RECEIVER endpoint for the module: it pulls instead) · retry with backoff
+· ``wait`` (nothing sent yet, come back later; not an attempt).
 
-Idempotency: a CDR POST is not idempotent. When an attempt failed *ambiguously* (timeout,
-connection dropped, HTTP 5xx: the eMSP may have stored it), the next attempt first GETs
-``{cdrs_url}/{cdr_id}`` and counts a CDR with our id as delivered; an answer saying the
-CDR already exists (HTTP 409, or a refusal mentioning "exist") also counts as delivered.
+Exactly once across crashes: before an attempt's request leaves, the message is marked
+in flight in the store (committed); recording the outcome clears the mark. A message
+still marked when it is read again had an attempt whose answer nobody recorded (the
+process was killed, or stopped, while the request was out), so it counts as ambiguous,
+exactly like an attempt that failed ambiguously in a live process.
+
+Idempotency: a CDR POST is not idempotent. When an earlier attempt was ambiguous (timeout,
+connection dropped, HTTP 5xx, or in flight at a crash: the eMSP may have stored it), the
+next attempt first looks the CDR up at the eMSP: at the URL the eMSP returned for it if we
+have one, else at the two URL shapes eMSPs use (``{cdrs_url}/{cc}/{party}/{cdr_id}`` and
+``{cdrs_url}/{cdr_id}``). A CDR with our id there counts as delivered; a definite "not
+here" (HTTP 4xx, or an answer without it) at every URL lets the POST go; no definite answer
+(timeout, connection trouble, 5xx) sends nothing and tries again later, still ambiguous.
+An answer to the POST saying the CDR already exists (HTTP 409, or a refusal mentioning
+"exist") also counts as delivered.
+
+The lookup of a CDR that was in flight at a crash waits until the request is as old as our
+own timeout for its answer: an eMSP still working on the POST when we restarted would
+answer "not here" too early, and a second POST would follow.
+
+Sessions need no lookup: a PUT replaces the whole object and a PATCH sets fields, so
+re-sending an in-flight one is harmless, and per-object order (the marked message stays
+``pending``, first in line) keeps a PATCH from overtaking its PUT across a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -72,7 +92,16 @@ class Retry:
     ambiguous: bool  # the partner may have acted on the request
 
 
-Outcome = Delivered | Rejected | Skipped | Retry
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Nothing sent yet: come back in ``delay_s`` (not an attempt; the message stays
+    ambiguous)."""
+
+    reason: str
+    delay_s: float
+
+
+Outcome = Delivered | Rejected | Skipped | Retry | Wait
 
 
 def backoff(attempts: int, initial_s: float, max_s: float) -> float:
@@ -93,8 +122,13 @@ async def enqueue(
     body: dict[str, Any],
     object_key: str,
     now: datetime | None = None,
+    held_reason: str | None = None,
 ) -> int:
-    """Write one push inside the caller's transaction; ``partner_key`` may be ``BROADCAST``."""
+    """Write one push inside the caller's transaction; ``partner_key`` may be ``BROADCAST``.
+
+    A push with a ``held_reason`` is kept but not delivered until released (see
+    :mod:`roaming.store.outbox`, held pushes).
+    """
     return await insert_message(
         tx,
         partner_key=partner_key,
@@ -104,6 +138,7 @@ async def enqueue(
         body=body,
         object_key=object_key,
         now=now or utcnow(),
+        held_reason=held_reason,
     )
 
 
@@ -125,11 +160,16 @@ class OcpiTransport:
     (resolved at delivery time, so a credentials update redirects queued messages)."""
 
     def __init__(
-        self, partners: PartnerDirectory, client: OcpiClient, timeout_s: float | None = None
+        self,
+        partners: PartnerDirectory,
+        client: OcpiClient,
+        timeout_s: float | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.partners = partners
         self.client = client
         self.timeout_s = timeout_s
+        self.clock = clock
 
     async def receivers(self, module: str) -> list[str]:
         out = []
@@ -161,10 +201,22 @@ class OcpiTransport:
         url = join_url(base, *segments)
         routing = self._routing(partner)
         is_cdr_post = msg.module == "cdrs" and msg.method == "POST"
+        if is_cdr_post and msg.in_flight_at is not None:
+            timeout = self.client.timeout_s if self.timeout_s is None else self.timeout_s
+            age = (self.clock() - parse_stamp(msg.in_flight_at)).total_seconds()
+            if age < timeout:
+                return Wait(
+                    "in flight when the process stopped: looked up once its answer is overdue",
+                    timeout - age,
+                )
         if is_cdr_post and msg.ambiguous:
-            found = await self._cdr_already_there(partner, base, str(msg.body.get("id", "")))
-            if found is not None:
-                return Delivered(found)
+            lookup = await self._cdr_already_there(partner, base, msg)
+            if isinstance(lookup, Delivered):
+                return lookup
+            if lookup is not None:
+                return Retry(
+                    f"looking the CDR up before sending it again: {lookup}", ambiguous=True
+                )
         try:
             resp = await self.client.request(
                 msg.method, partner, url, json=msg.body, routing=routing, timeout_s=self.timeout_s
@@ -184,24 +236,38 @@ class OcpiTransport:
         location = resp.headers.get("Location") if is_cdr_post else None
         return Delivered(location)
 
-    async def _cdr_already_there(self, partner: Any, base: str, cdr_id: str) -> str | None:
-        """GET the CDR back at the two URL shapes eMSPs use; its URL when it is there."""
+    async def _cdr_already_there(
+        self, partner: Any, base: str, msg: OutboxMessage
+    ) -> Delivered | str | None:
+        """Look the CDR up at the eMSP before POSTing it again (see the module docstring).
+
+        ``Delivered`` (with its URL) when the eMSP has it; None when every URL answered
+        definitely without it (the POST may go); otherwise the error that left it open.
+        """
+        cdr_id = str(msg.body.get("id", ""))
         if not cdr_id:
             return None
-        cc, pid = self.client.from_country_code, self.client.from_party_id
-        candidates = [join_url(base, cc, pid, cdr_id)] if cc and pid else []
+        cc = str(msg.body.get("country_code") or self.client.from_country_code or "")
+        pid = str(msg.body.get("party_id") or self.client.from_party_id or "")
+        candidates = [msg.location] if msg.location else []
+        if cc and pid:
+            candidates.append(join_url(base, cc, pid, cdr_id))
         candidates.append(join_url(base, cdr_id))
-        for url in candidates:
+        unknown: str | None = None
+        for url in dict.fromkeys(candidates):
             try:
                 resp = await self.client.request(
                     "GET", partner, url, routing=self._routing(partner), timeout_s=self.timeout_s
                 )
-            except (PartnerUnreachable, PartnerRejected, InvalidResponse):
+            except PartnerUnreachable as exc:
+                unknown = exc.message  # no answer: the CDR may be there
                 continue
+            except (PartnerRejected, InvalidResponse):
+                continue  # a definite answer, and not our CDR
             data = resp.data
             if isinstance(data, dict) and str(data.get("id", "")).upper() == cdr_id.upper():
-                return url
-        return None
+                return Delivered(url)
+        return unknown
 
 
 # --------------------------------------------------------------------------- worker
@@ -227,8 +293,12 @@ class OutboxWorker:
         concurrency: int = 16,
         batch: int = 100,
         clock: Callable[[], datetime] = utcnow,
+        release_held: Callable[[datetime], Awaitable[int]] | None = None,
     ) -> None:
         self.store = store
+        # Run before every round: releases held pushes whose missing part has appeared
+        # (e.g. a connector was mapped, by whatever means), so they go in the same round.
+        self.release_held = release_held
         self.transport = transport
         self.policy = policy or RetryPolicy()
         self.poll_interval_s = poll_interval_s
@@ -243,6 +313,11 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """Handle every message due now (heads only); returns how many were handled."""
+        if self.release_held is not None:
+            try:
+                await self.release_held(self.clock())
+            except Exception:
+                log.exception("outbox.release_failed")
         heads = await self.store.heads(self.clock(), self.batch)
         if not heads:
             return 0
@@ -256,6 +331,9 @@ class OutboxWorker:
                     keys = await self.transport.receivers(msg.module)
                     await self.store.expand(msg, keys, self.clock())
                     return
+                # Committed before the request leaves: a crash from here on leaves the
+                # message marked, and the next process treats it as ambiguous.
+                await self.store.mark_in_flight(msg.id, self.clock())
                 outcome = await self.transport.deliver(msg)
                 await self._record(msg, outcome)
             except Exception:
@@ -271,6 +349,17 @@ class OutboxWorker:
             "method": msg.method,
             "object": msg.object_key,
         }
+        if isinstance(outcome, Wait):
+            await self.store.reschedule(
+                msg.id,
+                msg.attempts,
+                now + timedelta(seconds=outcome.delay_s),
+                outcome.reason,
+                ambiguous=True,
+                dead=False,
+            )
+            log.info("outbox.wait", reason=outcome.reason, wait_s=outcome.delay_s, **fields)
+            return
         if isinstance(outcome, Retry):
             attempts = msg.attempts + 1
             dead = attempts >= self.policy.max_attempts
@@ -280,7 +369,7 @@ class OutboxWorker:
                 attempts,
                 now + timedelta(seconds=delay),
                 outcome.error,
-                ambiguous=outcome.ambiguous,
+                ambiguous=outcome.ambiguous or msg.ambiguous,
                 dead=dead,
             )
             log.warning(
@@ -306,6 +395,13 @@ class OutboxWorker:
             log.info("outbox.skipped", reason=outcome.reason, **fields)
 
     async def run(self) -> None:
+        try:
+            uncertain = await self.store.in_flight()
+        except Exception:
+            uncertain = 0
+        if uncertain:
+            # Left by a process that ended mid-request; each is looked up or re-sent.
+            log.warning("outbox.in_flight_at_start", messages=uncertain)
         while True:
             try:
                 handled = await self.run_once()

@@ -193,6 +193,7 @@ class ReservationService:
             "charger_id": r.charger_id,
             "connector_id": r.connector_id,
             "reservation_id": r.reservation_id,
+            "evse": ref.snapshot(),  # the place as reserved (CDR data frozen at the start)
         }
         if existing is not None:
             body = orjson.loads(existing["body"])
@@ -266,12 +267,14 @@ class ReservationService:
         }
         if s.authorization_reference:
             patch["authorization_reference"] = s.authorization_reference
-        if (s.charger_id, s.connector_id) != (meta["charger_id"], meta["connector_id"]):
-            ref = await self.sessions.locations.evse_for(tx, s.charger_id, s.connector_id)
-            if ref is not None:
+        ref = await self.sessions.locations.evse_for(tx, s.charger_id, s.connector_id)
+        if ref is not None:
+            meta["evse"] = ref.snapshot()  # where the charge is, as it is at its start
+            if (s.charger_id, s.connector_id) != (meta["charger_id"], meta["connector_id"]):
                 tariff = await self._tariff(tx, ref)
                 currency = tariff["currency"] if tariff else self.sessions.currency
                 patch.update(self._where(ref, currency))
+        meta.pop("tariff", None)  # the charge's tariff is kept at its start (keep_tariff)
         patch["last_updated"] = ts
         body.update(patch)
         meta.update(
@@ -309,7 +312,14 @@ class ReservationService:
         end = now
         if expired and res["expiry_date"]:
             end = min(now, max(start, parse_datetime(res["expiry_date"])))
-        ref = await self.sessions.locations.evse_for(tx, meta["charger_id"], meta["connector_id"])
+        snap = meta.get("evse")
+        ref = (
+            EvseRef.from_snapshot(snap)
+            if snap
+            else await self.sessions.locations.evse_for(
+                tx, meta["charger_id"], meta["connector_id"]
+            )
+        )
         tariff = await self._tariff(tx, ref)
         hours = Decimal(str(round((end - start).total_seconds() / 3600, 4)))
         fee = reservation_fee(tariff, hours=hours, expired=expired)
@@ -330,6 +340,9 @@ class ReservationService:
         )
         if fee is None or tariff is None:
             return None
+        if ref is None:  # cannot happen for a Session made by accepted(); never invent a place
+            log.error("ocpi.reservation_fee_without_place", reservation_id=reservation_id)
+            return None
         cdr = self._fee_cdr(body, ref, tariff, fee, hours, now)
         await cdr_rows.insert(
             tx, cdr, transaction_id=-reservation_id, partner_key=row["partner_key"]
@@ -349,7 +362,7 @@ class ReservationService:
     def _fee_cdr(
         self,
         session: dict[str, Any],
-        ref: EvseRef | None,
+        ref: EvseRef,
         tariff: dict[str, Any],
         fee: CostBreakdown,
         hours: Decimal,
@@ -357,7 +370,7 @@ class ReservationService:
     ) -> dict[str, Any]:
         """The CDR of a reservation without a charge: one RESERVATION_TIME period, no
         energy, the fee as ``total_reservation_cost`` (and ``total_cost``)."""
-        none = SessionTotals((), Decimal(0), Decimal(0), Decimal(0))
+        none = SessionTotals((), Decimal(0), Decimal(0), Decimal(0), Decimal(0))
         cdr = cdrs.build_cdr(
             cdr_id=str(uuid.uuid4()),
             session=session,

@@ -132,15 +132,28 @@ def validate_charger_id(charger_id: Any, max_length: int) -> str:
 
 @routes.post("/api/chargers")
 async def add_charger(request: web.Request) -> web.Response:
+    """Register a charger; with ``site`` (roaming only) also its Location and EVSEs.
+
+    The site is checked in full before the charger is added and attached after; if that
+    fails after all (a concurrent write), the charger is removed again, so a refused
+    request leaves nothing behind.
+    """
     csms_app = _app(request)
     doc = await read_object(request)
-    unknown = sorted(set(doc) - {"id", "password"})
+    unknown = sorted(set(doc) - {"id", "password", "site"})
     if unknown:
         raise ApiError(400, "invalid_body", f"unknown field(s): {', '.join(unknown)}")
     charger_id = validate_charger_id(
         doc.get("id"), csms_app.config.server.charge_point_id_max_length
     )
     password = field(doc, "password", str)
+    site = field(doc, "site", dict)
+    if site is not None:
+        if csms_app.sites is None:
+            raise ApiError(
+                400, "invalid_field", "site: needs roaming (ocpi.enabled = true)", {"field": "site"}
+            )
+        await csms_app.sites.check_site(charger_id, site)
     from csms.store.chargers import ChargerExists
 
     try:
@@ -153,7 +166,14 @@ async def add_charger(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_body", str(exc)) from None
     row = await load_charger_row(csms_app.db, charger_id)
     assert row is not None
-    return json_response(_view(row, [], csms_app.gateway), status=201)
+    out = _view(row, [], csms_app.gateway)
+    if site is not None and csms_app.sites is not None:
+        try:
+            out["site"] = await csms_app.sites.attach_site(charger_id, site)
+        except BaseException:
+            await _repo(csms_app).remove(charger_id)
+            raise
+    return json_response(out, status=201)
 
 
 @routes.delete("/api/chargers/{charger_id}")

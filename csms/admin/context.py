@@ -9,7 +9,7 @@ under :data:`ADMIN`, so a handler's dependencies are visible in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -25,6 +25,15 @@ class OwnCardsHolder(Protocol):
     async def own_cards_changed(self) -> None: ...
 
 
+class ChargerSites(Protocol):
+    """Where a charger added with its site gets its Location and EVSEs (present only with
+    roaming: the site is an OCPI Location). Both raise ``ApiError`` for bad input."""
+
+    async def check_site(self, charger_id: str, site: dict[str, Any]) -> None: ...
+
+    async def attach_site(self, charger_id: str, site: dict[str, Any]) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class AdminContext:
     config: Config
@@ -32,6 +41,7 @@ class AdminContext:
     gateway: ChargerGateway
     decisions: AuthorizationLog
     own_cards: OwnCardsHolder | None = None
+    sites: ChargerSites | None = None
 
     async def own_cards_changed(self) -> None:
         """After a write to ``id_tags``: the in-memory own-card set follows."""

@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from csms.cli.client import add_command, client_from_args, emit, print_fields, print_table, quote
+from csms.cli.client import (
+    CliError,
+    add_command,
+    client_from_args,
+    emit,
+    print_fields,
+    print_table,
+    quote,
+)
+from csms.cli.location_edit import CONNECTOR_OPTIONS, LOCATION_OPTIONS, add_options, collect
+
+SITE_OPTIONS = (*LOCATION_OPTIONS, *CONNECTOR_OPTIONS)
 
 
 def register(subparsers: Any) -> None:
@@ -15,6 +26,14 @@ def register(subparsers: Any) -> None:
     p = add_command(sub, "add", _add, "register a charger (it may then connect)")
     p.add_argument("id", help="charge point id, the last path segment of its OCPP URL")
     p.add_argument("--password", help="HTTP Basic password (security profile 1/2)")
+    site = p.add_argument_group(
+        "site (roaming)",
+        "with --location: the charger's OCPI Location is created (unpublished unless "
+        "--publish) or reused, and connectors 1..N get EVSEs <id>-<n> mapped to them",
+    )
+    site.add_argument("--location", help="location id of the charger's site")
+    site.add_argument("--connectors", type=int, help="connectors with an EVSE (default 1)")
+    add_options(site, SITE_OPTIONS)
     add_command(sub, "list", _list, "list chargers with connection and connector status")
     p = add_command(sub, "show", _show, "one charger in detail")
     p.add_argument("id")
@@ -57,6 +76,13 @@ def _add(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"id": args.id}
     if args.password is not None:
         body["password"] = args.password
+    site = collect(args, SITE_OPTIONS)
+    if args.connectors is not None:
+        site["connectors"] = args.connectors
+    if args.location is not None:
+        body["site"] = {"location_id": args.location, **site}
+    elif site:
+        raise CliError("the site options need --location")
     data = client_from_args(args).post("/api/chargers", body)
     return emit(args, data, lambda d: print(f"charger {d['id']} added"))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from csms.cli import location_edit
 from csms.cli.client import (
     CliError,
     add_command,
@@ -31,6 +32,7 @@ OUTBOX_COLUMNS = [
     "attempts",
     "next_attempt_at",
     "last_error",
+    "held_reason",
 ]
 
 
@@ -45,11 +47,13 @@ def register(subparsers: Any) -> None:
     p = add_command(sub, "check", _check, "validate a locations file offline", admin=False)
     p.add_argument("file")
     p.add_argument("--config", default=None, help="config file (for country_code/party_id)")
+    location_edit.register_locations(sub)
 
     tariffs = subparsers.add_parser("tariffs", help="OCPI tariffs we publish")
     tsub = tariffs.add_subparsers(dest="tariffs_command", metavar="ACTION")
     tsub.required = True
     add_command(tsub, "list", _tariffs, "every tariff")
+    location_edit.register_tariffs(tsub)
 
     outbox = subparsers.add_parser("outbox", help="OCPI pushes waiting for delivery, and why")
     osub = outbox.add_subparsers(dest="outbox_command", metavar="ACTION")

@@ -48,6 +48,8 @@ def admin_routes(
     @routes.post("/api/locations/reload")
     async def reload(request: web.Request) -> web.Response:
         cfg = config
+        if not cfg.ocpi_cpo.locations_file:
+            raise ApiError(400, "no_locations_file", "ocpi_cpo.locations_file is not set")
         try:
             catalog = load_catalog(
                 cfg.ocpi_cpo.locations_file,

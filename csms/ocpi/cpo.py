@@ -17,7 +17,9 @@ from csms.ocpi.charger_events import OcpiChargerEvents
 from csms.ocpi.locations import (
     StoreLocationLookup,
     load_catalog,
+    queue_tariff_put,
     sync_catalog,
+    unmapped_connectors,
 )
 from csms.store.db import Database
 from roaming import cdrs, locations, sessions, tariffs
@@ -69,7 +71,7 @@ async def push_all_locations(db: Database, cpo: CpoModules, partner: Partner) ->
     if not partner.endpoint(ModuleID.LOCATIONS, InterfaceRole.RECEIVER):
         return
     now = datetime.now(UTC)
-    total, items = await cpo.locations.page(None, None, 0, 1_000_000)
+    total, items = await cpo.locations.page(None, None, 0, 1_000_000, published_only=True)
     async with db.transaction() as tx:
         for body in items:
             await enqueue(
@@ -86,6 +88,35 @@ async def push_all_locations(db: Database, cpo: CpoModules, partner: Partner) ->
     log.info("ocpi.locations_pushed_to_new_partner", partner=partner.key, locations=total)
 
 
+async def push_all_tariffs(db: Database, cpo: CpoModules, partner: Partner) -> None:
+    """A newly registered partner with a tariffs RECEIVER gets every Tariff PUT, so the
+    tariff_ids of the Locations it is sent name tariffs it has."""
+    if not partner.endpoint(ModuleID.TARIFFS, InterfaceRole.RECEIVER):
+        return
+    now = datetime.now(UTC)
+    items = await cpo.locations.all_tariffs()
+    async with db.transaction() as tx:
+        for body in items:
+            await queue_tariff_put(tx, cpo.locations, body, partner.key, now)
+    cpo.worker.notify()
+    log.info("ocpi.tariffs_pushed_to_new_partner", partner=partner.key, tariffs=len(items))
+
+
+async def warn_unmapped(db: Database) -> None:
+    """At boot: connectors chargers reported that no EVSE stands for, as one warning.
+
+    Why: a roaming charge there cannot name its Location until an operator maps it
+    (``csms locations unmapped`` lists them, ``csms locations map`` fixes one).
+    """
+    found = await unmapped_connectors(db)
+    if found:
+        log.warning(
+            "ocpi.unmapped_connectors",
+            count=len(found),
+            connectors=[f"{u.charger_id}/{u.connector_id}" for u in found],
+        )
+
+
 async def build_cpo(
     config: Config, db: Database, store: RoamingStore, client: OcpiClient
 ) -> CpoModules:
@@ -97,7 +128,9 @@ async def build_cpo(
     cc, pid = config.ocpi.country_code, config.ocpi.party_id
     catalog = load_catalog(cpo_cfg.locations_file, country_code=cc, party_id=pid)
     locations = LocationStore(db, cc, pid)
-    await sync_catalog(db, locations, catalog)
+    if cpo_cfg.locations_file:  # no file: it owns nothing, so nothing is loaded or retired
+        await sync_catalog(db, locations, catalog)
+    await warn_unmapped(db)
     service = SessionService(
         db,
         locations,
@@ -117,6 +150,7 @@ async def build_cpo(
         ),
         poll_interval_s=cpo_cfg.outbox_poll_interval_s,
         concurrency=cpo_cfg.outbox_concurrency,
+        release_held=service.release_waiting,
     )
     reservations = ReservationService(db, service)
     events = OcpiChargerEvents(locations, service, notify=worker.notify, reservations=reservations)

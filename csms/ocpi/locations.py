@@ -11,22 +11,25 @@ Unavailable/Faulted is followed by per-connector notifications on real chargers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from csms import logs
 from csms.authz.model import LocationRefs
 from csms.config import ConfigError
 from csms.ocpi.memo import TtlMemo
+from csms.store.chargers import ConnectorRepo
 from csms.store.db import Database, Executor
 from roaming import outbox
 from roaming.catalog import Catalog, parse_catalog
 from roaming.models import ModuleID, ValidationError
-from roaming.store.locations import LocationStore, SyncReport
+from roaming.store.locations import LocationStore, LocationWrites, SyncReport
 
 log = logs.get("csms.ocpi.locations")
+T = TypeVar("T")
 
 # OCPP 1.6 ChargePointStatus -> OCPI 2.2.1 EVSE Status.
 OCPP_TO_OCPI_STATUS: dict[str, str] = {
@@ -97,36 +100,115 @@ def load_catalog(path: str, *, country_code: str, party_id: str) -> Catalog:
 async def sync_catalog(
     db: Database, store: LocationStore, catalog: Catalog, now: datetime | None = None
 ) -> SyncReport:
-    """Load the catalogue into the store; changed Locations are PUT to every partner."""
-    global _catalog_generation
+    """Load the locations file into the store; what changed is PUT to every partner.
+
+    A connector the file maps that another EVSE (written through the admin API) stands
+    for is a :class:`ConfigError` naming the file's key; nothing of the load is kept.
+    """
+
+    async def apply(w: LocationWrites) -> SyncReport:
+        return await w.sync_file(catalog)
+
+    try:
+        report, _ = await write_locations(db, store, apply, now)
+    except ValidationError as exc:
+        raise ConfigError(f"ocpi_cpo.locations_file: {exc.field}", exc.message) from None
+    return report
+
+
+async def write_locations(
+    db: Database,
+    store: LocationStore,
+    apply: Callable[[LocationWrites], Awaitable[T]],
+    now: datetime | None = None,
+) -> tuple[SyncReport, T]:
+    """Run one write (``apply``) in one transaction and queue what it changed.
+
+    Why every writer comes through here (the file, the admin API, imports): the same
+    transaction that changes a Location queues its PUT to every partner with a locations
+    RECEIVER (tariffs first, ``tariff:<id>``, then ``location:<id>``), an EVSE given a
+    new connector takes that connector's last reported status, and the lookups the
+    authorization memoised are invalidated, committed or not. Pushes leave when the
+    caller nudges the outbox worker.
+    """
     now = now or datetime.now(UTC)
     try:
         async with db.transaction() as tx:
-            report = await store.sync(tx, catalog, now)
-            for loc_id in report.changed_locations:
-                body = await store.location(loc_id, tx)
-                if body is None:
-                    continue
-                await outbox.enqueue(
-                    tx,
-                    partner_key=outbox.BROADCAST,
-                    module=ModuleID.LOCATIONS.value,
-                    method="PUT",
-                    path=[store.country_code, store.party_id, body["id"]],
-                    body=body,
-                    object_key=f"location:{body['id'].upper()}",
-                    now=now,
-                )
+            w = store.writes(tx, now)
+            result = await apply(w)
+            report = w.report
+            await _take_connector_status(tx, store, report, now)
+            await _queue_pushes(tx, store, report, now)
     finally:  # committed or not, what lookups memoised may be stale now
-        _catalog_generation += 1
-    if report.changed_locations or report.removed_evses or report.changed_tariffs:
+        invalidate_lookups()
+    if report.changed:
         log.info(
             "ocpi.locations_synced",
             changed_locations=report.changed_locations,
             removed_evses=report.removed_evses,
             changed_tariffs=report.changed_tariffs,
         )
-    return report
+    return report, result
+
+
+async def _take_connector_status(
+    tx: Executor, store: LocationStore, report: SyncReport, now: datetime
+) -> None:
+    for _, charger_id, connector_id in report.remapped:
+        if charger_id is None or connector_id is None:
+            continue
+        status = await ConnectorRepo.current_status(tx, charger_id, connector_id)
+        if status:
+            await store.set_status(tx, charger_id, connector_id, ocpi_status(status), now)
+
+
+async def _queue_pushes(
+    tx: Executor, store: LocationStore, report: SyncReport, now: datetime
+) -> None:
+    for tariff_id in report.changed_tariffs:
+        body = await store.tariff_json(tariff_id, tx)
+        if body is not None:
+            await queue_tariff_put(tx, store, body, outbox.BROADCAST, now)
+    for loc_id in report.changed_locations:
+        body = await store.location(loc_id, tx)
+        if body is None:
+            continue
+        # Unpublished Locations are not pushed, except once when they turn unpublished,
+        # so eMSPs that have them learn to hide them.
+        if not body.get("publish", True) and loc_id not in report.unpublished_locations:
+            continue
+        await queue_location_put(tx, store, body, outbox.BROADCAST, now)
+
+
+async def queue_location_put(
+    tx: Executor, store: LocationStore, body: dict[str, Any], partner_key: str, now: datetime
+) -> None:
+    await outbox.enqueue(
+        tx,
+        partner_key=partner_key,
+        module=ModuleID.LOCATIONS.value,
+        method="PUT",
+        path=[store.country_code, store.party_id, body["id"]],
+        body=body,
+        object_key=f"location:{body['id'].upper()}",
+        now=now,
+    )
+
+
+async def queue_tariff_put(
+    tx: Executor, store: LocationStore, body: dict[str, Any], partner_key: str, now: datetime
+) -> None:
+    """A Tariff PUT (OCPI tariffs, CPO → eMSP Receiver), ordered per tariff."""
+    await outbox.enqueue(
+        tx,
+        partner_key=partner_key,
+        module=ModuleID.TARIFFS.value,
+        method="PUT",
+        path=[store.country_code, store.party_id, body["id"]],
+        body=body,
+        object_key=f"tariff:{body['id'].upper()}",
+        now=now,
+    )
 
 
 async def push_status(
@@ -144,6 +226,8 @@ async def push_status(
     if changed is None:
         return False
     ref, ts = changed
+    if not ref.published:  # kept in the store (GETs stay right once published), not pushed
+        return False
     await outbox.enqueue(
         tx,
         partner_key=outbox.BROADCAST,
@@ -159,9 +243,15 @@ async def push_status(
     return True
 
 
-# Bumped by every catalogue load (sync_catalog): the only writer of which EVSEs a
-# charger publishes. Lookups drop their memo when it moves.
+# Bumped by every write to locations (write_locations): the only writer of which EVSEs
+# a charger publishes. Lookups drop their memo when it moves.
 _catalog_generation = 0
+
+
+def invalidate_lookups() -> None:
+    """Every :class:`StoreLocationLookup` forgets what it memoised (locations changed)."""
+    global _catalog_generation
+    _catalog_generation += 1
 
 
 class StoreLocationLookup(TtlMemo):

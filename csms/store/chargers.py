@@ -170,6 +170,36 @@ class ConnectorRepo:
             params,
         )
 
+    @staticmethod
+    async def status_history(
+        ex: Executor, charger_id: str, connector_id: int, since_received_at: str, page: int = 256
+    ) -> list[tuple[str, str]]:
+        """``(timestamp, status)`` of the connector's reports received since
+        ``since_received_at``, preceded by the last one before it (the status in effect
+        then), in arrival order; ``timestamp`` is the charger's clock, else our receipt.
+
+        Read newest first along the (charger_id, id) index, a page at a time, down to the
+        report before ``since_received_at``: a stop costs its own charge's reports, not the
+        charger's whole history."""
+        found: list[tuple[str, str]] = []
+        before = 2**63 - 1
+        while True:
+            rows = await ex.fetchall(
+                "SELECT id, connector_id, status, received_at,"
+                " coalesce(status_timestamp, received_at) AS at FROM status_notifications"
+                " WHERE charger_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                (charger_id, before, page),
+            )
+            for r in rows:
+                if r["connector_id"] != connector_id:
+                    continue
+                found.append((r["at"], r["status"]))
+                if r["received_at"] < since_received_at:
+                    return found[::-1]
+            if len(rows) < page:
+                return found[::-1]
+            before = rows[-1]["id"]
+
     async def list(self, charger_id: str | None = None) -> list[ConnectorStatus]:
         if charger_id is None:
             rows = await self.db.fetchall(

@@ -1,29 +1,39 @@
 """The published Locations, EVSEs and Tariffs: ``ocpi_locations``, ``ocpi_evses``,
 ``ocpi_tariffs``.
 
-Why the catalogue is synced and not replaced: EVSE status and ``last_updated`` change at
-run time and must survive restarts and date-filtered pulls. :meth:`LocationStore.sync`
-loads the catalogue and bumps ``last_updated`` only for objects whose content changed;
-EVSEs that disappear from the file become ``REMOVED`` (OCPI never deletes them).
+Why objects are written in place and never replaced wholesale: EVSE status and
+``last_updated`` change at run time and must survive restarts and date-filtered pulls.
+Writes (the locations file, imports, the admin API) go through
+:class:`~roaming.store.location_writes.LocationWrites`, which bumps ``last_updated`` only
+for objects whose content changed and marks EVSEs ``REMOVED`` instead of deleting them.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 
-from roaming.catalog import Catalog, LocationSpec
+from roaming.catalog import Catalog
 from roaming.models import format_datetime, norm
 from roaming.ports import SqlDatabase, SqlExecutor
+from roaming.store.location_writes import (
+    LocationWrites,
+    StoredEvse,
+    StoredLocation,
+    SyncReport,
+)
 from roaming.store.paging import count_and_page, last_updated_filter
 
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+__all__ = [
+    "EvseRef",
+    "LocationStore",
+    "LocationWrites",
+    "StoredEvse",
+    "StoredLocation",
+    "SyncReport",
+]
 
 
 class EvseRef(NamedTuple):
@@ -38,12 +48,52 @@ class EvseRef(NamedTuple):
     connector_id: int
     status: str
 
+    @property
+    def published(self) -> bool:
+        """``publish`` of its Location (OCPI: false = not shown to eMSPs' drivers)."""
+        return bool(self.location.get("publish", True))
 
-@dataclass
-class SyncReport:
-    changed_locations: list[str] = field(default_factory=list)
-    removed_evses: list[str] = field(default_factory=list)
-    changed_tariffs: list[str] = field(default_factory=list)
+    def snapshot(self) -> dict[str, Any]:
+        """What a Session keeps of its EVSE at start, so its CDR shows the place as it was
+        even when the EVSE is removed or remapped before the stop (OCPI: CDR data is
+        frozen at session start)."""
+        return {
+            "location_id": self.location_id,
+            "evse_uid": self.evse_uid,
+            "evse_id": self.evse_id,
+            "connector": self.connector,
+            "location": {k: v for k, v in self.location.items() if k in _SNAPSHOT_KEYS},
+            "charger_id": self.charger_id,
+            "connector_id": self.connector_id,
+        }
+
+    @classmethod
+    def from_snapshot(cls, snap: dict[str, Any]) -> EvseRef:
+        return cls(
+            location_id=snap["location_id"],
+            evse_uid=snap["evse_uid"],
+            evse_id=snap.get("evse_id"),
+            connector=snap["connector"],
+            location=snap["location"],
+            charger_id=snap["charger_id"],
+            connector_id=int(snap["connector_id"]),
+            status="UNKNOWN",  # a snapshot's status is not current: never read
+        )
+
+
+# The Location fields a CdrLocation is made of (plus ``publish``, and ``time_zone`` that
+# the tariff's local times are read in): all a snapshot keeps.
+_SNAPSHOT_KEYS = frozenset(
+    [
+        "id", "name", "address", "city", "postal_code", "state", "country", "coordinates",
+        "publish", "time_zone",
+    ]
+)  # fmt: skip
+
+# Locations with ``publish = false`` are kept out of what eMSPs list (no
+# ``publish_allowed_to`` is configured, so no eMSP driver may see them); Sessions and
+# CDRs at them are still sent (OCPI 2.2.1: CDRs may be sent for unpublished locations).
+_PUBLISHED = "coalesce(json_extract(body, '$.publish'), 1) = 1"
 
 
 class LocationStore:
@@ -54,125 +104,46 @@ class LocationStore:
         self.country_code = country_code
         self.party_id = party_id
 
-    # ---------------------------------------------------------------- sync
+    # ---------------------------------------------------------------- writes
 
     async def sync(self, tx: SqlExecutor, catalog: Catalog, now: datetime) -> SyncReport:
-        """Load the catalogue: new or changed objects get ``last_updated = now``."""
-        ts = format_datetime(now)
-        report = SyncReport()
-        await self._sync_tariffs(tx, catalog, ts, report)
-        # Retire EVSEs that left the file first: a replacement may reuse their connector.
-        await self._retire_evses(tx, catalog, ts, report)
-        for seq, loc in enumerate(catalog.locations):
-            changed = await self._sync_location(tx, seq, loc, ts)
-            if changed:
-                await self._bump_location(tx, norm(loc.id), ts)
-                if loc.id not in report.changed_locations:
-                    report.changed_locations.append(loc.id)
-        return report
+        """Load the locations file (:meth:`LocationWrites.sync_file` says what it may change)."""
+        return await LocationWrites(tx, now).sync_file(catalog)
 
-    async def _sync_tariffs(
-        self, tx: SqlExecutor, catalog: Catalog, ts: str, report: SyncReport
-    ) -> None:
-        for seq, tariff in enumerate(catalog.tariffs):
-            body = tariff.to_json()
-            body.pop("last_updated")
-            h = _hash(body)
-            row = await tx.fetchone(
-                "SELECT content_hash FROM ocpi_tariffs WHERE id_norm = ?", (norm(tariff.id),)
-            )
-            if row is None:
-                await tx.execute(
-                    "INSERT INTO ocpi_tariffs (id_norm, id, body, content_hash, last_updated, seq)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (norm(tariff.id), tariff.id, orjson.dumps(body).decode(), h, ts, seq),
-                )
-                report.changed_tariffs.append(tariff.id)
-            elif row["content_hash"] != h:
-                await tx.execute(
-                    "UPDATE ocpi_tariffs SET id = ?, body = ?, content_hash = ?, last_updated = ?,"
-                    " seq = ? WHERE id_norm = ?",
-                    (tariff.id, orjson.dumps(body).decode(), h, ts, seq, norm(tariff.id)),
-                )
-                report.changed_tariffs.append(tariff.id)
+    def writes(self, tx: SqlExecutor, now: datetime) -> LocationWrites:
+        """The write side inside ``tx`` (admin API, import): see :mod:`.location_writes`."""
+        return LocationWrites(tx, now)
 
-    async def _retire_evses(
-        self, tx: SqlExecutor, catalog: Catalog, ts: str, report: SyncReport
-    ) -> None:
-        wanted_evses = {norm(e.uid) for loc in catalog.locations for e in loc.evses}
-        rows = await tx.fetchall(
-            "SELECT uid_norm, uid, location_id_norm FROM ocpi_evses WHERE status != 'REMOVED'"
+    async def editable(
+        self, location_id: str, db: SqlExecutor | None = None
+    ) -> StoredLocation | None:
+        """One Location and its EVSEs as stored (not as published), or None: what an
+        update or an export starts from."""
+        ex = db or self.db
+        row = await ex.fetchone(
+            "SELECT id_norm, body FROM ocpi_locations WHERE id_norm = ?", (norm(location_id),)
         )
-        for r in rows:
-            if r["uid_norm"] in wanted_evses:
-                continue
-            await tx.execute(
-                "UPDATE ocpi_evses SET status = 'REMOVED', last_updated = ? WHERE uid_norm = ?",
-                (ts, r["uid_norm"]),
-            )
-            await self._bump_location(tx, r["location_id_norm"], ts)
-            report.removed_evses.append(r["uid"])
-            loc_row = await tx.fetchone(
-                "SELECT id FROM ocpi_locations WHERE id_norm = ?", (r["location_id_norm"],)
-            )
-            if loc_row and loc_row["id"] not in report.changed_locations:
-                report.changed_locations.append(loc_row["id"])
-
-    async def _sync_location(self, tx: SqlExecutor, seq: int, loc: LocationSpec, ts: str) -> bool:
-        """Write one Location and its EVSEs; True when anything of it changed."""
-        changed = False
-        h = _hash(loc.body)
-        row = await tx.fetchone(
-            "SELECT content_hash FROM ocpi_locations WHERE id_norm = ?", (norm(loc.id),)
+        if row is None:
+            return None
+        evse_rows = await ex.fetchall(
+            "SELECT body, charger_id, connector_id, status FROM ocpi_evses"
+            " WHERE location_id_norm = ? ORDER BY seq, uid_norm",
+            (row["id_norm"],),
         )
-        if row is None or row["content_hash"] != h:
-            await tx.execute(
-                "INSERT INTO ocpi_locations (id_norm, id, body, content_hash, last_updated, seq)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id_norm) DO UPDATE SET id = excluded.id,"
-                " body = excluded.body, content_hash = excluded.content_hash,"
-                " last_updated = excluded.last_updated",
-                (norm(loc.id), loc.id, orjson.dumps(loc.body).decode(), h, ts, seq),
+        evses = [
+            StoredEvse(
+                orjson.loads(r["body"]),
+                r["charger_id"] or None,
+                int(r["connector_id"]) if r["charger_id"] else None,
+                r["status"],
             )
-            changed = True
-        for eseq, evse in enumerate(loc.evses):
-            content = {**evse.body, "_map": [evse.charger_id, evse.connector_id]}
-            eh = _hash(content)
-            erow = await tx.fetchone(
-                "SELECT content_hash, location_id_norm, status FROM ocpi_evses WHERE uid_norm = ?",
-                (norm(evse.uid),),
-            )
-            if (
-                erow is not None
-                and erow["content_hash"] == eh
-                and erow["location_id_norm"] == norm(loc.id)
-                and erow["status"] != "REMOVED"
-            ):
-                continue
-            body = dict(evse.body)
-            body["connectors"] = [{**c, "last_updated": ts} for c in body["connectors"]]
-            if erow is None:
-                await tx.execute(
-                    "INSERT INTO ocpi_evses (uid_norm, uid, location_id_norm, charger_id,"
-                    " connector_id, body, content_hash, status, last_updated, seq)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'UNKNOWN', ?, ?)",
-                    (
-                        norm(evse.uid), evse.uid, norm(loc.id), evse.charger_id,
-                        evse.connector_id, orjson.dumps(body).decode(), eh, ts, eseq,
-                    ),
-                )  # fmt: skip
-            else:
-                status = "UNKNOWN" if erow["status"] == "REMOVED" else erow["status"]
-                await tx.execute(
-                    "UPDATE ocpi_evses SET uid = ?, location_id_norm = ?, charger_id = ?,"
-                    " connector_id = ?, body = ?, content_hash = ?, status = ?,"
-                    " last_updated = ?, seq = ? WHERE uid_norm = ?",
-                    (
-                        evse.uid, norm(loc.id), evse.charger_id, evse.connector_id,
-                        orjson.dumps(body).decode(), eh, status, ts, eseq, norm(evse.uid),
-                    ),
-                )  # fmt: skip
-            changed = True
-        return changed
+            for r in evse_rows
+        ]
+        return StoredLocation(orjson.loads(row["body"]), evses)
+
+    async def location_ids(self, db: SqlExecutor | None = None) -> list[str]:
+        rows = await (db or self.db).fetchall("SELECT id FROM ocpi_locations ORDER BY seq, id_norm")
+        return [r["id"] for r in rows]
 
     @staticmethod
     async def _bump_location(tx: SqlExecutor, id_norm: str, ts: str) -> None:
@@ -205,9 +176,18 @@ class LocationStore:
         return out
 
     async def page(
-        self, date_from: str | None, date_to: str | None, offset: int, limit: int
+        self,
+        date_from: str | None,
+        date_to: str | None,
+        offset: int,
+        limit: int,
+        *,
+        published_only: bool = False,
     ) -> tuple[int, list[dict[str, Any]]]:
+        """Locations by ``last_updated``; ``published_only`` for what eMSPs may list."""
         where, params = last_updated_filter(date_from, date_to)
+        if published_only:
+            where = f"{where} AND {_PUBLISHED}" if where else f"WHERE {_PUBLISHED}"
         total, rows = await count_and_page(
             self.db,
             "ocpi_locations",
@@ -227,6 +207,14 @@ class LocationStore:
             "SELECT * FROM ocpi_locations WHERE id_norm = ?", (norm(location_id),)
         )
         return await self._location_json(ex, row) if row else None
+
+    async def is_published(self, location_id: str) -> bool:
+        """True for a known Location with ``publish`` true (what eMSPs may GET)."""
+        row = await self.db.fetchone(
+            f"SELECT 1 FROM ocpi_locations WHERE id_norm = ? AND {_PUBLISHED}",
+            (norm(location_id),),
+        )
+        return row is not None
 
     async def evse(self, location_id: str, evse_uid: str) -> dict[str, Any] | None:
         row = await self.db.fetchone(
@@ -260,6 +248,18 @@ class LocationStore:
             " JOIN ocpi_locations l ON l.id_norm = e.location_id_norm"
             " WHERE e.charger_id = ? AND e.connector_id = ? AND e.status != 'REMOVED'",
             (charger_id, connector_id),
+        )
+        return _ref(row) if row else None
+
+    async def evse_as_recorded(
+        self, db: SqlExecutor, location_id: str, evse_uid: str
+    ) -> EvseRef | None:
+        """An EVSE by uid even when REMOVED (rows are never deleted): what it last was."""
+        row = await db.fetchone(
+            "SELECT e.*, l.id AS location_id, l.body AS location_body FROM ocpi_evses e"
+            " JOIN ocpi_locations l ON l.id_norm = e.location_id_norm"
+            " WHERE l.id_norm = ? AND e.uid_norm = ?",
+            (norm(location_id), norm(evse_uid)),
         )
         return _ref(row) if row else None
 

@@ -4,6 +4,12 @@ Why the SQL sits apart from the worker: a push is written by whoever commits the
 that causes it (inside that fact's transaction, :func:`insert_message`), read in
 delivery order by the worker and listed, retried or dropped by the operator; all of
 those go through this module. What a delivery means is :mod:`roaming.outbox`'s business.
+
+In flight: ``in_flight_at`` is set, committed, just before an attempt's request leaves
+(:meth:`OutboxStore.mark_in_flight`) and cleared in the same statement that records the
+attempt's outcome. A message read while it is still set had an attempt with no recorded
+outcome (the process died, or was stopped, mid-request), so it is read as ``ambiguous``:
+the partner may have acted on it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,20 @@ def parse_stamp(value: str) -> datetime:
     return datetime.strptime(value, _STAMP).replace(tzinfo=UTC)
 
 
+# How held pushes are shown and counted (in the table they are ``pending``, whose CHECK
+# takes no new value without rebuilding a table other steps add columns to).
+WAITING = "waiting"
+
+
+# A message first in line for its (partner, object) and free to go: not held, and no
+# earlier message of the object still pending (held ones included) or dead.
+_HEAD = (
+    "o.status = 'pending' AND o.held_reason IS NULL AND NOT EXISTS ("
+    "SELECT 1 FROM ocpi_outbox p WHERE p.partner_key = o.partner_key"
+    " AND p.object_key = o.object_key AND p.status IN ('pending', 'dead') AND p.id < o.id)"
+)
+
+
 class Status(enum.StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -52,11 +72,14 @@ class OutboxMessage:
     body: dict[str, Any]
     object_key: str
     attempts: int
-    ambiguous: bool
+    ambiguous: bool  # an earlier attempt may have reached the partner (failed or in flight)
     status: str = Status.PENDING
     next_attempt_at: str = ""
     last_error: str | None = None
     created_at: str = ""
+    held_reason: str | None = None  # set while the push waits for something (not sent)
+    in_flight_at: str | None = None  # an attempt without a recorded outcome began then
+    location: str | None = None  # where the partner said it stored the object
 
     @classmethod
     def from_row(cls, row: Any) -> OutboxMessage:
@@ -69,11 +92,14 @@ class OutboxMessage:
             body=orjson.loads(row["body"]),
             object_key=row["object_key"],
             attempts=row["attempts"],
-            ambiguous=bool(row["ambiguous"]),
+            ambiguous=bool(row["ambiguous"]) or row["in_flight_at"] is not None,
             status=row["status"],
             next_attempt_at=row["next_attempt_at"],
             last_error=row["last_error"],
             created_at=row["created_at"],
+            held_reason=row["held_reason"],
+            in_flight_at=row["in_flight_at"],
+            location=row["location"],
         )
 
     def summary(self) -> dict[str, Any]:
@@ -85,11 +111,14 @@ class OutboxMessage:
             "method": self.method,
             "path": self.path,
             "object": self.object_key,
-            "status": self.status,
+            # A held push is pending in the table but is not being tried: say "waiting".
+            "status": WAITING if self.held_reason else self.status,
+            "held_reason": self.held_reason,
             "attempts": self.attempts,
             "next_attempt_at": self.next_attempt_at,
             "last_error": self.last_error,
             "created_at": self.created_at,
+            "in_flight_at": self.in_flight_at,
         }
 
 
@@ -103,14 +132,22 @@ async def insert_message(
     body: dict[str, Any],
     object_key: str,
     now: datetime,
+    held_reason: str | None = None,
 ) -> int:
-    """One queued push, inside the caller's transaction; returns its id."""
+    """One queued push, inside the caller's transaction; returns its id.
+
+    ``held_reason``: the push is kept (listed, never delivered) until released by
+    :func:`release_held`; it also blocks later pushes of its object, like any pending one.
+    """
     ts = stamp(now)
     return await tx.insert(
         "INSERT INTO ocpi_outbox (partner_key, module, method, path, body, object_key,"
-        " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (partner_key, module, method, path, orjson.dumps(body).decode(), object_key, ts, ts),
-    )
+        " next_attempt_at, created_at, held_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            partner_key, module, method, path, orjson.dumps(body).decode(), object_key, ts, ts,
+            held_reason,
+        ),
+    )  # fmt: skip
 
 
 class OutboxStore:
@@ -127,23 +164,21 @@ class OutboxStore:
         """
         async with self.db.transaction() as tx:
             rows = await tx.fetchall(
-                """
-            SELECT o.* FROM ocpi_outbox o
-            WHERE o.status = 'pending' AND o.next_attempt_at <= ?
-              AND NOT EXISTS (
-                SELECT 1 FROM ocpi_outbox p
-                WHERE p.partner_key = o.partner_key AND p.object_key = o.object_key
-                  AND p.status IN ('pending', 'dead') AND p.id < o.id)
-            ORDER BY o.id LIMIT ?
-            """,
+                f"SELECT o.* FROM ocpi_outbox o WHERE o.next_attempt_at <= ? AND {_HEAD}"
+                " ORDER BY o.id LIMIT ?",
                 (stamp(now), limit),
             )
         return [OutboxMessage.from_row(r) for r in rows]
 
     async def next_due(self) -> str | None:
+        """When the earliest head (as :meth:`heads` picks them) falls due.
+
+        Why heads only: a message behind a dead or held one of its object cannot go, and
+        counting its past due time would wake the worker at once, forever.
+        """
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
-                "SELECT min(next_attempt_at) AS t FROM ocpi_outbox WHERE status = 'pending'"
+                f"SELECT min(o.next_attempt_at) AS t FROM ocpi_outbox o WHERE {_HEAD}"
             )
         return row["t"] if row else None
 
@@ -164,6 +199,20 @@ class OutboxStore:
                 (stamp(now), f"sent to {len(partner_keys)} partner(s)", msg.id),
             )
 
+    async def mark_in_flight(self, msg_id: int, now: datetime) -> None:
+        """Committed before the attempt's request leaves (see the module docstring)."""
+        await self.db.execute(
+            "UPDATE ocpi_outbox SET in_flight_at = ? WHERE id = ?", (stamp(now), msg_id)
+        )
+
+    async def in_flight(self) -> int:
+        """Pending messages whose last attempt has no recorded outcome (after a crash)."""
+        row = await self.db.fetchone(
+            "SELECT count(*) AS n FROM ocpi_outbox"
+            " WHERE in_flight_at IS NOT NULL AND status = 'pending'"
+        )
+        return int(row["n"]) if row else 0
+
     async def mark_delivered(
         self, msg: OutboxMessage, attempts: int, now: datetime, location: str | None
     ) -> None:
@@ -171,7 +220,7 @@ class OutboxStore:
         async with self.db.transaction() as tx:
             await tx.execute(
                 "UPDATE ocpi_outbox SET status = 'delivered', attempts = ?, finished_at = ?,"
-                " location = ?, last_error = NULL WHERE id = ?",
+                " location = ?, last_error = NULL, in_flight_at = NULL WHERE id = ?",
                 (attempts, stamp(now), location, msg.id),
             )
             if msg.module == "cdrs" and location:
@@ -182,8 +231,8 @@ class OutboxStore:
     ) -> None:
         """Done without delivery (rejected or skipped); the next message of the object goes."""
         await self.db.execute(
-            "UPDATE ocpi_outbox SET status = ?, attempts = ?, finished_at = ?, last_error = ?"
-            " WHERE id = ?",
+            "UPDATE ocpi_outbox SET status = ?, attempts = ?, finished_at = ?, last_error = ?,"
+            " in_flight_at = NULL WHERE id = ?",
             (status.value, attempts, stamp(now), reason, msg_id),
         )
 
@@ -200,7 +249,7 @@ class OutboxStore:
         """Another attempt later, or ``dead`` (blocking its object) when out of attempts."""
         await self.db.execute(
             "UPDATE ocpi_outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
-            " last_error = ?, ambiguous = ambiguous OR ? WHERE id = ?",
+            " last_error = ?, ambiguous = ambiguous OR ?, in_flight_at = NULL WHERE id = ?",
             (
                 Status.DEAD.value if dead else Status.PENDING.value,
                 attempts,
@@ -222,7 +271,9 @@ class OutboxStore:
 
     async def counts(self) -> dict[str, int]:
         rows = await self.db.fetchall(
-            "SELECT status, count(*) AS n FROM ocpi_outbox GROUP BY status"
+            "SELECT CASE WHEN held_reason IS NULL THEN status ELSE ? END AS status,"
+            " count(*) AS n FROM ocpi_outbox GROUP BY 1",
+            (WAITING,),
         )
         return {r["status"]: r["n"] for r in rows}
 
@@ -243,3 +294,36 @@ class OutboxStore:
             (stamp(now or datetime.now(UTC)), msg_id),
         )
         return n > 0
+
+
+# --------------------------------------------------------------------------- held pushes
+# Pushes written before everything they need is known (a Session on a connector no EVSE
+# maps) are held: listed with their reason, never delivered, completed and released by
+# whoever learns the missing part (:meth:`roaming.sessions.SessionService.release_waiting`).
+
+
+async def held_messages(tx: SqlExecutor, partner_key: str, object_key: str) -> list[OutboxMessage]:
+    """The held pushes of one object, in delivery order."""
+    rows = await tx.fetchall(
+        "SELECT * FROM ocpi_outbox WHERE partner_key = ? AND object_key = ?"
+        " AND held_reason IS NOT NULL AND status = 'pending' ORDER BY id",
+        (partner_key, object_key),
+    )
+    return [OutboxMessage.from_row(r) for r in rows]
+
+
+async def set_held_body(tx: SqlExecutor, msg_id: int, body: dict[str, Any]) -> None:
+    """Complete a held push's body (it was written with what was known then)."""
+    await tx.execute(
+        "UPDATE ocpi_outbox SET body = ? WHERE id = ? AND held_reason IS NOT NULL",
+        (orjson.dumps(body).decode(), msg_id),
+    )
+
+
+async def release_held(tx: SqlExecutor, partner_key: str, object_key: str, now: datetime) -> int:
+    """Let the held pushes of one object go, due now and in their order; returns how many."""
+    return await tx.execute(
+        "UPDATE ocpi_outbox SET held_reason = NULL, next_attempt_at = ?"
+        " WHERE partner_key = ? AND object_key = ? AND held_reason IS NOT NULL",
+        (stamp(now), partner_key, object_key),
+    )

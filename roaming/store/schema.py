@@ -207,6 +207,47 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0007_ocpi_waiting_location",
+        """
+        -- A roaming charge on a connector no EVSE maps: its Session (waiting_for says why)
+        -- and its pushes (held_reason) wait until an operator maps the connector; nothing
+        -- held is delivered. Columns only: other steps add columns to these tables too.
+        ALTER TABLE ocpi_sessions ADD COLUMN waiting_for TEXT;
+        CREATE INDEX ocpi_sessions_waiting ON ocpi_sessions (id) WHERE waiting_for IS NOT NULL;
+        ALTER TABLE ocpi_outbox ADD COLUMN held_reason TEXT;
+        CREATE INDEX ocpi_outbox_held ON ocpi_outbox (partner_key, object_key, id) WHERE held_reason IS NOT NULL;
+        """,
+    ),
+    (
+        "0008_ocpi_outbox_in_flight",
+        """
+        -- Set (to the time) just before a delivery attempt leaves, cleared when its outcome
+        -- is recorded. A message found set on start went out before a crash without a
+        -- recorded answer: the partner may have it (a CDR is looked up before it is POSTed).
+        ALTER TABLE ocpi_outbox ADD COLUMN in_flight_at TEXT;
+        """,
+    ),
+    (
+        "0006_ocpi_locations_managed",
+        """
+        -- Locations, EVSEs and tariffs are also written through the admin API. file_hash:
+        -- the content the locations file last gave the object (NULL: never from the
+        -- file); a file load applies only what changed in the file since, so an
+        -- operator's API edits survive a restart with an unchanged file. Everything
+        -- stored so far came from the file.
+        ALTER TABLE ocpi_locations ADD COLUMN file_hash TEXT;
+        ALTER TABLE ocpi_evses ADD COLUMN file_hash TEXT;
+        ALTER TABLE ocpi_tariffs ADD COLUMN file_hash TEXT;
+        UPDATE ocpi_locations SET file_hash = content_hash;
+        UPDATE ocpi_evses SET file_hash = content_hash WHERE status != 'REMOVED';
+        UPDATE ocpi_tariffs SET file_hash = content_hash;
+        -- An EVSE may stand for no connector (charger_id ''): not part of the mapping.
+        DROP INDEX ocpi_evses_connector;
+        CREATE UNIQUE INDEX ocpi_evses_connector ON ocpi_evses (charger_id, connector_id)
+            WHERE status != 'REMOVED' AND charger_id != '';
+        """,
+    ),
+    (
         "0010_ocpi_reservation_sessions",
         """
         -- A reservation the charger accepted is a Session (status RESERVATION) until a

@@ -4,6 +4,10 @@ Why ``body`` holds the whole OCPI Session: GET ``/sessions`` serves it as is, an
 PATCH is computed from it. It carries a ``_meta`` object the eMSP never sees (meter
 start, the OCPP charger and connector), removed when the Session is served.
 ``last_patch_at`` (an outbox stamp) rate-limits the ``kwh`` PATCHes.
+
+``waiting_for`` (a reason) marks a Session whose connector no EVSE maps: it has no
+location yet, is not served to the eMSP, and its pushes are held in the outbox until
+the connector is mapped (:meth:`roaming.sessions.SessionService.release_waiting`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import orjson
 
 from roaming.ports import SqlExecutor
 from roaming.store.outbox import stamp
-from roaming.store.paging import PartnerObjects
+from roaming.store.paging import PartnerObjects, count_and_page, last_updated_filter
 
 
 def _dumps(body: dict[str, Any]) -> str:
@@ -31,6 +35,46 @@ class SessionStore(PartnerObjects):
     def served(self, body: dict[str, Any]) -> dict[str, Any]:
         body.pop("_meta", None)
         return body
+
+    async def page(
+        self, partner_key: str, date_from: str | None, date_to: str | None, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """The partner's Sessions, except those still waiting for a location."""
+        where, params = last_updated_filter(date_from, date_to, partner_key=partner_key)
+        where += " AND waiting_for IS NULL"
+        total, rows = await count_and_page(
+            self.db, self.table, where, params, order_by=self.order_by, offset=offset, limit=limit
+        )
+        return total, [self.served(orjson.loads(r["body"])) for r in rows]
+
+    async def releasable(self, tx: SqlExecutor) -> list[Any]:
+        """Waiting Sessions whose charger connector an EVSE maps now (oldest first)."""
+        return await tx.fetchall(
+            "SELECT s.* FROM ocpi_sessions s WHERE s.waiting_for IS NOT NULL AND EXISTS ("
+            "SELECT 1 FROM ocpi_evses e WHERE e.status != 'REMOVED'"
+            " AND e.charger_id = json_extract(s.body, '$._meta.charger_id')"
+            " AND e.connector_id = json_extract(s.body, '$._meta.connector_id'))"
+            " ORDER BY s.created_at, s.id"
+        )
+
+    async def any_waiting(self, tx: SqlExecutor) -> bool:
+        row = await tx.fetchone("SELECT 1 FROM ocpi_sessions WHERE waiting_for IS NOT NULL LIMIT 1")
+        return row is not None
+
+    async def save_waiting(
+        self, tx: SqlExecutor, session_id: str, body: dict[str, Any], waiting_for: str | None
+    ) -> None:
+        """New ``body`` (and ``_meta``) of a waiting Session; ``None`` ends the wait."""
+        await tx.execute(
+            "UPDATE ocpi_sessions SET body = ?, waiting_for = ?, last_updated = ? WHERE id = ?",
+            (_dumps(body), waiting_for, body["last_updated"], session_id),
+        )
+
+    async def save_body(self, tx: SqlExecutor, session_id: str, body: dict[str, Any]) -> None:
+        """Replace ``body`` (with its ``_meta``) and nothing else: no push, no new stamp."""
+        await tx.execute(
+            "UPDATE ocpi_sessions SET body = ? WHERE id = ?", (_dumps(body), session_id)
+        )
 
     async def exists_for_transaction(self, tx: SqlExecutor, transaction_id: int) -> bool:
         return await self.id_for_transaction(tx, transaction_id) is not None
@@ -56,11 +100,13 @@ class SessionStore(PartnerObjects):
         partner_key: str,
         body: dict[str, Any],
         now: datetime,
+        waiting_for: str | None = None,
     ) -> None:
         """A new ACTIVE Session; its PUT is due now, so ``last_patch_at`` is now."""
         await tx.execute(
             "INSERT INTO ocpi_sessions (id, transaction_id, partner_key, status, body,"
-            " last_patch_at, created_at, last_updated) VALUES (?, ?, ?, 'ACTIVE', ?, ?, ?, ?)",
+            " last_patch_at, created_at, last_updated, waiting_for)"
+            " VALUES (?, ?, ?, 'ACTIVE', ?, ?, ?, ?, ?)",
             (
                 session_id,
                 transaction_id,
@@ -69,6 +115,7 @@ class SessionStore(PartnerObjects):
                 stamp(now),
                 stamp(now),
                 body["last_updated"],
+                waiting_for,
             ),
         )
 

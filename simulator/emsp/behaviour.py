@@ -44,6 +44,9 @@ class Behaviour:
         self.down = DownMode.UP
         self.fail_tokens_page: int | None = None  # 1-based page number answered HTTP 500
         self.fail_tokens_page_times: int | None = None  # None: every time
+        # CDR POSTs take a random 0..cdr_delay_ms, half before storing and half after, so
+        # a CPO stopped at any moment may have a POST out that was, or was not, stored.
+        self.cdr_delay_ms = 0
         self._release = asyncio.Event()
 
     def set_authorize(
@@ -84,4 +87,5 @@ class Behaviour:
             },
             "down": str(self.down),
             "fail_tokens_page": self.fail_tokens_page,
+            "cdr_delay_ms": self.cdr_delay_ms,
         }

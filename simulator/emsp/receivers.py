@@ -7,6 +7,7 @@ every change is announced through :meth:`SandboxState.changed` so tests can wait
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -81,6 +82,12 @@ async def patch_session(request: web.Request) -> web.Response:
 
 
 async def post_cdr(request: web.Request) -> web.Response:
+    """Store a CDR once by id; a second POST of the same id is counted as a duplicate and
+    answered like the first (with its Location), as a lenient eMSP would.
+
+    ``cdr_post_counts`` counts every POST per id, so a test can tell "stored once" from
+    "POSTed once"; ``cdr_posts_open`` is how many are being handled right now.
+    """
     state = state_of(request)
     obj = require_object(body_of(request), "cdr")
     check_object(state, "cdr", obj)
@@ -89,13 +96,24 @@ async def post_cdr(request: web.Request) -> web.Response:
         raise OcpiError(INVALID_PARAMS, "cdr without id")
     location = f"{state.party.base_url}{MODULE_BASE}/cdrs/{obj.get('country_code')}/{obj.get('party_id')}/{cid}"
     state.cdr_posts.append(dict(obj))
-    if cid in state.cdrs:
-        state.cdr_duplicates[cid] = state.cdr_duplicates.get(cid, 0) + 1
-        state.changed("cdr", "POST-duplicate", cid, obj)
-        return reply(None, OK, "duplicate CDR ignored", headers={"Location": location})
-    state.cdrs[cid] = dict(obj)
-    state.changed("cdr", "POST", cid, obj)
-    return reply(None, OK, "stored", http_status=201, headers={"Location": location})
+    state.cdr_post_counts[cid] = state.cdr_post_counts.get(cid, 0) + 1
+    state.cdr_posts_open += 1
+    try:
+        max_ms = state.behaviour.cdr_delay_ms
+        delay_s = state.rng.uniform(0, max_ms) / 2000 if max_ms > 0 else 0.0
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        if cid in state.cdrs:
+            state.cdr_duplicates[cid] = state.cdr_duplicates.get(cid, 0) + 1
+            state.changed("cdr", "POST-duplicate", cid, obj)
+            return reply(None, OK, "duplicate CDR ignored", headers={"Location": location})
+        state.cdrs[cid] = dict(obj)
+        state.changed("cdr", "POST", cid, obj)
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        return reply(None, OK, "stored", http_status=201, headers={"Location": location})
+    finally:
+        state.cdr_posts_open -= 1
 
 
 async def get_cdr(request: web.Request) -> web.Response:

@@ -223,9 +223,11 @@ class EmspSandbox:
     cdrs = _StateView(lambda s: s.cdrs)
     cdr_posts = _StateView(lambda s: s.cdr_posts)
     cdr_duplicates = _StateView(lambda s: s.cdr_duplicates)
+    cdr_post_counts = _StateView(lambda s: s.cdr_post_counts)
     locations = _StateView(lambda s: s.locations)
     location_events = _StateView(lambda s: s.location_events)
     tariffs = _StateView(lambda s: s.tariffs)
+    tariff_events = _StateView(lambda s: s.tariff_events)
     command_results = _StateView(lambda s: s.command_results)
     commands_sent = _StateView(lambda s: s.commands_sent)
 

@@ -153,9 +153,12 @@ class SandboxState:
     cdrs: CiMap[dict[str, Any]] = field(default_factory=CiMap)
     cdr_posts: list[dict[str, Any]] = field(default_factory=list)
     cdr_duplicates: dict[str, int] = field(default_factory=dict)
+    cdr_post_counts: CiMap[int] = field(default_factory=CiMap)  # POSTs received per CDR id
+    cdr_posts_open: int = 0  # CDR POSTs received and not yet answered
     locations: CiMap[dict[str, Any]] = field(default_factory=CiMap)
     location_events: list[tuple[str, str, Any]] = field(default_factory=list)
     tariffs: CiMap[dict[str, Any]] = field(default_factory=CiMap)
+    tariff_events: list[tuple[str, str, Any]] = field(default_factory=list)  # (method, id, body)
     command_results: dict[str, dict[str, Any]] = field(default_factory=dict)
     commands_sent: list[CommandSent] = field(default_factory=list)
     # --- pairing
@@ -204,6 +207,8 @@ class SandboxState:
             self.session_events.append((method, oid, body))
         elif kind == "location":
             self.location_events.append((method, oid, body))
+        elif kind == "tariff":
+            self.tariff_events.append((method, oid, body))
         self.say(f"{kind} {method} {oid}" + (f" {_short(body)}" if body is not None else ""))
         self.changed_event.set()
         self.changed_event = asyncio.Event()
@@ -255,6 +260,7 @@ class SandboxState:
             "requests": len(self.requests),
             "sessions": len(self.sessions),
             "cdrs": len(self.cdrs),
+            "cdr_posts": len(self.cdr_posts),
             "cdr_duplicates": sum(self.cdr_duplicates.values()),
             "locations": len(self.locations),
             "tariffs": len(self.tariffs),

@@ -153,7 +153,9 @@ async def test_reply_reserve_moves_the_fallback_ahead_of_the_deadline():
     t0 = time.monotonic()
     d = await svc.decide(req())
     took = time.monotonic() - t0
-    assert DEADLINE - reserve - 0.05 <= took < DEADLINE - reserve + 0.05
+    # Timers never fire early, so the lower bound is exact; the upper bound only says the
+    # answer came before the deadline (a loaded machine delays wake-ups, never advances them).
+    assert DEADLINE - reserve - 0.01 <= took < DEADLINE
     assert d.source is Source.FALLBACK
     [(_, _, _, budget)] = remote.calls
     assert budget <= DEADLINE - reserve  # the eMSP client's own timeout is the shorter one

@@ -126,7 +126,8 @@ async def test_cli_locations_and_outbox_show_state_and_reasons(make_world, tmp_p
         code, out, _ = await cli(w.app, "locations", "reload", "--json")
         assert code == 0 and js(out)["removed_evses"] == ["LOC-1-CP1-2"]
         await w.emsp.wait_until(lambda: w.emsp.evse_status("LOC-1", "LOC-1-CP1-2") == "REMOVED")
-        assert w.emsp.evse_status("LOC-1", "LOC-1-CP1-2B") == "UNKNOWN"
+        # The new EVSE stands for the connector CP1 last reported Available: it says so.
+        assert w.emsp.evse_status("LOC-1", "LOC-1-CP1-2B") == "AVAILABLE"
 
     code, out, _ = await asyncio.to_thread(_check, str(path))
     assert code == 0 and "1 location(s), 2 EVSE(s), 1 tariff(s)" in out

@@ -116,6 +116,9 @@ async def test_out_of_range_page_parameters_are_2001_naming_the_parameter(
                 assert (status, env["status_code"], env["data"]) == (200, 1000, []), path
         finally:
             await conn.close()
+            # The registration's Location/Tariff pushes are done before the eMSP stops,
+            # so no push is cut off mid-exchange at the end of the test.
+            await w.outbox_idle()
 
 
 async def test_plain_body_claiming_gzip_is_refused_and_the_connection_kept(
@@ -156,6 +159,9 @@ async def test_plain_body_claiming_gzip_is_refused_and_the_connection_kept(
             assert status == 200 and env["data"]["uid"] == "GZ1"
         finally:
             await conn.close()
+            # The registration's Location/Tariff pushes are done before the eMSP stops,
+            # so no push is cut off mid-exchange at the end of the test.
+            await w.outbox_idle()
         tokens = runtime_of_tokens(w)
         assert [t.uid for t in await tokens.get_token("GZ3", None)] == []
         assert [t.uid for t in await tokens.get_token("GZ2", None)] == ["GZ2"]
@@ -180,6 +186,9 @@ async def test_a_gzip_bomb_is_refused_not_inflated(make_world: Callable[..., Any
             assert status == 413 and env["status_code"] == 2001, env
         finally:
             await conn.close()
+            # The registration's Location/Tariff pushes are done before the eMSP stops,
+            # so no push is cut off mid-exchange at the end of the test.
+            await w.outbox_idle()
 
 
 @pytest.mark.parametrize(
@@ -207,6 +216,9 @@ async def test_required_token_field_present_but_empty_is_2001_and_not_stored(
             )
         finally:
             await conn.close()
+            # The registration's Location/Tariff pushes are done before the eMSP stops,
+            # so no push is cut off mid-exchange at the end of the test.
+            await w.outbox_idle()
         assert status == 200 and env["status_code"] == 2001, env
         assert env["status_message"].startswith(f"{field}:"), env
         assert await runtime_of_tokens(w).get_token("EMPTY1", None) == []
@@ -239,5 +251,8 @@ async def test_required_command_field_present_but_empty_is_2001(
             )
         finally:
             await conn.close()
+            # The registration's Location/Tariff pushes are done before the eMSP stops,
+            # so no push is cut off mid-exchange at the end of the test.
+            await w.outbox_idle()
         assert status == 200 and env["status_code"] == 2001, env
         assert env["status_message"].startswith(f"{field}:"), env

@@ -32,6 +32,7 @@ async def fuzz_target(
         token = w.emsp.peer.token_out
         assert token is not None
         yield w, http, "Token " + base64.b64encode(token.encode()).decode()
+        await w.outbox_idle()  # no push cut off mid-exchange when the eMSP stops
 
 
 @settings(

@@ -1,8 +1,12 @@
 """Outbox delivery against a real aiohttp eMSP we control: per-object order, rejection,
-dead letters, and no second CDR after an ambiguous failure."""
+dead letters, and no second CDR after an ambiguous failure or a crash mid-request.
+
+A crash is a worker stopped (cancelled) while the eMSP holds its request: no outcome is
+recorded, exactly as when the process dies; a new worker on the same store takes over."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +35,12 @@ class FlakyEmsp:
         self.down = False
         self.reject_paths: set[str] = set()
         self.accepted: list[Any] = []  # session bodies answered 1000, in arrival order
+        # hold: "cdr-before" (hold a CDR POST, then drop it unstored), "cdr-after" (store
+        # it, then hold the answer), "session-put" (hold a session PUT, then drop it).
+        self.hold: str | None = None
+        self.held = 0
+        self.released = asyncio.Event()
+        self.get_down = False  # GET of a CDR answers 503
 
     def app(self) -> web.Application:
         async def post_cdr(request: web.Request) -> web.Response:
@@ -39,7 +49,14 @@ class FlakyEmsp:
             self.seen.append(("POST", request.path))
             if self.down:
                 return web.Response(status=503, text="down")
+            if self.hold == "cdr-before":
+                self.held += 1
+                await self.released.wait()
+                return web.Response(status=503, text="lost before storing")
             self.cdrs[body["id"]] = body
+            if self.hold == "cdr-after":
+                self.held += 1
+                await self.released.wait()
             if self.fail_after_store:
                 self.fail_after_store = False
                 return web.Response(status=500, text="oops, lost the answer")
@@ -51,6 +68,8 @@ class FlakyEmsp:
 
         async def get_cdr(request: web.Request) -> web.Response:
             self.seen.append(("GET", request.path))
+            if self.get_down:
+                return web.Response(status=503, text="down")
             cdr = self.cdrs.get(request.match_info["id"])
             if cdr is None:
                 return web.json_response(
@@ -64,6 +83,10 @@ class FlakyEmsp:
             self.seen.append((request.method, request.path))
             if self.down:
                 return web.Response(status=503, text="down")
+            if request.method == "PUT" and self.hold == "session-put":
+                self.held += 1
+                await self.released.wait()
+                return web.Response(status=503, text="lost")
             if request.method == "PUT" and request.path in self.reject_paths:
                 return web.json_response(
                     {
@@ -209,3 +232,106 @@ async def test_per_object_order_rejection_and_dead_letters(rig):
 
 def test_backoff_doubles_and_caps():
     assert [backoff(n, 2.0, 10.0) for n in (1, 2, 3, 4, 5)] == [2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+# --------------------------------------------------------------------------- crashes
+
+
+async def crash_mid_request(emsp: FlakyEmsp, worker: OutboxWorker, hold: str) -> None:
+    """Run ``worker`` until the eMSP holds one request, then stop it (nothing recorded)."""
+    emsp.hold = hold
+    worker.start()
+    await wait_until(lambda: emsp.held == 1, what="the eMSP to hold the request")
+    await worker.stop()
+    emsp.hold = None
+    emsp.released.set()  # the eMSP finishes (or drops) the request of the dead worker
+
+
+def restarted(worker: OutboxWorker) -> OutboxWorker:
+    """A new worker on the same store, as after a restart."""
+    return OutboxWorker(worker.store, worker.transport, policy=worker.policy)
+
+
+async def test_a_cdr_in_flight_at_a_crash_is_found_at_the_emsp_not_posted_again(rig):
+    emsp, db, store, worker = rig
+    await put(db, "POST", [], {"id": "CDR-9", "country_code": "NL", "party_id": "CPO"},
+              "cdr:CDR-9", "cdrs")  # fmt: skip
+    await crash_mid_request(emsp, worker, "cdr-after")
+    [msg] = await store.waiting()
+    assert msg.status == "pending" and msg.attempts == 0  # no outcome was recorded
+    assert msg.in_flight_at is not None and msg.ambiguous  # ... but it had left
+    again = restarted(worker)
+    await again.run_once()  # too early to ask: the eMSP may still be storing it
+    [msg] = await store.waiting()
+    assert emsp.seen == [("POST", "/cdrs")] and msg.attempts == 0
+    assert msg.ambiguous and "in flight when the process stopped" in (msg.last_error or "")
+
+    async def finished() -> bool:
+        return not await store.waiting()
+
+    await drain_until(again, finished, "the in-flight CDR to be settled")
+    assert emsp.posts == 1 and list(emsp.cdrs) == ["CDR-9"]
+    assert emsp.seen[-1] == ("GET", "/cdrs/NL/CPO/CDR-9")  # looked up, not POSTed
+    [done] = await store.waiting(include_finished=True)
+    assert done.status == "delivered" and done.in_flight_at is None
+    row = await db.fetchone("SELECT location FROM ocpi_outbox WHERE id = ?", (done.id,))
+    assert row["location"].endswith("/cdrs/NL/CPO/CDR-9")
+
+
+async def test_a_cdr_lost_in_flight_is_posted_once_after_the_lookup_misses(rig):
+    emsp, db, store, worker = rig
+    await put(db, "POST", [], {"id": "CDR-8"}, "cdr:CDR-8", "cdrs")
+    await crash_mid_request(emsp, worker, "cdr-before")
+    assert not emsp.cdrs
+
+    async def finished() -> bool:
+        return not await store.waiting()
+
+    await drain_until(restarted(worker), finished, "the lost CDR to be sent again")
+    assert list(emsp.cdrs) == ["CDR-8"]
+    posts = [i for i, (method, _) in enumerate(emsp.seen) if method == "POST"]
+    gets = [i for i, (method, _) in enumerate(emsp.seen) if method == "GET"]
+    assert len(posts) == 2 and gets and posts[0] < min(gets) and max(gets) < posts[1]
+
+
+async def test_no_cdr_post_while_the_lookup_has_no_answer(rig):
+    emsp, db, store, worker = rig
+    await put(db, "POST", [], {"id": "CDR-7"}, "cdr:CDR-7", "cdrs")
+    await crash_mid_request(emsp, worker, "cdr-after")
+    emsp.get_down = True
+    again = restarted(worker)
+
+    async def looked_up() -> bool:
+        [msg] = await store.waiting()
+        return "looking the CDR up" in (msg.last_error or "")
+
+    await drain_until(again, looked_up, "a lookup that gets no answer")
+    [msg] = await store.waiting()
+    assert emsp.posts == 1  # the lookup got a 503: nothing is sent on a guess
+    assert msg.status == "pending" and msg.ambiguous and msg.in_flight_at is None
+    assert "looking the CDR up" in (msg.last_error or "")
+    emsp.get_down = False
+
+    async def finished() -> bool:
+        return not await store.waiting()
+
+    await drain_until(again, finished, "the CDR to be found once the eMSP answers")
+    assert emsp.posts == 1 and list(emsp.cdrs) == ["CDR-7"]
+
+
+async def test_a_patch_never_overtakes_a_put_that_was_in_flight_at_a_crash(rig):
+    emsp, db, store, worker = rig
+    a = await put(db, "PUT", ["NL", "CPO", "S9"], {"n": 1}, "session:S9", "sessions")
+    b = await put(db, "PATCH", ["NL", "CPO", "S9"], {"n": 2}, "session:S9", "sessions")
+    await crash_mid_request(emsp, worker, "session-put")
+    assert [m.id for m in await store.heads(outbox.utcnow(), 10)] == [a]  # b still waits
+
+    async def finished() -> bool:
+        return not await store.waiting()
+
+    await drain_until(restarted(worker), finished, "the PUT again, then the PATCH")
+    assert emsp.accepted == [1, 2]
+    methods = [m for m, path in emsp.seen if path.endswith("/S9")]
+    assert methods == ["PUT", "PUT", "PATCH"]  # the PUT re-sent first (PUT is idempotent)
+    status = {m.id: m.status for m in await store.waiting(include_finished=True)}
+    assert status == {a: "delivered", b: "delivered"}
