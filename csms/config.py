@@ -65,6 +65,11 @@ class AdminConfig:
     host: str = "127.0.0.1"
     port: int = 9100
     token: str = "change-me-admin-token"
+    # Dashboard logins: how long one lasts, and whether its cookie is marked Secure
+    # (browsers keep Secure cookies from http://localhost / 127.0.0.1 too; set false only
+    # to use the dashboard over plain HTTP from another host on a trusted network).
+    session_ttl_s: float = 28800.0
+    session_cookie_secure: bool = True
 
 
 @dataclass(frozen=True)
@@ -253,6 +258,7 @@ def _validate(cfg: Config) -> None:
     positive("authz.charger_authorize_timeout_s", cfg.authz.charger_authorize_timeout_s)
     positive("authz.id_tag_expiry_s", cfg.authz.id_tag_expiry_s)
     positive("ocpi.page_limit", cfg.ocpi.page_limit)
+    positive("admin.session_ttl_s", cfg.admin.session_ttl_s)
     positive("ocpi.token_sync_page_size", cfg.ocpi.token_sync_page_size)
     if not cfg.server.path_prefix.startswith("/"):
         raise ConfigError("server.path_prefix", "must start with '/'")

@@ -205,6 +205,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # Dashboard logins: kept server-side so logout and expiry take effect at once and
+        # a stolen store file holds no usable cookie (only the cookie's SHA-256 is kept).
+        "0012_admin_sessions",
+        """
+        CREATE TABLE admin_sessions (
+            id_hash             TEXT PRIMARY KEY,
+            csrf_token          TEXT NOT NULL,
+            created_at          TEXT NOT NULL,
+            expires_at          TEXT NOT NULL,
+            remote_address      TEXT
+        );
+        CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at);
+        """,
+    ),
+    (
         # The token uid as the eMSP spells it: OCPI CdrToken.uid must be the eMSP's
         # spelling, while id_tag keeps the charger's (uids match case-insensitively).
         "0010_token_spelling",
