@@ -119,6 +119,34 @@ class AuthzConfig:
 
 
 @dataclass(frozen=True)
+class LocalListsConfig:
+    """Local Authorization Lists sent to chargers (docs/local-lists.md)."""
+
+    enabled: bool = True
+    debounce_s: float = 2.0
+    connect_delay_s: float = 1.0
+    entry_expiry_s: int = 2_592_000
+    renew_interval_s: float = 3600.0
+    retry_initial_s: float = 10.0
+    retry_max_s: float = 600.0
+    concurrency: int = 16
+    default_max_length: int = 100
+    default_send_max_length: int = 20
+
+
+@dataclass(frozen=True)
+class SecurityProfileConfig:
+    """OCPP security profile 3 (TLS client certificates) and the CA that signs chargers'
+    certificates (SignCertificate). Needs ``server.tls_cert``/``tls_key`` for the listener."""
+
+    client_ca_file: str = ""
+    client_cert_required: bool = False
+    signing_ca_cert: str = ""
+    signing_ca_key: str = ""
+    signed_cert_validity_days: int = 365
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -132,6 +160,7 @@ class PartnerOverride:
     fallback_allowed_offline: Literal["accept", "reject"] | None = None
     fallback_allowed: Literal["accept", "reject"] | None = None
     uid_prefixes: tuple[str, ...] = ()
+    local_list: bool = True
 
 
 @dataclass(frozen=True)
@@ -142,6 +171,8 @@ class Config:
     ocpi: OcpiConfig = field(default_factory=OcpiConfig)
     ocpi_cpo: OcpiCpoConfig = field(default_factory=OcpiCpoConfig)
     authz: AuthzConfig = field(default_factory=AuthzConfig)
+    local_lists: LocalListsConfig = field(default_factory=LocalListsConfig)
+    security_profile: SecurityProfileConfig = field(default_factory=SecurityProfileConfig)
     log: LogConfig = field(default_factory=LogConfig)
     partners: Mapping[str, PartnerOverride] = field(default_factory=dict)
 
@@ -264,6 +295,7 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("server.path_prefix", "must start with '/'")
     if bool(cfg.server.tls_cert) != bool(cfg.server.tls_key):
         raise ConfigError("server.tls_key", "tls_cert and tls_key must be set together")
+    _validate_security_profile(cfg)
     if not cfg.admin.token or cfg.admin.token.isspace():
         raise ConfigError("admin.token", "must not be empty")
     limit = deadline_ceiling(cfg.authz.charger_authorize_timeout_s)
@@ -303,10 +335,53 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("ocpi_cpo.outbox_retry_max_s", "must be >= outbox_retry_initial_s")
     if len(cpo.currency) != 3 or not cpo.currency.isupper():
         raise ConfigError("ocpi_cpo.currency", "must be an ISO 4217 code like EUR")
+    lists = cfg.local_lists
+    positive("local_lists.debounce_s", lists.debounce_s)
+    positive("local_lists.entry_expiry_s", lists.entry_expiry_s)
+    positive("local_lists.renew_interval_s", lists.renew_interval_s)
+    positive("local_lists.retry_initial_s", lists.retry_initial_s)
+    positive("local_lists.concurrency", lists.concurrency)
+    positive("local_lists.default_max_length", lists.default_max_length)
+    positive("local_lists.default_send_max_length", lists.default_send_max_length)
+    if lists.connect_delay_s < 0:
+        raise ConfigError("local_lists.connect_delay_s", "must be 0 or more")
+    if lists.retry_max_s < lists.retry_initial_s:
+        raise ConfigError("local_lists.retry_max_s", "must be >= retry_initial_s")
     if len(cfg.ocpi.country_code) != 2:
         raise ConfigError("ocpi.country_code", "must be 2 characters (ISO 3166-1 alpha-2)")
     if not 1 <= len(cfg.ocpi.party_id) <= 3:
         raise ConfigError("ocpi.party_id", "must be 1 to 3 characters")
+
+
+def _validate_security_profile(cfg: Config) -> None:
+    sp = cfg.security_profile
+    if sp.client_ca_file and not cfg.server.tls_cert:
+        raise ConfigError(
+            "security_profile.client_ca_file",
+            "client certificates need TLS: set server.tls_cert and server.tls_key",
+        )
+    if sp.client_cert_required and not sp.client_ca_file:
+        raise ConfigError(
+            "security_profile.client_cert_required",
+            "needs security_profile.client_ca_file (the CA bundle charger certificates chain to)",
+        )
+    if bool(sp.signing_ca_cert) != bool(sp.signing_ca_key):
+        raise ConfigError(
+            "security_profile.signing_ca_key",
+            "signing_ca_cert and signing_ca_key must be set together",
+        )
+    for key, path in (
+        ("security_profile.client_ca_file", sp.client_ca_file),
+        ("security_profile.signing_ca_cert", sp.signing_ca_cert),
+        ("security_profile.signing_ca_key", sp.signing_ca_key),
+    ):
+        if path and not Path(path).is_file():
+            raise ConfigError(key, f"no such file: {path}")
+    if not 1 <= sp.signed_cert_validity_days <= 3650:
+        raise ConfigError(
+            "security_profile.signed_cert_validity_days",
+            f"must be 1..3650, got {sp.signed_cert_validity_days}",
+        )
 
 
 def deadline_ceiling(charger_timeout_s: float) -> float:

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from simulator.chargepoint import ConnectFailed, SimulatedChargePoint, SimulatorError
+from simulator.cpconfig import DEFAULT_PROFILES
 from simulator.load import cli as load_cli
 from simulator.load.echo import serve_echo
 from simulator.scenarios import ScenarioError, builtin_names, load_scenario, run_scenario
@@ -60,7 +61,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         return 2
     ids = charger_ids(args)
     tags = pick_tags(args, len(ids))
-    overrides: dict[str, Any] = {"response_timeout": args.timeout}
+    overrides: dict[str, Any] = {"response_timeout": args.timeout, **tls_options(args)}
     if args.connectors is not None:
         overrides["connectors"] = args.connectors
     single = len(ids) == 1
@@ -94,6 +95,12 @@ async def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def tls_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The simulator's TLS keyword arguments from ``--ca-file``/``--client-cert``/``--client-key``."""
+    names = ("ca_file", "client_cert", "client_key")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
 def _call_printer(cp_id: str) -> Callable[[str, dict[str, Any]], None]:
     def show(action: str, payload: dict[str, Any]) -> None:
         _out(f"{cp_id} <- {action} {payload}")
@@ -120,6 +127,10 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 response_timeout=args.timeout,
                 meter_interval_s=args.meter_interval,
                 on_call=_call_printer(cp_id),
+                local_list_max_length=args.local_list_max,
+                send_local_list_max_length=args.send_local_list_max,
+                feature_profiles=args.feature_profiles,
+                **tls_options(args),
             )
             chargers.append(cp)
             await cp.open()
@@ -189,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--timeout", type=float, default=30.0, help="seconds to wait for each answer"
         )
+        tls = sp.add_argument_group("TLS (wss:// URLs)")
+        tls.add_argument("--ca-file", help="PEM CA bundle the CSMS's certificate chains to")
+        tls.add_argument(
+            "--client-cert", help="PEM client certificate, CN = charge point id (profile 3)"
+        )
+        tls.add_argument("--client-key", help="PEM private key of --client-cert")
 
     run = sub.add_parser("run", help="run a scenario and print each step")
     charger_opts(run)
@@ -212,6 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--meter-interval", type=int, default=60, help="MeterValueSampleInterval (s)"
     )
     serve.add_argument("--boot-attempts", type=int, default=5)
+    serve.add_argument(
+        "--local-list-max", type=int, default=1000, help="LocalAuthListMaxLength (entries held)"
+    )
+    serve.add_argument(
+        "--send-local-list-max",
+        type=int,
+        default=100,
+        help="SendLocalListMaxLength (entries per SendLocalList)",
+    )
+    serve.add_argument(
+        "--feature-profiles",
+        default=DEFAULT_PROFILES,
+        help="SupportedFeatureProfiles; leave out LocalAuthListManagement for a charger "
+        "without local lists",
+    )
     serve.set_defaults(func=cmd_serve)
 
     sc = sub.add_parser("scenarios", help="list built-in scenarios")

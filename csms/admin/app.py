@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from csms import logs
-from csms.admin import authorizations, calls, chargers, tokens, transactions
+from csms.admin import authorizations, calls, chargers, security, tokens, transactions
 from csms.admin.context import ACTOR, ADMIN, AdminContext
 from csms.admin.dashboard import auth as dashboard
 from csms.admin.dashboard.mounting import mount as mount_dashboard
@@ -54,6 +54,7 @@ def create_admin_app(
     app.add_routes(tokens.routes)
     app.add_routes(transactions.routes)
     app.add_routes(calls.routes)
+    app.add_routes(security.routes)
     app.add_routes(list(extra_routes))
     mount_dashboard(app)
     return app

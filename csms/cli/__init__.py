@@ -21,8 +21,10 @@ from csms.cli import (
     authorizations,
     calls,
     chargers,
+    local_lists,
     locations,
     partners,
+    security,
     serve,
     tokens,
     transactions,
@@ -38,6 +40,8 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     calls,
     authorizations,
     locations,
+    local_lists,
+    security,
 )
 
 

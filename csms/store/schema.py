@@ -205,6 +205,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # The token uid as the eMSP spells it: OCPI CdrToken.uid must be the eMSP's
+        # spelling, while id_tag keeps the charger's (uids match case-insensitively).
+        "0010_token_spelling",
+        """
+        ALTER TABLE transactions ADD COLUMN token_uid TEXT;
+        """,
+    ),
+    (
         # Dashboard logins: kept server-side so logout and expiry take effect at once and
         # a stolen store file holds no usable cookie (only the cookie's SHA-256 is kept).
         "0012_admin_sessions",
@@ -220,11 +228,86 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        # The token uid as the eMSP spells it: OCPI CdrToken.uid must be the eMSP's
-        # spelling, while id_tag keeps the charger's (uids match case-insensitively).
-        "0010_token_spelling",
+        # Local Authorization Lists (docs/local-lists.md): per charger what we know of its
+        # list (version it accepted from us, limits it reported, last result) and the
+        # entries it holds as far as we know, so a differential is computed from the
+        # store and a restart or reconnect picks up where the last sync left off.
+        "0015_local_auth_lists",
         """
-        ALTER TABLE transactions ADD COLUMN token_uid TEXT;
+        CREATE TABLE local_list_chargers (
+            charger_id          TEXT PRIMARY KEY,
+            mode                TEXT NOT NULL DEFAULT 'auto',
+            supported           INTEGER,
+            max_length          INTEGER,
+            send_max_length     INTEGER,
+            version             INTEGER NOT NULL DEFAULT 0,
+            charger_version     INTEGER,
+            size                INTEGER NOT NULL DEFAULT 0,
+            last_sync_at        TEXT,
+            last_result         TEXT,
+            last_detail         TEXT,
+            updated_at          TEXT NOT NULL
+        );
+        CREATE TABLE local_list_entries (
+            charger_id          TEXT NOT NULL,
+            id_tag_norm         TEXT NOT NULL,
+            id_tag              TEXT NOT NULL,
+            status              TEXT NOT NULL,
+            expiry_date         TEXT,
+            parent_id_tag       TEXT,
+            partner_key         TEXT,
+            PRIMARY KEY (charger_id, id_tag_norm)
+        ) WITHOUT ROWID;
+        """,
+    ),
+    (
+        # Security profiles and the OCPP 1.6 security extensions. ``security_profile`` is
+        # what the operator registered (NULL: not declared, judged by the password as
+        # before); the handshake enforces 2 (TLS + Basic) and 3 (TLS client certificate).
+        # ``security_calls`` keeps every CSMS-initiated security call with its outcome
+        # (the profile upgrade reads its CA installs back), ``security_notifications``
+        # the charger's status reports of signed firmware updates and log uploads.
+        "0017_security_extensions",
+        """
+        ALTER TABLE chargers ADD COLUMN security_profile INTEGER;
+        CREATE TABLE security_events (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            type        TEXT NOT NULL,
+            timestamp   TEXT NOT NULL,
+            tech_info   TEXT,
+            critical    INTEGER NOT NULL,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX security_events_charger ON security_events (charger_id, id);
+        CREATE TABLE security_calls (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            request     TEXT NOT NULL,
+            response    TEXT,
+            error       TEXT,
+            created_at  TEXT NOT NULL
+        );
+        CREATE INDEX security_calls_charger ON security_calls (charger_id, action, id);
+        CREATE TABLE security_notifications (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            request_id  INTEGER,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX security_notifications_charger ON security_notifications (charger_id, id);
+        CREATE TABLE signed_certificates (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            serial      TEXT NOT NULL,
+            subject     TEXT NOT NULL,
+            not_after   TEXT NOT NULL,
+            issued_at   TEXT NOT NULL
+        );
+        CREATE INDEX signed_certificates_charger ON signed_certificates (charger_id, id);
         """,
     ),
 ]

@@ -56,6 +56,8 @@ def config_sections(tmp_path: Path, **sections: Mapping[str, Any]) -> dict[str, 
             "port": 0,
             "allow_private_partner_urls": True,
         },
+        # Background list syncs add calls every charger sees; on only in tests about them.
+        "local_lists": {"enabled": False},
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
