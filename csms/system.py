@@ -66,6 +66,7 @@ from csms.ocpi.cpo import (
 from csms.ocpi.dashboard import StoreRoamingView
 from csms.ocpi.local_list_tokens import StoreRoamingCards
 from csms.ocpi.location_routes import location_routes
+from csms.ocpi.locations import unmapped_connectors
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
@@ -225,6 +226,11 @@ async def compose(
             roaming_cards = StoreRoamingCards(runtime.store, config)
             roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules(cpo, commands)])
             sources.outbox, sources.syncs = cpo.outbox, runtime.store.token_syncs
+
+            async def unmapped_count() -> int:
+                return len(await unmapped_connectors(db))
+
+            sources.unmapped = unmapped_count
             readiness.ocpi_serving = lambda: runtime.serving
             catalog = CatalogAdmin(db, cpo.locations, cpo.worker.notify)
             routes += [

@@ -25,7 +25,7 @@ Names follow the Prometheus conventions: ``csms_`` prefix, ``_total`` for counte
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -217,6 +217,8 @@ class ScrapeSources:
     connected: Callable[[], int]
     outbox: OutboxBacklog | None = None
     syncs: SyncRuns | None = None
+    # Connectors chargers report that no EVSE maps: roaming charges there wait (held).
+    unmapped: Callable[[], Awaitable[int]] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     async def read(self) -> list[Metric]:
@@ -230,6 +232,15 @@ class ScrapeSources:
         )
         if self.outbox is not None:
             out += _outbox_families(await self.outbox.backlog(), self.clock())
+        if self.unmapped is not None:
+            out.append(
+                GaugeMetricFamily(
+                    "csms_ocpi_unmapped_connectors",
+                    "Connectors chargers reported that no EVSE maps (roaming charges there "
+                    "wait for a location)",
+                    value=await self.unmapped(),
+                )
+            )
         if self.syncs is not None:
             runs = CounterMetricFamily(
                 "csms_ocpi_token_sync_runs",
