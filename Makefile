@@ -25,9 +25,11 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
-# The property-based fuzz tests (tests/fuzz) with many more examples than `make test` runs.
+# The property-based fuzz tests (OCPP: tests/fuzz; OCPI: tests/e2e/roaming/test_ocpi_fuzz.py)
+# with many more examples than `make test` runs.
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q tests/fuzz -o timeout=1800
+	HYPOTHESIS_PROFILE=fuzz OCPI_FUZZ_EXAMPLES=2000 $(BIN)/pytest -q tests/fuzz \
+		tests/e2e/roaming/test_ocpi_fuzz.py -o timeout=1800
 
 # make bench BASELINE=REV: the Authorize benchmark also measures REV's CSMS side by side.
 bench: $(STAMP)

@@ -87,12 +87,25 @@ class StoreConfig:
 class AdminConfig:
     host: str = "127.0.0.1"
     port: int = 9100
-    token: str = "change-me-admin-token"
+    # Empty: ``csms serve`` generates a random token on first start and keeps it in
+    # ``admin.token_file`` (see csms/admin/token_file.py); the CLI reads it from there.
+    token: str = ""
+    token_file: str = ""  # empty: admin-token beside store.path
     # Dashboard logins: how long one lasts, and whether its cookie is marked Secure
     # (browsers keep Secure cookies from http://localhost / 127.0.0.1 too; set false only
     # to use the dashboard over plain HTTP from another host on a trusted network).
     session_ttl_s: float = 28800.0
     session_cookie_secure: bool = True
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``GET /metrics`` on the admin port (Prometheus text format)."""
+
+    enabled: bool = True
+    # Bearer token for scrapers. Empty: open when the admin API listens on loopback only,
+    # else the admin token is required (never an open /metrics on a public address).
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,8 @@ class OcpiConfig:
     token_sync_interval_s: float = 86400.0
     token_sync_page_size: int = 1000
     page_limit: int = 1000
+    # Partner URLs on loopback/private addresses (one-machine setups); off in production.
+    allow_private_partner_urls: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,7 @@ class OcpiCpoConfig:
     currency: str = "EUR"
     session_update_interval_s: float = 60.0
     command_timeout_s: int = 60
+    reservation_check_interval_s: float = 5.0
     outbox_retry_initial_s: float = 2.0
     outbox_retry_max_s: float = 600.0
     outbox_max_attempts: int = 100
@@ -189,6 +205,7 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     ocpi: OcpiConfig = field(default_factory=OcpiConfig)
     ocpi_cpo: OcpiCpoConfig = field(default_factory=OcpiCpoConfig)
     authz: AuthzConfig = field(default_factory=AuthzConfig)
@@ -323,8 +340,10 @@ def _validate(cfg: Config) -> None:
     if bool(cfg.server.tls_cert) != bool(cfg.server.tls_key):
         raise ConfigError("server.tls_key", "tls_cert and tls_key must be set together")
     _validate_security_profile(cfg)
-    if not cfg.admin.token or cfg.admin.token.isspace():
-        raise ConfigError("admin.token", "must not be empty")
+    if cfg.admin.token and cfg.admin.token.strip() != cfg.admin.token:
+        raise ConfigError("admin.token", "must not start or end with whitespace")
+    if cfg.metrics.token and cfg.metrics.token.strip() != cfg.metrics.token:
+        raise ConfigError("metrics.token", "must not start or end with whitespace")
     limit = deadline_ceiling(cfg.authz.charger_authorize_timeout_s)
     deadlines: list[tuple[str, float]] = [
         ("authz.authorize_deadline_s", cfg.authz.authorize_deadline_s)
@@ -353,6 +372,7 @@ def _validate(cfg: Config) -> None:
     cpo = cfg.ocpi_cpo
     positive("ocpi_cpo.session_update_interval_s", cpo.session_update_interval_s)
     positive("ocpi_cpo.command_timeout_s", cpo.command_timeout_s)
+    positive("ocpi_cpo.reservation_check_interval_s", cpo.reservation_check_interval_s)
     positive("ocpi_cpo.outbox_retry_initial_s", cpo.outbox_retry_initial_s)
     positive("ocpi_cpo.outbox_max_attempts", cpo.outbox_max_attempts)
     positive("ocpi_cpo.outbox_poll_interval_s", cpo.outbox_poll_interval_s)
@@ -377,6 +397,18 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("ocpi.country_code", "must be 2 characters (ISO 3166-1 alpha-2)")
     if not 1 <= len(cfg.ocpi.party_id) <= 3:
         raise ConfigError("ocpi.party_id", "must be 1 to 3 characters")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _validate_security_profile(cfg: Config) -> None:

@@ -40,6 +40,7 @@ from csms.ocpp16.datatransfer import VendorHandler, VendorRegistry
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.handlers import Handlers
+from csms.ocpp16.observer import NO_OBSERVER, MessageObserver
 from csms.ocpp16.security import SecurityHandlers, signing_ca_from
 from csms.ocpp16.security_tls import presented_by, profile_refusal, tls_context
 from csms.ocpp16.throttle import AuthThrottle, ThrottleLimits
@@ -101,6 +102,11 @@ class OcppServer:
         :class:`csms.ocpp16.connection.Faults`), never a charger's bad input."""
         return self.faults.internal_errors
 
+    @property
+    def serving(self) -> bool:
+        """Whether the listener accepts connections (readiness)."""
+        return self._server.is_serving()
+
     def register_vendor(
         self, vendor_id: str, handler: VendorHandler, message_id: str | None = None
     ) -> None:
@@ -127,9 +133,11 @@ class _Endpoint:
         handlers: Handlers,
         gateway: ChargerGateway,
         passwords: PasswordChecker,
+        observer: MessageObserver = NO_OBSERVER,
     ):
         self.config = config
         self.passwords = passwords
+        self.observer = observer
         sec = config.security
         self.throttle = AuthThrottle(
             ThrottleLimits(
@@ -278,6 +286,7 @@ class _Endpoint:
             ws.csms_registration,  # type: ignore[attr-defined]
             self.faults,
             self.config.server.max_calls_in_flight,
+            self.observer,
         )
         if isinstance(ws, DirectTextConnection):
             ws.turn_budget = self.config.server.read_budget_bytes
@@ -315,6 +324,7 @@ async def start_ocpp_server(
     vendors: VendorRegistry | None = None,
     gateway: ChargerGateway | None = None,
     passwords: PasswordChecker | None = None,
+    observer: MessageObserver = NO_OBSERVER,
 ) -> OcppServer:
     """Bind and serve; returns once listening. ``config.server.port`` may be 0.
 
@@ -326,7 +336,7 @@ async def start_ocpp_server(
     vendors = vendors or VendorRegistry()
     gateway = gateway or ChargerGateway(config.server.call_timeout_s)
     handlers = Handlers(config, db, authorizer, events or NoEvents(), vendors)
-    endpoint = _Endpoint(config, db, handlers, gateway, passwords)
+    endpoint = _Endpoint(config, db, handlers, gateway, passwords, observer)
     SecurityHandlers(db, gateway, signing_ca_from(config), endpoint.background).install(handlers)
     s = config.server
     server = await serve(

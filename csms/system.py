@@ -17,7 +17,11 @@ Build order (:func:`compose`, nothing listens yet):
 5. the Local Authorization List manager (own cards, and with roaming the eMSP tokens
    through :class:`csms.ocpi.local_list_tokens.StoreRoamingCards`), and with roaming
    the offline-start seam in front of the authorizer;
-6. the admin API's context and routes.
+6. the admin API's context and routes; the metrics (one registry per system) and their
+   observers handed to the OCPP server, the decision log, the OCPI client and the store.
+
+With ``admin.token`` empty, the generated token of ``admin.token_file`` is read (or made
+on first start): :mod:`csms.admin.token_file`.
 
 Start order (:meth:`System.start`): the OCPP server, the local list manager, then OCPI
 (outbox worker, OCPI server, token sync), then the admin API. :meth:`System.stop` closes everything in the
@@ -36,6 +40,7 @@ from aiohttp import web
 from csms import logs
 from csms.admin.app import start_admin_api
 from csms.admin.context import AdminContext
+from csms.admin.token_file import TokenSource, ensure_admin_token
 from csms.authorization import Authorization, build_local_authorization
 from csms.authz.own_cards import HeldOwnCards
 from csms.authz.ports import Authorizer
@@ -44,6 +49,9 @@ from csms.locallist.admin_routes import local_list_routes
 from csms.locallist.attribution import ListedOfflineStarts
 from csms.locallist.manager import FollowOwnCards, LocalListManager
 from csms.locallist.ports import RoamingCards
+from csms.observability.exposure import exposure_warnings
+from csms.observability.metrics import Metrics, ScrapeSources
+from csms.observability.routes import Readiness, observability_routes
 from csms.ocpi.admin_routes import admin_routes as cpo_admin_routes
 from csms.ocpi.authorization import build_roaming_authorization
 from csms.ocpi.catalog_admin import CatalogAdmin
@@ -58,9 +66,11 @@ from csms.ocpi.cpo import (
 from csms.ocpi.dashboard import StoreRoamingView
 from csms.ocpi.local_list_tokens import StoreRoamingCards
 from csms.ocpi.location_routes import location_routes
+from csms.ocpi.locations import unmapped_connectors
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
+from csms.ocpp16.observer import NO_OBSERVER
 from csms.server import OcppServer, start_ocpp_server
 from csms.store.db import Database
 from csms.store.id_tags import IdTagRepo
@@ -94,11 +104,14 @@ class System:
     roaming: Roaming | None
     admin: AdminContext
     admin_routes: list[web.AbstractRouteDef]
+    metrics: Metrics | None = None
+    admin_token: TokenSource = field(default_factory=lambda: TokenSource("config"))
     local_lists: LocalListManager | None = None
     ocpp: OcppServer | None = None
     ocpp_port: int = 0
     admin_port: int = 0
     ocpi_port: int | None = None
+    admin_app: web.Application | None = None  # the running admin app (its router, for tests)
     _exit: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _stopped: bool = False
 
@@ -117,6 +130,7 @@ class System:
             self.authorization.authorizer,
             events=self.events,
             gateway=self.gateway,
+            observer=self.metrics or NO_OBSERVER,
         )
         self._exit.push_async_callback(self.ocpp.close)
         self.ocpp_port = int(self.ocpp.port)
@@ -128,10 +142,14 @@ class System:
             roaming.cpo.worker.start()
             self._exit.push_async_callback(roaming.cpo.worker.stop)
             self._exit.push_async_callback(roaming.commands.close)
+            roaming.commands.start()  # reservation expiry checks
             self.ocpi_port = await roaming.runtime.serve(roaming.modules)
             roaming.runtime.sync.start()
         runner, self.admin_port = await start_admin_api(self.admin, self.admin_routes)
         self._exit.push_async_callback(runner.cleanup)
+        self.admin_app = runner.app
+        for key, message in exposure_warnings(self.config):
+            log.warning("listener_without_tls", key=key, message=message)
         log.info(
             "listening",
             ocpp_port=self.ocpp_port,
@@ -160,6 +178,8 @@ async def compose(
     ``authorizer`` replaces the decision the OCPP server asks (tests of the seam);
     ``extra_admin_routes`` are mounted behind the admin API's auth.
     """
+    config, token_source = ensure_admin_token(config)
+    metrics = Metrics() if config.metrics.enabled else None
     exit_stack = contextlib.AsyncExitStack()
     try:
         db = await Database.open(config.store.path)
@@ -167,6 +187,8 @@ async def compose(
         gateway = ChargerGateway(config.server.call_timeout_s)
         authorization = build_local_authorization(config, db)
         exit_stack.push_async_callback(authorization.decisions.close)
+        sources = ScrapeSources(connected=lambda: len(gateway.all()))
+        readiness = Readiness(db, ocpp_serving=lambda: False)
         events: ChargerEvents = NoEvents()
         roaming: Roaming | None = None
         catalog: CatalogAdmin | None = None
@@ -174,7 +196,7 @@ async def compose(
         routes: list[web.AbstractRouteDef] = []
         roaming_cards: RoamingCards | None = None
         if config.ocpi.enabled:
-            runtime = await build_runtime(config, db)
+            runtime = await build_runtime(config, db, observer=metrics)
             exit_stack.push_async_callback(runtime.stop)
             cpo = await build_cpo(config, db, runtime.store, runtime.client)
             authorization = await build_roaming_authorization(
@@ -194,12 +216,22 @@ async def compose(
                 gateway=gateway,
                 preauthorizer=authorization.service,
                 timeout_s=config.ocpi_cpo.command_timeout_s,
+                reservations=cpo.reservations,
+                notify=cpo.worker.notify,
+                expiry_check_s=config.ocpi_cpo.reservation_check_interval_s,
             )
             runtime.ctx.on_registered.append(partial(push_all_tariffs, db, cpo))
             runtime.ctx.on_registered.append(partial(push_all_locations, db, cpo))
             events = cpo.events
             roaming_cards = StoreRoamingCards(runtime.store, config)
             roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules(cpo, commands)])
+            sources.outbox, sources.syncs = cpo.outbox, runtime.store.token_syncs
+
+            async def unmapped_count() -> int:
+                return len(await unmapped_connectors(db))
+
+            sources.unmapped = unmapped_count
+            readiness.ocpi_serving = lambda: runtime.serving
             catalog = CatalogAdmin(db, cpo.locations, cpo.worker.notify)
             routes += [
                 *runtime.admin_routes,
@@ -230,11 +262,16 @@ async def compose(
             sites=catalog,
             roaming_view=roaming_view,
         )
+        if metrics is not None:
+            db.write_observer = metrics.store_wrote
+            gateway.observer = metrics.call_sent
+            authorization.decisions.observers.append(metrics.decided)
+        routes += observability_routes(config, metrics, sources, readiness)
         routes += list(extra_admin_routes)
     except BaseException:
         await exit_stack.aclose()
         raise
-    return System(
+    system = System(
         config=config,
         db=db,
         gateway=gateway,
@@ -243,9 +280,13 @@ async def compose(
         roaming=roaming,
         admin=admin,
         admin_routes=routes,
+        metrics=metrics,
+        admin_token=token_source,
         local_lists=local_lists,
         _exit=exit_stack,
     )
+    readiness.ocpp_serving = lambda: system.ocpp is not None and system.ocpp.serving
+    return system
 
 
 @contextlib.asynccontextmanager

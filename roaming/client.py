@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -29,16 +30,24 @@ import orjson
 from roaming import auth
 from roaming.answers import OcpiResponse, read_answer
 from roaming.envelope import StatusCode
-from roaming.errors import ErrorKind, InvalidResponse, PartnerNotCallable, PartnerUnreachable
+from roaming.errors import (
+    ErrorKind,
+    InvalidResponse,
+    PartnerNotCallable,
+    PartnerUnreachable,
+    RoamingError,
+)
 from roaming.models.authorization import AuthorizationInfo, LocationReferences
 from roaming.models.credentials import Credentials
 from roaming.models.enums import InterfaceRole, ModuleID
 from roaming.models.fields import ValidationError
 from roaming.models.tokens import Token
 from roaming.models.versions import Version, VersionDetails
+from roaming.observer import CallObserver, NoCallObserver
 from roaming.transport import Call, Transport
 from roaming.transport_aiohttp import AiohttpTransport, SessionFactory
 from roaming.transport_http11 import Http11Transport
+from roaming.urlcheck import UrlPolicy
 
 
 class CallTarget(Protocol):
@@ -143,14 +152,21 @@ class OcpiClient:
         from_country_code: str | None = None,
         from_party_id: str | None = None,
         lean_authorize: bool | None = None,
+        observer: CallObserver | None = None,
+        allow_private_urls: bool = False,
     ) -> None:
         self.timeout_s = timeout_s
+        self.observer: CallObserver = observer or NoCallObserver()
         self.limit = connection_limit_per_partner
-        self._general = AiohttpTransport(self.limit, session_factory)
+        # Every URL we call came from a partner: checked by both stacks (roaming.urlcheck).
+        self.url_policy = UrlPolicy(allow_private=allow_private_urls)
+        self._general = AiohttpTransport(self.limit, session_factory, self.url_policy)
         # Real-time authorize over the lean stack; a caller that injects its own aiohttp
         # session factory gets aiohttp for every call, authorize included.
         if session_factory is None if lean_authorize is None else lean_authorize:
-            self._lean: Http11Transport | None = Http11Transport(self.limit, self._general)
+            self._lean: Http11Transport | None = Http11Transport(
+                self.limit, self._general, self.url_policy
+            )
         else:
             self._lean = None
         self._auth_values: dict[tuple[str, str], str] = {}
@@ -222,17 +238,31 @@ class OcpiClient:
         call = Call(method, target.key, url, headers, data, params)
         transport: Transport = self._lean if lean and self._lean is not None else self._general
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        started = time.monotonic()
+        outcome = "ok"
         try:
-            async with asyncio.timeout(timeout):
-                answer = await transport.send(call)
-        except TimeoutError:
-            raise PartnerUnreachable(
-                f"{method} timed out after {timeout:g} s",
-                kind=ErrorKind.TIMEOUT,
-                partner=target.key,
-                url=url,
-            ) from None
-        return read_answer(call, answer, allow_statuses)
+            try:
+                async with asyncio.timeout(timeout):
+                    answer = await transport.send(call)
+            except TimeoutError:
+                raise PartnerUnreachable(
+                    f"{method} timed out after {timeout:g} s",
+                    kind=ErrorKind.TIMEOUT,
+                    partner=target.key,
+                    url=url,
+                ) from None
+            return read_answer(call, answer, allow_statuses)
+        except RoamingError as exc:
+            outcome = exc.kind.value
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            self.observer.call_finished(target.key, method, outcome, time.monotonic() - started)
 
     async def get(self, target: CallTarget, url: str, **kw: Any) -> OcpiResponse:
         return await self.request("GET", target, url, **kw)

@@ -8,6 +8,7 @@ and client instances; :class:`RoamingRuntime` is the single place they are made.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -20,6 +21,7 @@ from roaming.admin import admin_routes
 from roaming.app import create_ocpi_app
 from roaming.client import OcpiClient
 from roaming.context import OcpiModule, RoamingContext
+from roaming.observer import CallObserver
 from roaming.settings import RoamingSettings
 from roaming.store import RoamingStore, TokenStore
 from roaming.store import schema as roaming_schema
@@ -32,6 +34,32 @@ def settings_from_config(config: Config) -> RoamingSettings:
     """Roaming's settings are the ``[ocpi]`` keys of the same names."""
     o = config.ocpi
     return RoamingSettings(**{f.name: getattr(o, f.name) for f in fields(RoamingSettings)})
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_private_partner_urls(config: Config) -> bool:
+    """Warn when partner URLs on private addresses are allowed while OCPI listens beyond
+    this machine: a setting for one-machine setups, a risk on a reachable server (a
+    partner could make us call internal services). Returns whether it warned."""
+    o = config.ocpi
+    if not o.allow_private_partner_urls or _is_loopback(o.host):
+        return False
+    log.warning(
+        "ocpi.private_partner_urls_allowed",
+        host=o.host,
+        hint="ocpi.allow_private_partner_urls is on while OCPI listens on a non-loopback "
+        "address: partners may make us call loopback/private addresses; turn it off in "
+        "production",
+    )
+    return True
 
 
 @dataclass
@@ -78,6 +106,7 @@ class RoamingRuntime:
             self.ctx.settings = dataclasses.replace(
                 self.ctx.settings, public_base_url=f"http://{host}:{port}"
             )
+        warn_private_partner_urls(self.config)
         log.info(
             "ocpi.listening",
             port=port,
@@ -85,6 +114,11 @@ class RoamingRuntime:
             modules=[str(m.identifier) for m in modules],
         )
         return port
+
+    @property
+    def serving(self) -> bool:
+        """Whether the OCPI HTTP server is up (readiness)."""
+        return self._runner is not None and not self._stopped
 
     async def stop(self) -> None:
         if self._stopped:
@@ -97,7 +131,10 @@ class RoamingRuntime:
         await self.ctx.client.close()
 
 
-async def build_runtime(config: Config, db: Database) -> RoamingRuntime:
+async def build_runtime(
+    config: Config, db: Database, observer: CallObserver | None = None
+) -> RoamingRuntime:
+    """``observer`` is told every outgoing OCPI call (metrics)."""
     settings = settings_from_config(config)
     await roaming_schema.migrate(db)  # roaming's tables, right after the CSMS's own
     store = RoamingStore(db)
@@ -107,6 +144,8 @@ async def build_runtime(config: Config, db: Database) -> RoamingRuntime:
         connection_limit_per_partner=settings.connection_limit_per_partner,
         from_country_code=settings.country_code,
         from_party_id=settings.party_id,
+        observer=observer,
+        allow_private_urls=settings.allow_private_partner_urls,
     )
     ctx = RoamingContext(settings=settings, store=store, client=client)
     sync = TokenSync(ctx)

@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csms.ocpp16 import errors, framing, schemas
 from csms.ocpp16.actions import ALL_OCPP16, CHARGER_INITIATED, SLOW
+from csms.ocpp16.observer import NO_OBSERVER, MessageObserver
 from csms.ocpp16.payloads import unstorable_integers
 from csms.ocpp16.wire import HOLD, DirectTextConnection, send_text_now
 
@@ -104,6 +105,7 @@ class ChargerConnection:
         "_faults",
         "_in_flight",
         "_max_in_flight",
+        "_observer",
         "_pending",
         "_pending_id",
         "_sending",
@@ -125,12 +127,14 @@ class ChargerConnection:
         registration_status: str,
         faults: Faults | None = None,
         max_calls_in_flight: int = DEFAULT_MAX_CALLS_IN_FLIGHT,
+        observer: MessageObserver = NO_OBSERVER,
     ) -> None:
         self.charger_id = charger_id
         self._faults = faults or Faults()
         self._max_in_flight = max(1, max_calls_in_flight)
         self._in_flight = 0
         self._slot_waiter: asyncio.Future[None] | None = None
+        self._observer = observer
         self.ws = ws
         self.info = info
         self.registration_status = registration_status
@@ -284,6 +288,7 @@ class ChargerConnection:
             "ocpp.bad_frame", code=exc.code, reason=exc.description, unique_id=exc.unique_id
         )
         if exc.reply:
+            self._observer.answered("?", exc.code)
             await self._send(framing.error(exc.unique_id, exc.code, exc.description))
         elif self._pending_id == exc.unique_id and self._pending and not self._pending.done():
             self._pending.set_exception(
@@ -348,6 +353,7 @@ class ChargerConnection:
         return errors.OcppError(errors.INTERNAL_ERROR, "internal error")
 
     def _error(self, call: framing.Call, exc: errors.OcppError) -> bytes:
+        self._observer.answered(call.action, exc.code)
         if exc.code != errors.INTERNAL_ERROR:
             log.info(
                 "ocpp.call_rejected", action=call.action, code=exc.code, reason=exc.description
@@ -363,7 +369,9 @@ class ChargerConnection:
             response = self._dispatcher.answer_now(self, call.action, call.payload)
             if response is None:
                 return None
-            return framing.result_prepared(call.unique_id, response)
+            out = framing.result_prepared(call.unique_id, response)
+            self._observer.answered(call.action, None)
+            return out
         except errors.OcppError as exc:
             return self._error(call, exc)
         except schemas.SchemaViolation as exc:  # a response the dispatcher prepared itself
@@ -377,6 +385,7 @@ class ChargerConnection:
                 self._check_request(call.action, call.payload)
             response = await self._dispatcher.handle(self, call.action, call.payload)
             out = self._result(call, response)
+            self._observer.answered(call.action, None)
         except errors.OcppError as exc:
             out = self._error(call, exc)
         except asyncio.CancelledError:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import aiosqlite
@@ -78,6 +79,9 @@ class Database(Executor):
         super().__init__(conn)
         self.path = path
         self._lock = asyncio.Lock()
+        # Told the seconds each write took (a transaction from BEGIN to COMMIT, or a lone
+        # statement), lock wait excluded; set by the composition root for metrics.
+        self.write_observer: Callable[[float], None] | None = None
 
     @classmethod
     async def open(cls, path: str) -> Database:
@@ -103,15 +107,27 @@ class Database(Executor):
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         async with self._lock:
-            return await super().execute(sql, params)
+            started = monotonic()
+            n = await super().execute(sql, params)
+            self._wrote(started)
+            return n
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self._lock:
+            started = monotonic()
             await super().executemany(sql, rows)
+            self._wrote(started)
 
     async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         async with self._lock:
-            return await super().insert(sql, params)
+            started = monotonic()
+            rowid = await super().insert(sql, params)
+            self._wrote(started)
+            return rowid
+
+    def _wrote(self, started: float) -> None:
+        if self.write_observer is not None:
+            self.write_observer(monotonic() - started)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
@@ -124,6 +140,7 @@ class Database(Executor):
         inside that transaction and every later BEGIN would fail.
         """
         async with self._lock:
+            started = monotonic()
             try:
                 await self._control("BEGIN IMMEDIATE")
             except BaseException:
@@ -138,6 +155,7 @@ class Database(Executor):
                 raise
             else:
                 await self._control("COMMIT")
+                self._wrote(started)
 
     async def _control(self, sql: str) -> None:
         """Run BEGIN/COMMIT/ROLLBACK to completion; a cancellation is re-raised after it."""

@@ -205,6 +205,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # The token uid as the eMSP spells it: OCPI CdrToken.uid must be the eMSP's
+        # spelling, while id_tag keeps the charger's (uids match case-insensitively).
+        "0010_token_spelling",
+        """
+        ALTER TABLE transactions ADD COLUMN token_uid TEXT;
+        """,
+    ),
+    (
         # Integers beyond the signed 64 bits SQLite stores, in a StopTransaction (the
         # 1.6 schemas bound none): the stop is kept all the same, the out-of-range
         # values as their exact decimal text. ``stop_records.raw_integers`` is a JSON
@@ -230,6 +238,25 @@ MIGRATIONS: list[tuple[str, str]] = [
             remote_address      TEXT
         );
         CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at);
+        """,
+    ),
+    (
+        # The admin audit trail: one row per admin write (POST/PUT/PATCH/DELETE), who did
+        # it, what, to which target and with which result. Never a request body.
+        "0013_audit_log",
+        """
+        CREATE TABLE audit_log (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            at          TEXT NOT NULL,
+            actor       TEXT NOT NULL,
+            method      TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            path        TEXT NOT NULL,
+            target      TEXT,
+            status      INTEGER NOT NULL,
+            remote      TEXT
+        );
+        CREATE INDEX audit_log_actor ON audit_log (actor, id);
         """,
     ),
     (

@@ -1,5 +1,6 @@
 """``python -m tests.bench [NAME ...] [--baseline REV]``: run the benchmarks (all, or those
-named: ``authorize``, ``ocpi_tokens``, ``flood``, ``auth_storm``, ``ocpp_fuzz``).
+named: ``authorize``, ``ocpi_tokens``, ``fuzz_ocpi``, ``flood``, ``auth_storm``,
+``ocpp_fuzz``).
 
 ``--baseline REV`` measures the Authorize benchmark's CSMS steps for a checkout of REV
 (set up under ``var/bench/baseline`` with its own venv) beside this checkout, in the same
@@ -23,6 +24,12 @@ def ocpi_tokens(args: argparse.Namespace) -> None:
     from tests.bench import bench_ocpi_tokens
 
     bench_ocpi_tokens.main()
+
+
+def fuzz_ocpi(args: argparse.Namespace) -> None:
+    from tests.bench import fuzz_ocpi
+
+    fuzz_ocpi.main()
 
 
 def flood(args: argparse.Namespace) -> None:
@@ -49,6 +56,7 @@ def ocpp_fuzz(args: argparse.Namespace) -> None:
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "authorize": authorize,
     "ocpi_tokens": ocpi_tokens,
+    "fuzz_ocpi": fuzz_ocpi,
     "flood": flood,
     "auth_storm": auth_storm,
     "ocpp_fuzz": ocpp_fuzz,
@@ -61,7 +69,7 @@ def main(argv: list[str]) -> int:
         "names",
         nargs="*",
         metavar="NAME",
-        help="authorize, ocpi_tokens, flood, auth_storm, ocpp_fuzz",
+        help="authorize, ocpi_tokens, fuzz_ocpi, flood, auth_storm, ocpp_fuzz",
     )
     parser.add_argument(
         "--baseline",

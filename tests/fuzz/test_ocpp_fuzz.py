@@ -35,21 +35,15 @@ from csms.ocpp16.actions import ALL_OCPP16, CHARGER_INITIATED
 from csms.system import System
 from tests.support.csms import ocpp_url, running_csms
 
-settings.register_profile(
-    "ci",
-    max_examples=80,
+# Examples per test by profile; set on these tests only (loading a hypothesis profile
+# would change every other property-based test in the same run).
+EXAMPLES = {"ci": 80, "fuzz": 2000}.get(os.environ.get("HYPOTHESIS_PROFILE", "ci"), 80)
+FUZZ = settings(
+    max_examples=EXAMPLES,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.register_profile(
-    "fuzz",
-    max_examples=2000,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ACTIONS = sorted(CHARGER_INITIATED)
 _SCHEMAS = importlib.resources.files("ocpp") / "v16" / "schemas"
@@ -261,6 +255,7 @@ def check_call(cp: Charger, action: str, payload: Any) -> None:
     assert cp.app.ocpp is not None and cp.app.ocpp.internal_errors == 0
 
 
+@FUZZ
 @given(hostile_call())
 def test_schema_generated_calls_with_hostile_values_are_answered(
     charger: Charger, call: tuple[str, Any]
@@ -268,6 +263,7 @@ def test_schema_generated_calls_with_hostile_values_are_answered(
     check_call(charger, *call)
 
 
+@FUZZ
 @given(wrong_call())
 def test_calls_of_any_action_with_any_payload_are_answered(
     charger: Charger, call: tuple[str, Any]
@@ -275,6 +271,7 @@ def test_calls_of_any_action_with_any_payload_are_answered(
     check_call(charger, *call)
 
 
+@FUZZ
 @given(WRONG_FRAMES)
 def test_frames_of_any_shape_never_break_the_connection(
     charger: Charger, frame: str | bytes
