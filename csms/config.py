@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from csms.store.dialects import StoreUrlError, dialect_of, sqlite_path
+
 ENV_PREFIX = "CSMS__"
 
 
@@ -55,9 +57,28 @@ class ServerConfig:
     gc_full_collect_interval_s: float = 3600.0
 
 
+DEFAULT_STORE_URL = "sqlite:///var/csms.sqlite3"
+
+
 @dataclass(frozen=True)
 class StoreConfig:
-    path: str = "var/csms.sqlite3"
+    # sqlite:///relative/file.sqlite3 (four slashes: absolute) or
+    # postgresql://user@host:5432/dbname. Empty: store.path, else DEFAULT_STORE_URL.
+    url: str = ""
+    # The SQLite file alone (older spelling of sqlite:///<path>); not with store.url.
+    path: str = ""
+    # PostgreSQL connections per node, at most (the database's max_connections must
+    # cover the sum over all nodes, plus the CLI and maintenance).
+    pool_size: int = 10
+
+    @property
+    def effective_url(self) -> str:
+        """The store this node opens."""
+        if self.url:
+            return self.url
+        if self.path:
+            return f"sqlite:///{self.path}"
+        return DEFAULT_STORE_URL
 
 
 @dataclass(frozen=True)
@@ -238,6 +259,7 @@ def _validate(cfg: Config) -> None:
     ):
         if not 0 <= port <= 65535:
             raise ConfigError(key, f"must be a TCP port 0..65535, got {port}")
+    _validate_store(cfg.store)
     positive("server.heartbeat_interval_s", cfg.server.heartbeat_interval_s)
     positive("server.call_timeout_s", cfg.server.call_timeout_s)
     positive("server.max_message_bytes", cfg.server.max_message_bytes)
@@ -297,6 +319,20 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("ocpi.country_code", "must be 2 characters (ISO 3166-1 alpha-2)")
     if not 1 <= len(cfg.ocpi.party_id) <= 3:
         raise ConfigError("ocpi.party_id", "must be 1 to 3 characters")
+
+
+def _validate_store(store: StoreConfig) -> None:
+    if store.url and store.path:
+        raise ConfigError(
+            "store.path", 'set store.url or store.path, not both (store.url = "sqlite:///<path>")'
+        )
+    try:
+        if dialect_of(store.effective_url) == "sqlite":
+            sqlite_path(store.effective_url)
+    except StoreUrlError as exc:
+        raise ConfigError("store.url", str(exc)) from None
+    if store.pool_size < 1:
+        raise ConfigError("store.pool_size", f"must be at least 1, got {store.pool_size}")
 
 
 def deadline_ceiling(charger_timeout_s: float) -> float:

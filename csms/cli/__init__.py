@@ -21,6 +21,7 @@ from csms.cli import (
     authorizations,
     calls,
     chargers,
+    db,
     locations,
     partners,
     serve,
@@ -38,6 +39,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     calls,
     authorizations,
     locations,
+    db,
 )
 
 
