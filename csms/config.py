@@ -63,9 +63,10 @@ DEFAULT_STORE_URL = "sqlite:///var/csms.sqlite3"
 @dataclass(frozen=True)
 class StoreConfig:
     # sqlite:///relative/file.sqlite3 (four slashes: absolute) or
-    # postgresql://user@host:5432/dbname. Empty: store.path, else DEFAULT_STORE_URL.
-    url: str = ""
-    # The SQLite file alone (older spelling of sqlite:///<path>); not with store.url.
+    # postgresql://user@host:5432/dbname.
+    url: str = DEFAULT_STORE_URL
+    # The SQLite file alone (older spelling of sqlite:///<path>); with it, store.url
+    # stays at its default.
     path: str = ""
     # PostgreSQL connections per node, at most (the database's max_connections must
     # cover the sum over all nodes, plus the CLI and maintenance).
@@ -74,11 +75,7 @@ class StoreConfig:
     @property
     def effective_url(self) -> str:
         """The store this node opens."""
-        if self.url:
-            return self.url
-        if self.path:
-            return f"sqlite:///{self.path}"
-        return DEFAULT_STORE_URL
+        return f"sqlite:///{self.path}" if self.path else self.url
 
 
 @dataclass(frozen=True)
@@ -322,7 +319,7 @@ def _validate(cfg: Config) -> None:
 
 
 def _validate_store(store: StoreConfig) -> None:
-    if store.url and store.path:
+    if store.path and store.url != DEFAULT_STORE_URL:
         raise ConfigError(
             "store.path", 'set store.url or store.path, not both (store.url = "sqlite:///<path>")'
         )
@@ -369,6 +366,10 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
         if not isinstance(section, dict):
             raise ConfigError(name, "must be a table")
         merged = dict(section)
+        if name == "store" and {"url", "path"} & env.get(name, {}).keys():
+            # Overriding either key names the store: the file's location is replaced.
+            merged.pop("url", None)
+            merged.pop("path", None)
         merged.update(env.get(name, {}))
         flags = {k: True for k in env.get(name, {})}
         sections[name] = _build(cls, name, merged, flags)

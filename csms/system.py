@@ -165,7 +165,7 @@ def known_migrations() -> frozenset[str]:
 async def migrate_store(config: Config) -> tuple[list[str], list[str]]:
     """``csms db migrate``: apply every pending step of both lists (the CSMS's, then
     roaming's, which ``serve`` applies only with OCPI on); returns the names applied."""
-    db = await open_store(config)
+    db = await open_store(config, migrate=False)
     try:
         applied = await schema.migrate_database(db)
         return applied, await roaming_schema.migrate(db)

@@ -241,3 +241,24 @@ async def test_the_decision_log_keeps_every_decision(db: Database) -> None:
     assert len(await authorizations.latest(db, limit=1000, charger_id="CP2")) == 40
     assert [r["status"] for r in await authorizations.latest(db, status="Invalid")] == ["Invalid"]
     assert len(await authorizations.latest(db, uid="04a1b20007")) == 1
+
+
+async def test_db_migrate_and_status_from_the_cli(store_url: str, tmp_path, capsys) -> None:
+    from csms.cli import main
+
+    config = tmp_path / "csms.toml"
+    config.write_text(f'[store]\nurl = "{store_url}"\n')
+    argv = ["db", "status", "--config", str(config)]
+    assert await asyncio.to_thread(main, argv) == 0
+    assert "pending  0001_ocpp_core" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["db", "migrate", "--config", str(config)]) == 0
+    assert "applied 0008_ocpi_outbox_in_flight" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, argv) == 0
+    assert "pending" not in capsys.readouterr().out
+
+    db = await Database.open(store_url, migrate=False)
+    await db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES ('9000_next', 't')")
+    await db.close()
+    assert await asyncio.to_thread(main, ["db", "migrate", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "newer than this release" in err and "9000_next" in err and "Traceback" not in err
