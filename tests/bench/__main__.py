@@ -1,5 +1,5 @@
 """``python -m tests.bench [NAME ...] [--baseline REV]``: run the benchmarks (all, or those
-named: ``authorize``, ``ocpi_tokens``).
+named: ``authorize``, ``ocpi_tokens``, ``store``).
 
 ``--baseline REV`` measures the Authorize benchmark's CSMS steps for a checkout of REV
 (set up under ``var/bench/baseline`` with its own venv) beside this checkout, in the same
@@ -25,18 +25,25 @@ def ocpi_tokens(args: argparse.Namespace) -> None:
     bench_ocpi_tokens.main()
 
 
+def store(args: argparse.Namespace) -> None:
+    from tests.bench import bench_store
+
+    bench_store.main()
+
+
 # Every benchmark by name, in the order a full run takes them. Each imports its module
 # when it runs, so that one benchmark's imports (the OCPI one uses the OCPI test
 # fixtures) cannot stop another from running.
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "authorize": authorize,
     "ocpi_tokens": ocpi_tokens,
+    "store": store,
 }
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="NAME", help="authorize, ocpi_tokens")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="authorize, ocpi_tokens, store")
     parser.add_argument(
         "--baseline",
         metavar="REV",
