@@ -83,6 +83,11 @@ class AdminConfig:
     host: str = "127.0.0.1"
     port: int = 9100
     token: str = "change-me-admin-token"
+    # Dashboard logins: how long one lasts, and whether its cookie is marked Secure
+    # (browsers keep Secure cookies from http://localhost / 127.0.0.1 too; set false only
+    # to use the dashboard over plain HTTP from another host on a trusted network).
+    session_ttl_s: float = 28800.0
+    session_cookie_secure: bool = True
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,18 @@ class AuthzConfig:
 
 
 @dataclass(frozen=True)
+class SecurityProfileConfig:
+    """OCPP security profile 3 (TLS client certificates) and the CA that signs chargers'
+    certificates (SignCertificate). Needs ``server.tls_cert``/``tls_key`` for the listener."""
+
+    client_ca_file: str = ""
+    client_cert_required: bool = False
+    signing_ca_cert: str = ""
+    signing_ca_key: str = ""
+    signed_cert_validity_days: int = 365
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -152,6 +169,7 @@ class Config:
     ocpi: OcpiConfig = field(default_factory=OcpiConfig)
     ocpi_cpo: OcpiCpoConfig = field(default_factory=OcpiCpoConfig)
     authz: AuthzConfig = field(default_factory=AuthzConfig)
+    security_profile: SecurityProfileConfig = field(default_factory=SecurityProfileConfig)
     log: LogConfig = field(default_factory=LogConfig)
     partners: Mapping[str, PartnerOverride] = field(default_factory=dict)
 
@@ -269,11 +287,13 @@ def _validate(cfg: Config) -> None:
     positive("authz.charger_authorize_timeout_s", cfg.authz.charger_authorize_timeout_s)
     positive("authz.id_tag_expiry_s", cfg.authz.id_tag_expiry_s)
     positive("ocpi.page_limit", cfg.ocpi.page_limit)
+    positive("admin.session_ttl_s", cfg.admin.session_ttl_s)
     positive("ocpi.token_sync_page_size", cfg.ocpi.token_sync_page_size)
     if not cfg.server.path_prefix.startswith("/"):
         raise ConfigError("server.path_prefix", "must start with '/'")
     if bool(cfg.server.tls_cert) != bool(cfg.server.tls_key):
         raise ConfigError("server.tls_key", "tls_cert and tls_key must be set together")
+    _validate_security_profile(cfg)
     if not cfg.admin.token or cfg.admin.token.isspace():
         raise ConfigError("admin.token", "must not be empty")
     limit = deadline_ceiling(cfg.authz.charger_authorize_timeout_s)
@@ -330,6 +350,37 @@ def _validate_store(store: StoreConfig) -> None:
         raise ConfigError("store.url", str(exc)) from None
     if store.pool_size < 1:
         raise ConfigError("store.pool_size", f"must be at least 1, got {store.pool_size}")
+
+
+def _validate_security_profile(cfg: Config) -> None:
+    sp = cfg.security_profile
+    if sp.client_ca_file and not cfg.server.tls_cert:
+        raise ConfigError(
+            "security_profile.client_ca_file",
+            "client certificates need TLS: set server.tls_cert and server.tls_key",
+        )
+    if sp.client_cert_required and not sp.client_ca_file:
+        raise ConfigError(
+            "security_profile.client_cert_required",
+            "needs security_profile.client_ca_file (the CA bundle charger certificates chain to)",
+        )
+    if bool(sp.signing_ca_cert) != bool(sp.signing_ca_key):
+        raise ConfigError(
+            "security_profile.signing_ca_key",
+            "signing_ca_cert and signing_ca_key must be set together",
+        )
+    for key, path in (
+        ("security_profile.client_ca_file", sp.client_ca_file),
+        ("security_profile.signing_ca_cert", sp.signing_ca_cert),
+        ("security_profile.signing_ca_key", sp.signing_ca_key),
+    ):
+        if path and not Path(path).is_file():
+            raise ConfigError(key, f"no such file: {path}")
+    if not 1 <= sp.signed_cert_validity_days <= 3650:
+        raise ConfigError(
+            "security_profile.signed_cert_validity_days",
+            f"must be 1..3650, got {sp.signed_cert_validity_days}",
+        )
 
 
 def deadline_ceiling(charger_timeout_s: float) -> float:

@@ -4,7 +4,9 @@ Everything that can be refused is refused at the HTTP handshake with a status an
 plain-text reason, before any OCPP traffic: a bad path (404), an invalid id (400), a
 client not offering subprotocol ``ocpp1.6`` (400), an unknown id under policy
 ``reject`` (404), missing or wrong HTTP Basic credentials for a charger that has a
-password (401 + ``WWW-Authenticate: Basic``). A second connection for the same id
+password (401 + ``WWW-Authenticate: Basic``), a connection that does not fit the
+charger's security profile (403: a client certificate naming another charger, profile 3
+without a client certificate, profile 2 or 3 without TLS). A second connection for the same id
 replaces the first, which is closed; there are never two live sessions for one id.
 """
 
@@ -13,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import ssl
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import unquote
@@ -28,11 +29,14 @@ from csms import logs
 from csms.authz.ports import Authorizer
 from csms.config import Config
 from csms.datetimes import now_millis
+from csms.domain.chargers import HandshakeFacts
 from csms.ocpp16.connection import ChargerConnection, ConnectionInfo
 from csms.ocpp16.datatransfer import VendorHandler, VendorRegistry
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.handlers import Handlers
+from csms.ocpp16.security import SecurityHandlers, signing_ca_from
+from csms.ocpp16.security_tls import presented_by, profile_refusal, tls_context
 from csms.ocpp16.wire import DirectTextConnection
 from csms.store.charger_writes import AuthFactsReader, ChargerWrites
 from csms.store.chargers import ChargerRepo, charger_id_problem
@@ -151,9 +155,12 @@ class _Endpoint:
             status = "Accepted" if policy == "accept" else "Pending"
             await self.chargers.auto_register(charger_id, status)
             log.info("ocpp.auto_registered", charge_point_id=charger_id, status=status)
-            facts = (status, None)
-        registration, pw_hash = facts
-        if pw_hash is not None:
+            facts = HandshakeFacts(status, None)
+        refusal = self._certificate_refusal(ws, charger_id, facts.security_profile)
+        if refusal is not None:
+            return refusal
+        registration, pw_hash = facts.registration_status, facts.password_hash
+        if pw_hash is not None and facts.security_profile != 3:
             creds = _basic_credentials(request.headers)
             ok = (
                 creds is not None
@@ -172,6 +179,17 @@ class _Endpoint:
         ws.csms_charger_id = charger_id  # type: ignore[attr-defined]
         ws.csms_registration = registration  # type: ignore[attr-defined]
         return None
+
+    def _certificate_refusal(
+        self, ws: ServerConnection, charger_id: str, profile: int | None
+    ) -> Response | None:
+        """403 unless the connection fits the charger's security profile (see
+        :mod:`csms.ocpp16.security_tls`): a presented client certificate names this
+        charger, profile 3 presented one, profiles 2 and 3 came over TLS."""
+        reason = profile_refusal(charger_id, profile, presented_by(ws.transport))
+        if reason is None:
+            return None
+        return self._refuse(ws, HTTPStatus.FORBIDDEN, reason, charger_id)
 
     async def handler(self, ws: ServerConnection) -> None:
         charger_id: str = ws.csms_charger_id  # type: ignore[attr-defined]
@@ -217,14 +235,6 @@ class _Endpoint:
                     log.exception("ocpp.mark_disconnected_failed")
 
 
-def _tls_context(config: Config) -> ssl.SSLContext | None:
-    if not config.server.tls_cert:
-        return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(config.server.tls_cert, config.server.tls_key)
-    return ctx
-
-
 async def start_ocpp_server(
     config: Config,
     db: Database,
@@ -242,6 +252,7 @@ async def start_ocpp_server(
     gateway = gateway or ChargerGateway(config.server.call_timeout_s)
     handlers = Handlers(config, db, authorizer, events or NoEvents(), vendors)
     endpoint = _Endpoint(config, db, handlers, gateway)
+    SecurityHandlers(db, gateway, signing_ca_from(config), endpoint.background).install(handlers)
     s = config.server
     server = await serve(
         endpoint.handler,
@@ -252,7 +263,7 @@ async def start_ocpp_server(
         max_size=s.max_message_bytes,
         ping_interval=s.ping_interval_s or None,
         compression=None,
-        ssl=_tls_context(config),
+        ssl=tls_context(config),
         backlog=s.listen_backlog,
         create_connection=DirectTextConnection,
     )

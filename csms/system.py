@@ -49,6 +49,7 @@ from csms.ocpi.cpo import (
     push_all_locations,
     push_all_tariffs,
 )
+from csms.ocpi.dashboard import StoreRoamingView
 from csms.ocpi.location_routes import location_routes
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
@@ -209,6 +210,7 @@ async def compose(
         events: ChargerEvents = NoEvents()
         roaming: Roaming | None = None
         catalog: CatalogAdmin | None = None
+        roaming_view: StoreRoamingView | None = None
         routes: list[web.AbstractRouteDef] = []
         if config.ocpi.enabled:
             runtime = await build_runtime(config, db)
@@ -243,6 +245,7 @@ async def compose(
                 *location_routes(catalog),
                 *cpo_admin_routes(cpo.locations, cpo.outbox, cpo.worker, config, db),
             ]
+            roaming_view = StoreRoamingView(db, runtime.store, cpo.outbox)
         if authorizer is not None:
             authorization.authorizer = authorizer
         admin = AdminContext(
@@ -252,6 +255,7 @@ async def compose(
             decisions=authorization.decisions,
             own_cards=authorization.service,
             sites=catalog,
+            roaming_view=roaming_view,
         )
         routes += list(extra_admin_routes)
     except BaseException:

@@ -19,6 +19,7 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from roaming.costing import Tariff
 from roaming.models import ValidationError, norm
@@ -278,6 +279,7 @@ def parse_catalog(
         parse_location(t, f"locations[{i}]", tariff_ids) for i, t in enumerate(raw_locs)
     )
     check_unique(locations)
+    _check_local_times(locations, tariffs)
     return Catalog(locations=locations, tariffs=tariffs)
 
 
@@ -305,3 +307,30 @@ def check_unique(locations: Iterable[LocationSpec], path: str = "locations") -> 
                     f"{seen_connectors[mapped]!r}",
                 )
             seen_connectors[mapped] = evse.uid
+
+
+def _check_local_times(locations: tuple[LocationSpec, ...], tariffs: tuple[Tariff, ...]) -> None:
+    """A tariff priced by local time (time of day, date, weekday) needs the Location's
+    time zone to be a real IANA zone, or its prices would switch at the wrong hour."""
+    local = {
+        norm(t.id)
+        for t in tariffs
+        if any(r.start_time or r.end_time or r.start_date or r.end_date or r.day_of_week
+               for r in t.restrictions())
+    }  # fmt: skip
+    for i, loc in enumerate(locations):
+        uses = {
+            norm(tid)
+            for evse in loc.evses
+            for conn in evse.body["connectors"]
+            for tid in conn.get("tariff_ids", [])
+        }
+        if not uses & local:
+            continue
+        try:
+            ZoneInfo(loc.body["time_zone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(
+                f"locations[{i}].time_zone",
+                "must be an IANA time zone like Europe/Amsterdam (its tariffs use local time)",
+            ) from None

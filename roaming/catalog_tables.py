@@ -14,7 +14,7 @@ from typing import Any
 
 import tomli_w
 
-from roaming.models import ValidationError
+from roaming.tariffs import tariff_from_json, toml_table
 
 _LOCATION_ORDER = (
     "id", "name", "publish", "address", "city", "postal_code", "state", "country",
@@ -24,12 +24,6 @@ _CONNECTOR_KEYS = (
     "standard", "format", "power_type", "max_voltage", "max_amperage", "max_electric_power",
     "tariff_ids", "terms_and_conditions",
 )  # fmt: skip
-_PRICE_KEYS = {
-    "FLAT": "flat_price",
-    "ENERGY": "energy_price",
-    "TIME": "time_price",
-    "PARKING_TIME": "parking_price",
-}
 
 
 def location_table(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,27 +60,9 @@ def evse_table(
 
 
 def tariff_table(tariff: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``[[tariffs]]`` table of a stored tariff in the simple shape (one element, no
-    restrictions, each price type at most once, one VAT rate). ValidationError otherwise."""
-    tid = str(tariff.get("id"))
-    elements = tariff.get("elements") or []
-    problem = ValidationError(f"tariffs.{tid}", "not in the simple [[tariffs]] shape")
-    if len(elements) != 1 or set(elements[0]) - {"price_components"}:
-        raise problem
-    out: dict[str, Any] = {"id": tid, "currency": tariff["currency"]}
-    vats = set()
-    for comp in elements[0]["price_components"]:
-        key = _PRICE_KEYS.get(comp.get("type"))
-        if key is None or key in out or comp.get("step_size", 1) != 1:
-            raise problem
-        out[key] = comp["price"]
-        vats.add(comp.get("vat"))
-    if len(vats) > 1:
-        raise problem
-    vat = vats.pop() if vats else None
-    if vat is not None:
-        out["vat"] = vat
-    return out
+    """The ``[[tariffs]]`` table of a stored tariff (elements with restrictions included);
+    ValidationError when it uses what the file cannot say (step sizes, price bounds...)."""
+    return toml_table(tariff_from_json(dict(tariff)))
 
 
 def merge(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

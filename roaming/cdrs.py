@@ -6,6 +6,10 @@ outbox GETs it back or treats "already exists" as delivered). The row is written
 :mod:`roaming.store.cdrs`) in the same transaction as the StopTransaction, so GET
 ``/cdrs`` serves it even while the push is still waiting in the outbox.
 
+Periods and prices come from :mod:`roaming.costing`: a period starts at the real start
+instant, PARKING_TIME is only time the EV was connected and not drawing energy, and a new
+period begins wherever a tariff restriction changes the price.
+
 CdrLocation is the location as it was at session start (the Session keeps a snapshot of
 its EVSE, :mod:`roaming.sessions`), with ``address``/``city`` cut to the 45 characters
 CdrLocation allows (Location allows 255). Nothing is made up: a CDR is only built once
@@ -88,8 +92,8 @@ def build_cdr(
     cdr["charging_periods"] = [p.to_json(tariff_id, format_datetime) for p in totals.periods]
     if breakdown is not None:
         cdr.update(breakdown.to_cdr_fields())
-    else:
-        cdr["total_cost"] = {"excl_vat": 0, "incl_vat": 0}
+    # else: no tariff applies, so no total_cost: OCPI requires one, but 0 would say "free"
+    # and any other number would be made up (docs/ocpi-modules.md, "CDRs without a tariff").
     cdr["total_energy"] = float(totals.total_energy_kwh)
     cdr["total_time"] = float(totals.total_hours)
     cdr["total_parking_time"] = float(totals.parking_hours)

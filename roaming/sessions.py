@@ -34,16 +34,16 @@ from aiohttp import web
 
 from roaming import cdrs, outbox
 from roaming.context import OcpiModule, partner_of
-from roaming.costing import Reading, build_periods, cost_session
+from roaming.costing import Reading, Sample, SessionFacts, build_periods, cost_session
 from roaming.models import InterfaceRole, ModuleID, format_datetime, parse_datetime
 from roaming.pagination import PageParams, add_sender_list
 from roaming.ports import SqlDatabase, SqlExecutor
+from roaming.pricing_inputs import tariff_of, zone_of
 from roaming.session_waiting import WaitingSessions, waiting_reason
 from roaming.store import cdrs as cdr_rows
 from roaming.store.locations import EvseRef, LocationStore
 from roaming.store.outbox import parse_stamp
 from roaming.store.sessions import SessionStore
-from roaming.tariffs import tariff_from_json
 
 log = structlog.get_logger("roaming.sessions")
 
@@ -85,27 +85,50 @@ class SessionStart:
 
 @dataclass(frozen=True, slots=True)
 class SessionStop:
+    """What the charger reported about a finished charge (charger timestamps, aware UTC,
+    sub-second precision kept). ``start``: the charger's start instant when known (the
+    stored Session start is whole seconds); ``suspended``: intervals its status said the
+    EV was connected and not drawing energy; ``power`` in W, ``current`` in A."""
+
     transaction_id: int
     end: datetime
     meter_stop_wh: float
     readings: Sequence[Reading]
+    start: datetime | None = None
+    power: Sequence[Sample] = ()
+    current: Sequence[Sample] = ()
+    suspended: Sequence[tuple[datetime, datetime]] = ()
+    status_reports: Sequence[datetime] = ()
 
     def to_json(self) -> dict[str, Any]:
-        """Kept with a Session that waits for a location, to build its CDR later."""
+        """Kept with a Session that waits for a location, to build its CDR later (every
+        costing fact, so the late CDR is priced exactly as a timely one)."""
         return {
             "transaction_id": self.transaction_id,
             "end": self.end.isoformat(),
             "meter_stop_wh": self.meter_stop_wh,
             "readings": [[r.timestamp.isoformat(), r.energy_wh] for r in self.readings],
+            "start": self.start.isoformat() if self.start is not None else None,
+            "power": [[p.timestamp.isoformat(), p.value] for p in self.power],
+            "current": [[c.timestamp.isoformat(), c.value] for c in self.current],
+            "suspended": [[a.isoformat(), b.isoformat()] for a, b in self.suspended],
+            "status_reports": [t.isoformat() for t in self.status_reports],
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SessionStop:
+        at = datetime.fromisoformat
+        start = d.get("start")
         return cls(
             transaction_id=int(d["transaction_id"]),
-            end=datetime.fromisoformat(d["end"]),
+            end=at(d["end"]),
             meter_stop_wh=float(d["meter_stop_wh"]),
-            readings=[Reading(datetime.fromisoformat(t), float(wh)) for t, wh in d["readings"]],
+            readings=[Reading(at(t), float(wh)) for t, wh in d["readings"]],
+            start=at(start) if start else None,
+            power=[Sample(at(t), float(v)) for t, v in d.get("power", [])],
+            current=[Sample(at(t), float(v)) for t, v in d.get("current", [])],
+            suspended=[(at(a), at(b)) for a, b in d.get("suspended", [])],
+            status_reports=[at(t) for t in d.get("status_reports", [])],
         )
 
 
@@ -226,6 +249,23 @@ class SessionService(WaitingSessions):
             log.info("ocpi.session_started", **fields)
         return session_id
 
+    async def keep_tariff(self, tx: SqlExecutor, transaction_id: int) -> None:
+        """Keep the tariff in force at the start with the Session: its CDR is priced with
+        the tariff the driver accepted, even if the operator changes it while the car
+        charges (OCPI: CDR data is frozen at session start). A Session waiting for a
+        location gets its tariff when it is priced."""
+        row = await self.store.by_transaction(tx, transaction_id)
+        if row is None or row["status"] == "COMPLETED":
+            return
+        body = orjson.loads(row["body"])
+        meta = body["_meta"]
+        if "tariff" in meta or not meta.get("evse"):
+            return
+        _, tariff = await self._currency_and_tariff(tx, EvseRef.from_snapshot(meta["evse"]))
+        if tariff is not None:
+            meta["tariff"] = tariff
+            await self.store.save_body(tx, row["id"], body)
+
     async def _queue_patch(
         self,
         tx: SqlExecutor,
@@ -331,31 +371,56 @@ class SessionService(WaitingSessions):
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Price and complete the Session, write its CDR row; returns (PATCH body, CDR)."""
         start = parse_datetime(body["start_date_time"])
+        if s.start is not None and format_datetime(s.start) == body["start_date_time"]:
+            start = s.start  # the same instant, with the fraction the stored form dropped
         end = max(s.end, start)
-        totals = build_periods(start, end, meta["meter_start_wh"], s.meter_stop_wh, s.readings)
-        tariff_json = None
-        if ref is not None:
+        tariff_json = meta.get("tariff")  # as it was at the start
+        if tariff_json is None:
             _, tariff_json = await self._currency_and_tariff(tx, ref)
-        breakdown = cost_session(tariff_from_json(tariff_json), totals) if tariff_json else None
+        tariff = tariff_of(tariff_json, s.transaction_id)
+        if tariff is None:
+            tariff_json = None
+        facts = SessionFacts(
+            start,
+            end,
+            meta["meter_start_wh"],
+            s.meter_stop_wh,
+            s.readings,
+            s.power,
+            s.current,
+            s.suspended,
+            s.status_reports,
+        )
+        place: EvseRef | None = ref  # the CDR shows the snapshot; an old one lacks the zone
+        if "time_zone" not in ref.location:
+            place = await self.locations.evse_as_recorded(tx, ref.location_id, ref.evse_uid)
+        totals = build_periods(facts, tariff, zone_of(place or ref, s.transaction_id))
+        breakdown = cost_session(tariff, totals) if tariff else None
         ts = format_datetime(now)
-        total_cost = breakdown.total.to_json() if breakdown else {"excl_vat": 0, "incl_vat": 0}
         body.update(
             {
                 "end_date_time": format_datetime(end),
                 "kwh": float(totals.total_energy_kwh),
-                "total_cost": total_cost,
                 "status": "COMPLETED",
                 "last_updated": ts,
             }
         )
-        await self.store.complete(tx, row["id"], {**body, "_meta": meta}, now)
-        patch = {
+        patch: dict[str, Any] = {
             "status": "COMPLETED",
             "end_date_time": body["end_date_time"],
             "kwh": body["kwh"],
-            "total_cost": total_cost,
-            "last_updated": ts,
         }
+        if breakdown is not None:  # absent is "not priced"; 0 would say "free"
+            body["total_cost"] = patch["total_cost"] = breakdown.total.to_json()
+        else:
+            log.warning(
+                "ocpi.session_without_tariff",
+                session_id=row["id"],
+                transaction_id=s.transaction_id,
+                hint="attach a tariff to this connector (a free one is FLAT 0)",
+            )
+        patch["last_updated"] = ts
+        await self.store.complete(tx, row["id"], {**body, "_meta": meta}, now)
         cdr = cdrs.build_cdr(
             cdr_id=cdr_id or str(uuid.uuid4()),
             session=body,
@@ -375,7 +440,7 @@ class SessionService(WaitingSessions):
             transaction_id=s.transaction_id,
             partner=row["partner_key"],
             kwh=body["kwh"],
-            total_cost=total_cost,
+            total_cost=body.get("total_cost"),
         )
         return patch, cdr
 

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from simulator.certificates import CertificateStore
 from simulator.connector import Connector
 from simulator.cpconfig import ConfigTable
 from simulator.driver import Driver
@@ -41,6 +42,7 @@ from simulator.errors import (
     SimulatorError,
 )
 from simulator.remote import handlers
+from simulator.remote.security import SecurityCalls
 from simulator.session import Session, Step
 from simulator.state import ChargerState, Identity, QueuedMessage, Tx
 from simulator.status import StatusReporter
@@ -72,7 +74,7 @@ class SimulatedChargePoint:
     ``transactions`` (connector id -> active Tx), ``config`` (ConfigTable), ``steps``,
     ``received_calls`` ((action, camelCase payload) in arrival order), ``local_list``,
     ``local_list_version``, ``reservations``, ``boot_count``, ``registration``,
-    ``connected``, ``offline_queue``.
+    ``connected``, ``offline_queue``, ``certificates`` (client identity, installed roots).
     """
 
     def __init__(
@@ -95,6 +97,11 @@ class SimulatedChargePoint:
         step_delay_s: float = 0.2,
         on_step: Callable[[Step], None] | None = None,
         on_call: Callable[[str, dict[str, Any]], None] | None = None,
+        ca_file: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        csr_key: str = "ec",
+        reconnect_on_new_certificate: bool = True,
     ) -> None:
         serial = (serial or f"SIM-{cp_id}")[:25]  # CiString25 in BootNotification
         identity = Identity(
@@ -103,6 +110,11 @@ class SimulatedChargePoint:
         self.id = cp_id
         self.base_url = url
         self.state = ChargerState.fresh(identity, connectors, meter_interval_s)
+        # wss: trust ``ca_file`` (and installed roots), present ``client_cert``/``client_key``
+        # (security profile 3); CSRs use ``csr_key`` ("ec" or "rsa:BITS").
+        self.certificates = CertificateStore.from_files(
+            cp_id, ca_file, client_cert, client_key, csr_key
+        )
         self.session = Session(
             url,
             cp_id,
@@ -113,11 +125,17 @@ class SimulatedChargePoint:
             heartbeat=heartbeat,
             on_step=on_step,
             on_call=on_call,
+            ssl_context=self.certificates.ssl_context,
         )
         statuses = StatusReporter(self.state, self.session)
         flow = TransactionFlow(self.state, self.session, statuses)
         self.driver = Driver(self.state, self.session, statuses, flow)
-        self.session.answer_with(*handlers(self.driver))
+        self.security = SecurityCalls(
+            self.driver,
+            self.certificates,
+            reconnect_on_new_certificate=reconnect_on_new_certificate,
+        )
+        self.session.answer_with(*handlers(self.driver, self.security))
         # The public surface, each method implemented by the part it belongs to.
         self.open = self.session.open
         self.wait_closed = self.session.wait_closed
@@ -138,6 +156,8 @@ class SimulatedChargePoint:
         self.send_meter_values = flow.send_meter_values
         self.stop_transaction = flow.stop_transaction
         self.replay_queue = flow.replay_queue
+        self.sign_certificate = self.security.sign_certificate
+        self.security_event = self.security.security_event
 
     @classmethod
     @asynccontextmanager

@@ -60,7 +60,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         return 2
     ids = charger_ids(args)
     tags = pick_tags(args, len(ids))
-    overrides: dict[str, Any] = {"response_timeout": args.timeout}
+    overrides: dict[str, Any] = {"response_timeout": args.timeout, **tls_options(args)}
     if args.connectors is not None:
         overrides["connectors"] = args.connectors
     single = len(ids) == 1
@@ -94,6 +94,12 @@ async def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def tls_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The simulator's TLS keyword arguments from ``--ca-file``/``--client-cert``/``--client-key``."""
+    names = ("ca_file", "client_cert", "client_key")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
 def _call_printer(cp_id: str) -> Callable[[str, dict[str, Any]], None]:
     def show(action: str, payload: dict[str, Any]) -> None:
         _out(f"{cp_id} <- {action} {payload}")
@@ -120,6 +126,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 response_timeout=args.timeout,
                 meter_interval_s=args.meter_interval,
                 on_call=_call_printer(cp_id),
+                **tls_options(args),
             )
             chargers.append(cp)
             await cp.open()
@@ -189,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--timeout", type=float, default=30.0, help="seconds to wait for each answer"
         )
+        tls = sp.add_argument_group("TLS (wss:// URLs)")
+        tls.add_argument("--ca-file", help="PEM CA bundle the CSMS's certificate chains to")
+        tls.add_argument(
+            "--client-cert", help="PEM client certificate, CN = charge point id (profile 3)"
+        )
+        tls.add_argument("--client-key", help="PEM private key of --client-cert")
 
     run = sub.add_parser("run", help="run a scenario and print each step")
     charger_opts(run)

@@ -56,6 +56,9 @@ class ConfigTable:
             "ChargingScheduleMaxPeriods": Key("24", readonly=True, kind=int),
             "MaxChargingProfilesInstalled": Key("10", readonly=True, kind=int),
             "ReserveConnectorZeroSupported": Key("false", readonly=True, kind=bool),
+            # OCPP 1.6 security whitepaper: the profile only goes up over OCPP.
+            "SecurityProfile": Key("0", kind=int),
+            "CpoName": Key(""),
         }
 
     def get(self, name: str) -> str | None:
@@ -78,6 +81,8 @@ class ConfigTable:
         if key is None:
             return "NotSupported"
         if key.readonly or not _parses(key.kind, value):
+            return "Rejected"
+        if name == "SecurityProfile" and not int(key.value) < int(value) <= 3:
             return "Rejected"
         key.value = value.strip().lower() if key.kind is bool else value
         return "Accepted"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -91,6 +92,7 @@ class Session:
         heartbeat: bool,
         on_step: Callable[[Step], None] | None,
         on_call: Callable[[str, dict[str, Any]], None] | None,
+        ssl_context: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
         self.cp_id = cp_id
         self.url = charger_url(base_url, cp_id)
@@ -101,6 +103,7 @@ class Session:
         self.heartbeat_enabled = heartbeat
         self.on_step = on_step
         self.on_call = on_call
+        self.ssl_context = ssl_context  # asked at every wss:// open: a new certificate counts
         self.steps: list[Step] = []
         self.received_calls: list[tuple[str, dict[str, Any]]] = []
         self.errors: list[BaseException] = []
@@ -124,13 +127,18 @@ class Session:
     # ----------------------------------------------------------------- socket
 
     async def open(self) -> None:
-        """Connect the websocket (subprotocol ocpp1.6, Basic auth when a password is set)."""
+        """Connect the websocket (subprotocol ocpp1.6, Basic auth when a password is set,
+        over wss:// the TLS context of :attr:`ssl_context`)."""
         headers = {}
         if self.password is not None:
             headers["Authorization"] = basic_auth(self.cp_id, self.password)
+        extra: dict[str, Any] = {}
+        if self.ssl_context is not None and self.url.startswith("wss://"):
+            extra["ssl"] = self.ssl_context()
         try:
             ws = await websockets.connect(
                 self.url,
+                **extra,
                 subprotocols=[SUBPROTOCOL],
                 additional_headers=headers,
                 open_timeout=self.open_timeout,

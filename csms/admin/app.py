@@ -5,6 +5,9 @@ Why the auth is a middleware with a constant-time compare: every route but
 same check, and comparing with ``hmac.compare_digest`` does not leak the token's
 prefix through response timing.
 
+The web dashboard (:mod:`csms.admin.dashboard`) is mounted on the same app: its pages and
+the API accept a browser session cookie besides the bearer token (see :func:`_auth`).
+
 Roaming's routes (partners, token sync, locations, outbox) join through ``extra_routes``,
 handed over by the composition root (:mod:`csms.system`); they get the same auth and
 error rendering. Handlers reach what they may use through
@@ -20,8 +23,10 @@ from typing import Any
 from aiohttp import web
 
 from csms import logs
-from csms.admin import authorizations, calls, chargers, tokens, transactions
-from csms.admin.context import ADMIN, AdminContext
+from csms.admin import authorizations, calls, chargers, security, tokens, transactions
+from csms.admin.context import ACTOR, ADMIN, AdminContext
+from csms.admin.dashboard import auth as dashboard
+from csms.admin.dashboard.mounting import mount as mount_dashboard
 from csms.admin.http import ApiError, json_response
 
 PUBLIC_PATHS = frozenset({"/api/health"})
@@ -49,7 +54,9 @@ def create_admin_app(
     app.add_routes(tokens.routes)
     app.add_routes(transactions.routes)
     app.add_routes(calls.routes)
+    app.add_routes(security.routes)
     app.add_routes(list(extra_routes))
+    mount_dashboard(app)
     return app
 
 
@@ -70,22 +77,45 @@ async def start_admin_api(
 
 
 def _auth(token: str) -> Any:
+    """Bearer token (scripts, the CLI) or a dashboard session cookie (browsers).
+
+    Either way ``request[ACTOR]`` (:data:`csms.admin.context.ACTOR`) names who is
+    acting, for the audit trail: ``token`` or ``session:<short id>``. A request with an
+    ``Authorization`` header is judged by it alone; one without is judged by its cookie
+    (:func:`_cookie_session`); a page load with neither is sent to the login page.
+    """
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
+        if request.path in PUBLIC_PATHS or dashboard.is_public(request.path):
             return await handler(request)
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        given = request.headers.get("Authorization")
+        if given is None and await _cookie_session(request):
+            return await handler(request)
+        if not hmac.compare_digest((given or "").encode(), expected):
+            if given is None and dashboard.is_page(request):
+                raise dashboard.to_login(request)
             raise ApiError(
                 401,
                 "unauthorized",
                 "missing or wrong bearer token (Authorization: Bearer <admin.token>)",
             )
+        request[ACTOR] = "token"
         return await handler(request)
 
     return auth
+
+
+async def _cookie_session(request: web.Request) -> bool:
+    """True when the dashboard cookie names a live session; a write made with it must
+    also carry the session's CSRF token (403 otherwise)."""
+    session = await dashboard.session_of(request)
+    if session is None:
+        return False
+    await dashboard.require_csrf(request, session)
+    request[ACTOR] = f"session:{session.short_id}"
+    return True
 
 
 @web.middleware

@@ -1,7 +1,9 @@
 """``POST /api/chargers/{id}/calls/{Action}``: forward a CSMS-initiated OCPP call.
 
 The body is the OCPP request payload exactly as on the wire (camelCase); the answer is
-the charger's response payload. The payload is checked against the OCPP 1.6 schema
+the charger's response payload. The security extensions' calls
+(:data:`~csms.ocpp16.actions.SECURITY_CALLS`) are also stored with their outcome
+(:func:`forward_recorded`). The payload is checked against the OCPP 1.6 schema
 *here*, before the charger is even looked up, so a typo is a 400 whether or not the
 charger is online.
 
@@ -22,13 +24,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from csms.admin.context import context_of
 from csms.admin.http import ApiError, json_response, query_float, read_object
+from csms.datetimes import now_millis
+from csms.domain.security import SecurityCall
 from csms.ocpp16 import errors as ocpp_errors
 from csms.ocpp16 import schemas
-from csms.ocpp16.actions import CSMS_INITIATED
+from csms.ocpp16.actions import CSMS_INITIATED, SECURITY_CALLS
+from csms.store.security import SecurityRepo
 
 routes = web.RouteTableDef()
 
@@ -78,9 +84,35 @@ async def call(request: web.Request) -> web.Response:
     validate_payload(action, payload)
     timeout = query_float(request, "timeout")
     await ensure_charger_known(request, charger_id)
+    _refuse_profile_change(action, payload)
+    if action in SECURITY_CALLS:
+        return json_response(await forward_recorded(request, charger_id, action, payload, timeout))
+    return json_response(await forward(request, charger_id, action, payload, timeout))
+
+
+def _refuse_profile_change(action: str, payload: dict[str, Any]) -> None:
+    """``ChangeConfiguration SecurityProfile`` only through the security-profile action,
+    which keeps the upgrade order (CA certificate first) and the registry in step."""
+    if action == "ChangeConfiguration" and str(payload.get("key", "")).lower() == "securityprofile":
+        raise ApiError(
+            409,
+            "profile_refused",
+            "the security profile changes through POST /api/chargers/{id}/security-profile "
+            "(csms security set-profile), which checks the upgrade order and updates the registry",
+        )
+
+
+async def forward(
+    request: web.Request,
+    charger_id: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float | None,
+) -> dict[str, Any]:
+    """Send the call through the gateway; every gateway error becomes its ApiError."""
     gateway = context_of(request).gateway
     try:
-        result = await gateway.call(charger_id, action, payload, timeout=timeout)
+        return await gateway.call(charger_id, action, payload, timeout=timeout)
     except ocpp_errors.ChargerNotConnected:
         raise ApiError(409, "not_connected", f"charger {charger_id!r} is not connected") from None
     except ocpp_errors.CallTimeout:
@@ -106,7 +138,36 @@ async def call(request: web.Request) -> web.Response:
         ) from None
     except ocpp_errors.InvalidCallPayload as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
-    return json_response(result)
+
+
+async def forward_recorded(
+    request: web.Request,
+    charger_id: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float | None,
+) -> dict[str, Any]:
+    """:func:`csms.admin.calls.forward`, storing the outcome (answer or error) either way."""
+    repo = SecurityRepo(context_of(request).db)
+    request_json = orjson.dumps(payload).decode()
+    try:
+        result = await forward(request, charger_id, action, payload, timeout)
+    except ApiError as exc:
+        await repo.add_call(
+            SecurityCall(charger_id, action, request_json, None, exc.message, now_millis())
+        )
+        raise
+    await repo.add_call(
+        SecurityCall(
+            charger_id,
+            action,
+            request_json,
+            orjson.dumps(result).decode(),
+            None,
+            now_millis(),
+        )
+    )
+    return result
 
 
 @routes.get("/api/actions")

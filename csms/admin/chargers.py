@@ -38,6 +38,7 @@ CHARGER_COLUMNS = (
     "last_disconnected_at",
     "firmware_status",
     "diagnostics_status",
+    "security_profile",
 )
 CONNECTOR_COLUMNS = (
     "connector_id",
@@ -140,13 +141,14 @@ async def add_charger(request: web.Request) -> web.Response:
     """
     csms_app = _app(request)
     doc = await read_object(request)
-    unknown = sorted(set(doc) - {"id", "password", "site"})
+    unknown = sorted(set(doc) - {"id", "password", "site", "security_profile"})
     if unknown:
         raise ApiError(400, "invalid_body", f"unknown field(s): {', '.join(unknown)}")
     charger_id = validate_charger_id(
         doc.get("id"), csms_app.config.server.charge_point_id_max_length
     )
     password = field(doc, "password", str)
+    security_profile = field(doc, "security_profile", int)
     site = field(doc, "site", dict)
     if site is not None:
         if csms_app.sites is None:
@@ -157,7 +159,7 @@ async def add_charger(request: web.Request) -> web.Response:
     from csms.store.chargers import ChargerExists
 
     try:
-        await _repo(csms_app).add(charger_id, password)
+        await _repo(csms_app).add(charger_id, password, security_profile=security_profile)
     except ChargerExists:
         raise ApiError(
             409, "already_exists", f"charger {charger_id!r} is already registered"

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from csms.admin.dashboard.ports import RoamingView
 from csms.config import Config
 from csms.ocpp16.gateway import ChargerGateway
 from csms.store.authorizations import AuthorizationLog
@@ -42,6 +43,8 @@ class AdminContext:
     decisions: AuthorizationLog
     own_cards: OwnCardsHolder | None = None
     sites: ChargerSites | None = None
+    # What the dashboard shows of roaming; None when OCPI is off ("roaming off").
+    roaming_view: RoamingView | None = None
 
     async def own_cards_changed(self) -> None:
         """After a write to ``id_tags``: the in-memory own-card set follows."""
@@ -51,6 +54,16 @@ class AdminContext:
 
 ADMIN: web.AppKey[AdminContext] = web.AppKey("csms_admin", AdminContext)
 
+# Who made a request, set by the admin app's auth for every authenticated request:
+# ``token`` (the bearer admin token) or ``session:<short id>`` (a dashboard login).
+# What the audit trail records as "who".
+ACTOR: web.RequestKey[str] = web.RequestKey("actor", str)
+
 
 def context_of(request: web.Request) -> AdminContext:
     return request.app[ADMIN]
+
+
+def actor_of(request: web.Request) -> str | None:
+    """The :data:`ACTOR` of an authenticated request (None on public routes)."""
+    return request.get(ACTOR)

@@ -24,6 +24,7 @@ from csms.cli import (
     db,
     locations,
     partners,
+    security,
     serve,
     tokens,
     transactions,
@@ -39,6 +40,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     calls,
     authorizations,
     locations,
+    security,
     db,
 )
 

@@ -29,8 +29,10 @@ from csms.cli.client import (
 @dataclass(frozen=True)
 class Flag:
     flag: str  # "--id-tag"
-    key: str  # payload key, camelCase as on the wire
-    kind: str = "str"  # str | int | json | list (repeatable str) | tags (repeatable id tags)
+    key: str  # payload key, camelCase as on the wire; "a.b" sets b inside object a
+    # str | int | json | file (text of a file, e.g. a PEM) | list (repeatable str)
+    # | tags (repeatable id tags)
+    kind: str = "str"
     required: bool = False
     choices: tuple[str, ...] | None = None
     default: Any = None
@@ -224,7 +226,17 @@ COMMANDS: tuple[CallCommand, ...] = (
 
 
 def register(subparsers: Any) -> None:
-    for cmd in COMMANDS:
+    register_commands(subparsers, COMMANDS)
+    p = add_command(subparsers, "call", _generic, "send any CSMS-initiated OCPP call")
+    p.add_argument("charger", help="charge point id")
+    p.add_argument("action", help="OCPP action, e.g. Reset")
+    p.add_argument("payload", nargs="?", default="{}", help="JSON payload or a file holding it")
+    _timeout_flag(p)
+
+
+def register_commands(subparsers: Any, commands: tuple[CallCommand, ...]) -> None:
+    """One subcommand per :class:`CallCommand` (other modules add their own tables)."""
+    for cmd in commands:
         p = add_command(subparsers, cmd.name, _runner(cmd), f"{cmd.help} (OCPP {cmd.action})")
         p.add_argument("charger", help="charge point id")
         for f in cmd.flags:
@@ -241,11 +253,6 @@ def register(subparsers: Any) -> None:
                 kwargs["required"] = True
             p.add_argument(f.flag, **kwargs)
         _timeout_flag(p)
-    p = add_command(subparsers, "call", _generic, "send any CSMS-initiated OCPP call")
-    p.add_argument("charger", help="charge point id")
-    p.add_argument("action", help="OCPP action, e.g. Reset")
-    p.add_argument("payload", nargs="?", default="{}", help="JSON payload or a file holding it")
-    _timeout_flag(p)
 
 
 def _timeout_flag(p: argparse.ArgumentParser) -> None:
@@ -268,10 +275,25 @@ def build_payload(cmd: CallCommand, args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, _dest(f))
         if value is None:
             continue
-        payload[f.key] = parse_json_arg(value, f.flag) if f.kind == "json" else value
+        if f.kind == "json":
+            value = parse_json_arg(value, f.flag)
+        elif f.kind == "file":
+            value = read_text_arg(value, f.flag)
+        target = payload
+        *outer, key = f.key.split(".")
+        for name in outer:
+            target = target.setdefault(name, {})
+        target[key] = value
     if cmd.build is not None:
         cmd.build(args, payload)
     return payload
+
+
+def read_text_arg(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{what}: cannot read {path}: {exc}", exit_code=2) from None
 
 
 def parse_json_arg(text: str, what: str) -> Any:

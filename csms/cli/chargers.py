@@ -26,6 +26,13 @@ def register(subparsers: Any) -> None:
     p = add_command(sub, "add", _add, "register a charger (it may then connect)")
     p.add_argument("id", help="charge point id, the last path segment of its OCPP URL")
     p.add_argument("--password", help="HTTP Basic password (security profile 1/2)")
+    p.add_argument(
+        "--security-profile",
+        type=int,
+        choices=(0, 1, 2, 3),
+        help="OCPP security profile the charger uses: 2 = TLS + Basic (needs --password), "
+        "3 = TLS client certificate with CN = id; enforced at every connection",
+    )
     site = p.add_argument_group(
         "site (roaming)",
         "with --location: the charger's OCPI Location is created (unpublished unless "
@@ -76,6 +83,8 @@ def _add(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"id": args.id}
     if args.password is not None:
         body["password"] = args.password
+    if args.security_profile is not None:
+        body["security_profile"] = args.security_profile
     site = collect(args, SITE_OPTIONS)
     if args.connectors is not None:
         site["connectors"] = args.connectors

@@ -4,7 +4,7 @@ the verbatim event log entry."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,16 @@ class Charger(ChargerIdentity):
     last_disconnected_at: str | None
     firmware_status: str | None
     diagnostics_status: str | None
+    security_profile: int | None  # registered OCPP security profile; None: not declared
+
+
+class HandshakeFacts(NamedTuple):
+    """What the handshake needs of a registered charger: its registration, password hash
+    (None: no Basic auth) and registered security profile (None: not declared)."""
+
+    registration_status: str
+    password_hash: str | None
+    security_profile: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

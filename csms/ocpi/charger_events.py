@@ -5,6 +5,11 @@ the store transaction that persisted the OCPP fact, and everything here writes o
 transaction (session rows, CDR rows, outbox rows). Either the fact and its pushes are
 committed together or neither is; the outbox worker delivers after the commit.
 
+At the stop, the costing gets what the charger itself said about the charge: the start
+instant with its fraction of a second, the energy register, power and current readings,
+and its status history on that connector (SuspendedEV / SuspendedEVSE / Finishing while
+the transaction ran is the EV connected and not drawing energy, i.e. parking).
+
 Only transactions with a ``partner_id`` (a roaming token) become OCPI Sessions; local
 id_tags charge without OCPI. The outbox worker is nudged after each event; it takes the
 store lock to read, so it sees the rows only once the OCPP transaction has committed.
@@ -22,15 +27,21 @@ from csms.domain.transactions import MeterReport, MeterSample, TransactionRecord
 from csms.ocpi.locations import (
     push_status,
 )
+from csms.store.chargers import ConnectorRepo
 from csms.store.db import Executor
 from csms.store.meter_values import MeterValueRepo
-from roaming.costing import Reading
+from roaming.costing import Reading, Sample
 from roaming.sessions import CdrToken, SessionService, SessionStart, SessionStop
 from roaming.store.locations import LocationStore
 
 log = logs.get("csms.ocpi.sessions")
 
 ENERGY = "Energy.Active.Import.Register"
+POWER = "Power.Active.Import"
+CURRENT = "Current.Import"
+# OCPP 1.6 statuses in which the EV is connected but not drawing energy.
+NOT_DRAWING = frozenset({"SuspendedEV", "SuspendedEVSE", "Finishing"})
+_PHASES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
 
 
 def charger_time(value: str | None, fallback: datetime) -> datetime:
@@ -55,6 +66,53 @@ def register_readings(samples: list[MeterSample], fallback: datetime) -> list[Re
         wh = energy_wh(s.value, s.unit)
         if wh is not None:
             out.append(Reading(charger_time(s.timestamp, fallback), wh))
+    return out
+
+
+def instant_samples(samples: list[MeterSample], measurand: str, fallback: datetime) -> list[Sample]:
+    """Power (W) or current (A) per reading: the all-phase value, else the sum of the
+    L1-L3 values the charger reported at that time (OCPI restrictions are totals)."""
+    total: dict[str, float] = {}
+    phased: dict[str, dict[str, float]] = {}  # a reading repeated in transactionData counts once
+    for s in samples:
+        if s.measurand != measurand or (s.phase and s.phase not in _PHASES):
+            continue
+        try:
+            v = float(s.value)
+        except ValueError:
+            continue
+        if s.unit in ("kW", "kA"):
+            v *= 1000
+        if s.phase:
+            phased.setdefault(s.timestamp, {})[_PHASES[s.phase]] = v
+        else:
+            total[s.timestamp] = v
+    merged = {**{ts: sum(p.values()) for ts, p in phased.items()}, **total}
+    return sorted(
+        (Sample(charger_time(ts, fallback), v) for ts, v in merged.items()),
+        key=lambda x: x.timestamp,
+    )
+
+
+def not_drawing(
+    history: list[tuple[str, str]], start: datetime, end: datetime, fallback: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Intervals in which the connector's status said the EV was not drawing energy
+    (a Finishing left over from before the start is the previous charge's, not this one's)."""
+    out: list[tuple[datetime, datetime]] = []
+    since: datetime | None = None
+    for at, status in sorted(
+        ((charger_time(a, fallback), st) for a, st in history), key=lambda x: x[0]
+    ):
+        if status == "Finishing" and at < start:
+            continue
+        if status in NOT_DRAWING and since is None:
+            since = at
+        elif status not in NOT_DRAWING and since is not None:
+            out.append((since, at))
+            since = None
+    if since is not None:
+        out.append((since, end))
     return out
 
 
@@ -109,6 +167,7 @@ class OcpiChargerEvents:
             now,
         )
         if sid:
+            await self.sessions.keep_tariff(tx, txn.id)
             self._nudge()
 
     async def meter_values(self, tx: Executor, charger_id: str, report: MeterReport) -> None:
@@ -128,15 +187,24 @@ class OcpiChargerEvents:
         if not await self.sessions.store.exists_for_transaction(tx, txn.id):
             return
         samples = await MeterValueRepo.of_transaction(tx, txn.charger_id, txn.id)
-        readings = register_readings(samples, now)
+        history = await ConnectorRepo.status_history(
+            tx, txn.charger_id, txn.connector_id, txn.start_received_at
+        )
+        end = charger_time(txn.stop_timestamp, now)
+        start = datetimes.parse(txn.start_timestamp)
         stop_wh = float(txn.meter_stop if txn.meter_stop is not None else txn.meter_start)
         cdr_id = await self.sessions.stop(
             tx,
             SessionStop(
                 transaction_id=txn.id,
-                end=charger_time(txn.stop_timestamp, now),
+                end=end,
                 meter_stop_wh=stop_wh,
-                readings=readings,
+                readings=register_readings(samples, now),
+                start=start,
+                power=instant_samples(samples, POWER, now),
+                current=instant_samples(samples, CURRENT, now),
+                suspended=not_drawing(history, start or end, end, now),
+                status_reports=[charger_time(at, now) for at, _ in history],
             ),
             now,
         )

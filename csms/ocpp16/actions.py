@@ -15,6 +15,11 @@ CHARGER_INITIATED = frozenset(
         "StartTransaction",
         "StatusNotification",
         "StopTransaction",
+        # The OCPP 1.6 security extensions (csms.ocpp16.security).
+        "LogStatusNotification",
+        "SecurityEventNotification",
+        "SignCertificate",
+        "SignedFirmwareStatusNotification",
     }
 )
 
@@ -40,6 +45,27 @@ CSMS_INITIATED = frozenset(
         "TriggerMessage",
         "UnlockConnector",
         "UpdateFirmware",
+        # The OCPP 1.6 security extensions.
+        "CertificateSigned",
+        "DeleteCertificate",
+        "ExtendedTriggerMessage",
+        "GetInstalledCertificateIds",
+        "GetLog",
+        "InstallCertificate",
+        "SignedUpdateFirmware",
+    }
+)
+
+# The CSMS-initiated security calls whose outcome is stored (csms.store.security).
+SECURITY_CALLS = frozenset(
+    {
+        "CertificateSigned",
+        "DeleteCertificate",
+        "ExtendedTriggerMessage",
+        "GetInstalledCertificateIds",
+        "GetLog",
+        "InstallCertificate",
+        "SignedUpdateFirmware",
     }
 )
 
@@ -52,7 +78,8 @@ ALL_OCPP16 = CHARGER_INITIATED | CSMS_INITIATED
 SLOW = frozenset({"Authorize", "StartTransaction", "StopTransaction", "DataTransfer"})
 
 # What a charger whose registration is Pending or Rejected may still send: the messages
-# a TriggerMessage can ask for that do not touch transactions or authorization.
+# a TriggerMessage can ask for that do not touch transactions or authorization, and the
+# security reports (a tamper alarm from a Pending charger must be heard too).
 ALLOWED_BEFORE_ACCEPTED = frozenset(
     {
         "BootNotification",
@@ -60,5 +87,8 @@ ALLOWED_BEFORE_ACCEPTED = frozenset(
         "StatusNotification",
         "FirmwareStatusNotification",
         "DiagnosticsStatusNotification",
+        "SecurityEventNotification",
+        "SignedFirmwareStatusNotification",
+        "LogStatusNotification",
     }
 )

@@ -104,6 +104,10 @@ class Handlers:
             "DiagnosticsStatusNotification": self.diagnostics_status,
         }
 
+    def register(self, action: str, handler: Handler) -> None:
+        """Answer ``action`` with ``handler`` (the security extensions join this way)."""
+        self._table[action] = handler
+
     async def handle(self, conn: ChargerConnection, action: str, payload: dict[str, Any]) -> Any:
         if conn.registration_status != "Accepted" and action not in ALLOWED_BEFORE_ACCEPTED:
             status = await self.chargers.registration_status(conn.charger_id)

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import structlog
 
-from csms.domain.chargers import BootInfo
+from csms.domain.chargers import BootInfo, HandshakeFacts
 from csms.store.db import Database, Executor
 from csms.store.events import INSERT_EVENT
 
@@ -192,7 +192,7 @@ class ChargerWrites:
 
 
 class AuthFactsReader:
-    """Batched handshake reads: (registration_status, password_hash) per charger id.
+    """Batched handshake reads: :class:`HandshakeFacts` per charger id.
 
     Why batched like the writes: a reconnect storm asks for thousands of these at once;
     one ``SELECT ... WHERE id IN (...)`` per batch replaces three aiosqlite thread hops
@@ -201,13 +201,11 @@ class AuthFactsReader:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._pending: dict[str, list[asyncio.Future[tuple[str, str | None] | None]]] = {}
+        self._pending: dict[str, list[asyncio.Future[HandshakeFacts | None]]] = {}
         self._reader: asyncio.Task[None] | None = None
 
-    async def get(self, charger_id: str) -> tuple[str, str | None] | None:
-        fut: asyncio.Future[tuple[str, str | None] | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+    async def get(self, charger_id: str) -> HandshakeFacts | None:
+        fut: asyncio.Future[HandshakeFacts | None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(charger_id, []).append(fut)
         if self._reader is None:
             self._reader = asyncio.create_task(self._drain())
@@ -219,15 +217,15 @@ class AuthFactsReader:
                 batch, self._pending = self._pending, {}
                 ids = list(batch)
                 try:
-                    found: dict[str, tuple[str, str | None]] = {}
+                    found: dict[str, HandshakeFacts] = {}
                     for start in range(0, len(ids), 500):
                         chunk = ids[start : start + 500]
                         rows = await self.db.fetchall(
-                            "SELECT id, registration_status, password_hash FROM chargers "
+                            "SELECT id, registration_status, password_hash, security_profile FROM chargers "
                             f"WHERE id IN ({', '.join('?' for _ in chunk)})",
                             chunk,
                         )
-                        found.update({r[0]: (r[1], r[2]) for r in rows})
+                        found.update({r[0]: HandshakeFacts(r[1], r[2], r[3]) for r in rows})
                 except Exception as exc:
                     for futs in batch.values():
                         for f in futs:

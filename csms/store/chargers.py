@@ -8,7 +8,7 @@ from dataclasses import fields
 from typing import Any
 
 from csms.datetimes import now_millis
-from csms.domain.chargers import Charger, ConnectorStatus, StatusReport
+from csms.domain.chargers import Charger, ConnectorStatus, HandshakeFacts, StatusReport
 from csms.store.db import Database, Executor
 from csms.store.passwords import hash_password
 
@@ -31,6 +31,23 @@ def charger_id_problem(charger_id: str, max_length: int = 48) -> str | None:
     return None
 
 
+SECURITY_PROFILES = (0, 1, 2, 3)
+
+
+def security_profile_problem(profile: int | None, has_password: bool) -> str | None:
+    """Why ``profile`` cannot be registered for a charger (with or without a password).
+
+    Profiles 1 and 2 authenticate with HTTP Basic, so they need a password; 0 and 3 do not.
+    """
+    if profile is None:
+        return None
+    if profile not in SECURITY_PROFILES:
+        return "security profile must be 0, 1, 2 or 3"
+    if profile in (1, 2) and not has_password:
+        return f"security profile {profile} authenticates with HTTP Basic: a password is needed"
+    return None
+
+
 class ChargerExists(ValueError):
     def __init__(self, charger_id: str) -> None:
         super().__init__(f"charger {charger_id!r} already exists")
@@ -50,20 +67,28 @@ class ChargerRepo:
         self.db = db
 
     async def add(
-        self, charger_id: str, password: str | None = None, registration_status: str = "Accepted"
+        self,
+        charger_id: str,
+        password: str | None = None,
+        registration_status: str = "Accepted",
+        security_profile: int | None = None,
     ) -> Charger:
-        """Register a charger; ``password`` enables HTTP Basic auth for it. Raises
-        ValueError for a bad id/status and :class:`ChargerExists` for a duplicate."""
+        """Register a charger; ``password`` enables HTTP Basic auth for it,
+        ``security_profile`` 2 demands TLS and 3 a client certificate. Raises ValueError
+        for a bad id/status/profile and :class:`ChargerExists` for a duplicate."""
         problem = charger_id_problem(charger_id)
         if problem:
             raise ValueError(problem)
         if registration_status not in REGISTRATION_STATUSES:
             raise ValueError(f"registration status must be one of {REGISTRATION_STATUSES}")
+        problem = security_profile_problem(security_profile, password is not None)
+        if problem:
+            raise ValueError(problem)
         pw_hash = hash_password(password) if password else None
         n = await self.db.execute(
-            "INSERT INTO chargers (id, password_hash, registration_status, created_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (charger_id, pw_hash, registration_status, now_millis()),
+            "INSERT INTO chargers (id, password_hash, registration_status, created_at,"
+            " security_profile) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (charger_id, pw_hash, registration_status, now_millis(), security_profile),
         )
         if n == 0:
             raise ChargerExists(charger_id)
@@ -90,12 +115,23 @@ class ChargerRepo:
         )
         return n > 0
 
-    async def auth_facts(self, charger_id: str) -> tuple[str, str | None] | None:
-        """(registration_status, password_hash) for the handshake, or None if unknown."""
+    async def auth_facts(self, charger_id: str) -> HandshakeFacts | None:
+        """What the handshake checks of ``charger_id``, or None if unknown."""
         row = await self.db.fetchone(
-            "SELECT registration_status, password_hash FROM chargers WHERE id = ?", (charger_id,)
+            "SELECT registration_status, password_hash, security_profile FROM chargers"
+            " WHERE id = ?",
+            (charger_id,),
         )
-        return (row[0], row[1]) if row else None
+        return HandshakeFacts(row[0], row[1], row[2]) if row else None
+
+    async def set_security_profile(self, charger_id: str, profile: int | None) -> bool:
+        """Record the profile the charger now uses (after its ChangeConfiguration)."""
+        return (
+            await self.db.execute(
+                "UPDATE chargers SET security_profile = ? WHERE id = ?", (profile, charger_id)
+            )
+            > 0
+        )
 
     async def auto_register(self, charger_id: str, registration_status: str) -> None:
         await self.db.execute(
@@ -169,6 +205,36 @@ class ConnectorRepo:
             "status_timestamp = excluded.status_timestamp, received_at = excluded.received_at",
             params,
         )
+
+    @staticmethod
+    async def status_history(
+        ex: Executor, charger_id: str, connector_id: int, since_received_at: str, page: int = 256
+    ) -> list[tuple[str, str]]:
+        """``(timestamp, status)`` of the connector's reports received since
+        ``since_received_at``, preceded by the last one before it (the status in effect
+        then), in arrival order; ``timestamp`` is the charger's clock, else our receipt.
+
+        Read newest first along the (charger_id, id) index, a page at a time, down to the
+        report before ``since_received_at``: a stop costs its own charge's reports, not the
+        charger's whole history."""
+        found: list[tuple[str, str]] = []
+        before = 2**63 - 1
+        while True:
+            rows = await ex.fetchall(
+                "SELECT id, connector_id, status, received_at,"
+                " coalesce(status_timestamp, received_at) AS at FROM status_notifications"
+                " WHERE charger_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                (charger_id, before, page),
+            )
+            for r in rows:
+                if r["connector_id"] != connector_id:
+                    continue
+                found.append((r["at"], r["status"]))
+                if r["received_at"] < since_received_at:
+                    return found[::-1]
+            if len(rows) < page:
+                return found[::-1]
+            before = rows[-1]["id"]
 
     async def list(self, charger_id: str | None = None) -> list[ConnectorStatus]:
         if charger_id is None:

@@ -68,6 +68,35 @@ class SchemaNewerThanCode(RuntimeError):
         )
 
 
+# On PostgreSQL, the SQLite functions the CSMS's queries use, as SQL functions (created
+# or replaced on every migration run, so they are always the current definition):
+# json_extract over a TEXT document and a '$.a.b' path gives the scalar as text (JSON
+# booleans '1'/'0', null NULL: how SQLite's answer reads after a CAST), the same
+# definition as roaming's schema creates; group_concat(value, separator) is string_agg.
+PG_FUNCTIONS = (
+    """
+    CREATE OR REPLACE FUNCTION json_extract(doc TEXT, path TEXT) RETURNS TEXT
+    LANGUAGE sql IMMUTABLE AS $fn$
+        SELECT CASE jsonb_typeof(v)
+            WHEN 'boolean' THEN CASE WHEN v = 'true'::jsonb THEN '1' ELSE '0' END
+            ELSE v #>> '{}' END
+        FROM (SELECT doc::jsonb #> string_to_array(substr(path, 3), '.') AS v) AS found
+    $fn$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION group_concat_step(acc TEXT, value TEXT, sep TEXT)
+    RETURNS TEXT LANGUAGE sql IMMUTABLE AS $fn$
+        SELECT CASE WHEN value IS NULL THEN acc WHEN acc IS NULL THEN value
+            ELSE acc || sep || value END
+    $fn$
+    """,
+    """
+    CREATE OR REPLACE AGGREGATE group_concat(TEXT, TEXT) (
+        SFUNC = group_concat_step, STYPE = TEXT
+    )
+    """,
+)
+
 # Every node starting at once against one PostgreSQL database migrates under this
 # transaction-scoped advisory lock (roaming's schema takes the same one), so exactly one
 # applies each step and the others then find it recorded.
@@ -252,6 +281,71 @@ MIGRATIONS: list[tuple[str, str | PerDialect]] = [
         DROP INDEX IF EXISTS authorizations_recent;
         """,
     ),
+    (
+        # Dashboard logins: kept server-side so logout and expiry take effect at once and
+        # a stolen store file holds no usable cookie (only the cookie's SHA-256 is kept).
+        "0012_admin_sessions",
+        """
+        CREATE TABLE admin_sessions (
+            id_hash             TEXT PRIMARY KEY,
+            csrf_token          TEXT NOT NULL,
+            created_at          TEXT NOT NULL,
+            expires_at          TEXT NOT NULL,
+            remote_address      TEXT
+        );
+        CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at);
+        """,
+    ),
+    (
+        # Security profiles and the OCPP 1.6 security extensions. ``security_profile`` is
+        # what the operator registered (NULL: not declared, judged by the password as
+        # before); the handshake enforces 2 (TLS + Basic) and 3 (TLS client certificate).
+        # ``security_calls`` keeps every CSMS-initiated security call with its outcome
+        # (the profile upgrade reads its CA installs back), ``security_notifications``
+        # the charger's status reports of signed firmware updates and log uploads.
+        "0017_security_extensions",
+        """
+        ALTER TABLE chargers ADD COLUMN security_profile INTEGER;
+        CREATE TABLE security_events (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            type        TEXT NOT NULL,
+            timestamp   TEXT NOT NULL,
+            tech_info   TEXT,
+            critical    INTEGER NOT NULL,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX security_events_charger ON security_events (charger_id, id);
+        CREATE TABLE security_calls (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            request     TEXT NOT NULL,
+            response    TEXT,
+            error       TEXT,
+            created_at  TEXT NOT NULL
+        );
+        CREATE INDEX security_calls_charger ON security_calls (charger_id, action, id);
+        CREATE TABLE security_notifications (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            request_id  INTEGER,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX security_notifications_charger ON security_notifications (charger_id, id);
+        CREATE TABLE signed_certificates (
+            id          INTEGER PRIMARY KEY,
+            charger_id  TEXT NOT NULL,
+            serial      TEXT NOT NULL,
+            subject     TEXT NOT NULL,
+            not_after   TEXT NOT NULL,
+            issued_at   TEXT NOT NULL
+        );
+        CREATE INDEX signed_certificates_charger ON signed_certificates (charger_id, id);
+        """,
+    ),
 ]
 
 
@@ -305,6 +399,9 @@ async def migrate(db: Statements) -> list[str]:
     Call inside a transaction: on PostgreSQL the DDL commits with the ledger or not at all.
     """
     await lock_for_migration(db)
+    if db.dialect == "postgresql":
+        for function in PG_FUNCTIONS:
+            await db.execute(function)
     await db.execute(_LEDGER)
     done = {row["name"] for row in await db.fetchall("SELECT name FROM schema_migrations")}
     applied = []

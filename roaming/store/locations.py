@@ -81,10 +81,14 @@ class EvseRef(NamedTuple):
         )
 
 
-# The Location fields a CdrLocation is made of (plus ``publish``): all a snapshot keeps.
+# The Location fields a CdrLocation is made of (plus ``publish``, and ``time_zone`` that
+# the tariff's local times are read in): all a snapshot keeps.
 _SNAPSHOT_KEYS = frozenset(
-    ["id", "name", "address", "city", "postal_code", "state", "country", "coordinates", "publish"]
-)
+    [
+        "id", "name", "address", "city", "postal_code", "state", "country", "coordinates",
+        "publish", "time_zone",
+    ]
+)  # fmt: skip
 
 # Locations with ``publish = false`` are kept out of what eMSPs list (no
 # ``publish_allowed_to`` is configured, so no eMSP driver may see them); Sessions and

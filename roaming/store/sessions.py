@@ -70,6 +70,12 @@ class SessionStore(PartnerObjects):
             (_dumps(body), waiting_for, body["last_updated"], session_id),
         )
 
+    async def save_body(self, tx: SqlExecutor, session_id: str, body: dict[str, Any]) -> None:
+        """Replace ``body`` (with its ``_meta``) and nothing else: no push, no new stamp."""
+        await tx.execute(
+            "UPDATE ocpi_sessions SET body = ? WHERE id = ?", (_dumps(body), session_id)
+        )
+
     async def exists_for_transaction(self, tx: SqlExecutor, transaction_id: int) -> bool:
         return await self.id_for_transaction(tx, transaction_id) is not None
 

@@ -15,11 +15,13 @@ from simulator.remote.maintenance import Maintenance
 from simulator.remote.smart_charging import SmartCharging
 
 
-def handlers(driver: Driver) -> tuple[object, ...]:
-    """Every profile's handler object, for :meth:`Session.answer_with`."""
+def handlers(driver: Driver, *extra: object) -> tuple[object, ...]:
+    """Every profile's handler object, for :meth:`Session.answer_with` (``extra``: the
+    security extensions' handlers, which need the charger's certificate store)."""
     return (
         CoreCalls(driver),
         LocalAuthorization(driver),
         SmartCharging(driver),
         Maintenance(driver),
+        *extra,
     )

@@ -75,6 +75,49 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {},
     ),
     ("GetDiagnostics", {"location": "ftp://example.invalid/upload"}, {}),
+    # The security extensions (real certificates: tests/e2e/security).
+    ("CertificateSigned", {"certificateChain": "not a chain"}, {"status": "Rejected"}),
+    (
+        "InstallCertificate",
+        {"certificateType": "CentralSystemRootCertificate", "certificate": "not a cert"},
+        {"status": "Rejected"},
+    ),
+    (
+        "GetInstalledCertificateIds",
+        {"certificateType": "ManufacturerRootCertificate"},
+        {"status": "NotFound"},
+    ),
+    (
+        "DeleteCertificate",
+        {
+            "certificateHashData": {
+                "hashAlgorithm": "SHA256",
+                "issuerNameHash": "00",
+                "issuerKeyHash": "00",
+                "serialNumber": "1",
+            }
+        },
+        {"status": "NotFound"},
+    ),
+    ("ExtendedTriggerMessage", {"requestedMessage": "Heartbeat"}, {"status": "Accepted"}),
+    (
+        "GetLog",
+        {"logType": "DiagnosticsLog", "requestId": 1, "log": {"remoteLocation": "ftp://x"}},
+        {"status": "Accepted"},
+    ),
+    (
+        "SignedUpdateFirmware",
+        {
+            "requestId": 2,
+            "firmware": {
+                "location": "http://example.invalid/fw.bin",
+                "retrieveDateTime": "2030-01-01T00:00:00Z",
+                "signingCertificate": "not a cert",
+                "signature": "c2ln",
+            },
+        },
+        {"status": "InvalidCertificate"},
+    ),
     ("Reset", {"type": "Soft"}, {"status": "Accepted"}),
 ]
 

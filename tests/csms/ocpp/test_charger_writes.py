@@ -87,7 +87,7 @@ async def test_auth_facts_reads_are_batched_and_exact(db: Database) -> None:
     got = await asyncio.gather(
         *(reader.get(f"CP{n}") for n in range(600)), reader.get("cp1"), reader.get("CP1")
     )
-    assert got[0] == ("Accepted", None) and got[9] == ("Rejected", None)
+    assert got[0] == ("Accepted", None, None) and got[9] == ("Rejected", None, None)
     assert got[3][0] == "Accepted" and got[3][1] is not None and got[3][1].startswith("scrypt$")
     assert got[600] is None  # ids are case-sensitive, as the handshake always was
     assert got[601] == got[1] == await repo.auth_facts("CP1")

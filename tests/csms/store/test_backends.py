@@ -23,6 +23,7 @@ from csms.store.db import Database
 from csms.store.id_tags import IdTagRepo
 from csms.store.transactions import TransactionRepo
 from csms.system import known_migrations, open_store
+from roaming.store import schema as roaming_schema
 from tests.support.waiting import wait_until
 
 EVENT = (
@@ -262,3 +263,27 @@ async def test_db_migrate_and_status_from_the_cli(store_url: str, tmp_path, caps
     assert await asyncio.to_thread(main, ["db", "migrate", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "newer than this release" in err and "9000_next" in err and "Traceback" not in err
+
+
+async def test_the_sqlite_functions_the_queries_use_answer_alike(db: Database) -> None:
+    await roaming_schema.migrate(db)  # julianday is roaming's (the token sync's)
+    await db.execute("CREATE TABLE docs (id INTEGER, body TEXT)")
+    docs = [(1, '{"a": {"b": true}, "n": 5, "s": "x", "z": null}'), (2, '{"a": {"b": false}}')]
+    await db.executemany("INSERT INTO docs (id, body) VALUES (?, ?)", docs)
+    row = await db.fetchone(
+        "SELECT CAST(json_extract(body, '$.a.b') AS INTEGER),"
+        " CAST(json_extract(body, '$.n') AS INTEGER), json_extract(body, '$.s'),"
+        " json_extract(body, '$.z'), json_extract(body, '$.missing')"
+        " FROM docs WHERE id = 1"
+    )
+    assert tuple(row) == (1, 5, "x", None, None)
+    row = await db.fetchone(
+        "SELECT group_concat(s, ',') FROM (SELECT CAST(json_extract(body, '$.a.b') AS TEXT) AS s"
+        " FROM docs ORDER BY id) AS bs"
+    )
+    assert row[0] == "1,0"
+    row = await db.fetchone(
+        "SELECT julianday('2026-01-02T00:00:00Z') - julianday('2026-01-01T12:00:00.000Z'),"
+        " julianday('not a time')"
+    )
+    assert abs(row[0] - 0.5) < 1e-9 and row[1] is None

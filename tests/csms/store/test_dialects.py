@@ -106,3 +106,11 @@ def test_the_environment_names_the_store_over_the_file(tmp_path) -> None:
     both.write_text('[store]\nurl = "sqlite:///a.sqlite3"\npath = "b.sqlite3"\n')
     with pytest.raises(ConfigError, match=r"store\.path"):
         load(both, {})
+
+
+def test_both_schemas_define_json_extract_alike() -> None:
+    """Each list creates the PostgreSQL stand-ins its own queries need; json_extract is
+    in both and must stay one definition."""
+    [ours] = [f for f in schema.PG_FUNCTIONS if "json_extract" in f]
+    [theirs] = [f for f in roaming_schema.PG_FUNCTIONS if "json_extract" in f]
+    assert ours == theirs

@@ -130,6 +130,33 @@ async def test_a_status_report_updates_the_connector_and_its_history(db: Databas
     assert history[0] == 2
 
 
+async def test_a_connectors_status_history_since_a_start(db: Database) -> None:
+    """The status in effect at the start (the last report before it), then every report
+    since, of that connector only; the charger's timestamp, else when it was received."""
+    reports = [
+        (1, "Available", "2026-01-01T09:00:00Z", "2026-01-01T09:00:00.100Z"),
+        (1, "Preparing", None, "2026-01-01T09:59:00.000Z"),
+        (2, "SuspendedEV", "2026-01-01T10:10:00Z", "2026-01-01T10:10:00.200Z"),
+        (1, "SuspendedEV", "2026-01-01T10:20:00Z", "2026-01-01T10:20:00.300Z"),
+        (1, "Charging", "2026-01-01T10:40:00Z", "2026-01-01T10:40:00.300Z"),
+    ]
+    async with db.transaction() as tx:
+        for connector, status, at, received in reports:
+            report = StatusReport(connector, status, "NoError", None, None, None, at)
+            await ConnectorRepo.record_status(tx, "CP1", report, received)
+        history = await ConnectorRepo.status_history(tx, "CP1", 1, "2026-01-01T10:00:00.000Z")
+    assert history == [
+        ("2026-01-01T09:59:00.000Z", "Preparing"),
+        ("2026-01-01T10:20:00Z", "SuspendedEV"),
+        ("2026-01-01T10:40:00Z", "Charging"),
+    ]
+    async with db.transaction() as tx:  # read a row at a time: the pages join up the same
+        paged = await ConnectorRepo.status_history(tx, "CP1", 1, "2026-01-01T10:00:00.000Z", 1)
+        everything = await ConnectorRepo.status_history(tx, "CP1", 1, "2026-01-01T00:00:00Z")
+    assert paged == history
+    assert [s for _, s in everything] == ["Available", "Preparing", "SuspendedEV", "Charging"]
+
+
 async def test_charger_events_are_kept_verbatim(db: Database) -> None:
     payload = {"vendorId": "ACME", "data": {"nested": [1, 2]}}
     async with db.transaction() as tx:

@@ -105,10 +105,15 @@ class World:
 
 @asynccontextmanager
 async def world(
-    tmp_path: Path, *, register: bool = True, cpo: dict[str, Any] | None = None, **sections: Any
+    tmp_path: Path,
+    *,
+    register: bool = True,
+    cpo: dict[str, Any] | None = None,
+    locations: str = LOCATIONS_TOML,
+    **sections: Any,
 ) -> AsyncIterator[World]:
     loc_file = tmp_path / "locations.toml"
-    loc_file.write_text(LOCATIONS_TOML)
+    loc_file.write_text(locations)
     async with (
         running_csms(
             tmp_path,

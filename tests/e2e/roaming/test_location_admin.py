@@ -263,8 +263,13 @@ async def test_export_then_import_round_trips_to_identical_objects(make_world, t
         await call(admin, "POST", "/api/locations", {"id": "LOC-2", **SITE, "publish": False})
         await call(admin, "POST", "/api/locations/LOC-2/evses", {"uid": "LOC-2-A", **EVSE})
         await call(admin, "PUT", "/api/tariffs/FREE", {"currency": "EUR"})
+        evening = {"energy_price": 0.45, "start_time": "18:00", "end_time": "07:00"}
+        tou = {"currency": "EUR", "vat": 21.0, "elements": [evening, {"energy_price": 0.3}]}
+        status, _ = await call(admin, "PUT", "/api/tariffs/TOU", tou)
+        assert status == 200
         code, exported, _ = await cli_process(w.app, "locations", "export")
         assert code == 0 and 'uid = "LOC-2-A"' in exported
+        assert 'start_time = "18:00"' in exported  # restricted elements export too
         path = tmp_path / "exported.toml"
         path.write_text(exported)
         _, before = await call(admin, "GET", "/api/locations")
