@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 
 from csms.store import schema
-from csms.store.dialects import Dialect
+from csms.store.dialects import Dialect, redacted
 
 # A '…' literal (with '' escapes), a "…" name, a -- comment, or a placeholder.
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|--[^\n]*|\?")
@@ -58,6 +58,10 @@ def _changed(status: str) -> int:
     """Rows changed, from a command tag such as ``UPDATE 3`` or ``INSERT 0 1``."""
     last = status.rsplit(" ", 1)[-1]
     return int(last) if last.isdigit() else 0
+
+
+class StoreUnavailable(ConnectionError):
+    """The PostgreSQL server named by ``store.url`` cannot be reached or refused us."""
 
 
 class PgExecutor:
@@ -112,7 +116,12 @@ class PgDatabase:
     async def connect(cls, url: str, *, pool_size: int = 10) -> PgDatabase:
         # min_size 1: a node keeps one connection warm and opens the rest on demand, so
         # max_connections is sized for the sum of the nodes' pool_size, not reserved.
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            # Refused, unknown host, bad password, no such database: one line naming the
+            # server (password hidden) instead of a driver traceback.
+            raise StoreUnavailable(f"cannot open {redacted(url)}: {exc}") from exc
         return cls(pool, url)
 
     async def close(self) -> None:

@@ -1,6 +1,7 @@
-"""The store on SQLite vs PostgreSQL, side by side in one run: StartTransaction +
-StopTransaction pairs through the real CSMS (OCPP over WebSocket, real simulator) and OCPI
-token PUT throughput (the real roaming app).
+"""The store on SQLite vs PostgreSQL, side by side in one run: Authorize of an own card
+(served from memory: the store must not slow it), StartTransaction + StopTransaction
+pairs through the real CSMS (OCPP over WebSocket, real simulator) and OCPI token PUT
+throughput (the real roaming app).
 
 Each backend gets a fresh store: a SQLite file in a temporary folder, a fresh PostgreSQL
 database from the test server (``CSMS_TEST_POSTGRES_URL``, 127.0.0.1:5432 or a throwaway
@@ -61,7 +62,37 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
 """
 
 
-async def bench_pairs(tmp: Path, store_url: str, chargers: int, pairs: int) -> str:
+AUTHORIZE_LOAD = """
+import asyncio, sys, time
+from simulator.chargepoint import SimulatedChargePoint
+
+async def main(url, chargers, calls):
+    latencies = []
+    async def charger(n):
+        async with SimulatedChargePoint.connect(url, f"AUTH-{n:03d}", heartbeat=False,
+                                                step_delay_s=0, meter_interval_s=3600) as cp:
+            await cp.boot()
+            for i in range(calls):
+                t0 = time.perf_counter()
+                answer = await cp.authorize("BENCH")
+                latencies.append(time.perf_counter() - t0)
+                if answer["idTagInfo"]["status"] != "Accepted":
+                    raise RuntimeError(f"authorize answered {answer}")
+    t0 = time.perf_counter()
+    await asyncio.gather(*(charger(n) for n in range(chargers)))
+    elapsed = time.perf_counter() - t0
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] * 1000
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000
+    print(elapsed, p50, p99, flush=True)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+async def bench_pairs(
+    tmp: Path, store_url: str, chargers: int, pairs: int, load: str = PAIRS_LOAD
+) -> str:
     async with running_csms(
         tmp, store={"url": store_url}, server={"unknown_chargers": "accept"}
     ) as app:
@@ -71,7 +102,7 @@ async def bench_pairs(tmp: Path, store_url: str, chargers: int, pairs: int) -> s
             resp = await http.post(f"{admin_url(app)}/api/tokens", json={"id_tag": "BENCH"})
             assert resp.status == 201, await resp.text()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", PAIRS_LOAD, ocpp_url(app), str(chargers), str(pairs),
+            sys.executable, "-c", load, ocpp_url(app), str(chargers), str(pairs),
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, _ = await proc.communicate()
@@ -79,9 +110,9 @@ async def bench_pairs(tmp: Path, store_url: str, chargers: int, pairs: int) -> s
             raise RuntimeError("load process failed")
         elapsed, p50, p99 = map(float, out.decode().strip().splitlines()[-1].split())
     n = chargers * pairs
+    what = "pairs" if load is PAIRS_LOAD else "Authorize calls"
     return (
-        f"{n} pairs, {chargers} chargers: {n / elapsed:,.0f} pairs/s, "
-        f"start+stop p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        f"{n} {what}, {chargers} chargers: {n / elapsed:,.0f}/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms"
     )
 
 
@@ -127,7 +158,7 @@ async def run(server: TestServer) -> None:
     ]
     with tempfile.TemporaryDirectory() as d:
         for n, (backend, extra) in enumerate(variants):
-            for what in ("pairs", "puts"):
+            for what in ("authorize", "pairs", "puts"):
                 tmp = Path(d) / f"{n}-{what}"
                 tmp.mkdir()
                 if not extra:
@@ -135,12 +166,14 @@ async def run(server: TestServer) -> None:
                 else:
                     url = await server.fresh_schema_url() + extra.removeprefix("pg")
                 t0 = time.perf_counter()
-                if what == "pairs":
+                if what == "authorize":
+                    line = await bench_pairs(tmp, url, chargers, 10 * pairs, AUTHORIZE_LOAD)
+                elif what == "pairs":
                     line = await bench_pairs(tmp, url, chargers, pairs)
                 else:
                     line = await bench_puts(tmp, url, puts)
                 took = time.perf_counter() - t0
-                print(f"{backend:>24} {what:>5}: {line} ({took:.1f} s)", flush=True)
+                print(f"{backend:>24} {what:>9}: {line} ({took:.1f} s)", flush=True)
 
 
 def main() -> None:

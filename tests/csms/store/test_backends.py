@@ -287,3 +287,17 @@ async def test_the_sqlite_functions_the_queries_use_answer_alike(db: Database) -
         " julianday('not a time')"
     )
     assert abs(row[0] - 0.5) < 1e-9 and row[1] is None
+
+
+async def test_an_unreachable_postgresql_is_one_clear_error(postgres_url: str) -> None:
+    from csms.store.pg import StoreUnavailable
+    from tests.support.postgres import free_port, with_database
+
+    missing = with_database(postgres_url, "no_such_database_here")
+    with pytest.raises(StoreUnavailable, match="no_such_database_here") as caught:
+        await Database.open(missing)
+    assert isinstance(caught.value, OSError)  # csms serve: "cannot start: ..." (exit 1)
+    refused = f"postgresql://csms:hunter2@127.0.0.1:{free_port()}/csms"
+    with pytest.raises(StoreUnavailable, match=r"csms:\*\*\*@127\.0\.0\.1") as caught:
+        await Database.open(refused)
+    assert "hunter2" not in str(caught.value)
