@@ -108,6 +108,13 @@ async def test_cancelled_writers_leave_the_store_usable(db: Database) -> None:
         task.cancel()  # a writer already done is not cancelled: it committed both rows
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    for delay in range(30):  # lone statements (pooled connections) cancelled mid-flight
+        lone = asyncio.create_task(db.fetchall("SELECT * FROM charger_events"))
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        lone.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lone
     for _ in range(15):  # more than a pool's worth of connections
         async with db.transaction() as tx:
             await tx.execute(EVENT, ("B",))
