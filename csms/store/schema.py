@@ -422,8 +422,14 @@ async def migrate_database(db: Transactional) -> list[str]:
 
 
 async def recorded(db: Statements) -> list[str]:
-    """The names the database's ledger holds (none for a new database)."""
-    await db.execute(_LEDGER)
+    """The names the database's ledger holds (none for a new database); writes nothing."""
+    exists = (
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        if db.dialect == "sqlite"
+        else "SELECT 1 WHERE to_regclass('schema_migrations') IS NOT NULL"
+    )
+    if not await db.fetchall(exists):
+        return []
     rows = await db.fetchall("SELECT name FROM schema_migrations ORDER BY name")
     return [row["name"] for row in rows]
 
