@@ -22,6 +22,7 @@ from csms.cli import (
     calls,
     chargers,
     db,
+    local_lists,
     locations,
     partners,
     security,
@@ -40,6 +41,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     calls,
     authorizations,
     locations,
+    local_lists,
     security,
     db,
 )
