@@ -1,5 +1,5 @@
 """``python -m tests.bench [NAME ...] [--baseline REV]``: run the benchmarks (all, or those
-named: ``authorize``, ``ocpi_tokens``, ``store``).
+named: ``authorize``, ``ocpi_tokens``, ``fuzz_ocpi``, ``store``).
 
 ``--baseline REV`` measures the Authorize benchmark's CSMS steps for a checkout of REV
 (set up under ``var/bench/baseline`` with its own venv) beside this checkout, in the same
@@ -25,6 +25,12 @@ def ocpi_tokens(args: argparse.Namespace) -> None:
     bench_ocpi_tokens.main()
 
 
+def fuzz_ocpi(args: argparse.Namespace) -> None:
+    from tests.bench import fuzz_ocpi
+
+    fuzz_ocpi.main()
+
+
 def store(args: argparse.Namespace) -> None:
     from tests.bench import bench_store
 
@@ -37,13 +43,16 @@ def store(args: argparse.Namespace) -> None:
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "authorize": authorize,
     "ocpi_tokens": ocpi_tokens,
+    "fuzz_ocpi": fuzz_ocpi,
     "store": store,
 }
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="NAME", help="authorize, ocpi_tokens, store")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help="authorize, ocpi_tokens, fuzz_ocpi, store"
+    )
     parser.add_argument(
         "--baseline",
         metavar="REV",
