@@ -58,6 +58,7 @@ def start(meter_start: int = 100, charger_id: str = "CP1") -> TransactionStart:
         token_party_id=None,
         contract_id=None,
         auth_method="LOCAL",
+        token_uid=None,
     )
 
 
