@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from csms.store.dialects import StoreUrlError, dialect_of, sqlite_path
+
 ENV_PREFIX = "CSMS__"
 
 
@@ -78,9 +80,25 @@ class SecurityConfig:
     auth_throttle_entries: int = 10000
 
 
+DEFAULT_STORE_URL = "sqlite:///var/csms.sqlite3"
+
+
 @dataclass(frozen=True)
 class StoreConfig:
-    path: str = "var/csms.sqlite3"
+    # sqlite:///relative/file.sqlite3 (four slashes: absolute) or
+    # postgresql://user@host:5432/dbname.
+    url: str = DEFAULT_STORE_URL
+    # The SQLite file alone (older spelling of sqlite:///<path>); with it, store.url
+    # stays at its default.
+    path: str = ""
+    # PostgreSQL connections per node, at most (the database's max_connections must
+    # cover the sum over all nodes, plus the CLI and maintenance).
+    pool_size: int = 10
+
+    @property
+    def effective_url(self) -> str:
+        """The store this node opens."""
+        return f"sqlite:///{self.path}" if self.path else self.url
 
 
 @dataclass(frozen=True)
@@ -90,7 +108,7 @@ class AdminConfig:
     # Empty: ``csms serve`` generates a random token on first start and keeps it in
     # ``admin.token_file`` (see csms/admin/token_file.py); the CLI reads it from there.
     token: str = ""
-    token_file: str = ""  # empty: admin-token beside store.path
+    token_file: str = ""  # empty: admin-token beside the SQLite store (var/ on PostgreSQL)
     # Dashboard logins: how long one lasts, and whether its cookie is marked Secure
     # (browsers keep Secure cookies from http://localhost / 127.0.0.1 too; set false only
     # to use the dashboard over plain HTTP from another host on a trusted network).
@@ -315,6 +333,7 @@ def _validate(cfg: Config) -> None:
     ):
         if not 0 <= port <= 65535:
             raise ConfigError(key, f"must be a TCP port 0..65535, got {port}")
+    _validate_store(cfg.store)
     positive("server.heartbeat_interval_s", cfg.server.heartbeat_interval_s)
     positive("server.call_timeout_s", cfg.server.call_timeout_s)
     positive("server.max_message_bytes", cfg.server.max_message_bytes)
@@ -411,6 +430,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _validate_store(store: StoreConfig) -> None:
+    if store.path and store.url != DEFAULT_STORE_URL:
+        raise ConfigError(
+            "store.path", 'set store.url or store.path, not both (store.url = "sqlite:///<path>")'
+        )
+    try:
+        if dialect_of(store.effective_url) == "sqlite":
+            sqlite_path(store.effective_url)
+    except StoreUrlError as exc:
+        raise ConfigError("store.url", str(exc)) from None
+    if store.pool_size < 1:
+        raise ConfigError("store.pool_size", f"must be at least 1, got {store.pool_size}")
+
+
 def _validate_security_profile(cfg: Config) -> None:
     sp = cfg.security_profile
     if sp.client_ca_file and not cfg.server.tls_cert:
@@ -476,6 +509,10 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
         if not isinstance(section, dict):
             raise ConfigError(name, "must be a table")
         merged = dict(section)
+        if name == "store" and {"url", "path"} & env.get(name, {}).keys():
+            # Overriding either key names the store: the file's location is replaced.
+            merged.pop("url", None)
+            merged.pop("path", None)
         merged.update(env.get(name, {}))
         flags = {k: True for k in env.get(name, {})}
         sections[name] = _build(cls, name, merged, flags)

@@ -7,7 +7,8 @@ tests and the demo all run the same :class:`System`.
 
 Build order (:func:`compose`, nothing listens yet):
 
-1. the store (``store.path``, migrations applied on open);
+1. the store (``store.url``: SQLite or PostgreSQL; refused if its schema is newer than
+   this release, else the CSMS's migrations applied);
 2. the charger gateway (CSMS-initiated calls; the OCPP server fills it as chargers
    connect, the admin API and OCPI commands call through it);
 3. the authorization: the operator's own cards (``id_tags``) and the decision log;
@@ -72,12 +73,14 @@ from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.observer import NO_OBSERVER
 from csms.server import OcppServer, start_ocpp_server
-from csms.store.db import Database
+from csms.store import schema
+from csms.store.db import Database, redacted
 from csms.store.id_tags import IdTagRepo
 from csms.store.local_lists import LocalListRepo
 from csms.store.transactions import TransactionRepo
 from roaming import tokens
 from roaming.context import OcpiModule
+from roaming.store import schema as roaming_schema
 
 log = logs.get("csms.system")
 
@@ -155,7 +158,7 @@ class System:
             ocpp_port=self.ocpp_port,
             admin_port=self.admin_port,
             ocpi_port=self.ocpi_port,
-            store=self.config.store.path,
+            store=redacted(self.config.store.effective_url),
         )
 
     async def stop(self) -> None:
@@ -165,6 +168,56 @@ class System:
         self._stopped = True
         await self._exit.aclose()
         log.info("stopped")
+
+
+async def open_store(config: Config, *, migrate: bool = True) -> Database:
+    """Open ``store.url``; refuse a schema newer than this release (a migration name
+    neither the CSMS's list nor roaming's has), then apply the CSMS's pending steps
+    (roaming's follow when OCPI is built)."""
+    db = await Database.open(
+        config.store.effective_url, pool_size=config.store.pool_size, migrate=False
+    )
+    try:
+        await schema.refuse_newer(db, known_migrations())
+        if migrate:
+            await schema.migrate_database(db)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+def known_migrations() -> frozenset[str]:
+    """Every migration name this release has: the CSMS's and roaming's lists."""
+    return frozenset(name for name, _ in schema.MIGRATIONS) | frozenset(
+        name for name, _ in roaming_schema.MIGRATIONS
+    )
+
+
+async def migrate_store(config: Config) -> tuple[list[str], list[str]]:
+    """``csms db migrate``: apply every pending step of both lists (the CSMS's, then
+    roaming's, which ``serve`` applies only with OCPI on); returns the names applied."""
+    db = await open_store(config, migrate=False)
+    try:
+        applied = await schema.migrate_database(db)
+        return applied, await roaming_schema.migrate(db)
+    finally:
+        await db.close()
+
+
+async def store_status(config: Config) -> tuple[list[str], list[str]]:
+    """``csms db status``: (applied names, names this release would still apply)."""
+    db = await Database.open(
+        config.store.effective_url, pool_size=config.store.pool_size, migrate=False
+    )
+    try:
+        applied = await schema.recorded(db)
+    finally:
+        await db.close()
+    everything = [name for name, _ in schema.MIGRATIONS] + [
+        name for name, _ in roaming_schema.MIGRATIONS
+    ]
+    return applied, [name for name in everything if name not in applied]
 
 
 async def compose(
@@ -182,7 +235,7 @@ async def compose(
     metrics = Metrics() if config.metrics.enabled else None
     exit_stack = contextlib.AsyncExitStack()
     try:
-        db = await Database.open(config.store.path)
+        db = await open_store(config)
         exit_stack.push_async_callback(db.close)
         gateway = ChargerGateway(config.server.call_timeout_s)
         authorization = build_local_authorization(config, db)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from csms.config import Config, ConfigError
+from csms.store.dialects import dialect_of, sqlite_path
 
 FILE_NAME = "admin-token"
 
@@ -31,10 +32,14 @@ class TokenSource:
 
 
 def token_path(config: Config) -> Path:
-    """``admin.token_file``, or ``admin-token`` beside ``store.path``."""
+    """``admin.token_file``, or ``admin-token`` beside the SQLite store (``var/`` when the
+    store is PostgreSQL: there is no store folder then)."""
     if config.admin.token_file:
         return Path(config.admin.token_file)
-    store = config.store.path
+    url = config.store.effective_url
+    if dialect_of(url) != "sqlite":
+        return Path("var") / FILE_NAME
+    store = sqlite_path(url)
     folder = Path(".") if store == ":memory:" else Path(store).parent
     return folder / FILE_NAME
 

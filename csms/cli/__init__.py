@@ -22,6 +22,7 @@ from csms.cli import (
     authorizations,
     calls,
     chargers,
+    db,
     local_lists,
     locations,
     partners,
@@ -45,6 +46,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     audit,
     local_lists,
     security,
+    db,
 )
 
 

@@ -10,7 +10,7 @@ Where the API is found, first match wins: ``--admin-url``, ``$CSMS_ADMIN_URL``, 
 present, with ``CSMS__`` overrides). The bearer token: ``--admin-token``,
 ``$CSMS_ADMIN_TOKEN``, then ``admin.token`` of the config (``CSMS__ADMIN__TOKEN``), then
 the token file ``csms serve`` generated (``admin.token_file``, default ``admin-token``
-beside ``store.path``).
+beside the SQLite store).
 
 Errors: :class:`AdminError` (the API answered with an error, carries ``status``,
 ``code`` and ``message``) and :class:`CliError` (anything else the user must fix, e.g.

@@ -70,13 +70,15 @@ async def run_until_signal(config: Config) -> int:
             loop.add_signal_handler(sig, stop.set)
         except NotImplementedError:  # pragma: no cover - Windows
             pass
+    from csms.store.schema import SchemaNewerThanCode
+
     try:
         app = await compose(config)
         await app.start()
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, SchemaNewerThanCode) as exc:
         log.error("startup_failed", error=str(exc))
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1

@@ -1,368 +1,193 @@
-"""Every table the CSMS keeps, as an append-only list of named migrations.
+"""Applying the CSMS's append-only list of named migrations (:mod:`csms.store.migrations`).
 
 Why append-only and named: an installed database records which names it has applied,
 so a release only ever adds steps; editing an applied step would leave old databases
-silently different from new ones. Add a new ``(name, sql)`` at the end, never change
-one that has shipped.
+silently different from new ones. Add a new ``(name, sql)`` at the end of the list in
+:mod:`csms.store.migrations`, never change one that has shipped.
 
 Conventions: ``*_norm`` columns hold the upper-cased lookup key of a case-insensitive
 identifier, the plain column its original spelling. Times are ISO-8601 UTC strings;
 ``*_at`` is when *we* received or wrote something, charger-reported times keep their
 own column so offline history is stored as sent.
+
+Two engines: each step is written in SQLite's dialect and has a PostgreSQL form
+(:func:`sql_for`): the same statements with PostgreSQL's column types
+(:func:`postgresql_form`), or, for a step whose SQL cannot be mapped that way, a
+:class:`PerDialect` pair written out for each engine. SQLite databases created by older
+versions run exactly the SQL they always ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from csms.store.dialects import Dialect
+from csms.store.migrations import MIGRATIONS, PerDialect
+
+__all__ = ["MIGRATIONS", "PerDialect", "SchemaNewerThanCode", "migrate", "migrate_database"]
 
 
 class Statements(Protocol):
     """What migrating needs of a connection (the store's ``Executor`` has it); a protocol
-    so that this module does not import the adapter that applies it."""
+    so that this module does not depend on one adapter."""
+
+    @property
+    def dialect(self) -> Dialect: ...
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
 
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "0001_ocpp_core",
-        """
-        CREATE TABLE chargers (
-            id                  TEXT PRIMARY KEY,
-            password_hash       TEXT,
-            registration_status TEXT NOT NULL DEFAULT 'Accepted',
-            vendor              TEXT,
-            model               TEXT,
-            serial_number       TEXT,
-            charge_box_serial   TEXT,
-            firmware_version    TEXT,
-            iccid               TEXT,
-            imsi                TEXT,
-            meter_type          TEXT,
-            meter_serial        TEXT,
-            created_at          TEXT NOT NULL,
-            last_boot_at        TEXT,
-            last_heartbeat_at   TEXT,
-            last_connected_at   TEXT,
-            last_disconnected_at TEXT,
-            firmware_status     TEXT,
-            diagnostics_status  TEXT
-        );
+class Transactional(Statements, Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Statements]: ...
 
-        CREATE TABLE connectors (
-            charger_id          TEXT NOT NULL,
-            connector_id        INTEGER NOT NULL,
-            status              TEXT NOT NULL,
-            error_code          TEXT NOT NULL,
-            info                TEXT,
-            vendor_id           TEXT,
-            vendor_error_code   TEXT,
-            status_timestamp    TEXT,
-            received_at         TEXT NOT NULL,
-            PRIMARY KEY (charger_id, connector_id)
-        );
 
-        CREATE TABLE status_notifications (
-            id                  INTEGER PRIMARY KEY,
-            charger_id          TEXT NOT NULL,
-            connector_id        INTEGER NOT NULL,
-            status              TEXT NOT NULL,
-            error_code          TEXT NOT NULL,
-            info                TEXT,
-            vendor_id           TEXT,
-            vendor_error_code   TEXT,
-            status_timestamp    TEXT,
-            received_at         TEXT NOT NULL
-        );
-        CREATE INDEX status_notifications_charger ON status_notifications (charger_id, id);
+class SchemaNewerThanCode(RuntimeError):
+    """The database records migrations this code does not have: a newer release wrote it.
 
-        -- Everything a charger sent that has no table of its own (Boot history,
-        -- Firmware/Diagnostics status, DataTransfer), kept verbatim.
-        CREATE TABLE charger_events (
-            id                  INTEGER PRIMARY KEY,
-            charger_id          TEXT NOT NULL,
-            action              TEXT NOT NULL,
-            payload             TEXT NOT NULL,
-            received_at         TEXT NOT NULL
-        );
-        CREATE INDEX charger_events_charger ON charger_events (charger_id, id);
+    Running older code on it could misread or damage the newer tables, so the store
+    refuses to open; run the newer release (or restore a backup taken before it).
+    """
 
-        -- The local token table serving the authorization seam without roaming.
-        CREATE TABLE id_tags (
-            id_tag_norm         TEXT PRIMARY KEY,
-            id_tag              TEXT NOT NULL,
-            status              TEXT NOT NULL,
-            expiry_date         TEXT,
-            parent_id_tag       TEXT,
-            created_at          TEXT NOT NULL,
-            updated_at          TEXT NOT NULL
-        );
+    def __init__(self, unknown: Sequence[str]) -> None:
+        self.unknown = list(unknown)
+        super().__init__(
+            "the database schema is newer than this release: unknown migrations "
+            + ", ".join(self.unknown)
+            + " (run the release that applied them, or restore a backup taken before)"
+        )
 
-        -- AUTOINCREMENT: SQLite never hands out a rowid again, even after deletes or a
-        -- restart, which is the durable never-reused sequence transaction ids need.
-        CREATE TABLE transactions (
-            id                  INTEGER PRIMARY KEY AUTOINCREMENT,
-            charger_id          TEXT NOT NULL,
-            connector_id        INTEGER NOT NULL,
-            id_tag              TEXT NOT NULL,
-            id_tag_norm         TEXT NOT NULL,
-            meter_start         INTEGER NOT NULL,
-            start_timestamp     TEXT NOT NULL,
-            start_received_at   TEXT NOT NULL,
-            reservation_id      INTEGER,
-            start_status        TEXT NOT NULL,
-            parent_id_tag       TEXT,
-            authorization_reference TEXT,
-            partner_id          TEXT,
-            token_type          TEXT,
-            token_country_code  TEXT,
-            token_party_id      TEXT,
-            contract_id         TEXT,
-            auth_method         TEXT,
-            meter_stop          INTEGER,
-            stop_timestamp      TEXT,
-            stop_received_at    TEXT,
-            stop_reason         TEXT,
-            stop_id_tag         TEXT,
-            UNIQUE (charger_id, connector_id, id_tag_norm, start_timestamp, meter_start)
-        );
-        CREATE INDEX transactions_active ON transactions (id_tag_norm) WHERE stop_received_at IS NULL;
-        CREATE INDEX transactions_charger ON transactions (charger_id, connector_id);
 
-        -- StopTransaction messages that did not stop a live transaction: unknown ids,
-        -- -1 (started offline and never numbered), and repeats of an earlier stop.
-        CREATE TABLE stop_records (
-            id                  INTEGER PRIMARY KEY,
-            charger_id          TEXT NOT NULL,
-            transaction_id      INTEGER NOT NULL,
-            kind                TEXT NOT NULL CHECK (kind IN ('orphan', 'duplicate')),
-            id_tag              TEXT,
-            meter_stop          INTEGER NOT NULL,
-            stop_timestamp      TEXT NOT NULL,
-            reason              TEXT,
-            transaction_data    TEXT,
-            received_at         TEXT NOT NULL
-        );
+# On PostgreSQL, the SQLite functions the CSMS's queries use, as SQL functions (created
+# or replaced on every migration run, so they are always the current definition):
+# json_extract over a TEXT document and a '$.a.b' path gives the scalar as text (JSON
+# booleans '1'/'0', null NULL: how SQLite's answer reads after a CAST), the same
+# definition as roaming's schema creates; group_concat(value, separator) is string_agg.
+PG_FUNCTIONS = (
+    """
+    CREATE OR REPLACE FUNCTION json_extract(doc TEXT, path TEXT) RETURNS TEXT
+    LANGUAGE sql IMMUTABLE AS $fn$
+        SELECT CASE jsonb_typeof(v)
+            WHEN 'boolean' THEN CASE WHEN v = 'true'::jsonb THEN '1' ELSE '0' END
+            ELSE v #>> '{}' END
+        FROM (SELECT doc::jsonb #> string_to_array(substr(path, 3), '.') AS v) AS found
+    $fn$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION group_concat_step(acc TEXT, value TEXT, sep TEXT)
+    RETURNS TEXT LANGUAGE sql IMMUTABLE AS $fn$
+        SELECT CASE WHEN value IS NULL THEN acc WHEN acc IS NULL THEN value
+            ELSE acc || sep || value END
+    $fn$
+    """,
+    """
+    CREATE OR REPLACE AGGREGATE group_concat(TEXT, TEXT) (
+        SFUNC = group_concat_step, STYPE = TEXT
+    )
+    """,
+)
 
-        CREATE TABLE meter_values (
-            id                  INTEGER PRIMARY KEY,
-            charger_id          TEXT NOT NULL,
-            connector_id        INTEGER NOT NULL,
-            transaction_id      INTEGER,
-            source              TEXT NOT NULL,
-            timestamp           TEXT NOT NULL,
-            received_at         TEXT NOT NULL,
-            value               TEXT NOT NULL,
-            context             TEXT,
-            format              TEXT,
-            measurand           TEXT,
-            phase               TEXT,
-            location            TEXT,
-            unit                TEXT
-        );
-        CREATE INDEX meter_values_tx ON meter_values (transaction_id, timestamp);
-        """,
-    ),
-    (
-        "0002_authorizations",
-        """
-        CREATE TABLE authorizations (
-            id                  INTEGER PRIMARY KEY,
-            decided_at          TEXT NOT NULL,
-            charger_id          TEXT,
-            connector_id        INTEGER,
-            trigger             TEXT NOT NULL,
-            uid                 TEXT NOT NULL,
-            uid_norm            TEXT NOT NULL,
-            partner_id          TEXT,
-            token_type          TEXT,
-            source              TEXT NOT NULL,
-            allowed             TEXT,
-            status              TEXT NOT NULL,
-            authorization_reference TEXT,
-            display_text        TEXT,
-            latency_ms          REAL NOT NULL,
-            reason              TEXT
-        );
-        CREATE INDEX authorizations_recent ON authorizations (charger_id, uid_norm, decided_at);
-        """,
-    ),
-    # 0003 and 0004 create roaming's ``ocpi_*`` tables: they live in
-    # ``roaming.store.schema`` under the same names, applied right after these.
-    (
-        # The decision log is append-only and written at up to thousands of rows a
-        # second. This index put every row into a random page of a second B-tree:
-        # measured at 200k rows, 19.7 µs of CPU per row with it, 5.8 without, and about
-        # a tenth of the server's CPU per cache-hit Authorize under load. The one query
-        # (newest first, optionally filtered) walks the primary key backwards and stops
-        # at its LIMIT, so a busy charger's or card's latest decisions come back quickly
-        # without it; a rarely seen one costs a scan.
-        "0005_authorizations_append_only",
-        """
-        DROP INDEX IF EXISTS authorizations_recent;
-        """,
-    ),
-    (
-        # The token uid as the eMSP spells it: OCPI CdrToken.uid must be the eMSP's
-        # spelling, while id_tag keeps the charger's (uids match case-insensitively).
-        "0010_token_spelling",
-        """
-        ALTER TABLE transactions ADD COLUMN token_uid TEXT;
-        """,
-    ),
-    (
-        # Integers beyond the signed 64 bits SQLite stores, in a StopTransaction (the
-        # 1.6 schemas bound none): the stop is kept all the same, the out-of-range
-        # values as their exact decimal text. ``stop_records.raw_integers`` is a JSON
-        # object {field: "digits"} (its integer columns then hold 0: the NOT NULL
-        # columns cannot hold the value); ``transactions.meter_stop_raw`` is the
-        # meterStop of a stop whose meter_stop is NULL for that reason.
-        "0011_ocpp_edges",
-        """
-        ALTER TABLE stop_records ADD COLUMN raw_integers TEXT;
-        ALTER TABLE transactions ADD COLUMN meter_stop_raw TEXT;
-        """,
-    ),
-    (
-        # Dashboard logins: kept server-side so logout and expiry take effect at once and
-        # a stolen store file holds no usable cookie (only the cookie's SHA-256 is kept).
-        "0012_admin_sessions",
-        """
-        CREATE TABLE admin_sessions (
-            id_hash             TEXT PRIMARY KEY,
-            csrf_token          TEXT NOT NULL,
-            created_at          TEXT NOT NULL,
-            expires_at          TEXT NOT NULL,
-            remote_address      TEXT
-        );
-        CREATE INDEX admin_sessions_expiry ON admin_sessions (expires_at);
-        """,
-    ),
-    (
-        # The admin audit trail: one row per admin write (POST/PUT/PATCH/DELETE), who did
-        # it, what, to which target and with which result. Never a request body.
-        "0013_audit_log",
-        """
-        CREATE TABLE audit_log (
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,
-            at          TEXT NOT NULL,
-            actor       TEXT NOT NULL,
-            method      TEXT NOT NULL,
-            action      TEXT NOT NULL,
-            path        TEXT NOT NULL,
-            target      TEXT,
-            status      INTEGER NOT NULL,
-            remote      TEXT
-        );
-        CREATE INDEX audit_log_actor ON audit_log (actor, id);
-        """,
-    ),
-    (
-        # Local Authorization Lists (docs/local-lists.md): per charger what we know of its
-        # list (version it accepted from us, limits it reported, last result) and the
-        # entries it holds as far as we know, so a differential is computed from the
-        # store and a restart or reconnect picks up where the last sync left off.
-        "0015_local_auth_lists",
-        """
-        CREATE TABLE local_list_chargers (
-            charger_id          TEXT PRIMARY KEY,
-            mode                TEXT NOT NULL DEFAULT 'auto',
-            supported           INTEGER,
-            max_length          INTEGER,
-            send_max_length     INTEGER,
-            version             INTEGER NOT NULL DEFAULT 0,
-            charger_version     INTEGER,
-            size                INTEGER NOT NULL DEFAULT 0,
-            last_sync_at        TEXT,
-            last_result         TEXT,
-            last_detail         TEXT,
-            updated_at          TEXT NOT NULL
-        );
-        CREATE TABLE local_list_entries (
-            charger_id          TEXT NOT NULL,
-            id_tag_norm         TEXT NOT NULL,
-            id_tag              TEXT NOT NULL,
-            status              TEXT NOT NULL,
-            expiry_date         TEXT,
-            parent_id_tag       TEXT,
-            partner_key         TEXT,
-            PRIMARY KEY (charger_id, id_tag_norm)
-        ) WITHOUT ROWID;
-        """,
-    ),
-    (
-        # Security profiles and the OCPP 1.6 security extensions. ``security_profile`` is
-        # what the operator registered (NULL: not declared, judged by the password as
-        # before); the handshake enforces 2 (TLS + Basic) and 3 (TLS client certificate).
-        # ``security_calls`` keeps every CSMS-initiated security call with its outcome
-        # (the profile upgrade reads its CA installs back), ``security_notifications``
-        # the charger's status reports of signed firmware updates and log uploads.
-        "0017_security_extensions",
-        """
-        ALTER TABLE chargers ADD COLUMN security_profile INTEGER;
-        CREATE TABLE security_events (
-            id          INTEGER PRIMARY KEY,
-            charger_id  TEXT NOT NULL,
-            type        TEXT NOT NULL,
-            timestamp   TEXT NOT NULL,
-            tech_info   TEXT,
-            critical    INTEGER NOT NULL,
-            received_at TEXT NOT NULL
-        );
-        CREATE INDEX security_events_charger ON security_events (charger_id, id);
-        CREATE TABLE security_calls (
-            id          INTEGER PRIMARY KEY,
-            charger_id  TEXT NOT NULL,
-            action      TEXT NOT NULL,
-            request     TEXT NOT NULL,
-            response    TEXT,
-            error       TEXT,
-            created_at  TEXT NOT NULL
-        );
-        CREATE INDEX security_calls_charger ON security_calls (charger_id, action, id);
-        CREATE TABLE security_notifications (
-            id          INTEGER PRIMARY KEY,
-            charger_id  TEXT NOT NULL,
-            action      TEXT NOT NULL,
-            status      TEXT NOT NULL,
-            request_id  INTEGER,
-            received_at TEXT NOT NULL
-        );
-        CREATE INDEX security_notifications_charger ON security_notifications (charger_id, id);
-        CREATE TABLE signed_certificates (
-            id          INTEGER PRIMARY KEY,
-            charger_id  TEXT NOT NULL,
-            serial      TEXT NOT NULL,
-            subject     TEXT NOT NULL,
-            not_after   TEXT NOT NULL,
-            issued_at   TEXT NOT NULL
-        );
-        CREATE INDEX signed_certificates_charger ON signed_certificates (charger_id, id);
-        """,
-    ),
-]
+# Every node starting at once against one PostgreSQL database migrates under this
+# transaction-scoped advisory lock (roaming's schema takes the same one), so exactly one
+# applies each step and the others then find it recorded.
+MIGRATION_LOCK = 0x6373_6D73  # "csms"
+
+
+_LEDGER = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+)
+_RECORD = "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)"
+
+# SQLite column types → PostgreSQL's. INTEGER is 64-bit in SQLite, so BIGINT; an
+# INTEGER PRIMARY KEY is SQLite's rowid (assigned on insert), so an identity column;
+# TEXT compares byte by byte like SQLite's (ISO times with and without milliseconds,
+# page order), whatever locale the database was created with.
+_PG_TYPES = (
+    (re.compile(r"\bINTEGER\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?\b", re.IGNORECASE),
+     "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b", re.IGNORECASE), "BIGINT"),
+    (re.compile(r"\bREAL\b", re.IGNORECASE), "DOUBLE PRECISION"),
+    (re.compile(r"\bTEXT\b", re.IGNORECASE), 'TEXT COLLATE "C"'),
+    (re.compile(r"\)\s*WITHOUT\s+ROWID", re.IGNORECASE), ")"),
+)  # fmt: skip
+
+
+def postgresql_form(sql: str) -> str:
+    """A SQLite step as PostgreSQL runs it: the same statements, PostgreSQL's types."""
+    for pattern, replacement in _PG_TYPES:
+        sql = pattern.sub(replacement, sql)
+    return sql
+
+
+def sql_for(step: str | PerDialect, dialect: Dialect) -> str:
+    """The SQL of one step for ``dialect``."""
+    if isinstance(step, PerDialect):
+        return step.sqlite if dialect == "sqlite" else step.postgresql
+    return step if dialect == "sqlite" else postgresql_form(step)
+
+
+def now_stamp() -> str:
+    """When a step was applied (ISO-8601 UTC with milliseconds, like every ``*_at``)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def lock_for_migration(db: Statements) -> None:
+    """Serialise migrating nodes on PostgreSQL (released at the transaction's end)."""
+    if db.dialect == "postgresql":
+        await db.fetchall("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
 
 
 async def migrate(db: Statements) -> list[str]:
-    """Apply every migration not yet recorded; returns the names applied now."""
-    await db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
+    """Apply every migration not yet recorded; returns the names applied now.
+
+    Call inside a transaction: on PostgreSQL the DDL commits with the ledger or not at all.
+    """
+    await lock_for_migration(db)
+    if db.dialect == "postgresql":
+        for function in PG_FUNCTIONS:
+            await db.execute(function)
+    await db.execute(_LEDGER)
     done = {row["name"] for row in await db.fetchall("SELECT name FROM schema_migrations")}
     applied = []
-    for name, sql in MIGRATIONS:
+    for name, step in MIGRATIONS:
         if name in done:
             continue
-        for statement in _split(sql):
+        for statement in _split(sql_for(step, db.dialect)):
             await db.execute(statement)
-        await db.execute(
-            "INSERT INTO schema_migrations (name, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
-            (name,),
-        )
+        await db.execute(_RECORD, (name, now_stamp()))
         applied.append(name)
     return applied
+
+
+async def migrate_database(db: Transactional) -> list[str]:
+    """:func:`migrate` in a transaction of its own."""
+    async with db.transaction() as tx:
+        return await migrate(tx)
+
+
+async def recorded(db: Statements) -> list[str]:
+    """The names the database's ledger holds (none for a new database); writes nothing."""
+    exists = (
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        if db.dialect == "sqlite"
+        else "SELECT 1 WHERE to_regclass('schema_migrations') IS NOT NULL"
+    )
+    if not await db.fetchall(exists):
+        return []
+    rows = await db.fetchall("SELECT name FROM schema_migrations ORDER BY name")
+    return [row["name"] for row in rows]
+
+
+async def refuse_newer(db: Statements, known: Collection[str]) -> None:
+    """Raise :class:`SchemaNewerThanCode` if the ledger holds a name not in ``known``
+    (every list of migrations the release has: the CSMS's and roaming's)."""
+    unknown = [name for name in await recorded(db) if name not in known]
+    if unknown:
+        raise SchemaNewerThanCode(unknown)
 
 
 def _split(sql: str) -> list[str]:

@@ -249,7 +249,8 @@ class OutboxStore:
         """Another attempt later, or ``dead`` (blocking its object) when out of attempts."""
         await self.db.execute(
             "UPDATE ocpi_outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
-            " last_error = ?, ambiguous = ambiguous OR ?, in_flight_at = NULL WHERE id = ?",
+            " last_error = ?, ambiguous = CASE WHEN ambiguous = 1 OR ? = 1 THEN 1 ELSE 0 END,"
+            " in_flight_at = NULL WHERE id = ?",
             (
                 Status.DEAD.value if dead else Status.PENDING.value,
                 attempts,

@@ -1,6 +1,6 @@
 """``python -m tests.bench [NAME ...] [--baseline REV]``: run the benchmarks (all, or those
-named: ``authorize``, ``ocpi_tokens``, ``fuzz_ocpi``, ``flood``, ``auth_storm``,
-``ocpp_fuzz``).
+named: ``authorize``, ``ocpi_tokens``, ``fuzz_ocpi``, ``store``, ``flood``,
+``auth_storm``, ``ocpp_fuzz``).
 
 ``--baseline REV`` measures the Authorize benchmark's CSMS steps for a checkout of REV
 (set up under ``var/bench/baseline`` with its own venv) beside this checkout, in the same
@@ -32,6 +32,12 @@ def fuzz_ocpi(args: argparse.Namespace) -> None:
     fuzz_ocpi.main()
 
 
+def store(args: argparse.Namespace) -> None:
+    from tests.bench import bench_store
+
+    bench_store.main()
+
+
 def flood(args: argparse.Namespace) -> None:
     from tests.bench import bench_hostile
 
@@ -57,6 +63,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "authorize": authorize,
     "ocpi_tokens": ocpi_tokens,
     "fuzz_ocpi": fuzz_ocpi,
+    "store": store,
     "flood": flood,
     "auth_storm": auth_storm,
     "ocpp_fuzz": ocpp_fuzz,
@@ -69,7 +76,7 @@ def main(argv: list[str]) -> int:
         "names",
         nargs="*",
         metavar="NAME",
-        help="authorize, ocpi_tokens, fuzz_ocpi, flood, auth_storm, ocpp_fuzz",
+        help="authorize, ocpi_tokens, fuzz_ocpi, store, flood, auth_storm, ocpp_fuzz",
     )
     parser.add_argument(
         "--baseline",
