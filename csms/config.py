@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from csms.security_config import SecurityConfig, validate_security
 from csms.store.dialects import StoreUrlError, dialect_of, sqlite_path
 
 ENV_PREFIX = "CSMS__"
@@ -55,29 +56,9 @@ class ServerConfig:
     # (0 = the interpreter's own generations), and one full collection per interval.
     gc_freeze_interval_s: float = 1.0
     gc_full_collect_interval_s: float = 3600.0
-    # Per connection (csms/ocpp16/connection.py, wire.py): a charger's CALLs that wait on
-    # I/O at once (beyond them its socket is not read until one is answered), and the
-    # bytes of its frames handled per turn of the event loop (then the others' turn).
+    # A charger's CALLs waiting on I/O at once, and bytes of its frames per loop turn.
     max_calls_in_flight: int = 4
     read_budget_bytes: int = 4096
-
-
-@dataclass(frozen=True)
-class SecurityConfig:
-    """Throttling of failed HTTP Basic authentication at the OCPP handshake.
-
-    After ``auth_failures_per_charger`` failures for one charge point id, or
-    ``auth_failures_per_address`` from one source address, within
-    ``auth_failure_window_s``, further attempts are answered 429 without checking the
-    password (no scrypt run) until the window has passed; a password already verified
-    on this server is still accepted. ``auth_throttle_entries`` bounds each table of
-    ids and addresses tracked (the least recently failing are forgotten first).
-    """
-
-    auth_failures_per_charger: int = 5
-    auth_failures_per_address: int = 20
-    auth_failure_window_s: float = 60.0
-    auth_throttle_entries: int = 10000
 
 
 DEFAULT_STORE_URL = "sqlite:///var/csms.sqlite3"
@@ -340,10 +321,7 @@ def _validate(cfg: Config) -> None:
     positive("server.gc_full_collect_interval_s", cfg.server.gc_full_collect_interval_s)
     positive("server.max_calls_in_flight", cfg.server.max_calls_in_flight)
     positive("server.read_budget_bytes", cfg.server.read_budget_bytes)
-    positive("security.auth_failures_per_charger", cfg.security.auth_failures_per_charger)
-    positive("security.auth_failures_per_address", cfg.security.auth_failures_per_address)
-    positive("security.auth_failure_window_s", cfg.security.auth_failure_window_s)
-    positive("security.auth_throttle_entries", cfg.security.auth_throttle_entries)
+    validate_security(cfg.security, ConfigError)
     if cfg.server.gc_freeze_interval_s < 0:
         raise ConfigError(
             "server.gc_freeze_interval_s",

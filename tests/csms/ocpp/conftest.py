@@ -20,8 +20,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from csms.authz.own_cards import own_cards_authorizer
 from csms.authz.ports import Authorizer
-from csms.config import Config, SecurityConfig, ServerConfig
+from csms.config import Config, ServerConfig
 from csms.ocpp16.events import ChargerEvents
+from csms.security_config import SecurityConfig
 from csms.server import OcppServer, start_ocpp_server
 from csms.store.db import Database
 from csms.store.passwords import PasswordChecker
