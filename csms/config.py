@@ -116,6 +116,19 @@ class AuthzConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long the decision log keeps its rows, and how gently the purge deletes them
+    (csms/retention.py): small batches with a pause between them, so serving never
+    waits on a long DELETE."""
+
+    decisions_days: int = 90
+    interval_s: float = 3600.0
+    batch_rows: int = 500
+    pause_s: float = 0.05
+    max_rows_per_round: int = 100_000
+
+
+@dataclass(frozen=True)
 class SecurityProfileConfig:
     """OCPP security profile 3 (TLS client certificates) and the CA that signs chargers'
     certificates (SignCertificate). Needs ``server.tls_cert``/``tls_key`` for the listener."""
@@ -152,6 +165,7 @@ class Config:
     ocpi_cpo: OcpiCpoConfig = field(default_factory=OcpiCpoConfig)
     authz: AuthzConfig = field(default_factory=AuthzConfig)
     security_profile: SecurityProfileConfig = field(default_factory=SecurityProfileConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     log: LogConfig = field(default_factory=LogConfig)
     partners: Mapping[str, PartnerOverride] = field(default_factory=dict)
 
@@ -302,6 +316,7 @@ def _validate(cfg: Config) -> None:
             f"{reserve} s must be at least 0 and under half the shortest authorize deadline "
             f"({shortest:g} s)",
         )
+    _validate_retention(cfg.retention)
     cpo = cfg.ocpi_cpo
     positive("ocpi_cpo.session_update_interval_s", cpo.session_update_interval_s)
     positive("ocpi_cpo.command_timeout_s", cpo.command_timeout_s)
@@ -317,6 +332,22 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("ocpi.country_code", "must be 2 characters (ISO 3166-1 alpha-2)")
     if not 1 <= len(cfg.ocpi.party_id) <= 3:
         raise ConfigError("ocpi.party_id", "must be 1 to 3 characters")
+
+
+def _validate_retention(r: RetentionConfig) -> None:
+    if r.decisions_days < 0:
+        raise ConfigError(
+            "retention.decisions_days", f"must be 0 (keep forever) or more, got {r.decisions_days}"
+        )
+    for key, value in (
+        ("retention.interval_s", r.interval_s),
+        ("retention.batch_rows", r.batch_rows),
+        ("retention.max_rows_per_round", r.max_rows_per_round),
+    ):
+        if value <= 0:
+            raise ConfigError(key, f"must be greater than 0, got {value}")
+    if r.pause_s < 0:
+        raise ConfigError("retention.pause_s", f"must be 0 or more, got {r.pause_s}")
 
 
 def _validate_security_profile(cfg: Config) -> None:

@@ -14,7 +14,8 @@ Build order (:func:`compose`, nothing listens yet):
 4. with ``ocpi.enabled``: the roaming runtime (partners, tokens, client, token sync),
    the CPO modules (locations, sessions, CDRs, outbox, OCPP event sink), the roaming
    authorization service behind the own cards, and OCPI commands;
-5. the admin API's context and routes.
+5. the admin API's context and routes;
+6. the retention purge of the decision log (its timer starts with the server).
 
 Start order (:meth:`System.start`): the OCPP server, then OCPI (outbox worker, OCPI
 server, token sync), then the admin API. :meth:`System.stop` closes everything in the
@@ -53,6 +54,7 @@ from csms.ocpi.location_routes import location_routes
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
+from csms.retention import Retention
 from csms.server import OcppServer, start_ocpp_server
 from csms.store.db import Database
 from csms.store.id_tags import IdTagRepo
@@ -85,6 +87,7 @@ class System:
     roaming: Roaming | None
     admin: AdminContext
     admin_routes: list[web.AbstractRouteDef]
+    retention: Retention | None = None
     ocpp: OcppServer | None = None
     ocpp_port: int = 0
     admin_port: int = 0
@@ -117,6 +120,9 @@ class System:
             self._exit.push_async_callback(roaming.commands.close)
             self.ocpi_port = await roaming.runtime.serve(roaming.modules)
             roaming.runtime.sync.start()
+        if self.retention is not None:
+            self.retention.start()
+            self._exit.push_async_callback(self.retention.close)
         runner, self.admin_port = await start_admin_api(self.admin, self.admin_routes)
         self._exit.push_async_callback(runner.cleanup)
         log.info(
@@ -217,6 +223,7 @@ async def compose(
         roaming=roaming,
         admin=admin,
         admin_routes=routes,
+        retention=Retention(db, config.retention),
         _exit=exit_stack,
     )
 
