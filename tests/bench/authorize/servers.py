@@ -25,6 +25,7 @@ from tests.bench.authorize.settings import (
     EMSP,
     HIT_TAGS,
     LOG_LEVEL,
+    OWN_TAGS,
     REM_TAGS,
 )
 from tests.bench.authorize.trees import Tree
@@ -46,6 +47,11 @@ class Ports:
 
 def start_echo() -> tuple[Proc, str]:
     proc = Proc("echo", ["-m", "simulator.cli", "echo-server", "--port", "0"])
+    return proc, proc.wait_for(r"listening on (ws://\S+)").group(1)
+
+
+def start_fast_echo() -> tuple[Proc, str]:
+    proc = Proc("echo-fast", ["-m", "tests.bench.fast_echo", "--port", "0"])
     return proc, proc.wait_for(r"listening on (ws://\S+)").group(1)
 
 
@@ -120,7 +126,8 @@ def start_csms(tree: Tree, name: str) -> tuple[Proc, Ports]:
 
 
 def store_template(tree: Tree, chargers: int) -> Path:
-    """A store in ``tree``'s own schema with ``chargers`` known chargers, to be copied
+    """A store in ``tree``'s own schema with ``chargers`` known chargers and the own
+    cards :data:`OWN_TAGS`, to be copied
     (:func:`fresh_store`) so that a step measures connecting rather than
     auto-registration writes: ``tree``'s server creates the file (its migrations) and
     stops, then the chargers are inserted."""
@@ -137,6 +144,12 @@ def store_template(tree: Tree, chargers: int) -> Path:
             db.executemany(
                 "INSERT INTO chargers (id, registration_status, created_at) VALUES (?, ?, ?)",
                 rows,
+            )
+            # The operator's own cards, as `csms tokens add` stores them (no expiry).
+            db.executemany(
+                "INSERT INTO id_tags (id_tag_norm, id_tag, status, created_at, updated_at)"
+                " VALUES (?, ?, 'Accepted', ?, ?)",
+                [(t.upper(), t, now, now) for t in OWN_TAGS],
             )
     finally:
         db.close()
@@ -189,10 +202,10 @@ def start_emsp(ports: Ports, name: str) -> tuple[Proc, str]:
     return proc, control
 
 
-def emsp_behaviour(control: str, mode: str, delay_ms: int = 0) -> None:
+def emsp_behaviour(control: str, mode: str, delay_ms: int = 0, *, nagle: bool = False) -> None:
     req = urllib.request.Request(
         f"{control}/control/behaviour",
-        data=json.dumps({"mode": mode, "delay_ms": delay_ms}).encode(),
+        data=json.dumps({"mode": mode, "delay_ms": delay_ms, "nagle": nagle}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
