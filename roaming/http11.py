@@ -129,7 +129,9 @@ class _Conn(asyncio.Protocol):
         as two segments with Nagle on holds the body until the head is ACKed, so every
         answer after the first would arrive a delayed ACK late (measured 92-96 ms for a
         50 ms eMSP). The kernel clears the flag by itself, hence once per read; setting
-        it also sends the pending ACK at once. One setsockopt, ~1 µs.
+        it also sends the pending ACK at once. Set after the request is written too, so
+        the kernel ACKs the head on arrival, without waiting for a busy loop to read it
+        (under load that wait showed as a p50 of 74-106 ms). One setsockopt, ~1 µs.
         """
         sock = self._sock
         if sock is not None:
@@ -166,6 +168,7 @@ class _Conn(asyncio.Protocol):
         self._head, self._eof = None, False
         self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
+        self._quickack()  # armed before the answer comes: the kernel ACKs its head itself
         try:
             return await self._waiter
         finally:
