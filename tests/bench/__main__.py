@@ -1,5 +1,5 @@
 """``python -m tests.bench [NAME ...] [--baseline REV]``: run the benchmarks (all, or those
-named: ``authorize``, ``ocpi_tokens``).
+named: ``authorize``, ``ocpi_tokens``, ``retention``).
 
 ``--baseline REV`` measures the Authorize benchmark's CSMS steps for a checkout of REV
 (set up under ``var/bench/baseline`` with its own venv) beside this checkout, in the same
@@ -19,6 +19,12 @@ def authorize(args: argparse.Namespace) -> None:
     bench_authorize.main(baseline=args.baseline)
 
 
+def retention(args: argparse.Namespace) -> None:
+    from tests.bench import bench_retention
+
+    bench_retention.main()
+
+
 def ocpi_tokens(args: argparse.Namespace) -> None:
     from tests.bench import bench_ocpi_tokens
 
@@ -31,12 +37,15 @@ def ocpi_tokens(args: argparse.Namespace) -> None:
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "authorize": authorize,
     "ocpi_tokens": ocpi_tokens,
+    "retention": retention,
 }
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="NAME", help="authorize, ocpi_tokens")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help="authorize, ocpi_tokens, retention"
+    )
     parser.add_argument(
         "--baseline",
         metavar="REV",

@@ -61,7 +61,8 @@ def start_naive() -> tuple[Proc, str]:
     return proc, proc.wait_for(r"listening on (ws://\S+)").group(1)
 
 
-def write_config(name: str, ports: Ports) -> Path:
+def write_config(name: str, ports: Ports, extra: str = "") -> Path:
+    """``extra``: more TOML for this server only (sections a baseline may not know)."""
     path = OUT / f"{name}.toml"
     path.write_text(
         f"""
@@ -94,7 +95,7 @@ authorize_deadline_s = {DEADLINE_S}
 [log]
 level = "{LOG_LEVEL}"
 format = "json"
-"""
+{extra}"""
     )
     return path
 
@@ -104,11 +105,11 @@ def remove_store(name: str) -> None:
         Path(f"{OUT / name}.sqlite3{suffix}").unlink(missing_ok=True)
 
 
-def start_csms(tree: Tree, name: str) -> tuple[Proc, Ports]:
+def start_csms(tree: Tree, name: str, extra: str = "") -> tuple[Proc, Ports]:
     """``tree``'s ``csms serve`` on the store ``var/bench/<name>.sqlite3``; ready once all
     three ports listen (log-level independent)."""
     ports = Ports(free_port(), free_port(), free_port())
-    cfg = write_config(name, ports)
+    cfg = write_config(name, ports, extra)
     argv = ["-m", "csms", "serve", "--config", str(cfg)]
     proc = Proc(name, argv, cwd=tree.root, env=tree.env(), python=tree.python)
     deadline = time.monotonic() + 30
