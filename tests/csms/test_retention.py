@@ -115,10 +115,14 @@ def test_config_keys_are_checked(tmp_path: Path) -> None:
 
 
 async def test_heartbeats_are_answered_while_a_large_purge_runs(tmp_path: Path) -> None:
-    """The server's own background purge of 150,000 expired decisions, with a charger
-    sending Heartbeats the whole time: every one is answered promptly."""
+    """The server's own background purge of 300,000 expired decisions, with a charger
+    sending Heartbeats the whole time: every one is answered promptly.
+
+    Why this many: one DELETE of them all holds the store's writer ~1 s (measured
+    ~330,000 rows/s), which a Heartbeat (its write is awaited before the answer) would
+    wait out; batches hold it a few milliseconds each."""
     store = tmp_path / "csms.sqlite3"
-    total = 150_000
+    total = 300_000
     db = await Database.open(str(store))
     old = datetime.now(UTC) - timedelta(days=200)
     row = decision_row(old, "OLD")
@@ -160,5 +164,5 @@ async def test_heartbeats_are_answered_while_a_large_purge_runs(tmp_path: Path) 
     assert during >= 5, f"only {during} heartbeats overlapped the purge"
     # A Heartbeat's write lingers 50 ms by design (charger_writes batches them); the
     # bounds are generous beyond that: a paused loop would show the whole purge (seconds).
-    assert max(latencies) < scaled(0.3), f"slowest heartbeat {max(latencies) * 1000:.1f} ms"
-    assert statistics.median(latencies) < scaled(0.1)
+    assert max(latencies) < scaled(0.5), f"slowest heartbeat {max(latencies) * 1000:.1f} ms"
+    assert statistics.median(latencies) < scaled(0.15)
