@@ -129,6 +129,22 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class LocalListsConfig:
+    """Local Authorization Lists sent to chargers (docs/local-lists.md)."""
+
+    enabled: bool = True
+    debounce_s: float = 2.0
+    connect_delay_s: float = 1.0
+    entry_expiry_s: int = 2_592_000
+    renew_interval_s: float = 3600.0
+    retry_initial_s: float = 10.0
+    retry_max_s: float = 600.0
+    concurrency: int = 16
+    default_max_length: int = 100
+    default_send_max_length: int = 20
+
+
+@dataclass(frozen=True)
 class SecurityProfileConfig:
     """OCPP security profile 3 (TLS client certificates) and the CA that signs chargers'
     certificates (SignCertificate). Needs ``server.tls_cert``/``tls_key`` for the listener."""
@@ -154,6 +170,7 @@ class PartnerOverride:
     fallback_allowed_offline: Literal["accept", "reject"] | None = None
     fallback_allowed: Literal["accept", "reject"] | None = None
     uid_prefixes: tuple[str, ...] = ()
+    local_list: bool = True
 
 
 @dataclass(frozen=True)
@@ -164,6 +181,7 @@ class Config:
     ocpi: OcpiConfig = field(default_factory=OcpiConfig)
     ocpi_cpo: OcpiCpoConfig = field(default_factory=OcpiCpoConfig)
     authz: AuthzConfig = field(default_factory=AuthzConfig)
+    local_lists: LocalListsConfig = field(default_factory=LocalListsConfig)
     security_profile: SecurityProfileConfig = field(default_factory=SecurityProfileConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -328,6 +346,18 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("ocpi_cpo.outbox_retry_max_s", "must be >= outbox_retry_initial_s")
     if len(cpo.currency) != 3 or not cpo.currency.isupper():
         raise ConfigError("ocpi_cpo.currency", "must be an ISO 4217 code like EUR")
+    lists = cfg.local_lists
+    positive("local_lists.debounce_s", lists.debounce_s)
+    positive("local_lists.entry_expiry_s", lists.entry_expiry_s)
+    positive("local_lists.renew_interval_s", lists.renew_interval_s)
+    positive("local_lists.retry_initial_s", lists.retry_initial_s)
+    positive("local_lists.concurrency", lists.concurrency)
+    positive("local_lists.default_max_length", lists.default_max_length)
+    positive("local_lists.default_send_max_length", lists.default_send_max_length)
+    if lists.connect_delay_s < 0:
+        raise ConfigError("local_lists.connect_delay_s", "must be 0 or more")
+    if lists.retry_max_s < lists.retry_initial_s:
+        raise ConfigError("local_lists.retry_max_s", "must be >= retry_initial_s")
     if len(cfg.ocpi.country_code) != 2:
         raise ConfigError("ocpi.country_code", "must be 2 characters (ISO 3166-1 alpha-2)")
     if not 1 <= len(cfg.ocpi.party_id) <= 3:

@@ -14,11 +14,14 @@ Build order (:func:`compose`, nothing listens yet):
 4. with ``ocpi.enabled``: the roaming runtime (partners, tokens, client, token sync),
    the CPO modules (locations, sessions, CDRs, outbox, OCPP event sink), the roaming
    authorization service behind the own cards, and OCPI commands;
-5. the admin API's context and routes;
-6. the retention purge of the decision log (its timer starts with the server).
+5. the Local Authorization List manager (own cards, and with roaming the eMSP tokens
+   through :class:`csms.ocpi.local_list_tokens.StoreRoamingCards`), and with roaming
+   the offline-start seam in front of the authorizer;
+6. the admin API's context and routes;
+7. the retention purge of the decision log (its timer starts with the server).
 
-Start order (:meth:`System.start`): the OCPP server, then OCPI (outbox worker, OCPI
-server, token sync), then the admin API. :meth:`System.stop` closes everything in the
+Start order (:meth:`System.start`): the OCPP server, the local list manager, then OCPI
+(outbox worker, OCPI server, token sync), then the admin API. :meth:`System.stop` closes everything in the
 reverse order of opening, also after a start that failed half-way.
 """
 
@@ -38,6 +41,10 @@ from csms.authorization import Authorization, build_local_authorization
 from csms.authz.own_cards import HeldOwnCards
 from csms.authz.ports import Authorizer
 from csms.config import Config
+from csms.locallist.admin_routes import local_list_routes
+from csms.locallist.attribution import ListedOfflineStarts
+from csms.locallist.manager import FollowOwnCards, LocalListManager
+from csms.locallist.ports import RoamingCards
 from csms.ocpi.admin_routes import admin_routes as cpo_admin_routes
 from csms.ocpi.authorization import build_roaming_authorization
 from csms.ocpi.catalog_admin import CatalogAdmin
@@ -50,6 +57,7 @@ from csms.ocpi.cpo import (
     push_all_tariffs,
 )
 from csms.ocpi.dashboard import StoreRoamingView
+from csms.ocpi.local_list_tokens import StoreRoamingCards
 from csms.ocpi.location_routes import location_routes
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
@@ -58,6 +66,7 @@ from csms.retention import Retention
 from csms.server import OcppServer, start_ocpp_server
 from csms.store.db import Database
 from csms.store.id_tags import IdTagRepo
+from csms.store.local_lists import LocalListRepo
 from csms.store.transactions import TransactionRepo
 from roaming import tokens
 from roaming.context import OcpiModule
@@ -87,6 +96,7 @@ class System:
     roaming: Roaming | None
     admin: AdminContext
     admin_routes: list[web.AbstractRouteDef]
+    local_lists: LocalListManager | None = None
     retention: Retention | None = None
     ocpp: OcppServer | None = None
     ocpp_port: int = 0
@@ -113,6 +123,9 @@ class System:
         )
         self._exit.push_async_callback(self.ocpp.close)
         self.ocpp_port = int(self.ocpp.port)
+        if self.local_lists is not None:
+            self.local_lists.start()
+            self._exit.push_async_callback(self.local_lists.stop)
         if self.roaming is not None:
             roaming = self.roaming
             roaming.cpo.worker.start()
@@ -165,6 +178,7 @@ async def compose(
         catalog: CatalogAdmin | None = None
         roaming_view: StoreRoamingView | None = None
         routes: list[web.AbstractRouteDef] = []
+        roaming_cards: RoamingCards | None = None
         if config.ocpi.enabled:
             runtime = await build_runtime(config, db)
             exit_stack.push_async_callback(runtime.stop)
@@ -190,6 +204,7 @@ async def compose(
             runtime.ctx.on_registered.append(partial(push_all_tariffs, db, cpo))
             runtime.ctx.on_registered.append(partial(push_all_locations, db, cpo))
             events = cpo.events
+            roaming_cards = StoreRoamingCards(runtime.store, config)
             roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules(cpo, commands)])
             catalog = CatalogAdmin(db, cpo.locations, cpo.worker.notify)
             routes += [
@@ -199,6 +214,17 @@ async def compose(
                 *cpo_admin_routes(cpo.locations, cpo.outbox, cpo.worker, config, db),
             ]
             roaming_view = StoreRoamingView(db, runtime.store, cpo.outbox)
+        lists_repo = LocalListRepo(db)
+        local_lists = LocalListManager(config.local_lists, gateway, lists_repo, roaming_cards)
+        if roaming_cards is not None and config.local_lists.enabled:
+            authorization.authorizer = ListedOfflineStarts(
+                authorization.authorizer,
+                lists_repo,
+                roaming_cards,
+                sink=authorization.decisions,
+                expiry_s=config.authz.id_tag_expiry_s,
+            )
+        routes += list(local_list_routes(db, local_lists))
         if authorizer is not None:
             authorization.authorizer = authorizer
         admin = AdminContext(
@@ -206,7 +232,7 @@ async def compose(
             db=db,
             gateway=gateway,
             decisions=authorization.decisions,
-            own_cards=authorization.service,
+            own_cards=FollowOwnCards(authorization.service, local_lists),
             sites=catalog,
             roaming_view=roaming_view,
         )
@@ -223,6 +249,7 @@ async def compose(
         roaming=roaming,
         admin=admin,
         admin_routes=routes,
+        local_lists=local_lists,
         retention=Retention(db, config.retention),
         _exit=exit_stack,
     )

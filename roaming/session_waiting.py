@@ -14,6 +14,11 @@ currency; the priced COMPLETED PATCH and the CDR, built from the stop facts kept
 the Session), and lets them go in their order: the CDR shares the Session's ordering
 unit, so the eMSP never gets a CDR before the Session it belongs to.
 
+The same hold covers a stop with no tariff: a CDR must carry ``total_cost`` (OCPI) and 0
+would say "free", so a roaming charge on a connector without a tariff keeps its COMPLETED
+PATCH and CDR held (``waiting for tariff: ...``) until the operator attaches one to the
+connector; the CDR is then priced from that tariff.
+
 A mixin of :class:`roaming.sessions.SessionService`: it needs the service's completion
 (pricing, CDR) and the service needs it at start and stop; as one class neither module
 imports the other.
@@ -31,7 +36,7 @@ from roaming import outbox
 from roaming.models import ModuleID, format_datetime
 from roaming.ports import SqlExecutor
 from roaming.store.locations import EvseRef, LocationStore
-from roaming.store.outbox import held_messages, release_held, set_held_body
+from roaming.store.outbox import held_messages, release_held, set_held_body, set_held_reason
 from roaming.store.sessions import SessionStore
 
 log = structlog.get_logger("roaming.sessions")
@@ -40,6 +45,14 @@ log = structlog.get_logger("roaming.sessions")
 def waiting_reason(charger_id: str, connector_id: int) -> str:
     """What the operator reads in ``csms outbox list``: what is missing and where."""
     return f"waiting for location: {charger_id} connector {connector_id} has no EVSE"
+
+
+def tariff_reason(ref: EvseRef) -> str:
+    """The reason a stopped charge's CDR waits when no tariff prices its connector."""
+    return (
+        f"waiting for tariff: EVSE {ref.evse_uid} connector {ref.connector['id']} "
+        f"({ref.charger_id} connector {ref.connector_id}) has no tariff"
+    )
 
 
 class WaitingSessions:
@@ -57,6 +70,11 @@ class WaitingSessions:
         raise NotImplementedError
 
     def _path(self, session_id: str) -> list[str]:
+        raise NotImplementedError
+
+    async def _currency_and_tariff(
+        self, tx: SqlExecutor, ref: EvseRef
+    ) -> tuple[str, dict[str, Any] | None]:
         raise NotImplementedError
 
     async def _queue_patch(
@@ -93,9 +111,13 @@ class WaitingSessions:
         stop: dict[str, Any],
         cdr_id: str,
         now: datetime,
+        reason: str | None = None,
     ) -> None:
-        """A stop without a location: keep its facts; hold a COMPLETED PATCH and the CDR."""
-        reason = row["waiting_for"] or waiting_reason(meta["charger_id"], meta["connector_id"])
+        """A stop without a location or a tariff: keep its facts; hold a COMPLETED PATCH
+        and the CDR."""
+        reason = (
+            reason or row["waiting_for"] or waiting_reason(meta["charger_id"], meta["connector_id"])
+        )
         # The bodies are written when the location is known; until then they say only
         # what the pushes are (they are never sent as they are).
         patch_id = await self._queue_patch(tx, row, {"status": "COMPLETED"}, now, reason)
@@ -114,13 +136,30 @@ class WaitingSessions:
         await self.store.save_waiting(tx, row["id"], {**body, "_meta": meta}, reason)
         self._maybe_waiting = True
         log.warning(
-            "ocpi.cdr_waiting_for_location",
+            "ocpi.cdr_waiting_for_tariff"
+            if reason.startswith("waiting for tariff")
+            else "ocpi.cdr_waiting_for_location",
             session_id=row["id"],
             cdr_id=cdr_id,
             transaction_id=row["transaction_id"],
             partner=row["partner_key"],
             reason=reason,
         )
+
+    async def _tariff_now(
+        self, tx: SqlExecutor, meta: dict[str, Any], ref: EvseRef
+    ) -> dict[str, Any] | None:
+        """The tariff a stopped charge is priced with: the one kept at its start, else one
+        its connector names now (at start, as snapshot in ``ref``, or as mapped now)."""
+        kept: dict[str, Any] | None = meta.get("tariff")
+        if kept is not None:
+            return kept
+        _, tariff = await self._currency_and_tariff(tx, ref)
+        if tariff is None:
+            mapped = await self.locations.evse_for(tx, meta["charger_id"], meta["connector_id"])
+            if mapped is not None:
+                _, tariff = await self._currency_and_tariff(tx, mapped)
+        return tariff
 
     # ------------------------------------------------------------------ release
 
@@ -146,13 +185,23 @@ class WaitingSessions:
         where = await self._where(tx, ref)
         if "location_id" not in body:
             body.update(where)
-        meta["evse"] = ref.snapshot()
+        if not meta.get("evse"):
+            meta["evse"] = ref.snapshot()
+        place = EvseRef.from_snapshot(meta["evse"])  # where it charged, as at the start
         object_key = f"session:{row['id']}"
+        kept = meta.get("kept_stop")
+        if kept is not None:
+            tariff = await self._tariff_now(tx, meta, place)
+            if tariff is None:
+                await self._wait_for_tariff(tx, row, body, meta, place, object_key)
+                return False
+            meta["tariff"] = tariff
+            body["currency"] = tariff["currency"]
         held = await held_messages(tx, row["partner_key"], object_key)
         for msg in held:
             if msg.module == ModuleID.SESSIONS.value and msg.method == "PUT":
                 await set_held_body(tx, msg.id, {**msg.body, **where})
-        kept = meta.pop("kept_stop", None)
+        meta.pop("kept_stop", None)
         # It changed (it has a place now): an eMSP pulling by date_from must see it. The
         # held pushes keep their own times, so what the eMSP gets stays in time order.
         body["last_updated"] = format_datetime(now)
@@ -160,7 +209,7 @@ class WaitingSessions:
         cdr_id = None
         if kept is not None:
             cdr_id = kept["cdr_id"]
-            patch, cdr = await self._complete_kept(tx, row, body, meta, ref, kept, now, cdr_id)
+            patch, cdr = await self._complete_kept(tx, row, body, meta, place, kept, now, cdr_id)
             await set_held_body(tx, kept["patch_msg"], patch)
             await set_held_body(tx, kept["cdr_msg"], cdr)
         await release_held(tx, row["partner_key"], object_key, now)
@@ -175,3 +224,27 @@ class WaitingSessions:
             was=row["waiting_for"],
         )
         return True
+
+    async def _wait_for_tariff(
+        self,
+        tx: SqlExecutor,
+        row: Any,
+        body: dict[str, Any],
+        meta: dict[str, Any],
+        place: EvseRef,
+        object_key: str,
+    ) -> None:
+        """A stopped charge whose connector has a place but no tariff: its pushes stay held,
+        now for the tariff (said once, when the reason changes)."""
+        reason = tariff_reason(place)
+        if row["waiting_for"] == reason:
+            return
+        await set_held_reason(tx, row["partner_key"], object_key, reason)
+        await self.store.save_waiting(tx, row["id"], {**body, "_meta": meta}, reason)
+        log.warning(
+            "ocpi.cdr_waiting_for_tariff",
+            session_id=row["id"],
+            transaction_id=row["transaction_id"],
+            partner=row["partner_key"],
+            reason=reason,
+        )

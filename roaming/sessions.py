@@ -39,7 +39,7 @@ from roaming.models import InterfaceRole, ModuleID, format_datetime, parse_datet
 from roaming.pagination import PageParams, add_sender_list
 from roaming.ports import SqlDatabase, SqlExecutor
 from roaming.pricing_inputs import tariff_of, zone_of
-from roaming.session_waiting import WaitingSessions, waiting_reason
+from roaming.session_waiting import WaitingSessions, tariff_reason, waiting_reason
 from roaming.store import cdrs as cdr_rows
 from roaming.store.locations import EvseRef, LocationStore
 from roaming.store.outbox import parse_stamp
@@ -344,6 +344,25 @@ class SessionService(WaitingSessions):
         if ref is None:
             await self._hold_stop(tx, row, body, meta, s.to_json(), str(uuid.uuid4()), now)
             return None
+        tariff = await self._tariff_now(tx, meta, ref)
+        if tariff is None:  # a CDR must say what it costs: it waits for the operator's tariff
+            # The eMSP learns at once that the charge ended (no total_cost: not priced);
+            # the priced PATCH and the CDR follow when a tariff is attached.
+            start = parse_datetime(body["start_date_time"])
+            ended = {
+                "status": "COMPLETED",
+                "end_date_time": format_datetime(max(s.end, start)),
+                "kwh": round(max(0.0, s.meter_stop_wh - meta["meter_start_wh"]) / 1000, 4),
+                "last_updated": format_datetime(now),
+            }
+            body.update(ended)
+            await self._queue_patch(tx, row, ended, now)
+            await self._hold_stop(
+                tx, row, body, meta, s.to_json(), str(uuid.uuid4()), now, tariff_reason(ref)
+            )
+            return None
+        meta["tariff"] = tariff
+        body["currency"] = tariff["currency"]
         patch, cdr = await self._complete(tx, row, body, meta, ref, s, now)
         await self._queue_patch(tx, row, patch, now)
         await outbox.enqueue(

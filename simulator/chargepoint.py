@@ -32,7 +32,7 @@ from typing import Any
 
 from simulator.certificates import CertificateStore
 from simulator.connector import Connector
-from simulator.cpconfig import ConfigTable
+from simulator.cpconfig import DEFAULT_PROFILES, ConfigTable
 from simulator.driver import Driver
 from simulator.errors import (
     CallFailed,
@@ -97,6 +97,9 @@ class SimulatedChargePoint:
         step_delay_s: float = 0.2,
         on_step: Callable[[Step], None] | None = None,
         on_call: Callable[[str, dict[str, Any]], None] | None = None,
+        local_list_max_length: int = 1000,
+        send_local_list_max_length: int = 100,
+        feature_profiles: str = DEFAULT_PROFILES,
         ca_file: str | None = None,
         client_cert: str | None = None,
         client_key: str | None = None,
@@ -109,7 +112,14 @@ class SimulatedChargePoint:
         )
         self.id = cp_id
         self.base_url = url
-        self.state = ChargerState.fresh(identity, connectors, meter_interval_s)
+        self.state = ChargerState.fresh(
+            identity,
+            connectors,
+            meter_interval_s,
+            local_list_max_length=local_list_max_length,
+            send_local_list_max_length=send_local_list_max_length,
+            feature_profiles=feature_profiles,
+        )
         # wss: trust ``ca_file`` (and installed roots), present ``client_cert``/``client_key``
         # (security profile 3); CSRs use ``csr_key`` ("ec" or "rsa:BITS").
         self.certificates = CertificateStore.from_files(

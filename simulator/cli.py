@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from simulator.chargepoint import ConnectFailed, SimulatedChargePoint, SimulatorError
+from simulator.cpconfig import DEFAULT_PROFILES
 from simulator.load import cli as load_cli
 from simulator.load.echo import serve_echo
 from simulator.scenarios import ScenarioError, builtin_names, load_scenario, run_scenario
@@ -126,6 +127,9 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 response_timeout=args.timeout,
                 meter_interval_s=args.meter_interval,
                 on_call=_call_printer(cp_id),
+                local_list_max_length=args.local_list_max,
+                send_local_list_max_length=args.send_local_list_max,
+                feature_profiles=args.feature_profiles,
                 **tls_options(args),
             )
             chargers.append(cp)
@@ -225,6 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--meter-interval", type=int, default=60, help="MeterValueSampleInterval (s)"
     )
     serve.add_argument("--boot-attempts", type=int, default=5)
+    serve.add_argument(
+        "--local-list-max", type=int, default=1000, help="LocalAuthListMaxLength (entries held)"
+    )
+    serve.add_argument(
+        "--send-local-list-max",
+        type=int,
+        default=100,
+        help="SendLocalListMaxLength (entries per SendLocalList)",
+    )
+    serve.add_argument(
+        "--feature-profiles",
+        default=DEFAULT_PROFILES,
+        help="SupportedFeatureProfiles; leave out LocalAuthListManagement for a charger "
+        "without local lists",
+    )
     serve.set_defaults(func=cmd_serve)
 
     sc = sub.add_parser("scenarios", help="list built-in scenarios")

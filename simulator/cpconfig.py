@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_PROFILES = (
+    "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
+)
+
 
 @dataclass
 class Key:
@@ -21,7 +25,16 @@ class Key:
 class ConfigTable:
     """Key -> :class:`Key`; ``set`` returns the OCPP ChangeConfiguration status."""
 
-    def __init__(self, connectors: int, heartbeat_s: int = 300, meter_s: int = 60) -> None:
+    def __init__(
+        self,
+        connectors: int,
+        heartbeat_s: int = 300,
+        meter_s: int = 60,
+        *,
+        local_list_max_length: int = 1000,
+        send_local_list_max_length: int = 100,
+        feature_profiles: str = DEFAULT_PROFILES,
+    ) -> None:
         self.keys: dict[str, Key] = {
             "AllowOfflineTxForUnknownId": Key("false", kind=bool),
             "AuthorizationCacheEnabled": Key("true", kind=bool),
@@ -31,7 +44,7 @@ class ConfigTable:
             "GetConfigurationMaxKeys": Key("50", readonly=True, kind=int),
             "HeartbeatInterval": Key(str(heartbeat_s), kind=int),
             "LocalAuthListEnabled": Key("true", kind=bool),
-            "LocalAuthListMaxLength": Key("1000", readonly=True, kind=int),
+            "LocalAuthListMaxLength": Key(str(local_list_max_length), readonly=True, kind=int),
             "LocalAuthorizeOffline": Key("true", kind=bool),
             "LocalPreAuthorize": Key("false", kind=bool),
             "MeterValuesAlignedData": Key("Energy.Active.Import.Register"),
@@ -39,15 +52,11 @@ class ConfigTable:
             "MeterValueSampleInterval": Key(str(meter_s), kind=int),
             "NumberOfConnectors": Key(str(connectors), readonly=True, kind=int),
             "ResetRetries": Key("1", kind=int),
-            "SendLocalListMaxLength": Key("100", readonly=True, kind=int),
+            "SendLocalListMaxLength": Key(str(send_local_list_max_length), readonly=True, kind=int),
             "StopTransactionOnEVSideDisconnect": Key("true", kind=bool),
             "StopTransactionOnInvalidId": Key("true", kind=bool),
             "StopTxnSampledData": Key("Energy.Active.Import.Register"),
-            "SupportedFeatureProfiles": Key(
-                "Core,FirmwareManagement,LocalAuthListManagement,Reservation,"
-                "SmartCharging,RemoteTrigger",
-                readonly=True,
-            ),
+            "SupportedFeatureProfiles": Key(feature_profiles, readonly=True),
             "TransactionMessageAttempts": Key("3", kind=int),
             "TransactionMessageRetryInterval": Key("10", kind=int),
             "UnlockConnectorOnEVSideDisconnect": Key("true", kind=bool),
@@ -70,6 +79,11 @@ class ConfigTable:
             return int(self.get(name) or default)
         except ValueError:
             return default
+
+    def supports(self, profile: str) -> bool:
+        """``SupportedFeatureProfiles`` names ``profile``."""
+        profiles = (self.get("SupportedFeatureProfiles") or "").split(",")
+        return profile.lower() in (p.strip().lower() for p in profiles)
 
     def get_bool(self, name: str, default: bool) -> bool:
         value = self.get(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -18,6 +19,7 @@ from simulator.session import Session, Step
 from simulator.state import ChargerState
 from simulator.status import StatusReporter
 from simulator.transactions import TransactionFlow
+from simulator.wire import utc_now
 
 log = structlog.get_logger("simulator")
 
@@ -84,11 +86,39 @@ class Driver:
         return response
 
     async def authorize(self, id_tag: str) -> dict[str, Any]:
+        """Authorize; while offline the charger decides itself (:meth:`local_decision`)."""
+        if not self.session.connected:
+            return {"idTagInfo": self.local_decision(id_tag)}
         response = await self.session.request("Authorize", {"idTag": id_tag})
         info = response.get("idTagInfo")
         if isinstance(info, dict):
             self.state.auth_cache[id_tag] = info
         return response
+
+    def local_decision(self, id_tag: str) -> dict[str, Any]:
+        """What an offline charger decides (OCPP 1.6 §3.4/§3.5): its Local Authorization
+        List first (LocalAuthorizeOffline), then its cache (AuthorizationCacheEnabled),
+        an expired entry counting as Expired; an unknown idTag is Accepted only with
+        AllowOfflineTxForUnknownId. The list is matched case-insensitively (CiString)."""
+        state, config = self.state, self.state.config
+        sources: list[dict[str, dict[str, Any]]] = []
+        if config.get_bool("LocalAuthorizeOffline", True) and config.get_bool(
+            "LocalAuthListEnabled", True
+        ):
+            sources.append(state.local_list)
+        if config.get_bool("AuthorizationCacheEnabled", True):
+            sources.append(state.auth_cache)
+        for table in sources:
+            info = _lookup(table, id_tag)
+            if info is None:
+                continue
+            expiry = info.get("expiry_date") or info.get("expiryDate")
+            if info.get("status") == "Accepted" and expiry and _passed(expiry):
+                return {"status": "Expired"}
+            return {"status": info.get("status", "Invalid")}
+        if config.get_bool("AllowOfflineTxForUnknownId", False):
+            return {"status": "Accepted"}
+        return {"status": "Invalid"}
 
     async def data_transfer(
         self, vendor_id: str, message_id: str | None = None, data: str | None = None
@@ -153,3 +183,21 @@ class Driver:
 
         task.add_done_callback(done)
         return task
+
+
+def _lookup(table: dict[str, dict[str, Any]], id_tag: str) -> dict[str, Any] | None:
+    found = table.get(id_tag)
+    if found is not None:
+        return found
+    wanted = id_tag.upper()
+    return next((v for k, v in table.items() if k.upper() == wanted), None)
+
+
+def _passed(expiry: str) -> bool:
+    try:
+        moment = datetime.fromisoformat(expiry.replace("Z", "+00:00"))
+    except ValueError:
+        return True  # an unreadable expiry is not trusted
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment <= utc_now()

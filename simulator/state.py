@@ -71,10 +71,13 @@ class ChargerState:
     heartbeat_interval: int | None = None
 
     @classmethod
-    def fresh(cls, identity: Identity, connectors: int, meter_interval_s: int) -> ChargerState:
+    def fresh(
+        cls, identity: Identity, connectors: int, meter_interval_s: int, **config: Any
+    ) -> ChargerState:
+        """``config``: the list limits and feature profiles of :class:`ConfigTable`."""
         return cls(
             identity,
-            ConfigTable(connectors, meter_s=meter_interval_s),
+            ConfigTable(connectors, meter_s=meter_interval_s, **config),
             {i: Connector(i) for i in range(connectors + 1)},
         )
 

@@ -81,6 +81,10 @@ class _RequestFields(NamedTuple):
     # queueing before the authorizer is reached is charged against it too.
     received_at: float | None
     uid_norm: str  # normalise(uid): read several times per decision, computed once
+    # A StartTransaction whose timestamp is before the charger's current connection
+    # opened: the charger started it offline (from its local list or cache) and
+    # replays it now. Always False for other triggers.
+    started_offline: bool
 
 
 _new_tuple = tuple.__new__
@@ -103,8 +107,18 @@ class AuthRequest(_RequestFields):
         connector_id: int | None = None,
         token_type: str = "RFID",
         received_at: float | None = None,
+        started_offline: bool = False,
     ) -> AuthRequest:
-        fields = (charger_id, uid, trigger, connector_id, token_type, received_at, uid.upper())
+        fields = (
+            charger_id,
+            uid,
+            trigger,
+            connector_id,
+            token_type,
+            received_at,
+            uid.upper(),
+            started_offline,
+        )
         return _new_tuple(cls, fields)
 
 

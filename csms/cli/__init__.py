@@ -21,6 +21,7 @@ from csms.cli import (
     authorizations,
     calls,
     chargers,
+    local_lists,
     locations,
     partners,
     security,
@@ -39,6 +40,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     calls,
     authorizations,
     locations,
+    local_lists,
     security,
 )
 

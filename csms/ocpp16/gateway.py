@@ -8,6 +8,7 @@ in one place, so no caller ever gets a silent ``None``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -23,6 +24,20 @@ class ChargerGateway:
     def __init__(self, call_timeout_s: float) -> None:
         self.call_timeout_s = call_timeout_s
         self._live: dict[str, ChargerConnection] = {}
+        # Told (charger_id, connected) when a charger's session starts or ends; must be
+        # quick and must not raise (it runs on the connection's path).
+        self._watchers: list[Callable[[str, bool], None]] = []
+
+    def watch(self, watcher: Callable[[str, bool], None]) -> None:
+        """Call ``watcher(charger_id, connected)`` as sessions start and end."""
+        self._watchers.append(watcher)
+
+    def _tell(self, charger_id: str, connected: bool) -> None:
+        for watcher in self._watchers:
+            try:
+                watcher(charger_id, connected)
+            except Exception:
+                log.exception("ocpp.watcher_failed", charge_point_id=charger_id)
 
     def connections(self) -> dict[str, ConnectionInfo]:
         return {cid: conn.info for cid, conn in self._live.items()}
@@ -77,11 +92,13 @@ class ChargerGateway:
         self._live[conn.charger_id] = conn
         if old is not None:
             old.replaced = True
+        self._tell(conn.charger_id, True)
         return old
 
     def detach(self, conn: ChargerConnection) -> None:
         if self._live.get(conn.charger_id) is conn:
             del self._live[conn.charger_id]
+            self._tell(conn.charger_id, False)
 
     def all(self) -> list[ChargerConnection]:
         return list(self._live.values())

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from csms import logs
+from csms import datetimes, logs
 from csms.authz import policy
 from csms.authz.model import NEED_IO, AuthRequest, Decision, normalise
 from csms.authz.ports import Authorizer
@@ -214,7 +214,14 @@ class Handlers:
                 "idTagInfo": id_tag_info(earlier.start_status, earlier.parent_id_tag),
             }
         d = await self._authorize(
-            AuthRequest(cid, id_tag, "StartTransaction", connector, received_at=RECEIVED_AT.get())
+            AuthRequest(
+                cid,
+                id_tag,
+                "StartTransaction",
+                connector,
+                received_at=RECEIVED_AT.get(),
+                started_offline=_started_before(ts, conn.info.connected_at),
+            )
         )
         start = TransactionStart(
             charger_id=cid,
@@ -322,6 +329,12 @@ class Handlers:
             await ChargerRepo.set_diagnostics_status(tx, conn.charger_id, p["status"])
             await ChargerEventRepo.add(tx, _event(conn, "DiagnosticsStatusNotification", p))
         return {}
+
+
+def _started_before(timestamp: str, connected_at: str) -> bool:
+    """A transaction timestamped before this connection opened was started offline."""
+    started, since = datetimes.parse(timestamp), datetimes.parse(connected_at)
+    return started is not None and since is not None and started < since
 
 
 def _event(conn: ChargerConnection, action: str, p: dict[str, Any]) -> ChargerEvent:

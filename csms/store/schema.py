@@ -220,6 +220,39 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # Local Authorization Lists (docs/local-lists.md): per charger what we know of its
+        # list (version it accepted from us, limits it reported, last result) and the
+        # entries it holds as far as we know, so a differential is computed from the
+        # store and a restart or reconnect picks up where the last sync left off.
+        "0015_local_auth_lists",
+        """
+        CREATE TABLE local_list_chargers (
+            charger_id          TEXT PRIMARY KEY,
+            mode                TEXT NOT NULL DEFAULT 'auto',
+            supported           INTEGER,
+            max_length          INTEGER,
+            send_max_length     INTEGER,
+            version             INTEGER NOT NULL DEFAULT 0,
+            charger_version     INTEGER,
+            size                INTEGER NOT NULL DEFAULT 0,
+            last_sync_at        TEXT,
+            last_result         TEXT,
+            last_detail         TEXT,
+            updated_at          TEXT NOT NULL
+        );
+        CREATE TABLE local_list_entries (
+            charger_id          TEXT NOT NULL,
+            id_tag_norm         TEXT NOT NULL,
+            id_tag              TEXT NOT NULL,
+            status              TEXT NOT NULL,
+            expiry_date         TEXT,
+            parent_id_tag       TEXT,
+            partner_key         TEXT,
+            PRIMARY KEY (charger_id, id_tag_norm)
+        ) WITHOUT ROWID;
+        """,
+    ),
+    (
         # Security profiles and the OCPP 1.6 security extensions. ``security_profile`` is
         # what the operator registered (NULL: not declared, judged by the password as
         # before); the handshake enforces 2 (TLS + Basic) and 3 (TLS client certificate).

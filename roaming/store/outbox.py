@@ -327,3 +327,12 @@ async def release_held(tx: SqlExecutor, partner_key: str, object_key: str, now: 
         " WHERE partner_key = ? AND object_key = ? AND held_reason IS NOT NULL",
         (stamp(now), partner_key, object_key),
     )
+
+
+async def set_held_reason(tx: SqlExecutor, partner_key: str, object_key: str, reason: str) -> None:
+    """Say why the held pushes of one object still wait (what the operator must add)."""
+    await tx.execute(
+        "UPDATE ocpi_outbox SET held_reason = ?"
+        " WHERE partner_key = ? AND object_key = ? AND held_reason IS NOT NULL",
+        (reason, partner_key, object_key),
+    )

@@ -247,6 +247,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             WHERE status != 'REMOVED' AND charger_id != '';
         """,
     ),
+    (
+        "0016_ocpi_tokens_listable",
+        """
+        -- The tokens that may go into chargers' Local Authorization Lists, newest first
+        -- (roaming/store/whitelist.py): the most recently updated N are read by walking
+        -- this index backwards, never by sorting the whole table.
+        CREATE INDEX ocpi_tokens_listable ON ocpi_tokens (last_updated, uid_norm)
+            WHERE removed = 0 AND valid = 1 AND type = 'RFID'
+            AND whitelist IN ('ALWAYS', 'ALLOWED', 'ALLOWED_OFFLINE');
+        """,
+    ),
 ]
 
 _COMMENT = re.compile(r"--[^\n]*")

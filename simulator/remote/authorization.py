@@ -29,26 +29,38 @@ class LocalAuthorization:
         local_authorization_list: list[dict[str, Any]] | None = None,
         **kw: Any,
     ) -> Any:
-        state = self.state
-        if not state.config.get_bool("LocalAuthListEnabled", True):
+        """OCPP 1.6 §5.15: a Full list replaces ours, a Differential updates it and must
+        carry a newer version; more entries than SendLocalListMaxLength in one message,
+        or a result longer than LocalAuthListMaxLength, is Failed and changes nothing."""
+        state, config = self.state, self.state.config
+        if not config.supports("LocalAuthListManagement") or not config.get_bool(
+            "LocalAuthListEnabled", True
+        ):
             return call_result.SendLocalList(status="NotSupported")
         entries = local_authorization_list or []
         if update_type == "Differential" and list_version <= state.local_list_version:
             return call_result.SendLocalList(status="VersionMismatch")
-        if update_type == "Full":
-            state.local_list = {}
+        if len(entries) > config.get_int("SendLocalListMaxLength", 100):
+            return call_result.SendLocalList(status="Failed")
+        updated = {} if update_type == "Full" else dict(state.local_list)
         for entry in entries:
             tag = entry["id_tag"]
             info = entry.get("id_tag_info")
             if info is None:
-                state.local_list.pop(tag, None)
+                updated.pop(tag, None)
             else:
-                state.local_list[tag] = info
+                updated[tag] = info
+        if len(updated) > config.get_int("LocalAuthListMaxLength", 1000):
+            return call_result.SendLocalList(status="Failed")
+        state.local_list = updated
         state.local_list_version = list_version
         return call_result.SendLocalList(status="Accepted")
 
     @on("GetLocalListVersion")
     def _on_get_local_list_version(self, **kw: Any) -> Any:
+        """-1 when the charger has no local list support (OCPP 1.6 §5.10), else the version."""
+        if not self.state.config.supports("LocalAuthListManagement"):
+            return call_result.GetLocalListVersion(list_version=-1)
         return call_result.GetLocalListVersion(list_version=self.state.local_list_version)
 
     @on("ReserveNow")

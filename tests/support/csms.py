@@ -50,6 +50,8 @@ def config_sections(tmp_path: Path, **sections: Mapping[str, Any]) -> dict[str, 
         "store": {"path": str(tmp_path / "csms.sqlite3")},
         "admin": {"host": "127.0.0.1", "port": 0, "token": ADMIN_TOKEN},
         "ocpi": {"enabled": False, "host": "127.0.0.1", "port": 0},
+        # Background list syncs add calls every charger sees; on only in tests about them.
+        "local_lists": {"enabled": False},
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)

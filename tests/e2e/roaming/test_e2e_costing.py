@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from tests.e2e.roaming.conftest import LOCATIONS_TOML
 from tests.support.csms import admin_session
-from tests.support.waiting import wait_until
+from tests.support.waiting import stays_false, wait_until
 
 # 0.30/kWh, 0.45/kWh from 18:00 to 07:00 local time (Europe/Amsterdam), no VAT.
 TOU = """
@@ -116,15 +116,16 @@ async def test_a_suspended_ev_interval_is_exactly_the_parking_time(make_world):
         assert Decimal(str(cdr["total_energy_cost"]["excl_vat"])) == Decimal("2.80")
 
 
-async def test_a_charge_without_tariff_states_no_price(make_world):
-    """Connector 2 has no tariff: the Session is completed without ``total_cost`` (absent
-    is "not priced", 0 would say "free"), and the CDR carries none either: an eMSP that
-    insists on the field rejects it, and the rejection stays visible in the outbox."""
+async def test_a_charge_without_tariff_waits_for_one_then_is_priced_once(make_world):
+    """Connector 2 has no tariff: the eMSP learns at once that the Session ended (without
+    ``total_cost``: absent is "not priced", 0 would say "free"), but the CDR, which must
+    say what it costs, waits in the outbox with the reason until the operator attaches a
+    tariff; then it arrives once, priced from that tariff."""
     locations = LOCATIONS_TOML.replace(
         'max_amperage = 16\ntariff_ids = ["AC-STD"]\n', "max_amperage = 16\n"
     )
     assert locations != LOCATIONS_TOML
-    async with make_world(locations=locations) as w:
+    async with make_world(locations=locations) as w, admin_session(w.app) as admin:
         emsp = w.emsp
         emsp.add_token("FREE0001", whitelist="ALLOWED")
         await emsp.push_tokens()
@@ -132,21 +133,41 @@ async def test_a_charge_without_tariff_states_no_price(make_world):
             await cp.start_transaction(2, "FREE0001", meter_start=0, meter_loop=False)
             await cp.stop_transaction(2, meter_stop=3000)
 
-        async def cdr_rejected() -> bool:
-            return (await w.cpo.outbox.counts()).get("rejected", 0) == 1
+        def completed() -> bool:
+            return any(x.get("status") == "COMPLETED" for x in emsp.sessions.values())
 
-        await emsp.wait_until(lambda: any("total_cost" in v for v in emsp.violations))
+        await emsp.wait_until(completed)
         [session] = list(emsp.sessions.values())
-        await emsp.wait_until(
-            lambda: (
-                session["id"] in emsp.sessions
-                and emsp.sessions[session["id"]]["status"] == "COMPLETED"
-            )
+        assert "total_cost" not in session and session["kwh"] == 3
+
+        async def waiting() -> list[dict[str, object]]:
+            async with admin.get("/api/outbox") as resp:
+                return [
+                    m
+                    for m in (await resp.json())["messages"]
+                    if "waiting for tariff" in str(m.get("held_reason"))
+                ]
+
+        async def cdr_waits() -> bool:
+            return any(m["module"] == "cdrs" for m in await waiting())
+
+        await wait_until(cdr_waits, what="the CDR held, waiting for a tariff")
+        assert "LOC-1-CP1-2" in str((await waiting())[0]["held_reason"])
+        await stays_false(lambda: len(emsp.cdrs) > 0, period=0.3, what="a CDR without a price")
+
+        body = {"tariff_ids": ["AC-STD"]}
+        async with admin.patch("/api/locations/LOC-1/evses/LOC-1-CP1-2", json=body) as resp:
+            assert resp.status == 200, await resp.text()
+        await emsp.wait_until(lambda: len(emsp.cdrs) == 1)
+        [cdr] = list(emsp.cdrs.values())
+        # 1.00 flat + 3 kWh at 0.40, 21 % VAT (AC-STD); no parking (the charge was Charging).
+        assert Decimal(str(cdr["total_cost"]["excl_vat"])) == Decimal("2.20")
+        assert cdr["tariffs"][0]["id"] == "AC-STD"
+        await emsp.wait_until(lambda: "total_cost" in emsp.sessions[session["id"]])
+        await stays_false(
+            lambda: sum(emsp.state.cdr_post_counts.values()) > 1, period=0.5, what="a second POST"
         )
-        final = emsp.sessions[session["id"]]
-        assert "total_cost" not in final and final["kwh"] == 3
-        assert len(emsp.cdrs) == 0
-        await wait_until(cdr_rejected, timeout=5, what="the CDR held as rejected")
+        assert await waiting() == []
 
 
 async def test_slow_charging_on_a_whole_kwh_register_is_not_parking(make_world):
