@@ -87,6 +87,8 @@ class OcpiConfig:
     token_sync_interval_s: float = 86400.0
     token_sync_page_size: int = 1000
     page_limit: int = 1000
+    # Partner URLs on loopback/private addresses (one-machine setups); off in production.
+    allow_private_partner_urls: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class OcpiCpoConfig:
     currency: str = "EUR"
     session_update_interval_s: float = 60.0
     command_timeout_s: int = 60
+    reservation_check_interval_s: float = 5.0
     outbox_retry_initial_s: float = 2.0
     outbox_retry_max_s: float = 600.0
     outbox_max_attempts: int = 100
@@ -338,6 +341,7 @@ def _validate(cfg: Config) -> None:
     cpo = cfg.ocpi_cpo
     positive("ocpi_cpo.session_update_interval_s", cpo.session_update_interval_s)
     positive("ocpi_cpo.command_timeout_s", cpo.command_timeout_s)
+    positive("ocpi_cpo.reservation_check_interval_s", cpo.reservation_check_interval_s)
     positive("ocpi_cpo.outbox_retry_initial_s", cpo.outbox_retry_initial_s)
     positive("ocpi_cpo.outbox_max_attempts", cpo.outbox_max_attempts)
     positive("ocpi_cpo.outbox_poll_interval_s", cpo.outbox_poll_interval_s)

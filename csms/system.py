@@ -131,6 +131,7 @@ class System:
             roaming.cpo.worker.start()
             self._exit.push_async_callback(roaming.cpo.worker.stop)
             self._exit.push_async_callback(roaming.commands.close)
+            roaming.commands.start()  # reservation expiry checks
             self.ocpi_port = await roaming.runtime.serve(roaming.modules)
             roaming.runtime.sync.start()
         if self.retention is not None:
@@ -200,6 +201,9 @@ async def compose(
                 gateway=gateway,
                 preauthorizer=authorization.service,
                 timeout_s=config.ocpi_cpo.command_timeout_s,
+                reservations=cpo.reservations,
+                notify=cpo.worker.notify,
+                expiry_check_s=config.ocpi_cpo.reservation_check_interval_s,
             )
             runtime.ctx.on_registered.append(partial(push_all_tariffs, db, cpo))
             runtime.ctx.on_registered.append(partial(push_all_locations, db, cpo))

@@ -39,6 +39,7 @@ from roaming.models.versions import Version, VersionDetails
 from roaming.transport import Call, Transport
 from roaming.transport_aiohttp import AiohttpTransport, SessionFactory
 from roaming.transport_http11 import Http11Transport
+from roaming.urlcheck import UrlPolicy
 
 
 class CallTarget(Protocol):
@@ -143,14 +144,19 @@ class OcpiClient:
         from_country_code: str | None = None,
         from_party_id: str | None = None,
         lean_authorize: bool | None = None,
+        allow_private_urls: bool = False,
     ) -> None:
         self.timeout_s = timeout_s
         self.limit = connection_limit_per_partner
-        self._general = AiohttpTransport(self.limit, session_factory)
+        # Every URL we call came from a partner: checked by both stacks (roaming.urlcheck).
+        self.url_policy = UrlPolicy(allow_private=allow_private_urls)
+        self._general = AiohttpTransport(self.limit, session_factory, self.url_policy)
         # Real-time authorize over the lean stack; a caller that injects its own aiohttp
         # session factory gets aiohttp for every call, authorize included.
         if session_factory is None if lean_authorize is None else lean_authorize:
-            self._lean: Http11Transport | None = Http11Transport(self.limit, self._general)
+            self._lean: Http11Transport | None = Http11Transport(
+                self.limit, self._general, self.url_policy
+            )
         else:
             self._lean = None
         self._auth_values: dict[tuple[str, str], str] = {}

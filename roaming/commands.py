@@ -34,6 +34,7 @@ from roaming.models import (
     cistring,
     datetime_str,
     required,
+    required_ci,
     url_str,
 )
 from roaming.partners import Partner
@@ -150,32 +151,30 @@ def parse_command(command: str, body: dict[str, Any]) -> Command:
         return StartSession(
             response_url=url,
             token=Token.from_json(required(body, "token", ""), "token."),
-            location_id=cistring(required(body, "location_id", ""), "location_id", 36),
+            location_id=required_ci(body, "location_id", "", 36),
             evse_uid=evse_uid,
             connector_id=connector_id,
             authorization_reference=_opt_ci(body, "authorization_reference"),
         )
     if kind is CommandType.STOP_SESSION:
-        return StopSession(url, cistring(required(body, "session_id", ""), "session_id", 36))
+        return StopSession(url, required_ci(body, "session_id", "", 36))
     if kind is CommandType.RESERVE_NOW:
         return ReserveNow(
             response_url=url,
             token=Token.from_json(required(body, "token", ""), "token."),
             expiry_date=datetime_str(required(body, "expiry_date", ""), "expiry_date"),
-            reservation_id=cistring(required(body, "reservation_id", ""), "reservation_id", 36),
-            location_id=cistring(required(body, "location_id", ""), "location_id", 36),
+            reservation_id=required_ci(body, "reservation_id", "", 36),
+            location_id=required_ci(body, "location_id", "", 36),
             evse_uid=_opt_ci(body, "evse_uid"),
             authorization_reference=_opt_ci(body, "authorization_reference"),
         )
     if kind is CommandType.CANCEL_RESERVATION:
-        return CancelReservation(
-            url, cistring(required(body, "reservation_id", ""), "reservation_id", 36)
-        )
+        return CancelReservation(url, required_ci(body, "reservation_id", "", 36))
     return UnlockConnector(
         response_url=url,
-        location_id=cistring(required(body, "location_id", ""), "location_id", 36),
-        evse_uid=cistring(required(body, "evse_uid", ""), "evse_uid", 36),
-        connector_id=cistring(required(body, "connector_id", ""), "connector_id", 36),
+        location_id=required_ci(body, "location_id", "", 36),
+        evse_uid=required_ci(body, "evse_uid", "", 36),
+        connector_id=required_ci(body, "connector_id", "", 36),
     )
 
 

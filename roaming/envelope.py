@@ -168,9 +168,19 @@ def error_response(exc: BaseException) -> tuple[web.Response, bool]:
     return json_response(body, status=500), True
 
 
+# Where the content-coding middleware (roaming.app) leaves a body it decoded.
+DECODED_BODY: web.RequestKey[bytes] = web.RequestKey("ocpi_decoded_body", bytes)
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, content codings undone (see :mod:`roaming.content_coding`)."""
+    decoded = request.get(DECODED_BODY)
+    return decoded if decoded is not None else await request.read()
+
+
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON; a body that is not JSON is HTTP 400 / 2001."""
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw:
         raise BadRequestBody("request body is empty; a JSON body is required")
     try:

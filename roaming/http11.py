@@ -28,6 +28,7 @@ import collections
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,13 @@ class HttpError(Exception):
     def __init__(self, message: str, *, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+
+
+class Refused(HttpError):
+    """The pool's address check refused every connection to this host (no bytes sent)."""
+
+
+AddressCheck = Callable[[str, list[str]], str | None]
 
 
 class _Stale(HttpError):
@@ -267,8 +275,10 @@ class Pool:
         limit: int = 512,
         idle_timeout_s: float = 15.0,
         connect_timeout_s: float | None = None,
+        address_check: AddressCheck | None = None,
     ) -> None:
         self.host = host
+        self.address_check = address_check
         self.port = port
         self.tls = tls
         self.idle_timeout_s = idle_timeout_s
@@ -351,6 +361,12 @@ class Pool:
             infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
             if not infos:
                 raise OSError(f"no address for {self.host}")
+            if self.address_check is not None:
+                # Checked on what we connect to (``Refused`` is not an OSError: it is
+                # not a connection failure and passes the caller's OSError handler).
+                reason = self.address_check(self.host, [str(i[4][0]) for i in infos])
+                if reason is not None:
+                    raise Refused(reason)
             self._addresses = [(i[0], i[1], i[2], i[4]) for i in infos]
             self._resolved_until = now + RESOLVE_TTL_S
         error: OSError | None = None

@@ -34,17 +34,27 @@ class PageParams:
     page_limit: int
 
 
+# The largest value SQLite's LIMIT/OFFSET (a signed 64-bit integer) can hold: a larger
+# number is refused with 2001 here instead of overflowing in the store (HTTP 500).
+MAX_PAGE_PARAM = 2**63 - 1
+
+
 def _int_param(request: web.Request, name: str, default: int) -> int:
+    """A non-negative decimal integer parameter; anything else is 2001 naming it.
+
+    Only ASCII digits are accepted (``int()`` would also take ``+5``, ``1_0``, spaces
+    and non-ASCII digits, none of which a partner means as an offset).
+    """
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidParameters(f"{name}: must be a non-negative integer, got {raw!r}") from None
-    if value < 0:
-        raise InvalidParameters(f"{name}: must be a non-negative integer, got {raw!r}")
-    return value
+    if not (raw.isascii() and raw.isdigit()):
+        raise InvalidParameters(
+            f"{name}: must be a non-negative integer, got {raw[:40]!r}"
+        ) from None
+    if len(raw) > 19 or int(raw) > MAX_PAGE_PARAM:
+        raise InvalidParameters(f"{name}: must be at most {MAX_PAGE_PARAM}, got {raw[:40]}")
+    return int(raw)
 
 
 def page_params(

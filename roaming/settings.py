@@ -29,6 +29,7 @@ class RoamingSettings:
     token_sync_interval_s: float
     token_sync_page_size: int
     page_limit: int
+    allow_private_partner_urls: bool
 
     def url(self, path: str) -> str:
         return self.public_base_url.rstrip("/") + path

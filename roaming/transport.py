@@ -10,9 +10,11 @@ large ones). The client picks a stack per call; what a stack returns and raises 
 same.
 
 A stack sends the request and reads the whole answer; it does not read the answer's
-meaning (that is :mod:`roaming.answers`). It raises only :class:`PartnerUnreachable`
-of kind CONNECTION or TIMEOUT (from :func:`failed`), and lets ``TimeoutError`` through:
-the caller bounds the whole exchange with one ``asyncio.timeout``.
+meaning (that is :mod:`roaming.answers`). It raises :class:`PartnerUnreachable` of kind
+CONNECTION or TIMEOUT (from :func:`failed`), :class:`PartnerNotCallable` for a URL the
+partner URL policy refuses (from :func:`refused`; :mod:`roaming.urlcheck`, checked on
+the resolved addresses, no request sent), and lets ``TimeoutError`` through: the caller
+bounds the whole exchange with one ``asyncio.timeout``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from roaming.errors import ErrorKind, PartnerUnreachable
+from roaming.errors import ErrorKind, PartnerNotCallable, PartnerUnreachable
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +76,9 @@ def failed(call: Call, exc: BaseException, os_errno: int | None) -> PartnerUnrea
         partner=call.key,
         url=call.url,
     )
+
+
+def refused(call: Call, reason: str) -> PartnerNotCallable:
+    """A partner URL the URL policy refuses: nothing was sent, and nothing will be until
+    the partner gives another URL (or the operator allows private addresses)."""
+    return PartnerNotCallable(reason, partner=call.key, url=call.url)

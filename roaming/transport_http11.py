@@ -4,6 +4,9 @@ Why a fallback: the lean pool serves only a POST to a plain http(s) URL without 
 query parameters (what real-time authorize sends); anything else it hands, unchanged,
 to the general stack it wraps, so the client can route every authorize call here
 without checking each URL itself.
+
+Partner URLs (:mod:`roaming.urlcheck`): checked before the request, and each pool checks
+the addresses it resolved before it connects.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import ssl
 
 from roaming import http11
-from roaming.transport import Answer, Call, Transport, failed
+from roaming.transport import Answer, Call, Transport, failed, refused
+from roaming.urlcheck import UnsafeUrl, UrlPolicy
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -50,9 +54,10 @@ class Http11Transport:
     """:class:`~roaming.transport.Transport` over one :class:`http11.Pool` per partner
     and origin; calls it cannot serve go to ``fallback``."""
 
-    def __init__(self, limit: int, fallback: Transport) -> None:
+    def __init__(self, limit: int, fallback: Transport, policy: UrlPolicy | None = None) -> None:
         self.limit = limit
         self.fallback = fallback
+        self.policy = policy or UrlPolicy()
         self._pools: dict[tuple[str, Origin], http11.Pool] = {}
         self._tls: ssl.SSLContext | None = None
 
@@ -65,7 +70,9 @@ class Http11Transport:
                 if self._tls is None:
                     self._tls = ssl.create_default_context()
                 tls = self._tls
-            pool = http11.Pool(host, port, tls=tls, limit=self.limit)
+            pool = http11.Pool(
+                host, port, tls=tls, limit=self.limit, address_check=self.policy.addresses_refusal
+            )
             self._pools[(key, origin)] = pool
         return pool
 
@@ -74,9 +81,15 @@ class Http11Transport:
         if lean is None:
             return await self.fallback.send(call)
         origin, path = lean
+        try:
+            self.policy.check_url(call.url)
+        except UnsafeUrl as exc:
+            raise refused(call, str(exc)) from None
         pool = self._pool(call.key, origin)
         try:
             resp = await pool.request(call.method, path, list(call.headers.items()), call.data)
+        except http11.Refused as exc:
+            raise refused(call, str(exc)) from None
         except http11.HttpError as exc:
             raise failed(call, exc, exc.errno) from None
         return Answer(resp.status, resp.headers, resp.body)

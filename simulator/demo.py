@@ -131,6 +131,7 @@ class Demo:
                 "CSMS__OCPI__PUBLIC_BASE_URL": f"http://127.0.0.1:{self.ocpi_port}",
                 "CSMS__OCPI__COUNTRY_CODE": "NL",
                 "CSMS__OCPI__PARTY_ID": "CPO",
+                "CSMS__OCPI__ALLOW_PRIVATE_PARTNER_URLS": "true",  # the sandbox is on 127.0.0.1
                 "CSMS__OCPI_CPO__LOCATIONS_FILE": str(locations),
                 "CSMS__OCPI_CPO__OUTBOX_POLL_INTERVAL_S": "0.2",
                 "CSMS__OCPI_CPO__OUTBOX_RETRY_INITIAL_S": "0.2",

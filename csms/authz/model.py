@@ -134,6 +134,7 @@ class Decision:
     token_country_code: str | None = None
     token_party_id: str | None = None
     contract_id: str | None = None
+    token_uid: str | None = None  # the eMSP's spelling of the uid (OCPI CdrToken.uid)
     allowed: Allowed | None = None
     authorization_reference: str | None = None
     parent_id_tag: str | None = None

@@ -118,6 +118,7 @@ def _token_fields(token: CachedToken | None) -> dict[str, str | None]:
         "token_country_code": token.country_code,
         "token_party_id": token.party_id,
         "contract_id": token.contract_id,
+        "token_uid": token.uid,
         # A group id longer than OCPP allows would make the whole CALLRESULT invalid.
         "parent_id_tag": group if group and len(group) <= PARENT_ID_TAG_MAX else None,
     }

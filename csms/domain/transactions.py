@@ -37,6 +37,9 @@ class TransactionStart:
     token_party_id: str | None
     contract_id: str | None
     auth_method: str | None
+    # The token uid as its eMSP spells it (pushed, synced, answered in real time or sent
+    # in a command), when the decision knew it; ``id_tag`` is the charger's spelling.
+    token_uid: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from csms.authz.model import (
     Unreachable,
     UnreachableKind,
     Whitelist,
+    normalise,
 )
 from csms.authz.ports import ActiveTransactions, LocationLookup, OwnCards
 from csms.authz.service import AuthorizationService
@@ -266,11 +267,29 @@ class StoreTokenCache(TtlMemo):
 
 
 class OcpiRemoteAuthorizer:
-    """RemoteAuthorizer over ``OcpiClient.authorize`` (the client does the HTTP)."""
+    """RemoteAuthorizer over ``OcpiClient.authorize`` (the client does the HTTP).
 
-    def __init__(self, store: RoamingStore, client: OcpiClient) -> None:
+    The uid in the authorize URL is spelt as the eMSP spelt it when we hold that
+    partner's token (pushed, synced or learned; ``known``, matched case-insensitively):
+    an eMSP that keys tokens case-sensitively must find its own uid. Otherwise the
+    charger's spelling is all we have and goes as sent.
+    """
+
+    def __init__(
+        self, store: RoamingStore, client: OcpiClient, known: StoreTokenCache | None = None
+    ) -> None:
         self.store = store
         self.client = client
+        self.known = known
+
+    async def _spelling(self, partner_key: str, uid: str, token_type: str) -> str:
+        if self.known is None:
+            return uid
+        held = await self.known.lookup(normalise(uid), token_type)  # memo first
+        for token in held:
+            if token.partner_id == partner_key:
+                return token.uid
+        return uid
 
     async def partners(self) -> Sequence[str]:
         return [p.key for p in await self.store.partners.registered_partners_with_tokens_sender()]
@@ -286,8 +305,9 @@ class OcpiRemoteAuthorizer:
             else None
         )
         try:
+            uid = await self._spelling(partner.key, query.uid, query.token_type)
             result = await self.client.authorize(
-                partner, query.uid, query.token_type, refs, query.deadline_s
+                partner, uid, query.token_type, refs, query.deadline_s
             )
         except RoamingError as exc:
             return outcome_of_error(partner.key, exc)
@@ -321,7 +341,7 @@ async def build_roaming_authorization(
     service = AuthorizationService(
         own_cards=own_cards,
         cache=cache,
-        remote=OcpiRemoteAuthorizer(store, client),
+        remote=OcpiRemoteAuthorizer(store, client, cache),
         settings=AuthzSettings.from_config(config),
         locations=locations,
         transactions=transactions,

@@ -31,6 +31,7 @@ from csms.store.chargers import ConnectorRepo
 from csms.store.db import Executor
 from csms.store.meter_values import MeterValueRepo
 from roaming.costing import Reading, Sample
+from roaming.reservations import ReservationService
 from roaming.sessions import CdrToken, SessionService, SessionStart, SessionStop
 from roaming.store.locations import LocationStore
 
@@ -126,9 +127,11 @@ class OcpiChargerEvents:
         *,
         notify: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        reservations: ReservationService | None = None,
     ) -> None:
         self.locations = locations
         self.sessions = sessions
+        self.reservations = reservations
         self.notify = notify
         self.clock = clock
 
@@ -147,25 +150,28 @@ class OcpiChargerEvents:
         token = CdrToken(
             country_code=country,
             party_id=party,
-            uid=txn.id_tag,
+            # The eMSP's spelling when the decision knew it; the charger's otherwise.
+            uid=txn.token_uid or txn.id_tag,
             type=txn.token_type or "RFID",
-            contract_id=txn.contract_id or txn.id_tag,
+            contract_id=txn.contract_id or txn.token_uid or txn.id_tag,
         )
-        sid = await self.sessions.start(
-            tx,
-            SessionStart(
-                transaction_id=txn.id,
-                partner_key=txn.partner_id,
-                start=charger_time(txn.start_timestamp, now),
-                meter_start_wh=float(txn.meter_start),
-                token=token,
-                auth_method=auth_method,
-                authorization_reference=txn.authorization_reference,
-                charger_id=txn.charger_id,
-                connector_id=txn.connector_id,
-            ),
-            now,
+        start = SessionStart(
+            transaction_id=txn.id,
+            partner_key=txn.partner_id,
+            start=charger_time(txn.start_timestamp, now),
+            meter_start_wh=float(txn.meter_start),
+            token=token,
+            auth_method=auth_method,
+            authorization_reference=txn.authorization_reference,
+            charger_id=txn.charger_id,
+            connector_id=txn.connector_id,
         )
+        sid = None
+        if self.reservations is not None:
+            # The reserved EV starting: its reservation's Session continues (no second one).
+            sid = await self.reservations.use(tx, start, txn.reservation_id, now)
+        if sid is None:
+            sid = await self.sessions.start(tx, start, now)
         if sid:
             await self.sessions.keep_tariff(tx, txn.id)
             self._nudge()

@@ -13,11 +13,22 @@ auth_method COMMAND.
 
 eMSP reservation ids are never sent to a charger: each (partner, reservation_id) maps to
 our own AUTOINCREMENT id, so one eMSP cannot replace or cancel another's reservation.
+
+Reservations become Sessions (:mod:`roaming.reservations`): when the charger accepts a
+ReserveNow, the Session (status RESERVATION) is written with its PUT before the
+CommandResult goes out; an accepted CancelReservation closes it. The token stays
+pre-authorized until the reservation expires (at least 15 minutes, at most a day), so
+the driver who arrives later is let in without a real-time call. Expiry is a periodic
+check over the store (:meth:`CommandService.start`): restart-safe, since a reservation
+that expired while we were down is found on the first check, and bounded (a batch of
+at most ``EXPIRY_BATCH`` per check).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,14 +56,30 @@ from roaming.commands import (
     UnlockConnector,
 )
 from roaming.errors import RoamingError
-from roaming.models import Token, format_datetime, norm
+from roaming.models import Token, format_datetime, norm, parse_datetime
 from roaming.partners import Partner
+from roaming.reservations import ReservationAccepted, ReservationService
+from roaming.store import reservations as reservation_rows
 from roaming.store.locations import EvseRef, LocationStore
 
 log = logs.get("csms.ocpi.commands")
 
 PREAUTH_TTL_S = 900.0
+RESERVATION_PREAUTH_MAX_S = 86400.0
 OCPP_ID_TAG_MAX = 20
+EXPIRY_BATCH = 100
+
+OnResult = Callable[[ResultType], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """The charger call an accepted command makes, and what follows its result."""
+
+    charger_id: str
+    action: str
+    payload: dict[str, Any]
+    on_result: OnResult | None = None
 
 
 def _result_of(action: str, status: str) -> ResultType:
@@ -93,6 +120,10 @@ class CommandService:
         gateway: ChargerGateway,
         preauthorizer: Preauthorizer | None,
         timeout_s: int = 60,
+        reservations: ReservationService | None = None,
+        notify: Callable[[], None] | None = None,
+        expiry_check_s: float = 5.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
         self.store = CommandRepo(db)
@@ -101,7 +132,12 @@ class CommandService:
         self.gateway = gateway
         self.preauthorizer = preauthorizer
         self.timeout_s = timeout_s
+        self.reservations = reservations
+        self.notify = notify or (lambda: None)
+        self.expiry_check_s = expiry_check_s
+        self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
+        self._expiry_task: asyncio.Task[None] | None = None
 
     @property
     def call_timeout_s(self) -> float:
@@ -177,7 +213,12 @@ class CommandService:
         return None
 
     def _preauthorize(
-        self, partner: Partner, ref: EvseRef, token: Token, reference: str | None
+        self,
+        partner: Partner,
+        ref: EvseRef,
+        token: Token,
+        reference: str | None,
+        ttl_s: float = PREAUTH_TTL_S,
     ) -> None:
         service = self.preauthorizer
         if service is None:
@@ -192,10 +233,11 @@ class CommandService:
             token_country_code=token.country_code,
             token_party_id=token.party_id,
             contract_id=token.contract_id,
+            token_uid=token.uid,
             authorization_reference=reference,
             auth_method=AuthMethod.COMMAND,
         )
-        service.preauthorize(ref.charger_id, token.uid, decision, ttl_s=PREAUTH_TTL_S)
+        service.preauthorize(ref.charger_id, token.uid, decision, ttl_s=ttl_s)
 
     def _connected(self, charger_id: str) -> bool:
         return self.gateway.is_connected(charger_id)
@@ -211,10 +253,8 @@ class CommandService:
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         self._preauthorize(partner, target, cmd.token, cmd.authorization_reference)
         payload = {"connectorId": target.connector_id, "idTag": cmd.token.uid}
-        return self._answer(ResponseType.ACCEPTED), (
-            target.charger_id,
-            "RemoteStartTransaction",
-            payload,
+        return self._answer(ResponseType.ACCEPTED), _Job(
+            target.charger_id, "RemoteStartTransaction", payload
         )
 
     async def _stop(self, partner: Partner, cmd: StopSession) -> tuple[CommandResponse, Any]:
@@ -226,10 +266,8 @@ class CommandService:
         if target.status != "ACTIVE":
             return self._answer(ResponseType.REJECTED, "session is already completed"), None
         payload = {"transactionId": target.transaction_id}
-        return self._answer(ResponseType.ACCEPTED), (
-            target.charger_id,
-            "RemoteStopTransaction",
-            payload,
+        return self._answer(ResponseType.ACCEPTED), _Job(
+            target.charger_id, "RemoteStopTransaction", payload
         )
 
     async def _unlock(self, cmd: UnlockConnector) -> tuple[CommandResponse, Any]:
@@ -238,10 +276,8 @@ class CommandService:
             return self._answer(ResponseType.REJECTED, target), None
         if not self._connected(target.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
-        return self._answer(ResponseType.ACCEPTED), (
-            target.charger_id,
-            "UnlockConnector",
-            {"connectorId": target.connector_id},
+        return self._answer(ResponseType.ACCEPTED), _Job(
+            target.charger_id, "UnlockConnector", {"connectorId": target.connector_id}
         )
 
     async def _reserve(self, partner: Partner, cmd: ReserveNow) -> tuple[CommandResponse, Any]:
@@ -253,17 +289,46 @@ class CommandService:
             return self._answer(ResponseType.REJECTED, target), None
         if not self._connected(target.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
+        expiry = parse_datetime(cmd.expiry_date)
+        now = self.clock()
+        if expiry <= now:
+            return self._answer(ResponseType.REJECTED, "expiry_date is in the past"), None
         our_id = await self._reservation_id(partner, cmd.reservation_id, target, cmd.location_id)
-        self._preauthorize(partner, target, cmd.token, cmd.authorization_reference)
+        ttl = min(max(PREAUTH_TTL_S, (expiry - now).total_seconds()), RESERVATION_PREAUTH_MAX_S)
+        self._preauthorize(partner, target, cmd.token, cmd.authorization_reference, ttl)
         payload = {
             "connectorId": target.connector_id,
-            "expiryDate": cmd.expiry_date
-            if cmd.expiry_date.endswith("Z")
-            else cmd.expiry_date + "Z",
+            "expiryDate": format_datetime(expiry),
             "idTag": cmd.token.uid,
             "reservationId": our_id,
         }
-        return self._answer(ResponseType.ACCEPTED), (target.charger_id, "ReserveNow", payload)
+        accepted = ReservationAccepted(
+            reservation_id=our_id,
+            partner_key=partner.key,
+            token=cmd.token.to_json(),
+            authorization_reference=cmd.authorization_reference,
+            expiry_date=expiry,
+            charger_id=target.charger_id,
+            connector_id=target.connector_id,
+        )
+
+        async def on_result(result: ResultType) -> None:
+            await self._reserve_answered(accepted, result)
+
+        return self._answer(ResponseType.ACCEPTED), _Job(
+            target.charger_id, "ReserveNow", payload, on_result
+        )
+
+    async def _reserve_answered(self, r: ReservationAccepted, result: ResultType) -> None:
+        """The Session a reservation is (RESERVATION, PUT) once the charger accepted it."""
+        if self.reservations is None:
+            return
+        async with self.db.transaction() as tx:
+            if result is ResultType.ACCEPTED:
+                await self.reservations.accepted(tx, r, self.clock())
+            else:
+                await reservation_rows.refused(tx, r.reservation_id)
+        self.notify()
 
     async def _reservation_id(
         self, partner: Partner, reservation_id: str, ref: EvseRef, location_id: str
@@ -286,12 +351,26 @@ class CommandService:
         reservation = await self.store.reservation(partner.key, norm(cmd.reservation_id))
         if reservation is None:
             return self._answer(ResponseType.REJECTED, "unknown reservation"), None
+        if self.reservations is not None:
+            status = await self.reservations.status(reservation.id)
+            if status == "used":
+                return self._answer(
+                    ResponseType.REJECTED, "reservation is in use by a charge"
+                ), None
+            if status in ("cancelled", "expired", "rejected"):
+                return self._answer(ResponseType.REJECTED, f"reservation is {status}"), None
         if not self._connected(reservation.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
-        return self._answer(ResponseType.ACCEPTED), (
-            reservation.charger_id,
-            "CancelReservation",
-            {"reservationId": reservation.id},
+        our_id = reservation.id
+
+        async def on_result(result: ResultType) -> None:
+            if result is ResultType.ACCEPTED and self.reservations is not None:
+                async with self.db.transaction() as tx:
+                    await self.reservations.end(tx, our_id, expired=False, now=self.clock())
+                self.notify()
+
+        return self._answer(ResponseType.ACCEPTED), _Job(
+            reservation.charger_id, "CancelReservation", {"reservationId": our_id}, on_result
         )
 
     # ---------------------------------------------------------------- background
@@ -301,10 +380,10 @@ class CommandService:
         cmd_id: int,
         partner: Partner,
         response_url: str,
-        job: tuple[str, str, dict[str, Any]],
+        job: _Job,
         correlation_id: str | None,
     ) -> None:
-        charger_id, action, payload = job
+        charger_id, action, payload = job.charger_id, job.action, job.payload
         error: str | None = None
         try:
             answer = await self.gateway.call(
@@ -317,6 +396,11 @@ class CommandService:
         except Exception as exc:  # a bug must still end in a CommandResult
             log.exception("ocpi.command_call_crashed", command_id=cmd_id)
             result, error = ResultType.FAILED, repr(exc)
+        if job.on_result is not None:
+            try:
+                await job.on_result(result)
+            except Exception:  # the eMSP still gets its CommandResult
+                log.exception("ocpi.command_followup_failed", command_id=cmd_id, action=action)
         body: dict[str, Any] = {"result": result.value}
         if error:
             body["message"] = [{"language": "en", "text": error[:512]}]
@@ -353,7 +437,45 @@ class CommandService:
                     await asyncio.sleep(0.5)
         return False
 
+    # ---------------------------------------------------------------- expiry
+
+    def start(self) -> None:
+        """Run the periodic expiry check (the first one at once: restart-safe)."""
+        if self.reservations is not None and self._expiry_task is None:
+            self._expiry_task = asyncio.create_task(self._expiry_loop())
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            try:
+                await self.expire_due()
+            except Exception:
+                log.exception("ocpi.reservation_expiry_failed")
+            await asyncio.sleep(self.expiry_check_s)
+
+    async def expire_due(self) -> int:
+        """Close every reservation past its expiry (in batches); returns how many."""
+        service = self.reservations
+        if service is None:
+            return 0
+        closed = 0
+        while True:
+            now = self.clock()
+            due = await service.due(now, EXPIRY_BATCH)
+            for reservation_id in due:
+                async with self.db.transaction() as tx:
+                    await service.end(tx, reservation_id, expired=True, now=now)
+                closed += 1
+            if due:
+                self.notify()
+                log.info("ocpi.reservations_expired", count=len(due))
+            if len(due) < EXPIRY_BATCH:
+                return closed
+
     async def close(self) -> None:
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+            await asyncio.gather(self._expiry_task, return_exceptions=True)
+            self._expiry_task = None
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()

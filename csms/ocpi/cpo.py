@@ -30,6 +30,7 @@ from roaming.context import OcpiModule
 from roaming.models import InterfaceRole, ModuleID
 from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy, enqueue
 from roaming.partners import Partner
+from roaming.reservations import ReservationService
 from roaming.sessions import SessionService
 from roaming.store import RoamingStore
 from roaming.store.cdrs import CdrStore
@@ -50,6 +51,7 @@ class CpoModules:
     outbox: OutboxStore
     worker: OutboxWorker
     events: OcpiChargerEvents
+    reservations: ReservationService | None = None
 
 
 def ocpi_modules(cpo: CpoModules, commands: CommandHandler) -> list[OcpiModule]:
@@ -150,7 +152,8 @@ async def build_cpo(
         concurrency=cpo_cfg.outbox_concurrency,
         release_held=service.release_waiting,
     )
-    events = OcpiChargerEvents(locations, service, notify=worker.notify)
+    reservations = ReservationService(db, service)
+    events = OcpiChargerEvents(locations, service, notify=worker.notify, reservations=reservations)
     return CpoModules(
         locations=locations,
         lookup=StoreLocationLookup(locations),
@@ -159,4 +162,5 @@ async def build_cpo(
         outbox=box,
         worker=worker,
         events=events,
+        reservations=reservations,
     )

@@ -8,6 +8,7 @@ and client instances; :class:`RoamingRuntime` is the single place they are made.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -32,6 +33,32 @@ def settings_from_config(config: Config) -> RoamingSettings:
     """Roaming's settings are the ``[ocpi]`` keys of the same names."""
     o = config.ocpi
     return RoamingSettings(**{f.name: getattr(o, f.name) for f in fields(RoamingSettings)})
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_private_partner_urls(config: Config) -> bool:
+    """Warn when partner URLs on private addresses are allowed while OCPI listens beyond
+    this machine: a setting for one-machine setups, a risk on a reachable server (a
+    partner could make us call internal services). Returns whether it warned."""
+    o = config.ocpi
+    if not o.allow_private_partner_urls or _is_loopback(o.host):
+        return False
+    log.warning(
+        "ocpi.private_partner_urls_allowed",
+        host=o.host,
+        hint="ocpi.allow_private_partner_urls is on while OCPI listens on a non-loopback "
+        "address: partners may make us call loopback/private addresses; turn it off in "
+        "production",
+    )
+    return True
 
 
 @dataclass
@@ -78,6 +105,7 @@ class RoamingRuntime:
             self.ctx.settings = dataclasses.replace(
                 self.ctx.settings, public_base_url=f"http://{host}:{port}"
             )
+        warn_private_partner_urls(self.config)
         log.info(
             "ocpi.listening",
             port=port,
@@ -107,6 +135,7 @@ async def build_runtime(config: Config, db: Database) -> RoamingRuntime:
         connection_limit_per_partner=settings.connection_limit_per_partner,
         from_country_code=settings.country_code,
         from_party_id=settings.party_id,
+        allow_private_urls=settings.allow_private_partner_urls,
     )
     ctx = RoamingContext(settings=settings, store=store, client=client)
     sync = TokenSync(ctx)

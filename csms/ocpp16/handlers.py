@@ -241,6 +241,7 @@ class Handlers:
             token_party_id=d.token_party_id,
             contract_id=d.contract_id,
             auth_method=d.auth_method.value if d.auth_method else None,
+            token_uid=d.token_uid,
         )
         async with self.db.transaction() as tx:
             txn, created = await self.transactions.insert_start(tx, start)

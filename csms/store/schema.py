@@ -205,6 +205,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # The token uid as the eMSP spells it: OCPI CdrToken.uid must be the eMSP's
+        # spelling, while id_tag keeps the charger's (uids match case-insensitively).
+        "0010_token_spelling",
+        """
+        ALTER TABLE transactions ADD COLUMN token_uid TEXT;
+        """,
+    ),
+    (
         # Dashboard logins: kept server-side so logout and expiry take effect at once and
         # a stolen store file holds no usable cookie (only the cookie's SHA-256 is kept).
         "0012_admin_sessions",

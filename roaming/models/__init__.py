@@ -33,6 +33,8 @@ from roaming.models.fields import (
     norm,
     party_key,
     required,
+    required_ci,
+    required_str,
     string,
     url_str,
 )
@@ -71,6 +73,8 @@ __all__ = [
     "parse_datetime",
     "party_key",
     "required",
+    "required_ci",
+    "required_str",
     "string",
     "url_str",
 ]

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from roaming.models.enums import AllowedType
-from roaming.models.fields import cistring, enum_value, json_list, json_object, required, string
+from roaming.models.fields import (
+    cistring,
+    enum_value,
+    json_list,
+    json_object,
+    required,
+    required_ci,
+    required_str,
+)
 from roaming.models.tokens import Token
 
 
@@ -19,8 +27,8 @@ class DisplayText:
     def from_json(cls, obj: Any, path: str = "info") -> DisplayText:
         o = json_object(obj, path)
         return cls(
-            language=string(required(o, "language", f"{path}."), f"{path}.language", 2),
-            text=string(required(o, "text", f"{path}."), f"{path}.text", 512),
+            language=required_str(o, "language", f"{path}.", 2),
+            text=required_str(o, "text", f"{path}.", 512),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -37,7 +45,7 @@ class LocationReferences:
         o = json_object(obj, path)
         uids = o.get("evse_uids") or []
         return cls(
-            location_id=cistring(required(o, "location_id", f"{path}."), f"{path}.location_id", 36),
+            location_id=required_ci(o, "location_id", f"{path}.", 36),
             evse_uids=tuple(
                 cistring(u, f"{path}.evse_uids[{i}]", 36)
                 for i, u in enumerate(json_list(uids, f"{path}.evse_uids"))

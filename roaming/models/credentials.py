@@ -16,7 +16,7 @@ from roaming.models.fields import (
     party_ids,
     party_key,
     required,
-    string,
+    required_str,
     url_str,
 )
 
@@ -35,7 +35,7 @@ class BusinessDetails:
         website = o.get("website")
         logo = o.get("logo")
         return cls(
-            name=string(required(o, "name", f"{path}."), f"{path}.name", 100),
+            name=required_str(o, "name", f"{path}.", 100),
             website=url_str(website, f"{path}.website") if website is not None else None,
             logo=dict(json_object(logo, f"{path}.logo")) if logo is not None else None,
         )

@@ -87,6 +87,24 @@ def string(value: Any, name: str, max_len: int) -> str:
     return text
 
 
+def filled(text: str, name: str) -> str:
+    """A required string that is present must also say something: ``""`` (or only
+    spaces) for a required field is as unusable as a missing one, so it is 2001 too."""
+    if not text.strip():
+        raise ValidationError(name, "required field is empty")
+    return text
+
+
+def required_ci(obj: Mapping[str, Any], key: str, path: str, max_len: int) -> str:
+    """A required, non-empty CiString field ``obj[key]`` (``path`` prefixes the name)."""
+    return filled(cistring(required(obj, key, path), f"{path}{key}", max_len), f"{path}{key}")
+
+
+def required_str(obj: Mapping[str, Any], key: str, path: str, max_len: int) -> str:
+    """A required, non-empty string field ``obj[key]`` (``path`` prefixes the name)."""
+    return filled(string(required(obj, key, path), f"{path}{key}", max_len), f"{path}{key}")
+
+
 def boolean(value: Any, name: str) -> bool:
     if type(value) is not bool:
         raise ValidationError(name, f"must be true or false, got {value!r}")

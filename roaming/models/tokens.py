@@ -16,6 +16,8 @@ from roaming.models.fields import (
     json_object,
     party_ids,
     required,
+    required_ci,
+    required_str,
     string,
 )
 
@@ -30,9 +32,7 @@ class EnergyContract:
         o = json_object(obj, path)
         cid = o.get("contract_id")
         return cls(
-            supplier_name=string(
-                required(o, "supplier_name", f"{path}."), f"{path}.supplier_name", 64
-            ),
+            supplier_name=required_str(o, "supplier_name", f"{path}.", 64),
             contract_id=string(cid, f"{path}.contract_id", 64) if cid is not None else None,
         )
 
@@ -88,9 +88,7 @@ class Token:
     @classmethod
     def _build(cls, o: Mapping[str, Any], p: str) -> Token:
         country, party = party_ids(o, p)
-        uid = cistring(required(o, "uid", p), f"{p}uid", 36)
-        if not uid:
-            raise ValidationError(f"{p}uid", "must not be empty")
+        uid = required_ci(o, "uid", p, 36)
         vn = o.get("visual_number")
         gid = o.get("group_id")
         lang = o.get("language")
@@ -105,8 +103,8 @@ class Token:
             party_id=party,
             uid=uid,
             type=enum_value(TokenType, required(o, "type", p), f"{p}type"),
-            contract_id=cistring(required(o, "contract_id", p), f"{p}contract_id", 36),
-            issuer=string(required(o, "issuer", p), f"{p}issuer", 64),
+            contract_id=required_ci(o, "contract_id", p, 36),
+            issuer=required_str(o, "issuer", p, 64),
             valid=boolean(required(o, "valid", p), f"{p}valid"),
             whitelist=enum_value(WhitelistType, required(o, "whitelist", p), f"{p}whitelist"),
             last_updated=datetime_str(required(o, "last_updated", p), f"{p}last_updated"),

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from roaming.models.enums import InterfaceRole, ModuleID
-from roaming.models.fields import enum_value, json_list, json_object, required, string, url_str
+from roaming.models.fields import (
+    enum_value,
+    json_list,
+    json_object,
+    required,
+    required_str,
+    url_str,
+)
 
 VERSION = "2.2.1"
 
@@ -25,7 +32,7 @@ class Version:
             p = f"data[{i}]."
             out.append(
                 cls(
-                    version=string(required(o, "version", p), f"{p}version", 10),
+                    version=required_str(o, "version", p, 10),
                     url=url_str(required(o, "url", p), f"{p}url"),
                 )
             )
@@ -45,7 +52,7 @@ class Endpoint:
     def from_json(cls, obj: Any, path: str) -> Endpoint:
         o = json_object(obj, path)
         p = f"{path}."
-        ident = string(required(o, "identifier", p), f"{p}identifier", 40)
+        ident = required_str(o, "identifier", p, 40)
         role_raw = o.get("role")
         # 'credentials' role has no meaning; tolerate it missing there only.
         if role_raw is None and ident == ModuleID.CREDENTIALS:
@@ -68,7 +75,7 @@ class VersionDetails:
         o = json_object(data, "data")
         eps = json_list(required(o, "endpoints", "data."), "data.endpoints")
         return cls(
-            version=string(required(o, "version", "data."), "data.version", 10),
+            version=required_str(o, "version", "data.", 10),
             endpoints=tuple(
                 Endpoint.from_json(e, f"data.endpoints[{i}]") for i, e in enumerate(eps)
             ),

@@ -258,6 +258,27 @@ MIGRATIONS: list[tuple[str, str]] = [
             AND whitelist IN ('ALWAYS', 'ALLOWED', 'ALLOWED_OFFLINE');
         """,
     ),
+    (
+        "0010_ocpi_reservation_sessions",
+        """
+        -- A reservation the charger accepted is a Session (status RESERVATION) until a
+        -- charge uses it or it ends. status: requested (sent to the charger), reserved
+        -- (accepted; session_id set), used (a charge continues its Session), cancelled,
+        -- expired, rejected. token: the eMSP's Token (JSON) for the Session's cdr_token;
+        -- expiry_date: the eMSP's, checked by a periodic job.
+        ALTER TABLE ocpi_reservations ADD COLUMN expiry_date TEXT;
+        ALTER TABLE ocpi_reservations ADD COLUMN token TEXT;
+        ALTER TABLE ocpi_reservations ADD COLUMN authorization_reference TEXT;
+        ALTER TABLE ocpi_reservations ADD COLUMN session_id TEXT;
+        ALTER TABLE ocpi_reservations ADD COLUMN ended_at TEXT;
+        CREATE INDEX ocpi_reservations_due ON ocpi_reservations (status, expiry_date);
+        CREATE INDEX ocpi_reservations_connector ON ocpi_reservations (charger_id, connector_id, status);
+        -- The reservation a Session began as (our id); its transaction_id is -id until a
+        -- charge uses it (transaction_id is NOT NULL UNIQUE and transaction ids are > 0).
+        ALTER TABLE ocpi_sessions ADD COLUMN reservation_id INTEGER;
+        CREATE INDEX ocpi_sessions_reservation ON ocpi_sessions (reservation_id) WHERE reservation_id IS NOT NULL;
+        """,
+    ),
 ]
 
 _COMMENT = re.compile(r"--[^\n]*")

@@ -107,6 +107,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "token_sync_interval_s": 86400.0,
     "token_sync_page_size": 10,
     "page_limit": 1000,
+    "allow_private_partner_urls": True,  # the eMSPs of these tests listen on 127.0.0.1
 }
 
 
@@ -119,6 +120,7 @@ async def start_cpo(tmp_path: Any, *, record: bool = True, **settings: Any) -> C
         connection_limit_per_partner=base.connection_limit_per_partner,
         from_country_code=base.country_code,
         from_party_id=base.party_id,
+        allow_private_urls=base.allow_private_partner_urls,
     )
     ctx = RoamingContext(settings=base, store=RoamingStore(db), client=client)
     app = create_ocpi_app(ctx, [tokens.MODULE])

@@ -72,7 +72,7 @@ async def server() -> AsyncIterator[Server]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[OcpiClient]:
-    c = OcpiClient(timeout_s=scaled(5.0))
+    c = OcpiClient(timeout_s=scaled(5.0), allow_private_urls=True)
     try:
         yield c
     finally:

@@ -49,7 +49,13 @@ def config_sections(tmp_path: Path, **sections: Mapping[str, Any]) -> dict[str, 
         "server": {"host": "127.0.0.1", "port": 0, "call_timeout_s": 5.0},
         "store": {"path": str(tmp_path / "csms.sqlite3")},
         "admin": {"host": "127.0.0.1", "port": 0, "token": ADMIN_TOKEN},
-        "ocpi": {"enabled": False, "host": "127.0.0.1", "port": 0},
+        # Partners in tests listen on 127.0.0.1: private partner URLs allowed by default.
+        "ocpi": {
+            "enabled": False,
+            "host": "127.0.0.1",
+            "port": 0,
+            "allow_private_partner_urls": True,
+        },
         # Background list syncs add calls every charger sees; on only in tests about them.
         "local_lists": {"enabled": False},
     }

@@ -88,6 +88,7 @@ port = {ports.ocpi}
 public_base_url = "http://127.0.0.1:{ports.ocpi}"
 connection_limit_per_partner = 2000
 token_sync_interval_s = 86400.0
+allow_private_partner_urls = true
 
 [authz]
 authorize_deadline_s = {DEADLINE_S}

@@ -36,6 +36,7 @@ def _txn(**over: object) -> TransactionRecord:
         "token_party_id": "EMS",
         "contract_id": None,
         "auth_method": "AUTH_REQUEST",
+        "token_uid": None,
         "id": 7,
         "meter_stop": None,
         "stop_timestamp": None,

@@ -51,6 +51,7 @@ def start(
         token_party_id="EMS",
         contract_id=None,
         auth_method="WHITELIST",
+        token_uid=None,
     )
 
 

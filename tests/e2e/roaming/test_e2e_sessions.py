@@ -34,7 +34,7 @@ async def test_realtime_authorized_charge_reaches_emsp_with_its_reference(make_w
         assert put["status"] == "ACTIVE" and put["auth_method"] == "AUTH_REQUEST"
         assert put["location_id"] == "LOC-1" and put["evse_uid"] == "LOC-1-CP1-1"
         assert put["connector_id"] == "1"
-        assert put["cdr_token"]["uid"] == "04a1b2c3d4e5f6"
+        assert put["cdr_token"]["uid"] == "04A1B2C3D4E5F6"  # the eMSP's spelling, not the charger's
         assert put["cdr_token"]["party_id"] == "EMS" and put["cdr_token"]["type"] == "RFID"
         patches = [e[2] for e in emsp.session_events if e[0] == "PATCH"]
         kwh = [p["kwh"] for p in patches if "status" not in p]

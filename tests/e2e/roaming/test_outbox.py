@@ -140,7 +140,9 @@ async def rig(tmp_path):
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     db = await Database.open(str(tmp_path / "o.sqlite3"))
     await roaming_schema.migrate(db)
-    client = OcpiClient(timeout_s=1.0, from_country_code="NL", from_party_id="CPO")
+    client = OcpiClient(
+        timeout_s=1.0, from_country_code="NL", from_party_id="CPO", allow_private_urls=True
+    )
     store = OutboxStore(db)
     worker = OutboxWorker(
         store,

@@ -97,11 +97,17 @@ async def test_security_commands(
             "get-log", "CP3", "--request-id", "5", "--location", "https://logs.example.com/"
         )
         assert log["status"] == "Accepted"
+        first_connection = csms_tls.gateway.connection("CP3")
         trigger = await cli.json(
             "extended-trigger-message", "CP3", "--message", "SignChargePointCertificate"
         )
         assert trigger == {"status": "Accepted"}
         await wait_until(lambda: len(cp.certificates.accepted_chains) == 1, what="new cert")
+        # The charger reconnects with the new certificate; talk to it once it is back.
+        await wait_until(
+            lambda: csms_tls.gateway.connection("CP3") not in (None, first_connection),
+            what="CP3 reconnected with its new certificate",
+        )
         await cp.security_event("SecurityLogWasCleared")
         events = await cli.json("security-events", "list", "--critical")
         assert [(e["charger_id"], e["type"]) for e in events["security_events"]] == [
