@@ -117,8 +117,13 @@ class Retention:
             )
         return result
 
-    def start(self, first_delay_s: float = 1.0) -> None:
-        """Run rounds in the background (nothing to do when every table keeps forever)."""
+    def start(self, first_delay_s: float | None = None) -> None:
+        """Run rounds in the background (nothing to do when every table keeps forever).
+
+        The first round comes after ``first_delay_s``, by default one interval but at
+        most a minute: start-up (a reconnect storm) has the store to itself first."""
+        if first_delay_s is None:
+            first_delay_s = min(self.config.interval_s, 60.0)
         if self._task is None and self.tables:
             self._task = asyncio.get_running_loop().create_task(self._run(first_delay_s))
 

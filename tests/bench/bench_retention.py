@@ -145,7 +145,8 @@ async def beside_authorize() -> dict[str, Any]:
             db.executemany(_INSERT, rows_at(datetime.now(UTC) - timedelta(days=200), PURGE_ROWS))
     finally:
         db.close()
-    proc, ports = start_csms(tree, name, "\n[retention]\ndecisions_days = 90\n")
+    extra = "\n[retention]\ndecisions_days = 90\ninterval_s = 1.0\n"  # first round after 1 s
+    proc, ports = start_csms(tree, name, extra)
     try:
         log_from = 0
         await load(ports.ocpp_url, CHARGERS, 5000, tags=OWN_TAGS)  # warm up; the purge runs

@@ -134,7 +134,12 @@ async def test_heartbeats_are_answered_while_a_large_purge_runs(tmp_path: Path) 
     async with running_csms(
         tmp_path,
         server={"unknown_chargers": "accept"},
-        retention={"decisions_days": 90, "batch_rows": 1000, "pause_s": 0.005},
+        retention={
+            "decisions_days": 90,
+            "batch_rows": 1000,
+            "pause_s": 0.005,
+            "interval_s": 1.0,  # the first round after one interval
+        },
     ) as app:
         retention = app.retention
         assert retention is not None
