@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from csms.store.dialects import StoreUrlError, dialect_of, sqlite_path
+
 ENV_PREFIX = "CSMS__"
 
 
@@ -55,21 +57,50 @@ class ServerConfig:
     gc_full_collect_interval_s: float = 3600.0
 
 
+DEFAULT_STORE_URL = "sqlite:///var/csms.sqlite3"
+
+
 @dataclass(frozen=True)
 class StoreConfig:
-    path: str = "var/csms.sqlite3"
+    # sqlite:///relative/file.sqlite3 (four slashes: absolute) or
+    # postgresql://user@host:5432/dbname.
+    url: str = DEFAULT_STORE_URL
+    # The SQLite file alone (older spelling of sqlite:///<path>); with it, store.url
+    # stays at its default.
+    path: str = ""
+    # PostgreSQL connections per node, at most (the database's max_connections must
+    # cover the sum over all nodes, plus the CLI and maintenance).
+    pool_size: int = 10
+
+    @property
+    def effective_url(self) -> str:
+        """The store this node opens."""
+        return f"sqlite:///{self.path}" if self.path else self.url
 
 
 @dataclass(frozen=True)
 class AdminConfig:
     host: str = "127.0.0.1"
     port: int = 9100
-    token: str = "change-me-admin-token"
+    # Empty: ``csms serve`` generates a random token on first start and keeps it in
+    # ``admin.token_file`` (see csms/admin/token_file.py); the CLI reads it from there.
+    token: str = ""
+    token_file: str = ""  # empty: admin-token beside the SQLite store (var/ on PostgreSQL)
     # Dashboard logins: how long one lasts, and whether its cookie is marked Secure
     # (browsers keep Secure cookies from http://localhost / 127.0.0.1 too; set false only
     # to use the dashboard over plain HTTP from another host on a trusted network).
     session_ttl_s: float = 28800.0
     session_cookie_secure: bool = True
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``GET /metrics`` on the admin port (Prometheus text format)."""
+
+    enabled: bool = True
+    # Bearer token for scrapers. Empty: open when the admin API listens on loopback only,
+    # else the admin token is required (never an open /metrics on a public address).
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -181,6 +212,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     ocpi: OcpiConfig = field(default_factory=OcpiConfig)
     ocpi_cpo: OcpiCpoConfig = field(default_factory=OcpiCpoConfig)
     authz: AuthzConfig = field(default_factory=AuthzConfig)
@@ -291,6 +323,7 @@ def _validate(cfg: Config) -> None:
     ):
         if not 0 <= port <= 65535:
             raise ConfigError(key, f"must be a TCP port 0..65535, got {port}")
+    _validate_store(cfg.store)
     positive("server.heartbeat_interval_s", cfg.server.heartbeat_interval_s)
     positive("server.call_timeout_s", cfg.server.call_timeout_s)
     positive("server.max_message_bytes", cfg.server.max_message_bytes)
@@ -310,8 +343,10 @@ def _validate(cfg: Config) -> None:
     if bool(cfg.server.tls_cert) != bool(cfg.server.tls_key):
         raise ConfigError("server.tls_key", "tls_cert and tls_key must be set together")
     _validate_security_profile(cfg)
-    if not cfg.admin.token or cfg.admin.token.isspace():
-        raise ConfigError("admin.token", "must not be empty")
+    if cfg.admin.token and cfg.admin.token.strip() != cfg.admin.token:
+        raise ConfigError("admin.token", "must not start or end with whitespace")
+    if cfg.metrics.token and cfg.metrics.token.strip() != cfg.metrics.token:
+        raise ConfigError("metrics.token", "must not start or end with whitespace")
     limit = deadline_ceiling(cfg.authz.charger_authorize_timeout_s)
     deadlines: list[tuple[str, float]] = [
         ("authz.authorize_deadline_s", cfg.authz.authorize_deadline_s)
@@ -384,6 +419,32 @@ def _validate_retention(r: RetentionConfig) -> None:
         raise ConfigError("retention.pause_s", f"must be 0 or more, got {r.pause_s}")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _validate_store(store: StoreConfig) -> None:
+    if store.path and store.url != DEFAULT_STORE_URL:
+        raise ConfigError(
+            "store.path", 'set store.url or store.path, not both (store.url = "sqlite:///<path>")'
+        )
+    try:
+        if dialect_of(store.effective_url) == "sqlite":
+            sqlite_path(store.effective_url)
+    except StoreUrlError as exc:
+        raise ConfigError("store.url", str(exc)) from None
+    if store.pool_size < 1:
+        raise ConfigError("store.pool_size", f"must be at least 1, got {store.pool_size}")
+
+
 def _validate_security_profile(cfg: Config) -> None:
     sp = cfg.security_profile
     if sp.client_ca_file and not cfg.server.tls_cert:
@@ -449,6 +510,10 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
         if not isinstance(section, dict):
             raise ConfigError(name, "must be a table")
         merged = dict(section)
+        if name == "store" and {"url", "path"} & env.get(name, {}).keys():
+            # Overriding either key names the store: the file's location is replaced.
+            merged.pop("url", None)
+            merged.pop("path", None)
         merged.update(env.get(name, {}))
         flags = {k: True for k in env.get(name, {})}
         sections[name] = _build(cls, name, merged, flags)

@@ -35,6 +35,7 @@ from csms.ocpp16.datatransfer import VendorHandler, VendorRegistry
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.handlers import Handlers
+from csms.ocpp16.observer import NO_OBSERVER, MessageObserver
 from csms.ocpp16.security import SecurityHandlers, signing_ca_from
 from csms.ocpp16.security_tls import presented_by, profile_refusal, tls_context
 from csms.ocpp16.wire import DirectTextConnection
@@ -86,6 +87,11 @@ class OcppServer:
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     _writes: ChargerWrites | None = None
 
+    @property
+    def serving(self) -> bool:
+        """Whether the listener accepts connections (readiness)."""
+        return self._server.is_serving()
+
     def register_vendor(
         self, vendor_id: str, handler: VendorHandler, message_id: str | None = None
     ) -> None:
@@ -104,8 +110,16 @@ class OcppServer:
 class _Endpoint:
     """The handshake checks and the per-connection handler, sharing config and store."""
 
-    def __init__(self, config: Config, db: Database, handlers: Handlers, gateway: ChargerGateway):
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        handlers: Handlers,
+        gateway: ChargerGateway,
+        observer: MessageObserver = NO_OBSERVER,
+    ):
         self.config = config
+        self.observer = observer
         self.chargers = ChargerRepo(db)
         self.auth_facts = AuthFactsReader(db)
         self.handlers = handlers
@@ -208,6 +222,7 @@ class _Endpoint:
             self.handlers,
             info,
             ws.csms_registration,  # type: ignore[attr-defined]
+            self.observer,
         )
         old = self.gateway.attach(conn)
         if old is not None:
@@ -242,6 +257,7 @@ async def start_ocpp_server(
     events: ChargerEvents | None = None,
     vendors: VendorRegistry | None = None,
     gateway: ChargerGateway | None = None,
+    observer: MessageObserver = NO_OBSERVER,
 ) -> OcppServer:
     """Bind and serve; returns once listening. ``config.server.port`` may be 0.
 
@@ -251,7 +267,7 @@ async def start_ocpp_server(
     vendors = vendors or VendorRegistry()
     gateway = gateway or ChargerGateway(config.server.call_timeout_s)
     handlers = Handlers(config, db, authorizer, events or NoEvents(), vendors)
-    endpoint = _Endpoint(config, db, handlers, gateway)
+    endpoint = _Endpoint(config, db, handlers, gateway, observer)
     SecurityHandlers(db, gateway, signing_ca_from(config), endpoint.background).install(handlers)
     s = config.server
     server = await serve(

@@ -7,7 +7,8 @@ tests and the demo all run the same :class:`System`.
 
 Build order (:func:`compose`, nothing listens yet):
 
-1. the store (``store.path``, migrations applied on open);
+1. the store (``store.url``: SQLite or PostgreSQL; refused if its schema is newer than
+   this release, else the CSMS's migrations applied);
 2. the charger gateway (CSMS-initiated calls; the OCPP server fills it as chargers
    connect, the admin API and OCPI commands call through it);
 3. the authorization: the operator's own cards (``id_tags``) and the decision log;
@@ -17,8 +18,12 @@ Build order (:func:`compose`, nothing listens yet):
 5. the Local Authorization List manager (own cards, and with roaming the eMSP tokens
    through :class:`csms.ocpi.local_list_tokens.StoreRoamingCards`), and with roaming
    the offline-start seam in front of the authorizer;
-6. the admin API's context and routes;
+6. the admin API's context and routes; the metrics (one registry per system) and their
+   observers handed to the OCPP server, the decision log, the OCPI client and the store;
 7. the retention purge of the decision log (its timer starts with the server).
+
+With ``admin.token`` empty, the generated token of ``admin.token_file`` is read (or made
+on first start): :mod:`csms.admin.token_file`.
 
 Start order (:meth:`System.start`): the OCPP server, the local list manager, then OCPI
 (outbox worker, OCPI server, token sync), then the admin API. :meth:`System.stop` closes everything in the
@@ -37,6 +42,7 @@ from aiohttp import web
 from csms import logs
 from csms.admin.app import start_admin_api
 from csms.admin.context import AdminContext
+from csms.admin.token_file import TokenSource, ensure_admin_token
 from csms.authorization import Authorization, build_local_authorization
 from csms.authz.own_cards import HeldOwnCards
 from csms.authz.ports import Authorizer
@@ -45,6 +51,9 @@ from csms.locallist.admin_routes import local_list_routes
 from csms.locallist.attribution import ListedOfflineStarts
 from csms.locallist.manager import FollowOwnCards, LocalListManager
 from csms.locallist.ports import RoamingCards
+from csms.observability.exposure import exposure_warnings
+from csms.observability.metrics import Metrics, ScrapeSources
+from csms.observability.routes import Readiness, observability_routes
 from csms.ocpi.admin_routes import admin_routes as cpo_admin_routes
 from csms.ocpi.authorization import build_roaming_authorization
 from csms.ocpi.catalog_admin import CatalogAdmin
@@ -59,17 +68,21 @@ from csms.ocpi.cpo import (
 from csms.ocpi.dashboard import StoreRoamingView
 from csms.ocpi.local_list_tokens import StoreRoamingCards
 from csms.ocpi.location_routes import location_routes
+from csms.ocpi.locations import unmapped_connectors
 from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
+from csms.ocpp16.observer import NO_OBSERVER
 from csms.retention import Retention
 from csms.server import OcppServer, start_ocpp_server
-from csms.store.db import Database
+from csms.store import schema
+from csms.store.db import Database, redacted
 from csms.store.id_tags import IdTagRepo
 from csms.store.local_lists import LocalListRepo
 from csms.store.transactions import TransactionRepo
 from roaming import tokens
 from roaming.context import OcpiModule
+from roaming.store import schema as roaming_schema
 
 log = logs.get("csms.system")
 
@@ -96,12 +109,15 @@ class System:
     roaming: Roaming | None
     admin: AdminContext
     admin_routes: list[web.AbstractRouteDef]
+    metrics: Metrics | None = None
+    admin_token: TokenSource = field(default_factory=lambda: TokenSource("config"))
     local_lists: LocalListManager | None = None
     retention: Retention | None = None
     ocpp: OcppServer | None = None
     ocpp_port: int = 0
     admin_port: int = 0
     ocpi_port: int | None = None
+    admin_app: web.Application | None = None  # the running admin app (its router, for tests)
     _exit: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _stopped: bool = False
 
@@ -120,6 +136,7 @@ class System:
             self.authorization.authorizer,
             events=self.events,
             gateway=self.gateway,
+            observer=self.metrics or NO_OBSERVER,
         )
         self._exit.push_async_callback(self.ocpp.close)
         self.ocpp_port = int(self.ocpp.port)
@@ -139,12 +156,15 @@ class System:
             self._exit.push_async_callback(self.retention.close)
         runner, self.admin_port = await start_admin_api(self.admin, self.admin_routes)
         self._exit.push_async_callback(runner.cleanup)
+        self.admin_app = runner.app
+        for key, message in exposure_warnings(self.config):
+            log.warning("listener_without_tls", key=key, message=message)
         log.info(
             "listening",
             ocpp_port=self.ocpp_port,
             admin_port=self.admin_port,
             ocpi_port=self.ocpi_port,
-            store=self.config.store.path,
+            store=redacted(self.config.store.effective_url),
         )
 
     async def stop(self) -> None:
@@ -154,6 +174,56 @@ class System:
         self._stopped = True
         await self._exit.aclose()
         log.info("stopped")
+
+
+async def open_store(config: Config, *, migrate: bool = True) -> Database:
+    """Open ``store.url``; refuse a schema newer than this release (a migration name
+    neither the CSMS's list nor roaming's has), then apply the CSMS's pending steps
+    (roaming's follow when OCPI is built)."""
+    db = await Database.open(
+        config.store.effective_url, pool_size=config.store.pool_size, migrate=False
+    )
+    try:
+        await schema.refuse_newer(db, known_migrations())
+        if migrate:
+            await schema.migrate_database(db)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+def known_migrations() -> frozenset[str]:
+    """Every migration name this release has: the CSMS's and roaming's lists."""
+    return frozenset(name for name, _ in schema.MIGRATIONS) | frozenset(
+        name for name, _ in roaming_schema.MIGRATIONS
+    )
+
+
+async def migrate_store(config: Config) -> tuple[list[str], list[str]]:
+    """``csms db migrate``: apply every pending step of both lists (the CSMS's, then
+    roaming's, which ``serve`` applies only with OCPI on); returns the names applied."""
+    db = await open_store(config, migrate=False)
+    try:
+        applied = await schema.migrate_database(db)
+        return applied, await roaming_schema.migrate(db)
+    finally:
+        await db.close()
+
+
+async def store_status(config: Config) -> tuple[list[str], list[str]]:
+    """``csms db status``: (applied names, names this release would still apply)."""
+    db = await Database.open(
+        config.store.effective_url, pool_size=config.store.pool_size, migrate=False
+    )
+    try:
+        applied = await schema.recorded(db)
+    finally:
+        await db.close()
+    everything = [name for name, _ in schema.MIGRATIONS] + [
+        name for name, _ in roaming_schema.MIGRATIONS
+    ]
+    return applied, [name for name in everything if name not in applied]
 
 
 async def compose(
@@ -167,13 +237,17 @@ async def compose(
     ``authorizer`` replaces the decision the OCPP server asks (tests of the seam);
     ``extra_admin_routes`` are mounted behind the admin API's auth.
     """
+    config, token_source = ensure_admin_token(config)
+    metrics = Metrics() if config.metrics.enabled else None
     exit_stack = contextlib.AsyncExitStack()
     try:
-        db = await Database.open(config.store.path)
+        db = await open_store(config)
         exit_stack.push_async_callback(db.close)
         gateway = ChargerGateway(config.server.call_timeout_s)
         authorization = build_local_authorization(config, db)
         exit_stack.push_async_callback(authorization.decisions.close)
+        sources = ScrapeSources(connected=lambda: len(gateway.all()))
+        readiness = Readiness(db, ocpp_serving=lambda: False)
         events: ChargerEvents = NoEvents()
         roaming: Roaming | None = None
         catalog: CatalogAdmin | None = None
@@ -181,7 +255,7 @@ async def compose(
         routes: list[web.AbstractRouteDef] = []
         roaming_cards: RoamingCards | None = None
         if config.ocpi.enabled:
-            runtime = await build_runtime(config, db)
+            runtime = await build_runtime(config, db, observer=metrics)
             exit_stack.push_async_callback(runtime.stop)
             cpo = await build_cpo(config, db, runtime.store, runtime.client)
             authorization = await build_roaming_authorization(
@@ -210,6 +284,13 @@ async def compose(
             events = cpo.events
             roaming_cards = StoreRoamingCards(runtime.store, config)
             roaming = Roaming(runtime, cpo, commands, [tokens.MODULE, *ocpi_modules(cpo, commands)])
+            sources.outbox, sources.syncs = cpo.outbox, runtime.store.token_syncs
+
+            async def unmapped_count() -> int:
+                return len(await unmapped_connectors(db))
+
+            sources.unmapped = unmapped_count
+            readiness.ocpi_serving = lambda: runtime.serving
             catalog = CatalogAdmin(db, cpo.locations, cpo.worker.notify)
             routes += [
                 *runtime.admin_routes,
@@ -240,11 +321,16 @@ async def compose(
             sites=catalog,
             roaming_view=roaming_view,
         )
+        if metrics is not None:
+            db.write_observer = metrics.store_wrote
+            gateway.observer = metrics.call_sent
+            authorization.decisions.observers.append(metrics.decided)
+        routes += observability_routes(config, metrics, sources, readiness)
         routes += list(extra_admin_routes)
     except BaseException:
         await exit_stack.aclose()
         raise
-    return System(
+    system = System(
         config=config,
         db=db,
         gateway=gateway,
@@ -253,10 +339,14 @@ async def compose(
         roaming=roaming,
         admin=admin,
         admin_routes=routes,
+        metrics=metrics,
+        admin_token=token_source,
         local_lists=local_lists,
         retention=Retention(db, config.retention),
         _exit=exit_stack,
     )
+    readiness.ocpp_serving = lambda: system.ocpp is not None and system.ocpp.serving
+    return system
 
 
 @contextlib.asynccontextmanager

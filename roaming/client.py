@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -29,13 +30,20 @@ import orjson
 from roaming import auth
 from roaming.answers import OcpiResponse, read_answer
 from roaming.envelope import StatusCode
-from roaming.errors import ErrorKind, InvalidResponse, PartnerNotCallable, PartnerUnreachable
+from roaming.errors import (
+    ErrorKind,
+    InvalidResponse,
+    PartnerNotCallable,
+    PartnerUnreachable,
+    RoamingError,
+)
 from roaming.models.authorization import AuthorizationInfo, LocationReferences
 from roaming.models.credentials import Credentials
 from roaming.models.enums import InterfaceRole, ModuleID
 from roaming.models.fields import ValidationError
 from roaming.models.tokens import Token
 from roaming.models.versions import Version, VersionDetails
+from roaming.observer import CallObserver, NoCallObserver
 from roaming.transport import Call, Transport
 from roaming.transport_aiohttp import AiohttpTransport, SessionFactory
 from roaming.transport_http11 import Http11Transport
@@ -144,9 +152,11 @@ class OcpiClient:
         from_country_code: str | None = None,
         from_party_id: str | None = None,
         lean_authorize: bool | None = None,
+        observer: CallObserver | None = None,
         allow_private_urls: bool = False,
     ) -> None:
         self.timeout_s = timeout_s
+        self.observer: CallObserver = observer or NoCallObserver()
         self.limit = connection_limit_per_partner
         # Every URL we call came from a partner: checked by both stacks (roaming.urlcheck).
         self.url_policy = UrlPolicy(allow_private=allow_private_urls)
@@ -228,17 +238,31 @@ class OcpiClient:
         call = Call(method, target.key, url, headers, data, params)
         transport: Transport = self._lean if lean and self._lean is not None else self._general
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        started = time.monotonic()
+        outcome = "ok"
         try:
-            async with asyncio.timeout(timeout):
-                answer = await transport.send(call)
-        except TimeoutError:
-            raise PartnerUnreachable(
-                f"{method} timed out after {timeout:g} s",
-                kind=ErrorKind.TIMEOUT,
-                partner=target.key,
-                url=url,
-            ) from None
-        return read_answer(call, answer, allow_statuses)
+            try:
+                async with asyncio.timeout(timeout):
+                    answer = await transport.send(call)
+            except TimeoutError:
+                raise PartnerUnreachable(
+                    f"{method} timed out after {timeout:g} s",
+                    kind=ErrorKind.TIMEOUT,
+                    partner=target.key,
+                    url=url,
+                ) from None
+            return read_answer(call, answer, allow_statuses)
+        except RoamingError as exc:
+            outcome = exc.kind.value
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            self.observer.call_finished(target.key, method, outcome, time.monotonic() - started)
 
     async def get(self, target: CallTarget, url: str, **kw: Any) -> OcpiResponse:
         return await self.request("GET", target, url, **kw)

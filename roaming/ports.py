@@ -3,7 +3,7 @@
 Why Protocols: roaming must never import csms, yet it keeps its tables in the CSMS's
 single SQLite connection (one writer, one file to back up). The CSMS ``Database`` fits
 :class:`SqlDatabase` structurally, so the wiring passes it in and roaming stays free of
-csms imports; tests and a future PostgreSQL adapter can do the same.
+csms imports; the PostgreSQL adapter fits it the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ from roaming.partners import Partner
 
 
 class SqlExecutor(Protocol):
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``: which form of a schema step to apply."""
+        ...
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
     async def insert(self, sql: str, params: Sequence[Any] = ()) -> int: ...

@@ -1,7 +1,12 @@
 """``csms-sim``: run scenarios, stay connected as a live charger, generate load, echo.
 
 Exit codes: 0 success; 1 the CSMS refused (HTTP 401/404 at the handshake, Rejected
-boot) or a scenario expectation failed, with the reason on stderr; 2 bad usage.
+boot), ``--register`` failed, or a scenario expectation failed, with the reason on
+stderr; 2 bad usage.
+
+``--register`` (run, serve, load) first registers the ids through the CSMS's admin API
+(:mod:`simulator.register`), so a fresh CSMS that rejects unknown ids accepts them.
+``--ca-file`` trusts a private CA for a ``wss://`` URL.
 
     csms-sim run --url ws://127.0.0.1:9000/ocpp --id CP1 --id-tag TAG1 --scenario basic
     csms-sim run ... --chargers 10 --id-pattern 'CP{n:04d}' --id-tags TAG1,TAG2 --seed 7
@@ -29,7 +34,15 @@ from simulator.chargepoint import ConnectFailed, SimulatedChargePoint, Simulator
 from simulator.cpconfig import DEFAULT_PROFILES
 from simulator.load import cli as load_cli
 from simulator.load.echo import serve_echo
+from simulator.register import (
+    DEFAULT_ADMIN_URL,
+    DEFAULT_TOKEN_FILE,
+    RegisterFailed,
+    admin_token,
+    register_chargers,
+)
 from simulator.scenarios import ScenarioError, builtin_names, load_scenario, run_scenario
+from simulator.usage import add_version, apply_formatter, pipe_safe
 
 
 def _out(line: str) -> None:
@@ -53,6 +66,15 @@ def pick_tags(args: argparse.Namespace, count: int) -> list[str]:
     return [tags[0] if len(tags) == 1 else rng.choice(tags) for _ in range(count)]
 
 
+async def register_first(args: argparse.Namespace, ids: list[str]) -> None:
+    """With ``--register``: make sure every id is in the CSMS's registry."""
+    if not args.register:
+        return
+    token = admin_token(args.admin_token, args.admin_token_file)
+    added, existed = await register_chargers(args.admin_url, token, ids, args.password)
+    _err(f"registered {added} charger(s) at {args.admin_url} ({existed} already registered)")
+
+
 async def cmd_run(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(args.scenario)
@@ -61,6 +83,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         return 2
     ids = charger_ids(args)
     tags = pick_tags(args, len(ids))
+    await register_first(args, ids)
     overrides: dict[str, Any] = {"response_timeout": args.timeout, **tls_options(args)}
     if args.connectors is not None:
         overrides["connectors"] = args.connectors
@@ -111,6 +134,7 @@ def _call_printer(cp_id: str) -> Callable[[str, dict[str, Any]], None]:
 async def cmd_serve(args: argparse.Namespace) -> int:
     """Connect, boot, report every connector, then answer CSMS calls until interrupted."""
     ids = charger_ids(args)
+    await register_first(args, ids)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -175,6 +199,8 @@ async def _reconnect_with_backoff(cp: SimulatedChargePoint) -> None:
 
 
 async def cmd_load(args: argparse.Namespace) -> int:
+    ids = [args.id_pattern.format(n=n) for n in range(1, args.chargers + 1)]
+    await register_first(args, ids)
     return await load_cli.main(args)
 
 
@@ -184,8 +210,37 @@ async def cmd_echo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="csms-sim", description="OCPP 1.6J charge point simulator")
-    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    add_version(p, "csms-sim")
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="log level on stderr",
+    )
     sub = p.add_subparsers(dest="command", required=True)
+
+    def register_opts(sp: argparse.ArgumentParser) -> None:
+        g = sp.add_argument_group("registering the ids first (--register)")
+        g.add_argument(
+            "--register",
+            action="store_true",
+            help="register the charger ids (and --password) through the CSMS admin API first",
+        )
+        g.add_argument(
+            "--admin-url",
+            default=DEFAULT_ADMIN_URL,
+            help="CSMS admin API base URL ($CSMS_ADMIN_URL when set)",
+        )
+        g.add_argument(
+            "--admin-token",
+            default=None,
+            help="admin bearer token (default: $CSMS_ADMIN_TOKEN, else --admin-token-file)",
+        )
+        g.add_argument(
+            "--admin-token-file",
+            default=DEFAULT_TOKEN_FILE,
+            help="the token file csms serve generated",
+        )
 
     def charger_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
@@ -206,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--client-cert", help="PEM client certificate, CN = charge point id (profile 3)"
         )
         tls.add_argument("--client-key", help="PEM private key of --client-cert")
+        register_opts(sp)
 
     run = sub.add_parser("run", help="run a scenario and print each step")
     charger_opts(run)
@@ -228,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--meter-interval", type=int, default=60, help="MeterValueSampleInterval (s)"
     )
-    serve.add_argument("--boot-attempts", type=int, default=5)
+    serve.add_argument(
+        "--boot-attempts", type=int, default=5, help="BootNotification tries before giving up"
+    )
     serve.add_argument(
         "--local-list-max", type=int, default=1000, help="LocalAuthListMaxLength (entries held)"
     )
@@ -251,14 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     ld = sub.add_parser("load", help="load generator (lean client, pre-encoded frames)")
     load_cli.add_arguments(ld)
+    register_opts(ld)
     ld.set_defaults(func=cmd_load)
 
     echo = sub.add_parser(
         "echo-server", help="bare OCPP echo server to calibrate the load generator"
     )
-    echo.add_argument("--host", default="127.0.0.1")
-    echo.add_argument("--port", type=int, default=9900)
+    echo.add_argument("--host", default="127.0.0.1", help="listen address")
+    echo.add_argument("--port", type=int, default=9900, help="listen port")
     echo.set_defaults(func=cmd_echo)
+    apply_formatter(p)
     return p
 
 
@@ -280,6 +340,10 @@ def configure_logging(level: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
+    return pipe_safe(lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.command == "scenarios":
         for name in builtin_names():
             scenario = load_scenario(name)
@@ -297,6 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(str(exc))
         return 1
     except SimulatorError as exc:
+        _err(str(exc))
+        return 1
+    except RegisterFailed as exc:
         _err(str(exc))
         return 1
     except KeyboardInterrupt:

@@ -23,13 +23,23 @@ from typing import Any
 from aiohttp import web
 
 from csms import logs
-from csms.admin import authorizations, calls, chargers, security, tokens, transactions
+from csms.admin import (
+    audit,
+    authorizations,
+    calls,
+    chargers,
+    openapi,
+    security,
+    tokens,
+    transactions,
+)
 from csms.admin.context import ACTOR, ADMIN, AdminContext
 from csms.admin.dashboard import auth as dashboard
 from csms.admin.dashboard.mounting import mount as mount_dashboard
 from csms.admin.http import ApiError, json_response
 
-PUBLIC_PATHS = frozenset({"/api/health"})
+# Probes carry no token; /metrics checks its own (csms/observability/routes.py).
+PUBLIC_PATHS = frozenset({"/api/health", "/api/ready", "/metrics"})
 
 log = logs.get("csms.admin")
 
@@ -44,7 +54,11 @@ def create_admin_app(
     context: AdminContext, extra_routes: Sequence[web.AbstractRouteDef] = ()
 ) -> web.Application:
     app = web.Application(
-        middlewares=[_errors, _auth(context.config.admin.token)],
+        middlewares=[
+            _errors,
+            _auth(context.config.admin.token),
+            audit.audit_middleware(context.config.admin.token),
+        ],
         client_max_size=1024 * 1024,
     )
     app[ADMIN] = context
@@ -55,6 +69,8 @@ def create_admin_app(
     app.add_routes(transactions.routes)
     app.add_routes(calls.routes)
     app.add_routes(security.routes)
+    app.add_routes(audit.routes)
+    app.add_routes(openapi.routes)
     app.add_routes(list(extra_routes))
     mount_dashboard(app)
     return app
@@ -133,7 +149,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status, "http_error"
         )
-        return json_response({"error": code, "message": exc.reason}, status=exc.status)
+        resp = json_response({"error": code, "message": exc.reason}, status=exc.status)
+        if "Allow" in exc.headers:  # a 405 names the methods the route has (RFC 9110)
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     except Exception:
         log.exception("admin_request_failed", method=request.method, path=request.path)
         return json_response(

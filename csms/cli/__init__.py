@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from csms.cli import (
+    audit,
     authorizations,
     calls,
     chargers,
+    db,
     local_lists,
     locations,
     partners,
@@ -30,6 +32,7 @@ from csms.cli import (
     transactions,
 )
 from csms.cli.client import AdminError, CliError
+from csms.cli.usage import add_version, apply_formatter, pipe_safe
 
 COMMAND_MODULES: tuple[ModuleType, ...] = (
     serve,
@@ -40,8 +43,10 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     calls,
     authorizations,
     locations,
+    audit,
     local_lists,
     security,
+    db,
 )
 
 
@@ -50,10 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="csms",
         description="OCPP 1.6J central system: run the server or administer a running one.",
     )
+    add_version(parser, "csms")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for module in COMMAND_MODULES:
         module.register(subparsers)
+    apply_formatter(parser)
     return parser
 
 
@@ -61,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``csms`` console script; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    return pipe_safe(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except AdminError as exc:

@@ -240,7 +240,8 @@ def register_commands(subparsers: Any, commands: tuple[CallCommand, ...]) -> Non
         p = add_command(subparsers, cmd.name, _runner(cmd), f"{cmd.help} (OCPP {cmd.action})")
         p.add_argument("charger", help="charge point id")
         for f in cmd.flags:
-            kwargs: dict[str, Any] = {"help": f.help or None, "dest": _dest(f)}
+            text = f.help or (f"the payload field {f.key}" if f.key else "")
+            kwargs: dict[str, Any] = {"help": text or None, "dest": _dest(f)}
             if f.kind in ("list", "tags"):
                 kwargs["action"] = "append"
             elif f.kind == "int":

@@ -1,11 +1,22 @@
-"""``csms chargers add|list|show|remove|accept|pending|reject``: the charger registry."""
+"""``csms chargers add|import|list|show|remove|accept|pending|reject``: the charger registry.
+
+``import FILE.csv`` registers many chargers: a header row naming the columns ``id``
+(required) and ``password`` (optional; empty means no password), then one charger per
+line. Each becomes one ``POST /api/chargers``, so the rules (id syntax, password
+hashing) are the API's; chargers already registered are reported and left as they are.
+Passwords are never printed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import sys
+from pathlib import Path
 from typing import Any
 
 from csms.cli.client import (
+    AdminError,
     CliError,
     add_command,
     client_from_args,
@@ -41,6 +52,8 @@ def register(subparsers: Any) -> None:
     site.add_argument("--location", help="location id of the charger's site")
     site.add_argument("--connectors", type=int, help="connectors with an EVSE (default 1)")
     add_options(site, SITE_OPTIONS)
+    p = add_command(sub, "import", _import, "register every charger of a CSV file (id,password)")
+    p.add_argument("file", help="CSV with a header row: id[,password]; '-' reads stdin")
     add_command(sub, "list", _list, "list chargers with connection and connector status")
     p = add_command(sub, "show", _show, "one charger in detail")
     p.add_argument("id")
@@ -129,3 +142,57 @@ def _registration(status: str) -> Any:
         return emit(args, data, lambda d: print(f"charger {d['id']}: {d['registration_status']}"))
 
     return handler
+
+
+def _rows(path: str) -> list[tuple[int, str, str | None]]:
+    """(line number, id, password or None) of every data line; a bad file is a clear error."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", exit_code=2) from None
+    reader = csv.DictReader(text.splitlines())
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "id" not in fields:
+        raise CliError(f"{path}: the first line must name the columns, with 'id'", exit_code=2)
+    unknown = sorted(set(fields) - {"id", "password"})
+    if unknown:
+        raise CliError(f"{path}: unknown column(s): {', '.join(unknown)}", exit_code=2)
+    reader.fieldnames = fields
+    out = []
+    for row in reader:
+        charger_id = (row.get("id") or "").strip()
+        if not charger_id and not any((v or "").strip() for v in row.values()):
+            continue  # a blank line
+        password = (row.get("password") or "").strip() or None
+        out.append((reader.line_num, charger_id, password))
+    return out
+
+
+def _import(args: argparse.Namespace) -> int:
+    rows = _rows(args.file)
+    client = client_from_args(args)
+    results: list[dict[str, Any]] = []
+    for line, charger_id, password in rows:
+        body: dict[str, Any] = {"id": charger_id}
+        if password is not None:
+            body["password"] = password
+        try:
+            client.post("/api/chargers", body)
+            outcome, detail = "added", ""
+        except AdminError as exc:
+            outcome = "exists" if exc.status == 409 else "error"
+            detail = "" if exc.status == 409 else exc.message
+        results.append({"line": line, "id": charger_id, "result": outcome, "detail": detail})
+    counts = {k: sum(1 for r in results if r["result"] == k) for k in ("added", "exists", "error")}
+    summary = {"results": results, **counts}
+
+    def human(d: Any) -> None:
+        for r in d["results"]:
+            if r["result"] != "added":
+                print(
+                    f"line {r['line']}: {r['id'] or '(no id)'}: {r['result']} {r['detail']}".rstrip()
+                )
+        print(f"{d['added']} added, {d['exists']} already registered, {d['error']} failed")
+
+    emit(args, summary, human)
+    return 1 if counts["error"] else 0

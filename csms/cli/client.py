@@ -8,7 +8,9 @@ server under test).
 Where the API is found, first match wins: ``--admin-url``, ``$CSMS_ADMIN_URL``, then
 ``admin.host``/``admin.port`` of the config (``--config``, default ``config.toml`` when
 present, with ``CSMS__`` overrides). The bearer token: ``--admin-token``,
-``$CSMS_ADMIN_TOKEN``, then ``admin.token`` of the config.
+``$CSMS_ADMIN_TOKEN``, then ``admin.token`` of the config (``CSMS__ADMIN__TOKEN``), then
+the token file ``csms serve`` generated (``admin.token_file``, default ``admin-token``
+beside the SQLite store).
 
 Errors: :class:`AdminError` (the API answered with an error, carries ``status``,
 ``code`` and ``message``) and :class:`CliError` (anything else the user must fix, e.g.
@@ -59,9 +61,17 @@ def common_options() -> argparse.ArgumentParser:
     g = p.add_argument_group("connection")
     g.add_argument("--config", default=None, help="config file (default: ./config.toml if present)")
     g.add_argument(
-        "--admin-url", default=None, help="admin API base URL, e.g. http://127.0.0.1:9100"
+        "--admin-url",
+        default=None,
+        help="admin API base URL, e.g. http://127.0.0.1:9100 "
+        "(default: $CSMS_ADMIN_URL, else admin.host:admin.port of the config)",
     )
-    g.add_argument("--admin-token", default=None, help="admin bearer token (default: from config)")
+    g.add_argument(
+        "--admin-token",
+        default=None,
+        help="admin bearer token (default: $CSMS_ADMIN_TOKEN, else admin.token of the "
+        "config, else the token file csms serve generated)",
+    )
     g.add_argument("--json", action="store_true", help="print the raw JSON answer")
     return p
 
@@ -162,8 +172,24 @@ def client_from_args(args: argparse.Namespace) -> AdminClient:
             if ":" in host:
                 host = f"[{host}]"
             url = f"http://{host}:{cfg.admin.port}"
-        token = token or cfg.admin.token
+        token = token or cfg.admin.token or _token_from_file(cfg)
     return AdminClient(url, token)
+
+
+def _token_from_file(cfg: Config) -> str:
+    from csms.admin.token_file import read_token, token_path
+
+    path = token_path(cfg)
+    try:
+        token = read_token(path)
+    except ConfigError as exc:
+        raise CliError(f"config error: {exc}", exit_code=2) from None
+    if token is None:
+        raise CliError(
+            f"no admin token: admin.token is not set and {path} does not exist "
+            "(start `csms serve` once to generate it, or pass --admin-token)"
+        )
+    return token
 
 
 def quote(segment: str) -> str:

@@ -121,7 +121,7 @@ def register(subparsers: Any) -> None:
     p = add_command(sub, "list", _events, "list security events, newest first")
     p.add_argument("--charger", help="only this charge point")
     p.add_argument("--critical", action="store_true", help="only critical events")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=int, default=100, help="at most this many (1..1000)")
     group = subparsers.add_parser("security", help="chargers' security profiles and certificates")
     sub = group.add_subparsers(dest="security_command", metavar="ACTION")
     sub.required = True

@@ -97,7 +97,7 @@ class StoreRoamingView:
         rows = await self.db.fetchall(
             "SELECT l.id, json_extract(l.body, '$.name'), e.uid, json_extract(e.body, '$.evse_id'),"
             " e.charger_id, e.connector_id, e.status,"
-            " coalesce(json_extract(l.body, '$.publish'), 1) FROM ocpi_evses e"
+            " coalesce(CAST(json_extract(l.body, '$.publish') AS INTEGER), 1) FROM ocpi_evses e"
             " JOIN ocpi_locations l ON l.id_norm = e.location_id_norm"
             " WHERE e.status != 'REMOVED' ORDER BY e.charger_id, e.connector_id"
         )
@@ -152,7 +152,7 @@ class StoreRoamingView:
             "SELECT (SELECT max(updated_at) || count(*) FROM ocpi_partners),"
             " (SELECT max(id) || '/' || sum(attempts) || '/' || max(coalesce(finished_at, ''))"
             "  || '/' || group_concat(status, ',') FROM (SELECT id, attempts, finished_at,"
-            "  status FROM ocpi_outbox ORDER BY id DESC LIMIT 2000)),"
+            "  status FROM ocpi_outbox ORDER BY id DESC LIMIT 2000) AS recent),"
             " (SELECT max(last_updated) FROM ocpi_evses),"
             " (SELECT max(last_updated) FROM ocpi_sessions),"
             " (SELECT max(id) FROM ocpi_token_syncs)"

@@ -21,6 +21,7 @@ from roaming.admin import admin_routes
 from roaming.app import create_ocpi_app
 from roaming.client import OcpiClient
 from roaming.context import OcpiModule, RoamingContext
+from roaming.observer import CallObserver
 from roaming.settings import RoamingSettings
 from roaming.store import RoamingStore, TokenStore
 from roaming.store import schema as roaming_schema
@@ -114,6 +115,11 @@ class RoamingRuntime:
         )
         return port
 
+    @property
+    def serving(self) -> bool:
+        """Whether the OCPI HTTP server is up (readiness)."""
+        return self._runner is not None and not self._stopped
+
     async def stop(self) -> None:
         if self._stopped:
             return
@@ -125,7 +131,10 @@ class RoamingRuntime:
         await self.ctx.client.close()
 
 
-async def build_runtime(config: Config, db: Database) -> RoamingRuntime:
+async def build_runtime(
+    config: Config, db: Database, observer: CallObserver | None = None
+) -> RoamingRuntime:
+    """``observer`` is told every outgoing OCPI call (metrics)."""
     settings = settings_from_config(config)
     await roaming_schema.migrate(db)  # roaming's tables, right after the CSMS's own
     store = RoamingStore(db)
@@ -135,6 +144,7 @@ async def build_runtime(config: Config, db: Database) -> RoamingRuntime:
         connection_limit_per_partner=settings.connection_limit_per_partner,
         from_country_code=settings.country_code,
         from_party_id=settings.party_id,
+        observer=observer,
         allow_private_urls=settings.allow_private_partner_urls,
     )
     ctx = RoamingContext(settings=settings, store=store, client=client)

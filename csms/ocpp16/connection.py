@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csms.ocpp16 import errors, framing, schemas
 from csms.ocpp16.actions import ALL_OCPP16, CHARGER_INITIATED, SLOW
+from csms.ocpp16.observer import NO_OBSERVER, MessageObserver
 from csms.ocpp16.wire import DirectTextConnection, send_text_now
 
 log = structlog.get_logger("csms.ocpp")
@@ -68,6 +69,7 @@ class ChargerConnection:
         "_closed",
         "_ctx",
         "_dispatcher",
+        "_observer",
         "_pending",
         "_pending_id",
         "_sending",
@@ -86,8 +88,10 @@ class ChargerConnection:
         dispatcher: Dispatcher,
         info: ConnectionInfo,
         registration_status: str,
+        observer: MessageObserver = NO_OBSERVER,
     ) -> None:
         self.charger_id = charger_id
+        self._observer = observer
         self.ws = ws
         self.info = info
         self.registration_status = registration_status
@@ -194,6 +198,7 @@ class ChargerConnection:
             "ocpp.bad_frame", code=exc.code, reason=exc.description, unique_id=exc.unique_id
         )
         if exc.reply:
+            self._observer.answered("?", exc.code)
             await self._send(framing.error(exc.unique_id, exc.code, exc.description))
         elif self._pending_id == exc.unique_id and self._pending and not self._pending.done():
             self._pending.set_exception(
@@ -236,6 +241,7 @@ class ChargerConnection:
         return errors.OcppError(errors.INTERNAL_ERROR, "internal error")
 
     def _error(self, call: framing.Call, exc: errors.OcppError) -> bytes:
+        self._observer.answered(call.action, exc.code)
         if exc.code != errors.INTERNAL_ERROR:
             log.info(
                 "ocpp.call_rejected", action=call.action, code=exc.code, reason=exc.description
@@ -251,13 +257,16 @@ class ChargerConnection:
             response = self._dispatcher.answer_now(self, call.action, call.payload)
             if response is None:
                 return None
-            return framing.result_prepared(call.unique_id, response)
+            out = framing.result_prepared(call.unique_id, response)
+            self._observer.answered(call.action, None)
+            return out
         except errors.OcppError as exc:
             return self._error(call, exc)
         except schemas.SchemaViolation as exc:  # a response the dispatcher prepared itself
             return self._error(call, self._own_response_invalid(call, exc))
         except Exception:
             log.exception("ocpp.handler_failed", action=call.action, unique_id=call.unique_id)
+            self._observer.answered(call.action, errors.INTERNAL_ERROR)
             return framing.error(call.unique_id, errors.INTERNAL_ERROR, "internal error")
 
     async def _answer(self, call: framing.Call, validated: bool = False) -> None:
@@ -266,12 +275,14 @@ class ChargerConnection:
                 self._check_request(call.action, call.payload)
             response = await self._dispatcher.handle(self, call.action, call.payload)
             out = self._result(call, response)
+            self._observer.answered(call.action, None)
         except errors.OcppError as exc:
             out = self._error(call, exc)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("ocpp.handler_failed", action=call.action, unique_id=call.unique_id)
+            self._observer.answered(call.action, errors.INTERNAL_ERROR)
             out = framing.error(call.unique_id, errors.INTERNAL_ERROR, "internal error")
         await self._send(out)
 

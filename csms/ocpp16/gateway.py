@@ -19,11 +19,22 @@ from csms.ocpp16.connection import ChargerConnection, ConnectionInfo
 
 log = structlog.get_logger("csms.ocpp")
 
+# How a call ended, for the observer: "ok" or the failure's kind.
+_OUTCOMES: dict[type[errors.GatewayError], str] = {
+    errors.ChargerNotConnected: "not_connected",
+    errors.CallTimeout: "timeout",
+    errors.CallErrorReceived: "callerror",
+    errors.InvalidCallPayload: "invalid_payload",
+    errors.InvalidCallResult: "invalid_result",
+}
+
 
 class ChargerGateway:
     def __init__(self, call_timeout_s: float) -> None:
         self.call_timeout_s = call_timeout_s
         self._live: dict[str, ChargerConnection] = {}
+        # Told (action, outcome) after every call (metrics); quick, never raising.
+        self.observer: Callable[[str, str], None] | None = None
         # Told (charger_id, connected) when a charger's session starts or ends; must be
         # quick and must not raise (it runs on the connection's path).
         self._watchers: list[Callable[[str, bool], None]] = []
@@ -56,6 +67,20 @@ class ChargerGateway:
         Raises ChargerNotConnected, CallTimeout, CallErrorReceived, InvalidCallPayload or
         InvalidCallResult (all :class:`csms.ocpp16.errors.GatewayError`).
         """
+        if self.observer is None:
+            return await self._call(charger_id, action, payload, timeout)
+        outcome = "ok"
+        try:
+            return await self._call(charger_id, action, payload, timeout)
+        except errors.GatewayError as exc:
+            outcome = _OUTCOMES.get(type(exc), "error")
+            raise
+        finally:
+            self.observer(action, outcome)
+
+    async def _call(
+        self, charger_id: str, action: str, payload: dict[str, Any], timeout: float | None
+    ) -> dict[str, Any]:
         if action not in CSMS_INITIATED:
             raise errors.InvalidCallPayload(action, "not an OCPP 1.6 central-system action")
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from csms import logs
@@ -128,6 +129,8 @@ class AuthorizationLog:
         self._closed = False
         self._warned = False
         self.written = 0
+        # Told every decision as it is recorded (metrics); quick, never raising.
+        self.observers: list[Callable[[DecisionRecord], None]] = []
 
     def start(self) -> None:
         if self._task is None:
@@ -135,6 +138,8 @@ class AuthorizationLog:
 
     def record(self, entry: DecisionRecord) -> None:
         row = row_of(entry)
+        for observe in self.observers:
+            observe(entry)
         if self.emit_log:
             log_decision(row)
         self._buffer.append(row)

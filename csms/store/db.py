@@ -1,150 +1,71 @@
-"""The aiosqlite adapter: one connection, WAL, migrations applied on open.
+"""The store's database interface, and opening a store by URL.
 
-Why one connection: SQLite has a single writer anyway; one connection (aiosqlite's own
-worker thread) serialises writes without lock retries, and WAL lets readers in other
-processes (the CLI, backups) read while we write. Repositories in this package take a
-:class:`Database` and hold the SQL for their own tables; the CSMS's schema lives in
-:mod:`csms.store.schema` only (roaming's ``ocpi_*`` tables in ``roaming.store.schema``,
-applied by the composition root over the same connection).
+Why an interface with two adapters: one node runs on an embedded SQLite file (nothing to
+install, ``make run`` just works); several nodes share a PostgreSQL database. The
+repositories in this package (and roaming's stores, through ``roaming.ports``) speak
+only to :class:`Executor`/:class:`Database`, with ``?`` placeholders and SQL both engines
+accept; each adapter does the rest (:mod:`csms.store.sqlite`, :mod:`csms.store.pg`).
+Rows are read by column name or by index (``aiosqlite.Row`` and ``asyncpg.Record`` both
+allow it). Store URLs: :mod:`csms.store.dialects`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
-import aiosqlite
+from csms.store.dialects import Dialect, dialect_of, redacted
+from csms.store.pg import PgDatabase
+from csms.store.sqlite import SqliteDatabase
 
-from csms.store import schema
-
-# None binds as NULL either way. Why register it: Python 3.11's sqlite3 sends every
-# parameter that is not an exact int, float, str or bytearray (None included) through
-# its adapter lookup, which fails twice with an AttributeError built and discarded
-# (about 1,200 CPU instructions per NULL; a decision row has four or five). Found in the
-# writer thread's profile under load. ``dict.get`` of an empty dict is a C callable
-# that returns None.
-_null: dict[None, None] = {}
-sqlite3.register_adapter(type(None), _null.get)
+__all__ = ["Database", "Executor", "open_database", "redacted"]
 
 
-class Executor:
-    """Statement helpers over the shared connection, with no locking of their own.
+class Executor(Protocol):
+    """Statement helpers: one statement each, ``?`` placeholders."""
 
-    Each helper is one hop to aiosqlite's worker thread: results are fetched in the same
-    hop as the statement, and write cursors are not closed explicitly (sqlite3 finalises
-    a fully stepped statement; closing would cost a second hop per write).
-    """
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn = conn
+    @property
+    def dialect(self) -> Dialect: ...
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows changed."""
-        cur = await self.conn.execute(sql, params)
-        return cur.rowcount
+        ...
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self.conn.executemany(sql, rows)
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
     async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run an INSERT; returns the new rowid."""
-        cur = await self.conn.execute(sql, params)
-        rowid = cur.lastrowid
-        assert rowid is not None
-        return rowid
+        """Run an INSERT into a table keyed by an integer ``id``; returns the new id."""
+        ...
 
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        """The first row, for queries that select one row (by key or ``LIMIT 1``)."""
-        rows = await self.conn.execute_fetchall(sql, params)
-        for row in rows:
-            return row
-        return None
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first row or None, for queries that select one row (by key or ``LIMIT 1``)."""
+        ...
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        return list(await self.conn.execute_fetchall(sql, params))
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
 
-class Database(Executor):
-    """Writes outside :meth:`transaction` take the same lock, so a lone statement from one
-    coroutine never lands inside (and is never rolled back with) another's transaction.
-    """
+class Database(Executor, Protocol):
+    """A store: lone statements, :meth:`transaction` and :meth:`close`."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
-        super().__init__(conn)
-        self.path = path
-        self._lock = asyncio.Lock()
+    def transaction(self) -> AbstractAsyncContextManager[Executor]:
+        """All statements on the yielded executor commit together or not at all."""
+        ...
+
+    async def close(self) -> None: ...
+
+    # Told the seconds each write took (for metrics); None when nobody listens.
+    write_observer: Callable[[float], None] | None
 
     @classmethod
-    async def open(cls, path: str) -> Database:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=5000",
-            "PRAGMA temp_store=MEMORY",
-        ):
-            await conn.execute(pragma)
-        db = cls(conn, path)
-        async with db.transaction() as tx:
-            await schema.migrate(tx)
-        return db
+    async def open(cls, url: str, *, pool_size: int = 10, migrate: bool = True) -> Database:
+        """:func:`open_database` (a bare path is a SQLite file)."""
+        return await open_database(url, pool_size=pool_size, migrate=migrate)
 
-    async def close(self) -> None:
-        await self.conn.close()
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self._lock:
-            return await super().execute(sql, params)
-
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        async with self._lock:
-            await super().executemany(sql, rows)
-
-    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self._lock:
-            return await super().insert(sql, params)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Executor]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` on an unlocked executor; rolled back on error.
-
-        Cancellation-safe: a statement handed to aiosqlite's thread runs to the end even
-        if the awaiting coroutine is cancelled (a charger's socket closing mid-write), so
-        the control statements are awaited through a shield and a BEGIN that completed
-        for a cancelled caller is rolled back. Otherwise the shared connection would stay
-        inside that transaction and every later BEGIN would fail.
-        """
-        async with self._lock:
-            try:
-                await self._control("BEGIN IMMEDIATE")
-            except BaseException:
-                if self.conn.in_transaction:
-                    await self._control("ROLLBACK")
-                raise
-            tx = Executor(self.conn)
-            try:
-                yield tx
-            except BaseException:
-                await self._control("ROLLBACK")
-                raise
-            else:
-                await self._control("COMMIT")
-
-    async def _control(self, sql: str) -> None:
-        """Run BEGIN/COMMIT/ROLLBACK to completion; a cancellation is re-raised after it."""
-        done = asyncio.ensure_future(self.conn.execute(sql))
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.wait([done])
-            raise
+async def open_database(url: str, *, pool_size: int = 10, migrate: bool = True) -> Database:
+    """Open the store at ``url`` and, unless ``migrate`` is False, apply the CSMS's
+    pending migrations."""
+    if dialect_of(url) == "postgresql":
+        return await PgDatabase.open(url, pool_size=pool_size, migrate=migrate)
+    return await SqliteDatabase.open(url, migrate=migrate)

@@ -9,23 +9,100 @@ Conventions: ``*_norm`` columns hold the upper-cased lookup key of a case-insens
 identifier, the plain column its original spelling. Times are ISO-8601 UTC strings;
 ``*_at`` is when *we* received or wrote something, charger-reported times keep their
 own column so offline history is stored as sent.
+
+Two engines: each step is written in SQLite's dialect and has a PostgreSQL form
+(:func:`sql_for`): the same statements with PostgreSQL's column types
+(:func:`postgresql_form`), or, for a step whose SQL cannot be mapped that way, a
+:class:`PerDialect` pair written out for each engine. SQLite databases created by older
+versions run exactly the SQL they always ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from csms.store.dialects import Dialect
 
 
 class Statements(Protocol):
     """What migrating needs of a connection (the store's ``Executor`` has it); a protocol
-    so that this module does not import the adapter that applies it."""
+    so that this module does not depend on one adapter."""
+
+    @property
+    def dialect(self) -> Dialect: ...
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
 
-MIGRATIONS: list[tuple[str, str]] = [
+class Transactional(Statements, Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Statements]: ...
+
+
+@dataclass(frozen=True)
+class PerDialect:
+    """A step whose SQL differs by engine beyond the column types."""
+
+    sqlite: str
+    postgresql: str
+
+
+class SchemaNewerThanCode(RuntimeError):
+    """The database records migrations this code does not have: a newer release wrote it.
+
+    Running older code on it could misread or damage the newer tables, so the store
+    refuses to open; run the newer release (or restore a backup taken before it).
+    """
+
+    def __init__(self, unknown: Sequence[str]) -> None:
+        self.unknown = list(unknown)
+        super().__init__(
+            "the database schema is newer than this release: unknown migrations "
+            + ", ".join(self.unknown)
+            + " (run the release that applied them, or restore a backup taken before)"
+        )
+
+
+# On PostgreSQL, the SQLite functions the CSMS's queries use, as SQL functions (created
+# or replaced on every migration run, so they are always the current definition):
+# json_extract over a TEXT document and a '$.a.b' path gives the scalar as text (JSON
+# booleans '1'/'0', null NULL: how SQLite's answer reads after a CAST), the same
+# definition as roaming's schema creates; group_concat(value, separator) is string_agg.
+PG_FUNCTIONS = (
+    """
+    CREATE OR REPLACE FUNCTION json_extract(doc TEXT, path TEXT) RETURNS TEXT
+    LANGUAGE sql IMMUTABLE AS $fn$
+        SELECT CASE jsonb_typeof(v)
+            WHEN 'boolean' THEN CASE WHEN v = 'true'::jsonb THEN '1' ELSE '0' END
+            ELSE v #>> '{}' END
+        FROM (SELECT doc::jsonb #> string_to_array(substr(path, 3), '.') AS v) AS found
+    $fn$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION group_concat_step(acc TEXT, value TEXT, sep TEXT)
+    RETURNS TEXT LANGUAGE sql IMMUTABLE AS $fn$
+        SELECT CASE WHEN value IS NULL THEN acc WHEN acc IS NULL THEN value
+            ELSE acc || sep || value END
+    $fn$
+    """,
+    """
+    CREATE OR REPLACE AGGREGATE group_concat(TEXT, TEXT) (
+        SFUNC = group_concat_step, STYPE = TEXT
+    )
+    """,
+)
+
+# Every node starting at once against one PostgreSQL database migrates under this
+# transaction-scoped advisory lock (roaming's schema takes the same one), so exactly one
+# applies each step and the others then find it recorded.
+MIGRATION_LOCK = 0x6373_6D73  # "csms"
+
+MIGRATIONS: list[tuple[str, str | PerDialect]] = [
     (
         "0001_ocpp_core",
         """
@@ -228,6 +305,25 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # The admin audit trail: one row per admin write (POST/PUT/PATCH/DELETE), who did
+        # it, what, to which target and with which result. Never a request body.
+        "0013_audit_log",
+        """
+        CREATE TABLE audit_log (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            at          TEXT NOT NULL,
+            actor       TEXT NOT NULL,
+            method      TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            path        TEXT NOT NULL,
+            target      TEXT,
+            status      INTEGER NOT NULL,
+            remote      TEXT
+        );
+        CREATE INDEX audit_log_actor ON audit_log (actor, id);
+        """,
+    ),
+    (
         # Local Authorization Lists (docs/local-lists.md): per charger what we know of its
         # list (version it accepted from us, limits it reported, last result) and the
         # entries it holds as far as we know, so a differential is computed from the
@@ -313,24 +409,97 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
+_LEDGER = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+)
+_RECORD = "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)"
+
+# SQLite column types → PostgreSQL's. INTEGER is 64-bit in SQLite, so BIGINT; an
+# INTEGER PRIMARY KEY is SQLite's rowid (assigned on insert), so an identity column;
+# TEXT compares byte by byte like SQLite's (ISO times with and without milliseconds,
+# page order), whatever locale the database was created with.
+_PG_TYPES = (
+    (re.compile(r"\bINTEGER\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?\b", re.IGNORECASE),
+     "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b", re.IGNORECASE), "BIGINT"),
+    (re.compile(r"\bREAL\b", re.IGNORECASE), "DOUBLE PRECISION"),
+    (re.compile(r"\bTEXT\b", re.IGNORECASE), 'TEXT COLLATE "C"'),
+    (re.compile(r"\)\s*WITHOUT\s+ROWID", re.IGNORECASE), ")"),
+)  # fmt: skip
+
+
+def postgresql_form(sql: str) -> str:
+    """A SQLite step as PostgreSQL runs it: the same statements, PostgreSQL's types."""
+    for pattern, replacement in _PG_TYPES:
+        sql = pattern.sub(replacement, sql)
+    return sql
+
+
+def sql_for(step: str | PerDialect, dialect: Dialect) -> str:
+    """The SQL of one step for ``dialect``."""
+    if isinstance(step, PerDialect):
+        return step.sqlite if dialect == "sqlite" else step.postgresql
+    return step if dialect == "sqlite" else postgresql_form(step)
+
+
+def now_stamp() -> str:
+    """When a step was applied (ISO-8601 UTC with milliseconds, like every ``*_at``)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def lock_for_migration(db: Statements) -> None:
+    """Serialise migrating nodes on PostgreSQL (released at the transaction's end)."""
+    if db.dialect == "postgresql":
+        await db.fetchall("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+
+
 async def migrate(db: Statements) -> list[str]:
-    """Apply every migration not yet recorded; returns the names applied now."""
-    await db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
+    """Apply every migration not yet recorded; returns the names applied now.
+
+    Call inside a transaction: on PostgreSQL the DDL commits with the ledger or not at all.
+    """
+    await lock_for_migration(db)
+    if db.dialect == "postgresql":
+        for function in PG_FUNCTIONS:
+            await db.execute(function)
+    await db.execute(_LEDGER)
     done = {row["name"] for row in await db.fetchall("SELECT name FROM schema_migrations")}
     applied = []
-    for name, sql in MIGRATIONS:
+    for name, step in MIGRATIONS:
         if name in done:
             continue
-        for statement in _split(sql):
+        for statement in _split(sql_for(step, db.dialect)):
             await db.execute(statement)
-        await db.execute(
-            "INSERT INTO schema_migrations (name, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
-            (name,),
-        )
+        await db.execute(_RECORD, (name, now_stamp()))
         applied.append(name)
     return applied
+
+
+async def migrate_database(db: Transactional) -> list[str]:
+    """:func:`migrate` in a transaction of its own."""
+    async with db.transaction() as tx:
+        return await migrate(tx)
+
+
+async def recorded(db: Statements) -> list[str]:
+    """The names the database's ledger holds (none for a new database); writes nothing."""
+    exists = (
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        if db.dialect == "sqlite"
+        else "SELECT 1 WHERE to_regclass('schema_migrations') IS NOT NULL"
+    )
+    if not await db.fetchall(exists):
+        return []
+    rows = await db.fetchall("SELECT name FROM schema_migrations ORDER BY name")
+    return [row["name"] for row in rows]
+
+
+async def refuse_newer(db: Statements, known: Collection[str]) -> None:
+    """Raise :class:`SchemaNewerThanCode` if the ledger holds a name not in ``known``
+    (every list of migrations the release has: the CSMS's and roaming's)."""
+    unknown = [name for name in await recorded(db) if name not in known]
+    if unknown:
+        raise SchemaNewerThanCode(unknown)
 
 
 def _split(sql: str) -> list[str]:

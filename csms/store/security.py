@@ -103,7 +103,7 @@ class SecurityRepo:
             params.append(action)
         rows = await self.db.fetchall(
             "SELECT * FROM (SELECT id, charger_id, action, status, request_id, received_at"
-            f" FROM security_notifications{_where(where)} ORDER BY id DESC LIMIT ?)"
+            f" FROM security_notifications{_where(where)} ORDER BY id DESC LIMIT ?) AS newest"
             " ORDER BY id",
             (*params, _limit(limit)),
         )

@@ -47,7 +47,7 @@ class CdrStore(PartnerObjects):
     """Reads of stored CDRs: a partner's GET list and the operator's view of one charge."""
 
     table = "ocpi_cdrs"
-    order_by = "created_at, rowid"
+    order_by = "created_at, transaction_id"  # one CDR per transaction: a total order
 
     async def by_transaction(self, transaction_id: int) -> dict[str, Any] | None:
         row = await self.db.fetchone(

@@ -93,7 +93,8 @@ _SNAPSHOT_KEYS = frozenset(
 # Locations with ``publish = false`` are kept out of what eMSPs list (no
 # ``publish_allowed_to`` is configured, so no eMSP driver may see them); Sessions and
 # CDRs at them are still sent (OCPI 2.2.1: CDRs may be sent for unpublished locations).
-_PUBLISHED = "coalesce(json_extract(body, '$.publish'), 1) = 1"
+# CAST: JSON true/false read as 1/0 on both engines (PostgreSQL's json_extract is text).
+_PUBLISHED = "coalesce(CAST(json_extract(body, '$.publish') AS INTEGER), 1) = 1"
 
 
 class LocationStore:

@@ -249,7 +249,8 @@ class OutboxStore:
         """Another attempt later, or ``dead`` (blocking its object) when out of attempts."""
         await self.db.execute(
             "UPDATE ocpi_outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
-            " last_error = ?, ambiguous = ambiguous OR ?, in_flight_at = NULL WHERE id = ?",
+            " last_error = ?, ambiguous = CASE WHEN ambiguous = 1 OR ? = 1 THEN 1 ELSE 0 END,"
+            " in_flight_at = NULL WHERE id = ?",
             (
                 Status.DEAD.value if dead else Status.PENDING.value,
                 attempts,
@@ -294,6 +295,20 @@ class OutboxStore:
             (stamp(now or datetime.now(UTC)), msg_id),
         )
         return n > 0
+
+    async def backlog(self) -> list[tuple[str, str, int, str]]:
+        """Per partner and open status: message count and the oldest message's
+        ``created_at``; what a monitoring scrape shows as depth and age. Status ``held``
+        is a pending push waiting for a missing part (e.g. a location), ``pending`` one
+        that will be (re)tried, ``dead`` one out of attempts."""
+        rows = await self.db.fetchall(
+            "SELECT partner_key,"
+            " CASE WHEN held_reason IS NOT NULL THEN 'held' ELSE status END AS state,"
+            " count(*) AS n, min(created_at) AS oldest"
+            " FROM ocpi_outbox WHERE status IN ('pending', 'dead')"
+            " GROUP BY partner_key, state"
+        )
+        return [(r["partner_key"], r["state"], r["n"], r["oldest"]) for r in rows]
 
 
 # --------------------------------------------------------------------------- held pushes

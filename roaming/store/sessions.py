@@ -53,7 +53,7 @@ class SessionStore(PartnerObjects):
             "SELECT s.* FROM ocpi_sessions s WHERE s.waiting_for IS NOT NULL AND EXISTS ("
             "SELECT 1 FROM ocpi_evses e WHERE e.status != 'REMOVED'"
             " AND e.charger_id = json_extract(s.body, '$._meta.charger_id')"
-            " AND e.connector_id = json_extract(s.body, '$._meta.connector_id'))"
+            " AND e.connector_id = CAST(json_extract(s.body, '$._meta.connector_id') AS INTEGER))"
             " ORDER BY s.created_at, s.id"
         )
 

@@ -117,3 +117,13 @@ class TokenSyncStore:
             "error = 'interrupted (process stopped)' WHERE status = 'running'",
             (now_str(),),
         )
+
+    async def run_counts(self) -> list[tuple[str, str, str, int]]:
+        """Finished runs per partner key, kind and status (complete, failed): counters
+        that only grow, for monitoring."""
+        rows = await self.db.fetchall(
+            "SELECT p.key AS key, s.kind AS kind, s.status AS status, count(*) AS n"
+            " FROM ocpi_token_syncs s JOIN ocpi_partners p ON p.id = s.partner_id"
+            " WHERE s.status IN ('complete', 'failed') GROUP BY p.key, s.kind, s.status"
+        )
+        return [(r["key"], r["kind"], r["status"], r["n"]) for r in rows]

@@ -38,7 +38,14 @@ _TOKEN_COLS = ", ".join(
     )
 )  # fmt: skip
 
-_UPSERT = """
+# The larger generation (SQLite's two-argument MAX; PostgreSQL calls it GREATEST).
+_GREATER_GENERATION = (
+    "CASE WHEN excluded.sync_generation > ocpi_tokens.sync_generation"
+    " THEN excluded.sync_generation ELSE ocpi_tokens.sync_generation END"
+)
+
+_UPSERT = (
+    """
 INSERT INTO ocpi_tokens (
     country_code_norm, party_id_norm, uid_norm, type, partner_id, country_code, party_id, uid,
     contract_id, visual_number, issuer, group_id, valid, whitelist, language,
@@ -51,9 +58,12 @@ ON CONFLICT (country_code_norm, party_id_norm, uid_norm, type) DO UPDATE SET
     group_id = excluded.group_id, valid = excluded.valid, whitelist = excluded.whitelist,
     language = excluded.language, default_profile_type = excluded.default_profile_type,
     energy_contract = excluded.energy_contract, last_updated = excluded.last_updated,
-    removed = 0, sync_generation = MAX(sync_generation, excluded.sync_generation),
+    removed = 0, sync_generation = """
+    + _GREATER_GENERATION
+    + """,
     received_at = excluded.received_at
 """
+)
 
 
 _SYNC_DATA_COLS = (
@@ -65,9 +75,11 @@ _SYNC_DATA_COLS = (
 # between (e.g. the eMSP blocking the card) is newer and must survive the page. So the
 # page's values replace a row only when the page's copy is at least as new (or the row
 # was removed); the generation stamp is taken either way, so the sweep still sees it.
+# (A time that does not parse counts as newer: julianday is NULL for it.)
 _NEWER = (
-    "(ocpi_tokens.removed = 1 OR COALESCE("
-    "julianday(excluded.last_updated) >= julianday(ocpi_tokens.last_updated), 1))"
+    "(ocpi_tokens.removed = 1"
+    " OR julianday(excluded.last_updated) >= julianday(ocpi_tokens.last_updated)"
+    " OR julianday(excluded.last_updated) IS NULL OR julianday(ocpi_tokens.last_updated) IS NULL)"
 )
 _UPSERT_SYNC = (
     _UPSERT[: _UPSERT.index("DO UPDATE SET")]
@@ -77,7 +89,9 @@ _UPSERT_SYNC = (
         for c in _SYNC_DATA_COLS
     )
     + ",\n    removed = 0,"
-    + "\n    sync_generation = MAX(sync_generation, excluded.sync_generation)\n"
+    + "\n    sync_generation = "
+    + _GREATER_GENERATION
+    + "\n"
 )
 
 # Pushes take the newest sync run id as their generation inside the statement (no

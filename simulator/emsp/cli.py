@@ -20,6 +20,7 @@ from simulator.emsp.behaviour import AuthorizeMode, DownMode
 from simulator.emsp.registration import RegistrationError
 from simulator.emsp.sandbox import EmspSandbox
 from simulator.emsp.tokens import TokenFileError, parse_mix
+from simulator.usage import add_version, apply_formatter, pipe_safe
 
 
 def _out(line: str) -> None:
@@ -28,20 +29,21 @@ def _out(line: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="csms-emsp", description="OCPI 2.2.1 eMSP sandbox")
+    add_version(p, "csms-emsp")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("serve", help="run the sandbox until interrupted")
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--host", default="127.0.0.1", help="listen address")
     s.add_argument("--port", type=int, default=9300, help="OCPI port (0: any free port)")
     s.add_argument("--control-port", type=int, default=9301, help="control API port")
-    s.add_argument("--country-code", default="NL")
-    s.add_argument("--party-id", default="EMS")
+    s.add_argument("--country-code", default="NL", help="our OCPI country_code")
+    s.add_argument("--party-id", default="EMS", help="our OCPI party_id")
     s.add_argument("--name", default="eMSP Sandbox", help="business_details.name")
     s.add_argument("--page-limit", type=int, default=1000, help="tokens list X-Limit")
     s.add_argument("--tokens", help="token file (.json list or .csv with a uid column)")
     s.add_argument("--generate", type=int, default=0, help="generate N tokens into the table")
     s.add_argument("--lazy-tokens", type=int, default=0, help="serve N generated tokens lazily")
-    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--seed", type=int, default=1, help="seed for generated tokens")
     s.add_argument("--uid-pattern", default="04{n:010X}", help="format with {n} and {r}")
     s.add_argument("--whitelist-mix", default="ALLOWED=1", help="e.g. ALWAYS=50,NEVER=50")
     s.add_argument("--register-with", metavar="VERSIONS_URL", help="CPO versions URL")
@@ -56,21 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     csub.add_parser("state")
     b = csub.add_parser("behaviour", help="authorize behaviour")
     b.add_argument("mode", choices=[m.value for m in AuthorizeMode])
-    b.add_argument("--delay-ms", type=int, default=0)
+    b.add_argument("--delay-ms", type=int, default=0, help="answer delay (mode delay)")
     b.add_argument("--uid", help="only for this token uid")
     csub.add_parser("release", help="let hung authorize requests answer")
     d = csub.add_parser("down", help="outage switch")
     d.add_argument("mode", choices=[m.value for m in DownMode])
     f = csub.add_parser("fail-page", help="tokens list page K answers HTTP 500")
     f.add_argument("page", type=int, help="1-based page number; 0 to stop failing")
-    f.add_argument("--times", type=int)
+    f.add_argument("--times", type=int, help="fail this many times (default: until told)")
     a = csub.add_parser("allowed", help="set a token's authorize verdict")
     a.add_argument("uid")
     a.add_argument("allowed", choices=["ALLOWED", "BLOCKED", "EXPIRED", "NO_CREDIT", "NOT_ALLOWED"])
     t = csub.add_parser("add-token")
     t.add_argument("uid")
-    t.add_argument("--whitelist", default="ALLOWED")
-    t.add_argument("--invalid", action="store_true")
+    t.add_argument("--whitelist", default="ALLOWED", help="OCPI whitelist type")
+    t.add_argument("--invalid", action="store_true", help="valid: false")
     bl = csub.add_parser("block", help="block a token and PATCH it to the CPO")
     bl.add_argument("uid")
     csub.add_parser("push-tokens")
@@ -93,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
             "authorizations", "tokens",
         ],
     )  # fmt: skip
-    sh.add_argument("--limit", type=int, default=50)
+    sh.add_argument("--limit", type=int, default=50, help="at most this many rows")
+    apply_formatter(p)
     return p
 
 
@@ -214,10 +217,14 @@ async def control(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     runner = serve if args.cmd == "serve" else control
-    try:
-        return asyncio.run(runner(args))
-    except KeyboardInterrupt:
-        return 0
+
+    def run() -> int:
+        try:
+            return asyncio.run(runner(args))
+        except KeyboardInterrupt:
+            return 0
+
+    return pipe_safe(run)
 
 
 if __name__ == "__main__":

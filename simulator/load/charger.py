@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection
 
 from simulator.fastws import DirectClientConnection, send_now
 from simulator.load.model import LoadConfig, Recorder
+from simulator.tls import client_context, tls_kwargs
 from simulator.wire import SUBPROTOCOL, basic_auth, charger_url, now_iso
 
 # The tails of CALL frames after the message id, filled in per call.
@@ -98,8 +99,10 @@ class LeanCharger:
         headers = {}
         if self.cfg.password is not None:
             headers["Authorization"] = basic_auth(self.cp_id, self.cfg.password)
+        url = charger_url(self.cfg.url, self.cp_id)
         self.ws = await websockets.connect(
-            charger_url(self.cfg.url, self.cp_id),
+            url,
+            **tls_kwargs(url, client_context(self.cfg.ca_file)),
             subprotocols=[SUBPROTOCOL],
             additional_headers=headers,
             open_timeout=self.cfg.timeout,

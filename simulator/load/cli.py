@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 from simulator.load.echo import echo_subprocess
 from simulator.load.engine import run_load
@@ -18,7 +19,7 @@ from simulator.load.model import STATELESS, LoadConfig, LoadReport, Recorder
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default="ws://127.0.0.1:9000/ocpp", help="CSMS base URL")
-    p.add_argument("--chargers", type=int, default=100)
+    p.add_argument("--chargers", type=int, default=100, help="simulated chargers, one socket each")
     p.add_argument("--calls", type=int, default=10000, help="total CALLs in the measured phase")
     p.add_argument(
         "--rate", type=float, default=0.0, help="total calls/s (open loop); 0 = closed loop"
@@ -26,12 +27,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mix", default="session", help="'session' or a comma list of " + ", ".join(STATELESS)
     )
-    p.add_argument("--meter-per-session", type=int, default=2)
-    p.add_argument("--id-pattern", default="LOAD{n:05d}")
+    p.add_argument(
+        "--meter-per-session", type=int, default=2, help="MeterValues per session (mix session)"
+    )
+    p.add_argument("--id-pattern", default="LOAD{n:05d}", help="charger ids; {n} counts from 1")
     p.add_argument("--id-tags", default="LOADTAG", help="comma-separated idTags, one per charger")
-    p.add_argument("--password", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--password", default=None, help="HTTP Basic password of every charger")
+    p.add_argument("--ca-file", default=None, help="PEM CA to trust for a wss:// url")
+    p.add_argument("--seed", type=int, default=0, help="seed for every random choice")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer")
     p.add_argument("--no-boot", action="store_true", help="skip BootNotification before measuring")
     p.add_argument(
         "--calibrate",
@@ -61,6 +65,7 @@ def config_from(args: argparse.Namespace, url: str | None = None) -> LoadConfig:
         seed=args.seed,
         timeout=args.timeout,
         boot=not args.no_boot,
+        ca_file=args.ca_file,
     )
 
 
@@ -100,19 +105,33 @@ def render(report: LoadReport) -> str:
     return "\n".join(lines)
 
 
-def _progress_line(rec: Recorder, elapsed: float) -> None:
-    errors = sum(rec.err.values())
-    rate = rec.done / elapsed if elapsed else 0.0
-    print(
-        f"\r  {rec.done} calls  {rate:,.0f} calls/s  {errors} errors  {elapsed:5.1f} s",
-        end="",
-        file=sys.stderr,
-        flush=True,
+def progress_text(done: int, total: int, errors: int, elapsed: float) -> str:
+    """One progress line: done of total with percentage, rate, errors, elapsed and ETA."""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    pct = 100.0 * done / total if total else 100.0
+    if done >= total:
+        eta = "done"
+    elif rate > 0:
+        eta = f"ETA {(total - done) / rate:,.0f} s"
+    else:
+        eta = "ETA ?"
+    return (
+        f"  {done:,}/{total:,} calls ({pct:5.1f}%)  {rate:,.0f} calls/s  {errors} errors  "
+        f"{elapsed:5.1f} s  {eta}"
     )
 
 
+def _progress_printer(total: int) -> Callable[[Recorder, float], None]:
+    def show(rec: Recorder, elapsed: float) -> None:
+        line = progress_text(rec.done, total, sum(rec.err.values()), elapsed)
+        print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
 async def main(args: argparse.Namespace) -> int:
-    progress = _progress_line if (args.progress or sys.stderr.isatty()) else None
+    live = args.progress or sys.stderr.isatty()
+    progress = _progress_printer(args.calls) if live else None
     calibration = None
     if args.calibrate:
         async with echo_subprocess() as echo_url:

@@ -113,6 +113,8 @@ async def run_load(
             ticker.cancel()
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu0
+        if progress is not None:  # the last line shows where the run ended
+            progress(rec, elapsed)
         await asyncio.gather(*(ch.close() for ch in live), return_exceptions=True)
     stats = rec.stats()
     errors = sum(s.errors for s in stats.values())

@@ -27,6 +27,7 @@ class LoadConfig:
     timeout: float = 10.0
     connect_concurrency: int = 200
     boot: bool = True
+    ca_file: str | None = None  # trusted CA for a wss:// url
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """``python -m tests.bench [NAME ...] [--baseline REV]``: run the benchmarks (all, or those
-named: ``authorize``, ``ocpi_tokens``, ``fuzz_ocpi``, ``retention``).
+named: ``authorize``, ``ocpi_tokens``, ``fuzz_ocpi``, ``store``, ``retention``).
 
 ``--baseline REV`` measures the Authorize benchmark's CSMS steps for a checkout of REV
 (set up under ``var/bench/baseline`` with its own venv) beside this checkout, in the same
@@ -37,6 +37,12 @@ def fuzz_ocpi(args: argparse.Namespace) -> None:
     fuzz_ocpi.main()
 
 
+def store(args: argparse.Namespace) -> None:
+    from tests.bench import bench_store
+
+    bench_store.main()
+
+
 # Every benchmark by name, in the order a full run takes them. Each imports its module
 # when it runs, so that one benchmark's imports (the OCPI one uses the OCPI test
 # fixtures) cannot stop another from running.
@@ -44,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "authorize": authorize,
     "ocpi_tokens": ocpi_tokens,
     "fuzz_ocpi": fuzz_ocpi,
+    "store": store,
     "retention": retention,
 }
 
@@ -51,7 +58,10 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument(
-        "names", nargs="*", metavar="NAME", help="authorize, ocpi_tokens, fuzz_ocpi, retention"
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="authorize, ocpi_tokens, fuzz_ocpi, store, retention",
     )
     parser.add_argument(
         "--baseline",

@@ -1,4 +1,8 @@
-"""A real CPO OCPI server (roaming app on 127.0.0.1:0, SQLite in tmp_path) and a real eMSP.
+"""A real CPO OCPI server (roaming app on 127.0.0.1:0) and a real eMSP.
+
+The CPO's store is each backend in turn (the ``store_url`` fixture: a SQLite file in
+tmp_path, then a PostgreSQL schema), so every test of the partners', tokens' and sync
+stores runs on both.
 
 The second party is the eMSP sandbox (``simulator.emsp``), a separate OCPI
 implementation, so a wire bug in roaming cannot cancel out against itself.
@@ -111,8 +115,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 
 
-async def start_cpo(tmp_path: Any, *, record: bool = True, **settings: Any) -> Cpo:
-    db = await Database.open(str(tmp_path / "cpo.sqlite3"))
+async def start_cpo(
+    tmp_path: Any, *, record: bool = True, store_url: str | None = None, **settings: Any
+) -> Cpo:
+    db = await Database.open(store_url or str(tmp_path / "cpo.sqlite3"))
     await roaming_schema.migrate(db)
     base = RoamingSettings(**{**DEFAULT_SETTINGS, **settings})
     client = OcpiClient(
@@ -147,8 +153,8 @@ async def start_cpo(tmp_path: Any, *, record: bool = True, **settings: Any) -> C
 
 
 @pytest.fixture
-async def cpo(tmp_path: Any) -> AsyncIterator[Cpo]:
-    c = await start_cpo(tmp_path)
+async def cpo(tmp_path: Any, store_url: str) -> AsyncIterator[Cpo]:
+    c = await start_cpo(tmp_path, store_url=store_url)
     try:
         yield c
     finally:

@@ -61,8 +61,8 @@ def catalog(text: str) -> Catalog:
 
 
 @pytest.fixture
-async def store(tmp_path) -> AsyncIterator[LocationStore]:
-    db = await Database.open(str(tmp_path / "s.sqlite3"))
+async def store(store_url: str) -> AsyncIterator[LocationStore]:
+    db = await Database.open(store_url)
     await roaming_schema.migrate(db)
     try:
         yield LocationStore(db, "NL", "CPO")
@@ -74,7 +74,6 @@ async def write(
     store: LocationStore, at: datetime, fn: Callable[[LocationWrites], Awaitable[object]]
 ) -> SyncReport:
     """One write in its own transaction (rolled back when ``fn`` raises)."""
-    assert isinstance(store.db, Database)
     async with store.db.transaction() as tx:
         w = LocationWrites(tx, at)
         await fn(w)

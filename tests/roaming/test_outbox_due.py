@@ -7,7 +7,6 @@ it must not make the worker wake at once; counting it made the idle loop spin.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from csms.store.db import Database
 from roaming import outbox
@@ -17,8 +16,8 @@ from roaming.store.outbox import OutboxStore, parse_stamp
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
-async def _store(tmp_path: Path) -> tuple[Database, OutboxStore]:
-    db = await Database.open(str(tmp_path / "o.sqlite3"))
+async def _store(store_url: str) -> tuple[Database, OutboxStore]:
+    db = await Database.open(store_url)
     await roaming_schema.migrate(db)
     return db, OutboxStore(db)
 
@@ -37,8 +36,8 @@ async def _push(db: Database, object_key: str, method: str = "PATCH") -> int:
         )
 
 
-async def test_a_message_behind_a_dead_one_is_not_due(tmp_path: Path) -> None:
-    db, store = await _store(tmp_path)
+async def test_a_message_behind_a_dead_one_is_not_due(store_url: str) -> None:
+    db, store = await _store(store_url)
     try:
         first = await _push(db, "session:s1", "PUT")
         await _push(db, "session:s1")

@@ -15,8 +15,8 @@ from roaming.store import schema as roaming_schema
 
 
 @pytest.fixture
-async def store(tmp_path) -> AsyncIterator[RoamingStore]:
-    db = await Database.open(str(tmp_path / "memo.sqlite3"))
+async def store(store_url: str) -> AsyncIterator[RoamingStore]:
+    db = await Database.open(store_url)
     await roaming_schema.migrate(db)
     try:
         yield RoamingStore(db)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from csms.store import schema as csms_schema
-from csms.store.db import Database, Executor
+from csms.store.db import Database
+from csms.store.sqlite import SqliteExecutor
 from roaming.store import schema as roaming_schema
 
 OLD_ORDER = ["0001_ocpp_core", "0002_authorizations", "0003_ocpi_partners_tokens",
@@ -38,12 +39,14 @@ async def make_old_layout_file(path: Path) -> None:
     steps = dict(csms_schema.MIGRATIONS) | dict(roaming_schema.MIGRATIONS)
     async with aiosqlite.connect(path, isolation_level=None) as conn:
         conn.row_factory = aiosqlite.Row
-        ex = Executor(conn)
+        ex = SqliteExecutor(conn)
         await ex.execute(
             "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
         for name in OLD_ORDER:
-            for statement in roaming_schema.statements(steps[name]):
+            for statement in roaming_schema.statements(
+                roaming_schema.sql_for(steps[name], "sqlite")
+            ):
                 await ex.execute(statement)
             await ex.execute(
                 "INSERT INTO schema_migrations (name, applied_at) VALUES (?, 'then')", (name,)

@@ -61,6 +61,8 @@ def config_sections(tmp_path: Path, **sections: Mapping[str, Any]) -> dict[str, 
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
+    if "url" in base["store"]:
+        base["store"].pop("path", None)  # store.url names the store instead
     return base
 
 

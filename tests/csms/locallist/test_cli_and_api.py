@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,17 @@ async def app(tmp_path: Path) -> AsyncIterator[System]:
         yield system
 
 
+_LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}")
+
+
 async def cli_json(app: System, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     conn = ["--admin-url", admin_url(app), "--admin-token", ADMIN_TOKEN, "--json"]
     capsys.readouterr()
     code = await asyncio.to_thread(main, [*argv, *conn])
     out, err = capsys.readouterr()
     assert code == 0, err
+    # The in-process server's log lines share stdout (and may hold braces): skip them.
+    out = "".join(line for line in out.splitlines(keepends=True) if not _LOG_LINE.match(line))
     return json.loads(out[out.index("{") :])
 
 

@@ -1,10 +1,10 @@
-"""The store's repositories take and return csms.domain records (real SQLite files)."""
+"""The store's repositories take and return csms.domain records, on both backends (a real
+SQLite file and a real PostgreSQL database: every test runs once on each)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 import pytest
@@ -24,8 +24,8 @@ from roaming.store import schema as roaming_schema
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(str(tmp_path / "csms.sqlite3"))
+async def db(store_url: str) -> AsyncIterator[Database]:
+    database = await Database.open(store_url)
     yield database
     await database.close()
 

@@ -114,7 +114,10 @@ async def world(
 ) -> AsyncIterator[World]:
     loc_file = tmp_path / "locations.toml"
     loc_file.write_text(locations)
+    # The eMSP starts first and stops last: the CSMS may still be pushing to it while it
+    # stops, and its requests must find the eMSP there, not a closing socket.
     async with (
+        EmspSandbox.start(country_code="NL", party_id="EMS", control_port=None) as emsp,
         running_csms(
             tmp_path,
             server={"unknown_chargers": "accept"},
@@ -122,7 +125,6 @@ async def world(
             ocpi_cpo={"locations_file": str(loc_file), **FAST, **(cpo or {})},
             **sections,
         ) as app,
-        EmspSandbox.start(country_code="NL", party_id="EMS", control_port=None) as emsp,
     ):
         w = World(app, emsp, tmp_path)
         if register:

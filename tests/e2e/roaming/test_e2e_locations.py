@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import urllib.parse
 
-from tests.support.csms import admin_session
+from tests.e2e.roaming.test_metrics import scrape, value
+from tests.support.csms import admin_session, admin_url
 from tests.support.waiting import wait_until
 
 
@@ -105,3 +106,5 @@ async def test_connectors_no_evse_maps_are_listed_as_unmapped(make_world):
             ("CP2", 1, "Preparing"),
             ("CP2", 2, "Available"),
         ]
+        samples = await scrape(admin_url(w.app))
+        assert value(samples, "csms_ocpi_unmapped_connectors") == 2

@@ -131,14 +131,14 @@ class Partners:
 
 
 @pytest.fixture
-async def rig(tmp_path):
+async def rig(store_url):  # each store engine in turn
     emsp = FlakyEmsp()
     runner = web.AppRunner(emsp.app())
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    db = await Database.open(str(tmp_path / "o.sqlite3"))
+    db = await Database.open(store_url)
     await roaming_schema.migrate(db)
     client = OcpiClient(
         timeout_s=1.0, from_country_code="NL", from_party_id="CPO", allow_private_urls=True

@@ -1,0 +1,1 @@
+"""Operating the CSMS: Prometheus metrics, readiness, and the routes that serve them."""
