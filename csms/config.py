@@ -1,14 +1,12 @@
 """Typed, frozen configuration read from ``config.toml`` plus environment overrides.
 
-Why this is hand-written rather than pydantic: the rules are few (known keys only,
-exact types, a handful of ranges) and the error must name the offending key the way
-an operator writes it (``ocpi.port``), which a ten-line walker over dataclass fields
-does with no extra dependency.
+Why this is hand-written rather than pydantic: the rules are few (known keys only, exact
+types, a handful of ranges) and the error must name the offending key the way an operator
+writes it (``ocpi.port``), which a ten-line walker over dataclass fields does unaided.
 
 Overrides: ``CSMS__<SECTION>__<KEY>=value`` (case-insensitive), parsed as the field's
-type. ``[partners.<name>]`` tables hold per-partner authorization overrides.
-
-Errors: every problem raises :class:`ConfigError` whose message starts with the key.
+type. ``[partners.<name>]`` tables hold per-partner authorization overrides. Errors:
+every problem raises :class:`ConfigError` whose message starts with the key.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from csms.retention_config import RetentionConfig, validate_retention
 from csms.store.dialects import StoreUrlError, dialect_of, sqlite_path
 
 ENV_PREFIX = "CSMS__"
@@ -147,19 +146,6 @@ class AuthzConfig:
     concurrent_tx: Literal["reject", "allow"] = "reject"
     concurrent_tx_on_authorize: bool = False
     reply_reserve_s: float = 0.05
-
-
-@dataclass(frozen=True)
-class RetentionConfig:
-    """How long the decision log keeps its rows, and how gently the purge deletes them
-    (csms/retention.py): small batches with a pause between them, so serving never
-    waits on a long DELETE."""
-
-    decisions_days: int = 90
-    interval_s: float = 3600.0
-    batch_rows: int = 500
-    pause_s: float = 0.05
-    max_rows_per_round: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -372,7 +358,7 @@ def _validate(cfg: Config) -> None:
             f"{reserve} s must be at least 0 and under half the shortest authorize deadline "
             f"({shortest:g} s)",
         )
-    _validate_retention(cfg.retention)
+    validate_retention(cfg.retention, ConfigError)
     cpo = cfg.ocpi_cpo
     positive("ocpi_cpo.session_update_interval_s", cpo.session_update_interval_s)
     positive("ocpi_cpo.command_timeout_s", cpo.command_timeout_s)
@@ -401,22 +387,6 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("ocpi.country_code", "must be 2 characters (ISO 3166-1 alpha-2)")
     if not 1 <= len(cfg.ocpi.party_id) <= 3:
         raise ConfigError("ocpi.party_id", "must be 1 to 3 characters")
-
-
-def _validate_retention(r: RetentionConfig) -> None:
-    if r.decisions_days < 0:
-        raise ConfigError(
-            "retention.decisions_days", f"must be 0 (keep forever) or more, got {r.decisions_days}"
-        )
-    for key, value in (
-        ("retention.interval_s", r.interval_s),
-        ("retention.batch_rows", r.batch_rows),
-        ("retention.max_rows_per_round", r.max_rows_per_round),
-    ):
-        if value <= 0:
-            raise ConfigError(key, f"must be greater than 0, got {value}")
-    if r.pause_s < 0:
-        raise ConfigError("retention.pause_s", f"must be 0 or more, got {r.pause_s}")
 
 
 def is_loopback(host: str) -> bool:
