@@ -1,14 +1,12 @@
 """Typed, frozen configuration read from ``config.toml`` plus environment overrides.
 
-Why this is hand-written rather than pydantic: the rules are few (known keys only,
-exact types, a handful of ranges) and the error must name the offending key the way
-an operator writes it (``ocpi.port``), which a ten-line walker over dataclass fields
-does with no extra dependency.
+Why this is hand-written rather than pydantic: the rules are few (known keys only, exact
+types, a handful of ranges) and the error must name the offending key the way an operator
+writes it (``ocpi.port``), which a ten-line walker over dataclass fields does unaided.
 
 Overrides: ``CSMS__<SECTION>__<KEY>=value`` (case-insensitive), parsed as the field's
-type. ``[partners.<name>]`` tables hold per-partner authorization overrides.
-
-Errors: every problem raises :class:`ConfigError` whose message starts with the key.
+type. ``[partners.<name>]`` tables hold per-partner authorization overrides. Errors:
+every problem raises :class:`ConfigError` whose message starts with the key.
 """
 
 from __future__ import annotations
@@ -23,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from csms.security_config import SecurityConfig, validate_security
+from csms.retention_config import RetentionConfig, validate_retention
+from csms.security_config import ConnectionLimits, SecurityConfig, validate_limits
 from csms.store.dialects import StoreUrlError, dialect_of, sqlite_path
 
 ENV_PREFIX = "CSMS__"
@@ -38,7 +37,7 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class ServerConfig:
+class ServerConfig(ConnectionLimits):
     host: str = "0.0.0.0"
     port: int = 9000
     path_prefix: str = "/ocpp"
@@ -56,9 +55,6 @@ class ServerConfig:
     # (0 = the interpreter's own generations), and one full collection per interval.
     gc_freeze_interval_s: float = 1.0
     gc_full_collect_interval_s: float = 3600.0
-    # A charger's CALLs waiting on I/O at once, and bytes of its frames per loop turn.
-    max_calls_in_flight: int = 4
-    read_budget_bytes: int = 4096
 
 
 DEFAULT_STORE_URL = "sqlite:///var/csms.sqlite3"
@@ -210,6 +206,7 @@ class Config:
     authz: AuthzConfig = field(default_factory=AuthzConfig)
     local_lists: LocalListsConfig = field(default_factory=LocalListsConfig)
     security_profile: SecurityProfileConfig = field(default_factory=SecurityProfileConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     log: LogConfig = field(default_factory=LogConfig)
     partners: Mapping[str, PartnerOverride] = field(default_factory=dict)
 
@@ -319,14 +316,7 @@ def _validate(cfg: Config) -> None:
     positive("server.call_timeout_s", cfg.server.call_timeout_s)
     positive("server.max_message_bytes", cfg.server.max_message_bytes)
     positive("server.gc_full_collect_interval_s", cfg.server.gc_full_collect_interval_s)
-    positive("server.max_calls_in_flight", cfg.server.max_calls_in_flight)
-    positive("server.read_budget_bytes", cfg.server.read_budget_bytes)
-    validate_security(cfg.security, ConfigError)
-    if cfg.server.gc_freeze_interval_s < 0:
-        raise ConfigError(
-            "server.gc_freeze_interval_s",
-            f"must be 0 (off) or more, got {cfg.server.gc_freeze_interval_s}",
-        )
+    validate_limits(cfg.server, cfg.security, ConfigError)
     positive("authz.charger_authorize_timeout_s", cfg.authz.charger_authorize_timeout_s)
     positive("authz.id_tag_expiry_s", cfg.authz.id_tag_expiry_s)
     positive("ocpi.page_limit", cfg.ocpi.page_limit)
@@ -366,6 +356,7 @@ def _validate(cfg: Config) -> None:
             f"{reserve} s must be at least 0 and under half the shortest authorize deadline "
             f"({shortest:g} s)",
         )
+    validate_retention(cfg.retention, ConfigError)
     cpo = cfg.ocpi_cpo
     positive("ocpi_cpo.session_update_interval_s", cpo.session_update_interval_s)
     positive("ocpi_cpo.command_timeout_s", cpo.command_timeout_s)

@@ -1,11 +1,33 @@
-"""The ``[security]`` section of the configuration (:mod:`csms.config`), on its own so
-that the config module stays readable: throttling of failed HTTP Basic authentication
-at the OCPP handshake (:mod:`csms.ocpp16.throttle`)."""
+"""The hostile-input limits of the configuration (:mod:`csms.config`), on their own so
+that the config module stays readable: the ``[security]`` section (throttling of failed
+HTTP Basic authentication at the OCPP handshake, :mod:`csms.ocpp16.throttle`) and the
+per-connection limits of ``[server]`` (:class:`ConnectionLimits`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """``[server]`` keys (ServerConfig inherits them): a charger's CALLs waiting on I/O
+    at once, beyond which its socket is not read until one is answered; and the bytes
+    of its frames handled per turn of the event loop, then the other chargers' turn
+    (csms/ocpp16/connection.py, wire.py)."""
+
+    max_calls_in_flight: int = 4
+    read_budget_bytes: int = 4096
+
+
+class _ServerChecked(Protocol):
+    @property
+    def max_calls_in_flight(self) -> int: ...
+    @property
+    def read_budget_bytes(self) -> int: ...
+    @property
+    def gc_freeze_interval_s(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -23,9 +45,19 @@ class SecurityConfig:
     auth_throttle_entries: int = 10000
 
 
-def validate_security(s: SecurityConfig, error: Callable[[str, str], Exception]) -> None:
-    """Raise ``error(key, message)`` for the first bad ``[security]`` key."""
+def validate_limits(
+    server: _ServerChecked, s: SecurityConfig, error: Callable[[str, str], Exception]
+) -> None:
+    """Raise ``error(key, message)`` for the first bad ``[security]`` key or ``[server]``
+    limit (the collector's freeze interval too, checked here to keep config.py short)."""
+    if server.gc_freeze_interval_s < 0:
+        raise error(
+            "server.gc_freeze_interval_s",
+            f"must be 0 (off) or more, got {server.gc_freeze_interval_s}",
+        )
     for key, value in (
+        ("server.max_calls_in_flight", server.max_calls_in_flight),
+        ("server.read_budget_bytes", server.read_budget_bytes),
         ("security.auth_failures_per_charger", s.auth_failures_per_charger),
         ("security.auth_failures_per_address", s.auth_failures_per_address),
         ("security.auth_failure_window_s", s.auth_failure_window_s),

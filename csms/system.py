@@ -19,7 +19,8 @@ Build order (:func:`compose`, nothing listens yet):
    through :class:`csms.ocpi.local_list_tokens.StoreRoamingCards`), and with roaming
    the offline-start seam in front of the authorizer;
 6. the admin API's context and routes; the metrics (one registry per system) and their
-   observers handed to the OCPP server, the decision log, the OCPI client and the store.
+   observers handed to the OCPP server, the decision log, the OCPI client and the store;
+7. the retention purge of the decision log (its timer starts with the server).
 
 With ``admin.token`` empty, the generated token of ``admin.token_file`` is read (or made
 on first start): :mod:`csms.admin.token_file`.
@@ -72,6 +73,7 @@ from csms.ocpi.runtime import RoamingRuntime, build_runtime
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.observer import NO_OBSERVER
+from csms.retention import Retention
 from csms.server import OcppServer, start_ocpp_server
 from csms.store import schema
 from csms.store.db import Database, redacted
@@ -110,6 +112,7 @@ class System:
     metrics: Metrics | None = None
     admin_token: TokenSource = field(default_factory=lambda: TokenSource("config"))
     local_lists: LocalListManager | None = None
+    retention: Retention | None = None
     ocpp: OcppServer | None = None
     ocpp_port: int = 0
     admin_port: int = 0
@@ -148,6 +151,9 @@ class System:
             roaming.commands.start()  # reservation expiry checks
             self.ocpi_port = await roaming.runtime.serve(roaming.modules)
             roaming.runtime.sync.start()
+        if self.retention is not None:
+            self.retention.start()
+            self._exit.push_async_callback(self.retention.close)
         runner, self.admin_port = await start_admin_api(self.admin, self.admin_routes)
         self._exit.push_async_callback(runner.cleanup)
         self.admin_app = runner.app
@@ -336,6 +342,7 @@ async def compose(
         metrics=metrics,
         admin_token=token_source,
         local_lists=local_lists,
+        retention=Retention(db, config.retention),
         _exit=exit_stack,
     )
     readiness.ocpp_serving = lambda: system.ocpp is not None and system.ocpp.serving

@@ -1,6 +1,6 @@
 """``python -m tests.bench [NAME ...] [--baseline REV]``: run the benchmarks (all, or those
-named: ``authorize``, ``ocpi_tokens``, ``fuzz_ocpi``, ``store``, ``flood``,
-``auth_storm``, ``ocpp_fuzz``).
+named: ``authorize``, ``ocpi_tokens``, ``fuzz_ocpi``, ``store``, ``retention``,
+``flood``, ``auth_storm``, ``ocpp_fuzz``).
 
 ``--baseline REV`` measures the Authorize benchmark's CSMS steps for a checkout of REV
 (set up under ``var/bench/baseline`` with its own venv) beside this checkout, in the same
@@ -18,6 +18,12 @@ def authorize(args: argparse.Namespace) -> None:
     from tests.bench import bench_authorize
 
     bench_authorize.main(baseline=args.baseline)
+
+
+def retention(args: argparse.Namespace) -> None:
+    from tests.bench import bench_retention
+
+    bench_retention.main()
 
 
 def ocpi_tokens(args: argparse.Namespace) -> None:
@@ -64,6 +70,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "ocpi_tokens": ocpi_tokens,
     "fuzz_ocpi": fuzz_ocpi,
     "store": store,
+    "retention": retention,
     "flood": flood,
     "auth_storm": auth_storm,
     "ocpp_fuzz": ocpp_fuzz,
@@ -76,7 +83,7 @@ def main(argv: list[str]) -> int:
         "names",
         nargs="*",
         metavar="NAME",
-        help="authorize, ocpi_tokens, fuzz_ocpi, store, flood, auth_storm, ocpp_fuzz",
+        help="authorize, ocpi_tokens, fuzz_ocpi, store, retention, flood, auth_storm, ocpp_fuzz",
     )
     parser.add_argument(
         "--baseline",

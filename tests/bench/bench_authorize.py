@@ -41,11 +41,12 @@ from tests.bench.authorize.report import (
     target_rows,
     write_section,
 )
-from tests.bench.authorize.servers import start_echo, start_naive, store_template
-from tests.bench.authorize.settings import CHARGERS, QUICK, ROUNDS, STORM
+from tests.bench.authorize.servers import start_echo, start_fast_echo, start_naive, store_template
+from tests.bench.authorize.settings import CHARGERS, LADDER, QUICK, ROUNDS, STORM
 from tests.bench.authorize.steps import (
     CsmsUnderTest,
     Server,
+    closed_loop,
     csms_steps,
     ladder,
     open_loop,
@@ -65,6 +66,14 @@ async def references(runs: Runs) -> None:
         await ladder(echo, runs)
         # The floor the generator and the machine put under the CSMS's open-loop p99.
         await open_loop(echo, runs)
+    finally:
+        proc.stop()
+    proc, url = start_fast_echo()
+    try:
+        fast = Server("echo-fast", "echo uvloop+orjson", proc, url)
+        for chargers, calls in LADDER:
+            if chargers >= 100:
+                await closed_loop(fast, runs, chargers, calls)
     finally:
         proc.stop()
     proc, url = start_naive()

@@ -11,7 +11,11 @@ CSMS. It speaks only OCPI over HTTP, like the sandbox.
 Run: ``python -m tests.bench.lean_emsp --register-with URL --token-a T --tokens CSV``.
 Prints ``control API: http://.../control/state`` and ``pushed N tokens, M accepted``
 (the same lines the benchmark waits for with the sandbox). Control:
-``POST /control/behaviour {"mode": "normal"|"delay"|"hang", "delay_ms": 50}``.
+``POST /control/behaviour {"mode": "normal"|"delay"|"hang", "delay_ms": 50, "nagle": false}``.
+
+``"nagle": true`` answers authorize like some eMSPs' web stacks do: the response head and
+body in two writes with Nagle's algorithm on (TCP_NODELAY off), so the body waits for
+the client's ACK of the head (a client in delayed-ACK mode holds it ~40 ms).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import base64
 import csv
 import itertools
 import secrets
+import socket
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +59,7 @@ class LeanEmsp:
         self.tokens = tokens  # uid (upper) -> OCPI Token object
         self.mode = "normal"
         self.delay_s = 0.0
+        self.nagle = False  # head and body in two segments, Nagle on (see the docstring)
         self.base = ""
         self.hot_base = ""  # where authorize is served (_AuthorizeProtocol)
         self.connections = 0  # accepted by _AuthorizeProtocol (the CSMS's pool reuses them)
@@ -103,6 +109,7 @@ class LeanEmsp:
         state = {
             "mode": self.mode,
             "delay_ms": self.delay_s * 1000,
+            "nagle": self.nagle,
             "connections": self.connections,
         }
         return self._json(orjson.dumps(state))
@@ -111,6 +118,7 @@ class LeanEmsp:
         body = orjson.loads(await request.read())
         self.mode = str(body["mode"])
         self.delay_s = int(body.get("delay_ms", 0)) / 1000
+        self.nagle = bool(body.get("nagle", False))
         if self.mode != "hang":
             self.released.set()
             self.released = asyncio.Event()
@@ -181,6 +189,7 @@ class _AuthorizeProtocol(asyncio.Protocol):
         self.emsp = emsp
         self.buf = b""
         self.transport: asyncio.Transport | None = None
+        self.nagle = False  # what this connection's socket is set to
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -230,11 +239,19 @@ class _AuthorizeProtocol(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         reason = "OK" if status == 200 else "Not Found"
-        self.transport.write(
+        head = (
             f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
         )
+        if self.emsp.nagle != self.nagle:
+            self.nagle = self.emsp.nagle
+            sock = self.transport.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0 if self.nagle else 1)
+        if self.nagle:
+            self.transport.write(head)
+            self.transport.write(body)
+        else:
+            self.transport.write(head + body)
 
 
 def load_tokens(path: str) -> dict[str, dict[str, Any]]:

@@ -100,10 +100,16 @@ class RawCharger(asyncio.Protocol):
             self.transport.close()
 
 
-async def connect(host: str, port: int, path: str, timeout: float = 10.0) -> RawCharger:
+async def connect(
+    host: str, port: int, path: str, timeout: float = 10.0, source: str | None = None
+) -> RawCharger:
+    """``source``: the local address to connect from (127.0.0.x spreads many connections
+    over several loopback addresses, each with its own ephemeral port range)."""
     loop = asyncio.get_running_loop()
+    local = (source, 0) if source is not None else None
     _, proto = await asyncio.wait_for(
-        loop.create_connection(lambda: RawCharger(host, port, path), host, port), timeout
+        loop.create_connection(lambda: RawCharger(host, port, path), host, port, local_addr=local),
+        timeout,
     )
     await proto.opened(timeout)
     return proto

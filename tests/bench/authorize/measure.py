@@ -34,6 +34,7 @@ async def load(
     tags: tuple[str, ...] = HIT_TAGS,
     rate: float = 0.0,
     timeout: float = 10.0,
+    id_pattern: str = CHARGER_IDS,
 ) -> LoadReport:
     """Authorize only, ``chargers`` connected at once; closed loop unless ``rate`` > 0."""
     cfg = LoadConfig(
@@ -42,7 +43,7 @@ async def load(
         calls=max(chargers, calls // QUICK),
         rate=rate,
         mix="Authorize",
-        id_pattern=CHARGER_IDS,
+        id_pattern=id_pattern,
         id_tags=tags[:chargers] if chargers <= len(tags) else tags,
         timeout=timeout,
         connect_concurrency=500,

@@ -25,6 +25,7 @@ from tests.bench.authorize.settings import (
     EMSP,
     HIT_TAGS,
     LOG_LEVEL,
+    OWN_TAGS,
     REM_TAGS,
 )
 from tests.bench.authorize.trees import Tree
@@ -49,13 +50,19 @@ def start_echo() -> tuple[Proc, str]:
     return proc, proc.wait_for(r"listening on (ws://\S+)").group(1)
 
 
+def start_fast_echo() -> tuple[Proc, str]:
+    proc = Proc("echo-fast", ["-m", "tests.bench.fast_echo", "--port", "0"])
+    return proc, proc.wait_for(r"listening on (ws://\S+)").group(1)
+
+
 def start_naive() -> tuple[Proc, str]:
     argv = ["-m", "tests.bench.naive_csms", "--port", "0"]
     proc = Proc("naive", [*argv, "--log-file", str(OUT / "naive-frames.log")])
     return proc, proc.wait_for(r"listening on (ws://\S+)").group(1)
 
 
-def write_config(name: str, ports: Ports) -> Path:
+def write_config(name: str, ports: Ports, extra: str = "") -> Path:
+    """``extra``: more TOML for this server only (sections a baseline may not know)."""
     path = OUT / f"{name}.toml"
     path.write_text(
         f"""
@@ -89,7 +96,7 @@ authorize_deadline_s = {DEADLINE_S}
 [log]
 level = "{LOG_LEVEL}"
 format = "json"
-"""
+{extra}"""
     )
     return path
 
@@ -99,11 +106,11 @@ def remove_store(name: str) -> None:
         Path(f"{OUT / name}.sqlite3{suffix}").unlink(missing_ok=True)
 
 
-def start_csms(tree: Tree, name: str) -> tuple[Proc, Ports]:
+def start_csms(tree: Tree, name: str, extra: str = "") -> tuple[Proc, Ports]:
     """``tree``'s ``csms serve`` on the store ``var/bench/<name>.sqlite3``; ready once all
     three ports listen (log-level independent)."""
     ports = Ports(free_port(), free_port(), free_port())
-    cfg = write_config(name, ports)
+    cfg = write_config(name, ports, extra)
     argv = ["-m", "csms", "serve", "--config", str(cfg)]
     proc = Proc(name, argv, cwd=tree.root, env=tree.env(), python=tree.python)
     deadline = time.monotonic() + 30
@@ -121,7 +128,8 @@ def start_csms(tree: Tree, name: str) -> tuple[Proc, Ports]:
 
 
 def store_template(tree: Tree, chargers: int) -> Path:
-    """A store in ``tree``'s own schema with ``chargers`` known chargers, to be copied
+    """A store in ``tree``'s own schema with ``chargers`` known chargers and the own
+    cards :data:`OWN_TAGS`, to be copied
     (:func:`fresh_store`) so that a step measures connecting rather than
     auto-registration writes: ``tree``'s server creates the file (its migrations) and
     stops, then the chargers are inserted."""
@@ -138,6 +146,12 @@ def store_template(tree: Tree, chargers: int) -> Path:
             db.executemany(
                 "INSERT INTO chargers (id, registration_status, created_at) VALUES (?, ?, ?)",
                 rows,
+            )
+            # The operator's own cards, as `csms tokens add` stores them (no expiry).
+            db.executemany(
+                "INSERT INTO id_tags (id_tag_norm, id_tag, status, created_at, updated_at)"
+                " VALUES (?, ?, 'Accepted', ?, ?)",
+                [(t.upper(), t, now, now) for t in OWN_TAGS],
             )
     finally:
         db.close()
@@ -190,10 +204,10 @@ def start_emsp(ports: Ports, name: str) -> tuple[Proc, str]:
     return proc, control
 
 
-def emsp_behaviour(control: str, mode: str, delay_ms: int = 0) -> None:
+def emsp_behaviour(control: str, mode: str, delay_ms: int = 0, *, nagle: bool = False) -> None:
     req = urllib.request.Request(
         f"{control}/control/behaviour",
-        data=json.dumps({"mode": mode, "delay_ms": delay_ms}).encode(),
+        data=json.dumps({"mode": mode, "delay_ms": delay_ms, "nagle": nagle}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )

@@ -16,11 +16,20 @@ DEADLINE_S = 1.0  # authz.authorize_deadline_s for the hung-eMSP run
 # asked of the eMSP in real time).
 HIT_TAGS = tuple(f"HIT{n:05d}" for n in range(1, 1001))
 REM_TAGS = tuple(f"REM{n:05d}" for n in range(1, 1001))
+# OWN* are the operator's own cards (``id_tags``, what ``csms tokens add`` writes).
+OWN_TAGS = tuple(f"OWN{n:05d}" for n in range(1, 1001))
 LOG_LEVEL = os.environ.get("BENCH_CSMS_LOG_LEVEL", "info")  # what production runs at
 # "lean": tests/bench/lean_emsp.py (keeps nothing per call, see there why); "sandbox":
 # the simulator's eMSP sandbox, which records every request.
 EMSP = os.environ.get("BENCH_EMSP", "lean")
-STORM = 5000
+STORM = int(os.environ.get("BENCH_STORM", "15000"))
+# The storm's chargers connect from this many loopback source addresses (127.0.0.2...).
+STORM_SOURCES = 8
+# While the storm's chargers idle: their Heartbeat period (the CSMS's default interval)
+# and one StatusNotification per charger per this many seconds.
+IDLE_HEARTBEAT_S = 300.0
+IDLE_STATUS_S = 60.0
+IDLE_WINDOW_S = 30.0
 CHARGERS = 1000  # pre-registered for the closed-loop, open-loop, remote and hung steps
 CHARGER_IDS = "LOAD{n:05d}"
 WARM_UP_CALLS = 5000

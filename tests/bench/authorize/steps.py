@@ -23,7 +23,14 @@ from tests.bench.authorize.servers import (
     start_csms,
     start_emsp,
 )
-from tests.bench.authorize.settings import CHARGERS, DEADLINE_S, LADDER, REM_TAGS, WARM_UP_CALLS
+from tests.bench.authorize.settings import (
+    CHARGERS,
+    DEADLINE_S,
+    LADDER,
+    OWN_TAGS,
+    REM_TAGS,
+    WARM_UP_CALLS,
+)
 from tests.bench.authorize.trees import Tree
 from tests.bench.procs import Proc
 
@@ -87,21 +94,41 @@ def show(
     )
 
 
-async def closed_loop(server: Server, runs: Runs, chargers: int, calls: int) -> LoadReport:
-    """Closed-loop Authorize with ``chargers``; also the server's CPU per call, a figure
+async def with_cpu(
+    key: str, server: Server, runs: Runs, run_load: Callable[[], Awaitable[LoadReport]]
+) -> tuple[LoadReport, dict[str, Any], float]:
+    """:func:`measured` plus the server's CPU per call of the reported attempt, a figure
     that other load on the machine disturbs far less than throughput."""
     cpu: dict[int, float] = {}  # id(report) -> server CPU µs per call of that attempt
 
     async def step() -> LoadReport:
         cpu0 = server.proc.cpu_seconds()
-        report = await load(server.url, chargers, calls)
+        report = await run_load()
         cpu[id(report)] = (server.proc.cpu_seconds() - cpu0) / max(1, report.calls_done) * 1e6
         return report
 
-    key = f"{server.label}@{chargers}"
     report, run = await measured(key, step, runs, server.proc)
     us = cpu[id(report)]
     run["server_cpu_us_per_call"] = round(us, 1)
+    return report, run, us
+
+
+async def closed_loop(
+    server: Server,
+    runs: Runs,
+    chargers: int,
+    calls: int,
+    *,
+    tags: tuple[str, ...] | None = None,
+    path: str = "",
+) -> LoadReport:
+    """Closed-loop Authorize with ``chargers`` (``tags``: the decision path's tokens,
+    ``path`` its key suffix; the cache hit by default)."""
+    key = f"{server.label}{path}@{chargers}"
+    run_load = partial(load, server.url, chargers, calls)
+    if tags is not None:
+        run_load = partial(load, server.url, chargers, calls, tags=tags)
+    report, run, us = await with_cpu(key, server, runs, run_load)
     show(server, key, report, run, f"server {us:.0f} µs CPU/call  ")
     return report
 
@@ -124,9 +151,21 @@ async def remote(csms: CsmsUnderTest, runs: Runs) -> None:
     server, key = csms.server, "csms-remote-50ms"
     emsp_behaviour(csms.control, "delay", 50)
     step = partial(load, server.url, CHARGERS, 10000, tags=REM_TAGS, rate=1000)
-    report, run = await measured(key, step, runs, server.proc)
+    report, run, us = await with_cpu(key, server, runs, step)
     emsp_behaviour(csms.control, "normal")
-    show(server, key, report, run)
+    show(server, key, report, run, f"server {us:.0f} µs CPU/call  ")
+
+
+async def remote_nagle(csms: CsmsUnderTest, runs: Runs) -> None:
+    """The remote step against an eMSP that writes the answer's head and body as two
+    segments with Nagle on: a client in delayed-ACK mode would pay ~40 ms per kept-alive
+    call (see roaming/http11.py ``_quickack``)."""
+    server, key = csms.server, "csms-remote-nagle-50ms"
+    emsp_behaviour(csms.control, "delay", 50, nagle=True)
+    step = partial(load, server.url, CHARGERS, 10000, tags=REM_TAGS, rate=1000)
+    report, run, us = await with_cpu(key, server, runs, step)
+    emsp_behaviour(csms.control, "normal")
+    show(server, key, report, run, f"server {us:.0f} µs CPU/call  ")
 
 
 async def hung(csms: CsmsUnderTest, runs: Runs) -> None:
@@ -183,6 +222,16 @@ def csms_steps() -> list[tuple[str, CsmsStep]]:
             return closed_loop(s.server, runs, chargers, calls)
 
         steps.append((f"csms@{chargers}", step))
+    for chargers, calls in LADDER:
+        if chargers == 10:
+            continue
+
+        def own(
+            s: CsmsUnderTest, runs: Runs, chargers: int = chargers, calls: int = calls
+        ) -> Awaitable[Any]:
+            return closed_loop(s.server, runs, chargers, calls, tags=OWN_TAGS, path="-own")
+
+        steps.append((f"csms own card @{chargers}", own))
     steps.append(("open loop", lambda s, runs: open_loop(s.server, runs)))
-    steps += [("remote path", remote), ("hung eMSP", hung)]
+    steps += [("remote path", remote), ("remote, Nagle eMSP", remote_nagle), ("hung eMSP", hung)]
     return steps
