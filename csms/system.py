@@ -32,8 +32,9 @@ reverse order of opening, also after a start that failed half-way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -138,24 +139,24 @@ class System:
             gateway=self.gateway,
             observer=self.metrics or NO_OBSERVER,
         )
-        self._exit.push_async_callback(self.ocpp.close)
+        self._exit.push_async_callback(bounded, "ocpp", self.ocpp.close)
         self.ocpp_port = int(self.ocpp.port)
         if self.local_lists is not None:
             self.local_lists.start()
-            self._exit.push_async_callback(self.local_lists.stop)
+            self._exit.push_async_callback(bounded, "local_lists", self.local_lists.stop)
         if self.roaming is not None:
             roaming = self.roaming
             roaming.cpo.worker.start()
-            self._exit.push_async_callback(roaming.cpo.worker.stop)
-            self._exit.push_async_callback(roaming.commands.close)
+            self._exit.push_async_callback(bounded, "outbox", roaming.cpo.worker.stop)
+            self._exit.push_async_callback(bounded, "commands", roaming.commands.close)
             roaming.commands.start()  # reservation expiry checks
             self.ocpi_port = await roaming.runtime.serve(roaming.modules)
             roaming.runtime.sync.start()
         if self.retention is not None:
             self.retention.start()
-            self._exit.push_async_callback(self.retention.close)
+            self._exit.push_async_callback(bounded, "retention", self.retention.close)
         runner, self.admin_port = await start_admin_api(self.admin, self.admin_routes)
-        self._exit.push_async_callback(runner.cleanup)
+        self._exit.push_async_callback(bounded, "admin", runner.cleanup)
         self.admin_app = runner.app
         for key, message in exposure_warnings(self.config):
             log.warning("listener_without_tls", key=key, message=message)
@@ -174,6 +175,21 @@ class System:
         self._stopped = True
         await self._exit.aclose()
         log.info("stopped")
+
+
+# How long one part may take to stop. Why a bound: a part waiting on a peer that never
+# answers (a hung eMSP, a charger that does not close its socket) must not keep the
+# whole process from stopping; the rest still closes, and the log names the part.
+STOP_STEP_TIMEOUT_S = 15.0
+
+
+async def bounded(step: str, close: Callable[[], Awaitable[object]]) -> None:
+    """Run one part's stop within :data:`STOP_STEP_TIMEOUT_S`; log and go on when it hangs."""
+    try:
+        async with asyncio.timeout(STOP_STEP_TIMEOUT_S):
+            await close()
+    except TimeoutError:
+        log.error("stop_step_timed_out", step=step, timeout_s=STOP_STEP_TIMEOUT_S)
 
 
 async def open_store(config: Config, *, migrate: bool = True) -> Database:
@@ -245,7 +261,7 @@ async def compose(
         exit_stack.push_async_callback(db.close)
         gateway = ChargerGateway(config.server.call_timeout_s)
         authorization = build_local_authorization(config, db)
-        exit_stack.push_async_callback(authorization.decisions.close)
+        exit_stack.push_async_callback(bounded, "decision_log", authorization.decisions.close)
         sources = ScrapeSources(connected=lambda: len(gateway.all()))
         readiness = Readiness(db, ocpp_serving=lambda: False)
         events: ChargerEvents = NoEvents()
@@ -256,7 +272,7 @@ async def compose(
         roaming_cards: RoamingCards | None = None
         if config.ocpi.enabled:
             runtime = await build_runtime(config, db, observer=metrics)
-            exit_stack.push_async_callback(runtime.stop)
+            exit_stack.push_async_callback(bounded, "ocpi", runtime.stop)
             cpo = await build_cpo(config, db, runtime.store, runtime.client)
             authorization = await build_roaming_authorization(
                 config,
@@ -267,7 +283,7 @@ async def compose(
                 locations=cpo.lookup,
                 transactions=TransactionRepo(db),
             )
-            exit_stack.push_async_callback(authorization.close)
+            exit_stack.push_async_callback(bounded, "authorization", authorization.close)
             commands = CommandService(
                 db,
                 cpo.locations,

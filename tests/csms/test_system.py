@@ -4,6 +4,7 @@ honoured, and a failed start releases everything."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
@@ -130,3 +131,26 @@ async def test_failed_start_releases_ports_and_store(tmp_path: Path) -> None:
     finally:
         await again.stop()
         await again.stop()  # idempotent
+
+
+async def test_a_part_that_hangs_at_stop_is_abandoned_and_named(monkeypatch):
+    """A part waiting on a peer that never answers must not keep the process from
+    stopping: its stop is abandoned after the bound and the log names it."""
+    from structlog.testing import capture_logs
+
+    from csms import system
+
+    monkeypatch.setattr(system, "STOP_STEP_TIMEOUT_S", 0.05)
+    never = asyncio.Event()
+    closed: list[str] = []
+
+    async def fine() -> None:
+        closed.append("admin")
+
+    with capture_logs() as logs:
+        await system.bounded("ocpi", never.wait)
+        await system.bounded("admin", fine)
+    assert closed == ["admin"]
+    assert [(e["event"], e["step"]) for e in logs if e["log_level"] == "error"] == [
+        ("stop_step_timed_out", "ocpi")
+    ]
