@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import signal
 import sys
@@ -18,28 +17,11 @@ import pytest
 
 from simulator.chargepoint import ConnectFailed, SimulatedChargePoint
 from simulator.emsp.sandbox import EmspSandbox
+from tests.support.serve_process import drain, listening
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN = "admin-secret-7f1c9d2e4b"
 PASSWORD = "cp-password-93be01aa55"
-
-
-async def _drain(stream: asyncio.StreamReader, sink: list[bytes]) -> None:
-    while line := await stream.readline():
-        sink.append(line)
-
-
-async def _listening(sink: list[bytes]) -> dict[str, int]:
-    async with asyncio.timeout(20):
-        while True:
-            for line in sink:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("event") == "listening":
-                    return event
-            await asyncio.sleep(0.05)
 
 
 async def test_no_secret_is_ever_logged(tmp_path: Path) -> None:
@@ -62,12 +44,12 @@ async def test_no_secret_is_ever_logged(tmp_path: Path) -> None:
     assert proc.stderr is not None and proc.stdout is not None
     out: list[bytes] = []
     drains = [
-        asyncio.create_task(_drain(proc.stderr, out)),
-        asyncio.create_task(_drain(proc.stdout, out)),
+        asyncio.create_task(drain(proc.stderr, out)),
+        asyncio.create_task(drain(proc.stdout, out)),
     ]
     secrets = [ADMIN, PASSWORD, "wrong-" + PASSWORD]
     try:
-        ports = await _listening(out)
+        ports = await listening(out)
         admin = f"http://127.0.0.1:{ports['admin_port']}"
         ocpp = f"ws://127.0.0.1:{ports['ocpp_port']}/ocpp"
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN}"}) as http:

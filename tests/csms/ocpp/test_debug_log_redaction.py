@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import signal
 import sys
@@ -18,30 +17,13 @@ from pathlib import Path
 import aiohttp
 
 from simulator.chargepoint import SimulatedChargePoint
+from tests.support.serve_process import drain, listening
 
 REPO = Path(__file__).resolve().parents[3]
 ADMIN = "admin-secret-5d0c2a9e71"
 PASSWORD = "cp-password-61b7d02f3c"
 AUTH_KEY = "0123456789abcdef0123456789abcdef"  # an AuthorizationKey (hex, 16..20 bytes)
 ID_TAGS = ["04A1B2C3D4E5F6", "77AB12CD34EF56", "5511AA22BB33CC"]
-
-
-async def _drain(stream: asyncio.StreamReader, sink: list[bytes]) -> None:
-    while line := await stream.readline():
-        sink.append(line)
-
-
-async def _listening(sink: list[bytes]) -> dict[str, int]:
-    async with asyncio.timeout(20):
-        while True:
-            for line in sink:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("event") == "listening":
-                    return event
-            await asyncio.sleep(0.05)
 
 
 async def test_frames_logged_at_debug_level_hold_no_secret(tmp_path: Path) -> None:
@@ -63,11 +45,11 @@ async def test_frames_logged_at_debug_level_hold_no_secret(tmp_path: Path) -> No
     assert proc.stderr is not None and proc.stdout is not None
     out: list[bytes] = []
     drains = [
-        asyncio.create_task(_drain(proc.stderr, out)),
-        asyncio.create_task(_drain(proc.stdout, out)),
+        asyncio.create_task(drain(proc.stderr, out)),
+        asyncio.create_task(drain(proc.stdout, out)),
     ]
     try:
-        ports = await _listening(out)
+        ports = await listening(out)
         admin = f"http://127.0.0.1:{ports['admin_port']}"
         ocpp = f"ws://127.0.0.1:{ports['ocpp_port']}/ocpp"
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN}"}) as http:
