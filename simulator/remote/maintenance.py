@@ -28,6 +28,17 @@ TRIGGERABLE = frozenset(
 )
 
 
+def trigger_status(
+    requested: str, connector_id: int | None, triggerable: frozenset[str], connectors: Any
+) -> str:
+    """The answer to a (Extended)TriggerMessage: both messages follow the same rule."""
+    if requested not in triggerable:
+        return "NotImplemented"
+    if connector_id is not None and connector_id not in connectors:
+        return "Rejected"
+    return "Accepted"
+
+
 class Maintenance:
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
@@ -37,11 +48,11 @@ class Maintenance:
     def _on_trigger(
         self, requested_message: str, connector_id: int | None = None, **kw: Any
     ) -> Any:
-        if requested_message not in TRIGGERABLE:
-            return call_result.TriggerMessage(status="NotImplemented")
-        if connector_id is not None and connector_id not in self.state.connectors:
-            return call_result.TriggerMessage(status="Rejected")
-        return call_result.TriggerMessage(status="Accepted")
+        return call_result.TriggerMessage(
+            status=trigger_status(
+                requested_message, connector_id, TRIGGERABLE, self.state.connectors
+            )
+        )
 
     @after("TriggerMessage")
     def _after_trigger(

@@ -19,6 +19,7 @@ from ocpp.v16 import call_result
 
 from simulator.certificates import CertificateStore
 from simulator.driver import Driver
+from simulator.remote.maintenance import trigger_status
 from simulator.wire import now_iso, utc_now
 
 FIRMWARE_STEPS = ("Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed")
@@ -76,11 +77,11 @@ class SecurityCalls:
     def _on_trigger(
         self, requested_message: str, connector_id: int | None = None, **kw: Any
     ) -> Any:
-        if requested_message not in EXTENDED_TRIGGERABLE:
-            return call_result.ExtendedTriggerMessage(status="NotImplemented")
-        if connector_id is not None and connector_id not in self.state.connectors:
-            return call_result.ExtendedTriggerMessage(status="Rejected")
-        return call_result.ExtendedTriggerMessage(status="Accepted")
+        return call_result.ExtendedTriggerMessage(
+            status=trigger_status(
+                requested_message, connector_id, EXTENDED_TRIGGERABLE, self.state.connectors
+            )
+        )
 
     @after("ExtendedTriggerMessage")
     def _after_trigger(
