@@ -30,6 +30,7 @@ from roaming.context import OcpiModule
 from roaming.models import InterfaceRole, ModuleID
 from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy, enqueue
 from roaming.partners import Partner
+from roaming.ports import Claims
 from roaming.reservations import ReservationService
 from roaming.sessions import SessionService
 from roaming.store import RoamingStore
@@ -115,6 +116,29 @@ async def warn_unmapped(db: Database) -> None:
             count=len(found),
             connectors=[f"{u.charger_id}/{u.connector_id}" for u in found],
         )
+
+
+# A claimer is alive while its node is (the cluster's rule: lease not run out, not
+# stopped); a claim by a node without a row is stale too.
+_CLAIMER_ALIVE = (
+    "EXISTS (SELECT 1 FROM cluster_nodes n WHERE n.node_id = o.claimed_by"
+    " AND n.stopped_at IS NULL AND n.lease_until > ?)"
+)
+
+
+def _lease_now() -> tuple[str]:
+    return (datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),)
+
+
+def outbox_claims(node_id: str, *, multi: bool) -> Claims:
+    """How this node's outbox worker claims messages (see :class:`roaming.ports.Claims`).
+
+    A single node (SQLite) knows no other: whatever another id claimed, an earlier
+    process left. Several nodes: another node's claim holds while that node is alive.
+    """
+    if not multi:
+        return Claims(node_id=node_id)
+    return Claims(node_id=node_id, alive_sql=_CLAIMER_ALIVE, alive_params=_lease_now)
 
 
 async def build_cpo(
