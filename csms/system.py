@@ -281,7 +281,7 @@ async def compose(
         if config.ocpi.enabled:
             runtime = await build_runtime(config, db, observer=metrics)
             exit_stack.push_async_callback(bounded, "ocpi", runtime.stop)
-            cpo = await build_cpo(config, db, runtime.store, runtime.client)
+            cpo = await build_cpo(config, db, runtime.store, runtime.client, cluster)
             authorization = await build_roaming_authorization(
                 config,
                 runtime.store,

@@ -8,10 +8,13 @@ the finished :class:`CpoModules` and the OCPI modules that serve them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from csms import logs
+from csms.cluster.node import Cluster
+from csms.cluster.presence import ALIVE, stamp, utc_now
 from csms.config import Config
 from csms.ocpi.charger_events import OcpiChargerEvents
 from csms.ocpi.locations import (
@@ -36,7 +39,7 @@ from roaming.sessions import SessionService
 from roaming.store import RoamingStore
 from roaming.store.cdrs import CdrStore
 from roaming.store.locations import LocationStore
-from roaming.store.outbox import OutboxStore
+from roaming.store.outbox import SINGLE_PROCESS, OutboxStore
 
 log = logs.get("csms.ocpi.cpo")
 
@@ -118,19 +121,14 @@ async def warn_unmapped(db: Database) -> None:
         )
 
 
-# A claimer is alive while its node is (the cluster's rule: lease not run out, not
-# stopped); a claim by a node without a row is stale too.
+# A claimer is alive while its node is (the cluster's rule: a lease that has not run
+# out, not stopped); a claim by a node without a row is stale too.
 _CLAIMER_ALIVE = (
-    "EXISTS (SELECT 1 FROM cluster_nodes n WHERE n.node_id = o.claimed_by"
-    " AND n.stopped_at IS NULL AND n.lease_until > ?)"
+    f"EXISTS (SELECT 1 FROM cluster_nodes n WHERE n.node_id = o.claimed_by AND {ALIVE})"
 )
 
 
-def _lease_now() -> tuple[str]:
-    return (datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),)
-
-
-def outbox_claims(node_id: str, *, multi: bool) -> Claims:
+def outbox_claims(node_id: str, *, multi: bool, clock: Callable[[], datetime] = utc_now) -> Claims:
     """How this node's outbox worker claims messages (see :class:`roaming.ports.Claims`).
 
     A single node (SQLite) knows no other: whatever another id claimed, an earlier
@@ -138,15 +136,21 @@ def outbox_claims(node_id: str, *, multi: bool) -> Claims:
     """
     if not multi:
         return Claims(node_id=node_id)
-    return Claims(node_id=node_id, alive_sql=_CLAIMER_ALIVE, alive_params=_lease_now)
+    return Claims(node_id=node_id, alive_sql=_CLAIMER_ALIVE, alive_params=lambda: (stamp(clock()),))
 
 
 async def build_cpo(
-    config: Config, db: Database, store: RoamingStore, client: OcpiClient
+    config: Config,
+    db: Database,
+    store: RoamingStore,
+    client: OcpiClient,
+    cluster: Cluster | None = None,
 ) -> CpoModules:
     """Load the locations file and build the stores, the outbox and the OCPP event sink.
 
     Nothing runs yet: the outbox worker starts with the system (:meth:`OutboxWorker.start`).
+    With ``cluster``, the worker shares the outbox with the other nodes (claims) and
+    releases held pushes on one node at a time.
     """
     cpo_cfg = config.ocpi_cpo
     cc, pid = config.ocpi.country_code, config.ocpi.party_id
@@ -163,7 +167,12 @@ async def build_cpo(
         currency=cpo_cfg.currency,
         update_interval_s=cpo_cfg.session_update_interval_s,
     )
-    box = OutboxStore(db)
+    claims = SINGLE_PROCESS
+    if cluster is not None:
+        # Sessions may start waiting on any node: none can trust its own "none waiting".
+        service.shared_store = cluster.multi
+        claims = outbox_claims(cluster.node_id, multi=cluster.multi, clock=cluster.clock)
+    box = OutboxStore(db, claims)
     worker = OutboxWorker(
         box,
         OcpiTransport(store.partners, client),
@@ -175,6 +184,7 @@ async def build_cpo(
         poll_interval_s=cpo_cfg.outbox_poll_interval_s,
         concurrency=cpo_cfg.outbox_concurrency,
         release_held=service.release_waiting,
+        exclusive=cluster.exclusive if cluster is not None else None,
     )
     reservations = ReservationService(db, service)
     events = OcpiChargerEvents(locations, service, notify=worker.notify, reservations=reservations)

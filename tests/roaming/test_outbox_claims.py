@@ -26,7 +26,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from csms.cluster.config import ClusterConfig
+from csms.cluster.node import Cluster
 from csms.ocpi.cpo import outbox_claims
+from csms.ocpp16.gateway import ChargerGateway
 from csms.store.db import Database
 from roaming import outbox
 from roaming.client import OcpiClient
@@ -106,10 +109,6 @@ class Rig:
         """A connection pool of its own, as each node process has."""
         db = await Database.open(self.url)
         await roaming_schema.migrate(db)
-        await db.execute(  # TEMPORARY until the core's migration lands
-            "CREATE TABLE IF NOT EXISTS cluster_nodes (node_id TEXT PRIMARY KEY, started_at TEXT,"
-            " heartbeat_at TEXT, lease_until TEXT, stopped_at TEXT, version TEXT)"
-        )
         self.dbs.append(db)
         return db
 
@@ -361,3 +360,28 @@ async def test_a_late_outcome_of_a_node_taken_over_is_not_recorded(
     await b.reschedule(msg_id, 1, outbox.utcnow(), "late timeout", ambiguous=True, dead=False)
     await b.mark_finished(msg_id, Status.REJECTED, 1, outbox.utcnow(), "late")
     assert await status_of(db, msg_id) == ("delivered", NODE_A)  # B's answers changed nothing
+
+
+# --------------------------------------------------------------------------- held pushes
+
+
+async def test_held_pushes_are_released_on_one_node_at_a_time(
+    rig_at: Callable[[str], Awaitable[Rig]], postgres_url: str
+) -> None:
+    rig = await rig_at(postgres_url)
+    db_a, db_b = await rig.database(), await rig.database()
+    cluster_a = Cluster(ClusterConfig(node_id=NODE_A), db_a, ChargerGateway(5.0))
+    cluster_b = Cluster(ClusterConfig(node_id=NODE_B), db_b, ChargerGateway(5.0))
+    releases: list[str] = []
+
+    async def release(now: datetime) -> int:
+        releases.append(NODE_A)
+        return 0
+
+    a = await rig.node(NODE_A, db_a, release_held=release, exclusive=cluster_a.exclusive)
+    async with cluster_b.exclusive("outbox_release") as held:
+        assert held  # node B is releasing now
+        await a.run_once()
+        assert releases == []  # so node A skips it this round
+    await a.run_once()
+    assert releases == [NODE_A]
