@@ -247,8 +247,16 @@ class OutboxStore:
         return row["t"] if row else None
 
     async def expand(self, msg: OutboxMessage, partner_keys: Sequence[str], now: datetime) -> None:
-        """Replace a broadcast by one copy per partner, keeping its place in line."""
+        """Replace a broadcast by one copy per partner, keeping its place in line (not
+        when another process took the broadcast over meanwhile: it expands it)."""
         async with self.db.transaction() as tx:
+            mine = await tx.execute(
+                "UPDATE ocpi_outbox SET status = 'expanded', finished_at = ?, last_error = ?"
+                f" WHERE id = ? AND status = 'pending' AND {_MINE}",
+                (stamp(now), f"sent to {len(partner_keys)} partner(s)", msg.id, self.me),
+            )
+            if not mine:
+                return
             for key in partner_keys:
                 await tx.insert(
                     "INSERT INTO ocpi_outbox (partner_key, module, method, path, body,"
@@ -257,11 +265,6 @@ class OutboxStore:
                     " FROM ocpi_outbox WHERE id = ?",
                     (key, stamp(now), msg.id),
                 )
-            await tx.execute(
-                "UPDATE ocpi_outbox SET status = 'expanded', finished_at = ?, last_error = ?"
-                f" WHERE id = ? AND {_MINE}",
-                (stamp(now), f"sent to {len(partner_keys)} partner(s)", msg.id, self.me),
-            )
 
     async def mark_in_flight(self, msg_id: int, now: datetime) -> bool:
         """Committed before the attempt's request leaves (see the module docstring).
@@ -291,12 +294,12 @@ class OutboxStore:
     ) -> None:
         """Done; a delivered CDR also keeps the URL the eMSP stored it at."""
         async with self.db.transaction() as tx:
-            await tx.execute(
+            mine = await tx.execute(
                 "UPDATE ocpi_outbox SET status = 'delivered', attempts = ?, finished_at = ?,"
                 f" location = ?, last_error = NULL, in_flight_at = NULL WHERE id = ? AND {_MINE}",
                 (attempts, stamp(now), location, msg.id, self.me),
             )
-            if msg.module == "cdrs" and location:
+            if mine and msg.module == "cdrs" and location:
                 await set_emsp_location(tx, msg.body.get("id"), location)
 
     async def mark_finished(
