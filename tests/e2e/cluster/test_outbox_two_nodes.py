@@ -17,7 +17,10 @@ nodes delivered part of it (``claimed_by``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +90,19 @@ async def outbox_counts(node: Node) -> dict[str, int]:
     return dict((await node.admin("GET", "/api/outbox"))["counts"])
 
 
-async def test_two_nodes_deliver_each_push_once_in_order_per_object(
-    tmp_path: Path, postgres_url: str
-) -> None:
+@dataclass
+class Backlog:
+    """Two nodes, the eMSP (down until a test brings it up) and what the chargers did."""
+
+    a: Node
+    b: Node
+    emsp: EmspSandbox
+    stopped: int
+
+
+@contextlib.asynccontextmanager
+async def filled_while_emsp_down(tmp_path: Path, postgres_url: str) -> AsyncIterator[Backlog]:
+    """Charges on both nodes while the eMSP answers 503: the outbox holds every push."""
     names = [f"{n}{i}" for n in "AB" for i in range(CHARGERS)]
     loc_file = tmp_path / "locations.toml"
     loc_file.write_text(locations_toml(names))
@@ -107,7 +120,6 @@ async def test_two_nodes_deliver_each_push_once_in_order_per_object(
         EmspSandbox.start(country_code="NL", party_id="EMS", control_port=None) as emsp,
         csms_nodes(tmp_path, postgres_url, 2, ocpi=True, config=config) as (a, b),
     ):
-        emsp.behaviour.cdr_delay_ms = 40  # deliveries take a while: both nodes get work
         for cp in names:
             for c in (1, 2):
                 emsp.add_token(token_uid(cp, c), whitelist="ALWAYS")
@@ -117,7 +129,7 @@ async def test_two_nodes_deliver_each_push_once_in_order_per_object(
         await emsp.register_with(invite["versions_url"], invite["token_a"])
         assert all(r.status_code == 1000 for r in await emsp.push_tokens())
         # Node B reads the partner and the tokens fresh (both arrived through node A;
-        # keeping the nodes' memos coherent is not what this test is about).
+        # keeping the nodes' memos coherent is not what these tests are about).
         await b.stop()
         await b.start()
 
@@ -128,16 +140,29 @@ async def test_two_nodes_deliver_each_push_once_in_order_per_object(
         assert sum(stopped) == 2 * CHARGERS * 2 * CHARGES
         backlog = await outbox_counts(a)
         assert backlog.get("pending", 0) >= sum(stopped), backlog  # a CDR each, at least
-        await emsp.set_down("up")
+        yield Backlog(a, b, emsp, sum(stopped))
 
-        async def drained() -> bool:
-            counts = await outbox_counts(b)
-            return not counts.get("pending") and not counts.get("dead")
 
-        await wait_until(drained, timeout=60, interval=0.2, what="both nodes to drain")
-        counts = await outbox_counts(a)
-        listed = (await a.admin("GET", "/api/outbox?all=true"))["messages"]
+async def drained(node: Node) -> None:
+    async def nothing_open() -> bool:
+        counts = await outbox_counts(node)
+        return not counts.get("pending") and not counts.get("dead")
 
+    await wait_until(nothing_open, timeout=60, interval=0.2, what="the outbox to drain")
+
+
+@dataclass
+class Pushes:
+    """The store's account of what was delivered: each Session's pushes in id order,
+    each CDR's Session, and who delivered each."""
+
+    sessions: dict[str, list[tuple[str, Any]]]
+    cdr_session: dict[str, str]
+    cdr_ids: set[str]
+    delivered_by: Counter[str | None]
+
+
+async def stored_pushes(postgres_url: str) -> Pushes:
     db = await Database.open(postgres_url)
     try:
         rows = await db.fetchall(
@@ -147,37 +172,102 @@ async def test_two_nodes_deliver_each_push_once_in_order_per_object(
         cdr_ids = {r[0] for r in await db.fetchall("SELECT id FROM ocpi_cdrs")}
     finally:
         await db.close()
-
-    assert "dead" not in counts and "rejected" not in counts, counts
-    sessions: dict[str, list[tuple[str, Any]]] = {}
-    cdr_session: dict[str, str] = {}
+    pushes = Pushes({}, {}, cdr_ids, Counter())
     for r in rows:
         body = orjson.loads(r["body"])
         assert r["status"] == "delivered", dict(r)
         if r["module"] == "sessions":
             sid = r["path"].rsplit("/", 1)[-1]
-            sessions.setdefault(sid, []).append((r["method"], body))
+            pushes.sessions.setdefault(sid, []).append((r["method"], body))
         elif r["module"] == "cdrs":
-            cdr_session[body["id"]] = body["session_id"]
+            pushes.cdr_session[body["id"]] = body["session_id"]
+        if r["module"] in ("sessions", "cdrs"):
+            pushes.delivered_by[r["claimed_by"]] += 1
+    return pushes
 
-    # Sessions: what each got, in arrival order, is its pushes in order, once each.
+
+def received_by_session(emsp: EmspSandbox) -> dict[str, list[tuple[str, Any]]]:
     received: dict[str, list[tuple[str, Any]]] = {}
     for method, sid, body in emsp.session_events:
         received.setdefault(sid, []).append((method, body))
-    assert set(received) == set(sessions)
-    for sid, pushes in sessions.items():
-        assert pushes[0][0] == "PUT" and pushes[-1][1].get("status") == "COMPLETED", sid
-        assert received[sid] == pushes, sid
-    assert len(sessions) == sum(stopped)
+    return received
 
-    # CDRs (each its own object): each POSTed once.
-    assert set(cdr_session) == cdr_ids and len(cdr_ids) == sum(stopped)
-    assert dict(emsp.cdr_post_counts) == dict.fromkeys(cdr_ids, 1), emsp.cdr_post_counts
-    assert not emsp.cdr_duplicates
 
+def assert_cdrs_once(emsp: EmspSandbox, pushes: Pushes, stopped: int) -> None:
+    """Each CDR (its own object) POSTed exactly once, none unknown, none missing."""
+    assert set(pushes.cdr_session) == pushes.cdr_ids and len(pushes.cdr_ids) == stopped
+    counts = dict(emsp.cdr_post_counts)
+    assert counts == dict.fromkeys(pushes.cdr_ids, 1), counts
+    assert not emsp.cdr_duplicates and not emsp.violations, emsp.violations
+
+
+async def test_two_nodes_deliver_each_push_once_in_order_per_object(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with filled_while_emsp_down(tmp_path, postgres_url) as w:
+        w.emsp.behaviour.cdr_delay_ms = 40  # deliveries take a while: both nodes get work
+        await w.emsp.set_down("up")
+        await drained(w.b)
+        counts = await outbox_counts(w.a)
+        listed = (await w.a.admin("GET", "/api/outbox?all=true"))["messages"]
+    pushes = await stored_pushes(postgres_url)
+
+    assert "dead" not in counts and "rejected" not in counts, counts
+    # Sessions: what each got, in arrival order, is its pushes in order, once each.
+    received = received_by_session(w.emsp)
+    assert set(received) == set(pushes.sessions) and len(received) == w.stopped
+    for sid, sent in pushes.sessions.items():
+        assert sent[0][0] == "PUT" and sent[-1][1].get("status") == "COMPLETED", sid
+        assert received[sid] == sent, sid
+    assert_cdrs_once(w.emsp, pushes, w.stopped)
     # Both nodes delivered part of it, and the operator's view names them.
-    shares = Counter(r["claimed_by"] for r in rows if r["module"] in ("sessions", "cdrs"))
-    assert set(shares) == {a.node_id, b.node_id}, shares
-    assert {m["claimed_by"] for m in listed} <= {a.node_id, b.node_id, None}
-    assert not emsp.violations, emsp.violations
-    print(f"pushes={len(rows)} sessions={len(sessions)} cdrs={len(cdr_ids)} shares={dict(shares)}")
+    assert set(pushes.delivered_by) == {w.a.node_id, w.b.node_id}, pushes.delivered_by
+    assert {m["claimed_by"] for m in listed} <= {w.a.node_id, w.b.node_id, None}
+    print(f"sessions={len(pushes.sessions)} cdrs={len(pushes.cdr_ids)} by={pushes.delivered_by}")
+
+
+def collapsed(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Runs of one request made one: a Session push in flight at a node's death is sent
+    again by its successor (harmless for a PUT or PATCH, and still in its place)."""
+    return [item for i, item in enumerate(items) if i == 0 or items[i - 1] != item]
+
+
+async def test_a_node_killed_mid_delivery_leaves_its_claims_to_the_other(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with filled_while_emsp_down(tmp_path, postgres_url) as w:
+        # CDR POSTs held open up to a second at the eMSP: node A dies with some out.
+        w.emsp.behaviour.cdr_delay_ms = 2000
+        db = await Database.open(postgres_url)
+        try:
+
+            async def a_has_cdrs_out() -> bool:
+                row = await db.fetchone(
+                    "SELECT count(*) AS n FROM ocpi_outbox WHERE claimed_by = ?"
+                    " AND status = 'pending' AND in_flight_at IS NOT NULL AND module = 'cdrs'",
+                    (w.a.node_id,),
+                )
+                return int(row["n"]) >= 2
+
+            await w.emsp.set_down("up")
+            await wait_until(a_has_cdrs_out, timeout=30, interval=0.01, what="node A's POSTs")
+            await w.a.kill()
+            left = await db.fetchall(
+                "SELECT id FROM ocpi_outbox WHERE claimed_by = ? AND status = 'pending'"
+                " AND in_flight_at IS NOT NULL",
+                (w.a.node_id,),
+            )
+        finally:
+            await db.close()
+        assert left, "node A finished everything before it was killed"
+        await drained(w.b)
+    pushes = await stored_pushes(postgres_url)
+
+    taken = {int(e["message_id"]) for e in w.b.events("outbox.in_flight_taken")}
+    assert {r["id"] for r in left} <= taken  # node B took each over, as in flight
+    assert_cdrs_once(w.emsp, pushes, w.stopped)  # looked up, not POSTed again
+    received = received_by_session(w.emsp)
+    assert set(received) == set(pushes.sessions) and len(received) == w.stopped
+    for sid, sent in pushes.sessions.items():
+        assert collapsed(received[sid]) == collapsed(sent), sid
+    print(f"in_flight_at_kill={len(left)} by={pushes.delivered_by}")
