@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,13 +30,17 @@ from aiohttp import web
 from csms.cluster.config import ClusterConfig
 from csms.cluster.node import Cluster
 from csms.ocpi.cpo import outbox_claims
+from csms.ocpi.locations import load_catalog, sync_catalog
 from csms.ocpp16.gateway import ChargerGateway
 from csms.store.db import Database
 from roaming import outbox
 from roaming.client import OcpiClient
 from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy
+from roaming.sessions import SessionService
 from roaming.store import schema as roaming_schema
+from roaming.store.locations import LocationStore
 from roaming.store.outbox import OutboxStore, Status
+from roaming.store.sessions import SessionStore
 from tests.e2e.roaming.test_outbox import Partners
 from tests.support.waiting import wait_until
 
@@ -385,3 +390,78 @@ async def test_held_pushes_are_released_on_one_node_at_a_time(
         assert releases == []  # so node A skips it this round
     await a.run_once()
     assert releases == [NODE_A]
+
+
+LOCATIONS = """
+[[tariffs]]
+id = "AC-STD"
+currency = "EUR"
+energy_price = 0.40
+
+[[locations]]
+id = "LOC-1"
+name = "Depot"
+address = "Hafenstraat 1"
+city = "Amsterdam"
+postal_code = "1011AB"
+country = "NLD"
+latitude = "52.37403"
+longitude = "4.88969"
+time_zone = "Europe/Amsterdam"
+
+[[locations.evses]]
+uid = "EVSE-9"
+evse_id = "NL*CPO*E9"
+charger_id = "CP9"
+connector_id = 1
+standard = "IEC_62196_T2"
+format = "SOCKET"
+power_type = "AC_3_PHASE"
+max_voltage = 230
+max_amperage = 32
+tariff_ids = ["AC-STD"]
+"""
+
+
+async def test_a_session_waiting_on_another_node_is_released_here(
+    rig_at: Callable[[str], Awaitable[Rig]], postgres_url: str, tmp_path: Path
+) -> None:
+    rig = await rig_at(postgres_url)
+    db_a, db_b = await rig.database(), await rig.database()
+    here = SessionService(db_a, LocationStore(db_a, "NL", "CPO"), country_code="NL", party_id="CPO")
+    here.shared_store = True  # as the CSMS wires it when nodes share the store
+    assert await here.release_waiting(outbox.utcnow()) == 0  # nothing waits anywhere yet
+
+    # Node B starts a Session on a connector no EVSE maps (then it may die): the Session
+    # waits, its PUT is held. Node A never saw it start.
+    body = {"id": "S-9", "status": "ACTIVE", "kwh": 0.0, "last_updated": "2026-01-01T00:00:00Z"}
+    meta = {"charger_id": "CP9", "connector_id": 1, "meter_start_wh": 0}
+    reason = "waiting for location: CP9 connector 1 has no EVSE"
+    async with db_b.transaction() as tx:
+        await SessionStore(db_b).insert(
+            tx,
+            session_id="S-9",
+            transaction_id=9,
+            partner_key="NL-EMS",
+            body={**body, "_meta": meta},
+            now=outbox.utcnow(),
+            waiting_for=reason,
+        )
+        put_id = await outbox.enqueue(
+            tx,
+            partner_key="NL-EMS",
+            module="sessions",
+            method="PUT",
+            path=["NL", "CPO", "S-9"],
+            body=body,
+            object_key="session:S-9",
+            held_reason=reason,
+        )
+    file = tmp_path / "locations.toml"
+    file.write_text(LOCATIONS)  # the operator maps the connector (through node A)
+    catalog = load_catalog(str(file), country_code="NL", party_id="CPO")
+    await sync_catalog(db_a, here.locations, catalog)
+
+    assert await here.release_waiting(outbox.utcnow()) == 1
+    row = await db_a.fetchone("SELECT held_reason, body FROM ocpi_outbox WHERE id = ?", (put_id,))
+    assert row["held_reason"] is None and '"location_id":"LOC-1"' in row["body"]
