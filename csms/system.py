@@ -344,6 +344,7 @@ async def compose(
             own_cards=FollowOwnCards(authorization.service, local_lists),
             sites=catalog,
             roaming_view=roaming_view,
+            cluster=cluster,
         )
         if metrics is not None:
             db.write_observer = metrics.store_wrote
