@@ -36,42 +36,44 @@ def by_id(nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 async def test_nodes_and_their_chargers_are_listed_and_a_dead_node_shows(
     tmp_path: Path, postgres_url: str
 ):
-    async with csms_nodes(tmp_path, postgres_url, 2) as (a, b):
-        async with SimulatedChargePoint.connect(b.ocpp_url, "CP-VIEW") as cp:
-            await cp.boot()
+    async with (
+        csms_nodes(tmp_path, postgres_url, 2) as (a, b),
+        SimulatedChargePoint.connect(b.ocpp_url, "CP-VIEW") as cp,
+    ):
+        await cp.boot()
 
-            async def b_holds_it() -> bool:
-                nodes = by_id((await a.admin("GET", "/api/nodes?chargers=true"))["nodes"])
-                return nodes.get("node-b", {}).get("charger_ids") == ["CP-VIEW"]
+        async def b_holds_it() -> bool:
+            nodes = by_id((await a.admin("GET", "/api/nodes?chargers=true"))["nodes"])
+            return nodes.get("node-b", {}).get("charger_ids") == ["CP-VIEW"]
 
-            await wait_until(b_holds_it, what="node b listed with CP-VIEW")
+        await wait_until(b_holds_it, what="node b listed with CP-VIEW")
+        nodes = by_id((await a.admin("GET", "/api/nodes"))["nodes"])
+        assert nodes["node-a"]["this"] and nodes["node-a"]["alive"]
+        assert nodes["node-b"]["alive"] and not nodes["node-b"]["this"]
+        assert (nodes["node-a"]["chargers"], nodes["node-b"]["chargers"]) == (0, 1)
+
+        charger = await a.admin("GET", "/api/chargers/CP-VIEW")
+        assert charger["connected"] is True and charger["node"] == "node-b"
+
+        table = await cli(a, "nodes", "list", "--chargers")
+        lines = table.splitlines()
+        assert lines[0].split()[:3] == ["NODE_ID", "STATE", "CHARGERS"]
+        row_a = next(line for line in lines if line.startswith("node-a "))
+        row_b = next(line for line in lines if line.startswith("node-b "))
+        assert "alive (this)" in row_a and "alive" in row_b and "(this)" not in row_b
+        assert "node-b: CP-VIEW" in lines
+
+        await b.kill()
+
+        async def b_dead() -> bool:
             nodes = by_id((await a.admin("GET", "/api/nodes"))["nodes"])
-            assert nodes["node-a"]["this"] and nodes["node-a"]["alive"]
-            assert nodes["node-b"]["alive"] and not nodes["node-b"]["this"]
-            assert (nodes["node-a"]["chargers"], nodes["node-b"]["chargers"]) == (0, 1)
+            return not nodes["node-b"]["alive"]
 
-            charger = await a.admin("GET", "/api/chargers/CP-VIEW")
-            assert charger["connected"] is True and charger["node"] == "node-b"
-
-            table = await cli(a, "nodes", "list", "--chargers")
-            lines = table.splitlines()
-            assert lines[0].split()[:3] == ["NODE_ID", "STATE", "CHARGERS"]
-            row_a = next(line for line in lines if line.startswith("node-a "))
-            row_b = next(line for line in lines if line.startswith("node-b "))
-            assert "alive (this)" in row_a and "alive" in row_b and "(this)" not in row_b
-            assert "node-b: CP-VIEW" in lines
-
-            await b.kill()
-
-            async def b_dead() -> bool:
-                nodes = by_id((await a.admin("GET", "/api/nodes"))["nodes"])
-                return not nodes["node-b"]["alive"]
-
-            # The harness's lease is 3 s: node b is dead for node a once it runs out.
-            await wait_until(b_dead, timeout=15, what="node b's lease to run out")
-            charger = await a.admin("GET", "/api/chargers/CP-VIEW")
-            assert charger["connected"] is False and charger["node"] is None
-            assert "lease expired" in next(
-                line for line in (await cli(a, "nodes", "list")).splitlines()
-                if line.startswith("node-b ")
-            )  # fmt: skip
+        # The harness's lease is 3 s: node b is dead for node a once it runs out.
+        await wait_until(b_dead, timeout=15, what="node b's lease to run out")
+        charger = await a.admin("GET", "/api/chargers/CP-VIEW")
+        assert charger["connected"] is False and charger["node"] is None
+        assert "lease expired" in next(
+            line for line in (await cli(a, "nodes", "list")).splitlines()
+            if line.startswith("node-b ")
+        )  # fmt: skip
