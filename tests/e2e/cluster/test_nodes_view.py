@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from simulator.chargepoint import SimulatedChargePoint
 from tests.support.csms import ADMIN_TOKEN
 from tests.support.nodes import Node, csms_nodes
@@ -27,6 +29,12 @@ async def cli(node: Node, *args: str) -> str:
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     return out.decode()
+
+
+async def metrics_of(node: Node) -> str:
+    async with aiohttp.ClientSession() as http, http.get(node.admin_url + "/metrics") as resp:
+        assert resp.status == 200
+        return await resp.text()
 
 
 def by_id(nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -63,6 +71,11 @@ async def test_nodes_and_their_chargers_are_listed_and_a_dead_node_shows(
         assert "alive (this)" in row_a and "alive" in row_b and "(this)" not in row_b
         assert "node-b: CP-VIEW" in lines
 
+        metrics = await metrics_of(a)
+        assert 'csms_node{node_id="node-a"} 1.0' in metrics
+        assert 'csms_cluster_nodes{state="alive"} 2.0' in metrics
+        assert 'csms_cluster_node_chargers{node_id="node-b"} 1.0' in metrics
+
         await b.kill()
 
         async def b_dead() -> bool:
@@ -77,3 +90,6 @@ async def test_nodes_and_their_chargers_are_listed_and_a_dead_node_shows(
             line for line in (await cli(a, "nodes", "list")).splitlines()
             if line.startswith("node-b ")
         )  # fmt: skip
+        metrics = await metrics_of(a)
+        assert 'csms_cluster_nodes{state="expired"} 1.0' in metrics
+        assert 'node_id="node-b"' not in metrics
