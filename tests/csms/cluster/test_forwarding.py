@@ -153,6 +153,9 @@ async def test_an_invalid_request_is_refused_on_the_asking_node(
         with pytest.raises(errors.InvalidCallPayload):
             await a.gateway.call("FWD5", "Reset", {"type": "Sideways"})
         assert [c for c, _ in cp.received_calls if c == "Reset"] == []
+        # Before the charger is even looked up: a charger connected nowhere is not the error.
+        with pytest.raises(errors.InvalidCallPayload):
+            await a.gateway.call("NOWHERE", "Reset", {"type": "Sideways"})
 
 
 async def test_a_payload_too_large_for_a_notification_travels_through_the_table(
