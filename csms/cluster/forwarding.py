@@ -43,6 +43,8 @@ CHANNEL_PREFIX = "csms_node"
 NOTIFY_LIMIT = MAX_PAYLOAD_BYTES
 # A row in cluster_calls nobody read after this long is deleted by the next writer.
 ROW_KEEP_S = 600.0
+# How long closing a session on another node may take before it counts as not closed.
+CLOSE_TIMEOUT_S = 5.0
 
 Message = dict[str, Any]
 
@@ -176,30 +178,47 @@ class Forwarder:
         payload: dict[str, Any],
         deadline: float,
     ) -> dict[str, Any]:
-        call_id = uuid.uuid4().hex
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._pending[call_id] = future
-        try:
-            request = {
-                "kind": "call",
-                "id": call_id,
-                "reply_to": self.node_id,
-                "charger": charger_id,
-                "action": action,
-                "payload": payload,
-                "timeout": max(0.0, deadline - asyncio.get_running_loop().time()),
-            }
-            carried = self.carried.take(charger_id)
-            if carried:
-                request["preauthorize"] = carried
-            await self._send(node, request)
-            answer = await future
-        finally:
-            self._pending.pop(call_id, None)
+        request = {
+            "kind": "call",
+            "charger": charger_id,
+            "action": action,
+            "payload": payload,
+            "timeout": max(0.0, deadline - asyncio.get_running_loop().time()),
+        }
+        carried = self.carried.take(charger_id)
+        if carried:
+            request["preauthorize"] = carried
+        answer = await self._exchange(node, request)
         if "error" in answer:
             _raise(answer["error"], charger_id, action, node)
         result: dict[str, Any] = answer["result"]
         return result
+
+    async def disconnect(self, charger_id: str, reason: str, *, if_accepted: bool) -> bool:
+        """Close the charger's session on the node holding it; True when one was closed
+        (False too when that node does not answer within :data:`CLOSE_TIMEOUT_S`)."""
+        node = await self.presence.locate(charger_id)
+        if node is None or node == self.node_id:
+            return False
+        close = {"kind": "close", "charger": charger_id, "reason": reason}
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                answer = await self._exchange(node, {**close, "if_accepted": if_accepted})
+        except TimeoutError:
+            log.warning("cluster.close_unanswered", charge_point_id=charger_id, node=node)
+            return False
+        return bool((answer.get("result") or {}).get("closed"))
+
+    async def _exchange(self, node: str, message: Message) -> Message:
+        """Send ``message`` to ``node`` and wait for its answer (the caller bounds the wait)."""
+        message_id = uuid.uuid4().hex
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._pending[message_id] = future
+        try:
+            await self._send(node, {**message, "id": message_id, "reply_to": self.node_id})
+            return await future
+        finally:
+            self._pending.pop(message_id, None)
 
     # ------------------------------------------------------------------ answering
 
@@ -227,6 +246,8 @@ class Forwarder:
                 future.set_result(message)
         elif kind == "call":
             self._spawn(self._serve(message))
+        elif kind == "close":
+            self._spawn(self._serve_close(message))
 
     async def _from_row(self, note: Message) -> None:
         body = await self._take_row(int(note["row"]))
@@ -260,6 +281,16 @@ class Forwarder:
             await self._send(reply_to, answer)
         except Exception:
             log.exception("cluster.forward_answer_failed", node=reply_to, action=action)
+
+    async def _serve_close(self, message: Message) -> None:
+        """Close a session another node asked to close (a charger removed or demoted there)."""
+        closed = await self.gateway.disconnect_here(
+            str(message["charger"]),
+            str(message["reason"]),
+            if_accepted=bool(message["if_accepted"]),
+        )
+        answer = {"kind": "answer", "id": message["id"], "result": {"closed": closed}}
+        await self._send(str(message["reply_to"]), answer)
 
     # ------------------------------------------------------------------ transport
 

@@ -47,6 +47,10 @@ class RemoteCalls(Protocol):
         """True when another live node holds ``charger_id``'s socket."""
         ...
 
+    async def disconnect(self, charger_id: str, reason: str, *, if_accepted: bool) -> bool:
+        """Close the session on the node holding it (:meth:`ChargerGateway.disconnect`)."""
+        ...
+
 
 class ChargerGateway:
     def __init__(self, call_timeout_s: float) -> None:
@@ -86,6 +90,23 @@ class ChargerGateway:
         if charger_id in self._live:
             return True
         return self.remote is not None and await self.remote.reachable(charger_id)
+
+    async def disconnect(self, charger_id: str, reason: str, *, if_accepted: bool = False) -> bool:
+        """Close ``charger_id``'s session wherever it is (here or on another node); True
+        when one was closed. ``if_accepted``: only a session whose charger was Accepted."""
+        if charger_id in self._live or self.remote is None:
+            return await self.disconnect_here(charger_id, reason, if_accepted=if_accepted)
+        return await self.remote.disconnect(charger_id, reason, if_accepted=if_accepted)
+
+    async def disconnect_here(
+        self, charger_id: str, reason: str, *, if_accepted: bool = False
+    ) -> bool:
+        """:meth:`disconnect` of a session on this node only."""
+        conn = self._live.get(charger_id)
+        if conn is None or (if_accepted and conn.registration_status != "Accepted"):
+            return False
+        await conn.close(reason)
+        return True
 
     async def call(
         self, charger_id: str, action: str, payload: dict[str, Any], timeout: float | None = None

@@ -20,7 +20,7 @@ from csms.cluster.forwarding import NOTIFY_LIMIT
 from csms.ocpp16 import errors
 from csms.system import System
 from simulator.chargepoint import SimulatedChargePoint
-from tests.support.csms import ocpp_url, running_csms
+from tests.support.csms import admin_session, ocpp_url, running_csms
 from tests.support.nodes import csms_nodes
 from tests.support.raw_cp import HANG, Error, RawChargePoint
 from tests.support.waiting import scaled, wait_until
@@ -283,3 +283,27 @@ async def test_the_charger_of_a_dead_node_is_not_connected(
         with pytest.raises(errors.ChargerNotConnected):
             await a.gateway.call("FWD10", "ClearCache", {}, timeout=5.0)
         assert time.monotonic() - started < scaled(1.0)
+
+
+async def test_removing_or_demoting_a_charger_on_node_a_closes_its_session_on_node_b(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with (
+        two_nodes(tmp_path, postgres_url) as (a, b),
+        simulated(b, "FWD11") as demoted,
+        simulated(b, "FWD12") as removed,
+        admin_session(a) as admin,
+    ):
+        await asyncio.gather(demoted.boot(), removed.boot())
+        await located(a, "FWD11", b)
+        await located(a, "FWD12", b)
+
+        async with admin.post("/api/chargers/FWD11/registration", json={"status": "Pending"}) as r:
+            assert r.status == 200 and (await r.json())["disconnected"] is True
+        await wait_until(lambda: not demoted.connected, what="the demoted charger's socket closed")
+
+        async with admin.delete("/api/chargers/FWD12") as r:
+            assert r.status == 200
+            assert await r.json() == {"id": "FWD12", "removed": True, "disconnected": True}
+        await wait_until(lambda: not removed.connected, what="the removed charger's socket closed")
+        assert not b.gateway.is_connected("FWD12")
