@@ -10,6 +10,9 @@ its own socket (:meth:`ChargerGateway.call_here`) and notifies A's channel with
 raises as the same :mod:`csms.ocpp16.errors` type a local call would, so callers cannot
 tell the difference. A's caller waits at most its own call timeout; the request is
 validated on A before it leaves (the gateway does that), so a bad payload never travels.
+A charger removed or demoted through A's admin API has its session on B closed the same
+way (``{kind: "close", id, reply_to, charger, reason, if_accepted}``, answered
+``{closed}``).
 
 A message larger than a notification may carry (a big SendLocalList, a long
 GetConfiguration answer) is written to ``cluster_calls`` and the notification carries
@@ -22,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, Protocol
 
@@ -318,7 +321,7 @@ class Forwarder:
         await self.db.execute("DELETE FROM cluster_calls WHERE id = ?", (row,))
         return str(found["body"])
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)
