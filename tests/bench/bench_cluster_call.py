@@ -8,7 +8,10 @@ A (routed: A looks the charger up in the presence table, notifies B over Postgre
 LISTEN/NOTIFY, B calls the charger and notifies the answer back). The order alternates
 per round so the machine's drift falls on both alike. Both paths cost the same HTTP
 request, admin auth and audit row; the difference is the routing. Bounded loop:
-``BENCH_CLUSTER_CALLS`` rounds (default 500) after 20 warm-up rounds.
+``BENCH_CLUSTER_CALLS`` rounds (default 500) after 20 warm-up rounds, measured
+``BENCH_ATTEMPTS`` times (default 3) on the same nodes; every attempt is printed and the
+least disturbed one (lowest direct p99: the machine's other load shows there first) is
+reported. Overhead = routed percentile minus direct percentile.
 
 Run: ``python -m tests.bench cluster_call``. Target: routed overhead p99 <= 20 ms.
 """
@@ -50,7 +53,27 @@ async def one_call(http: aiohttp.ClientSession, node: Node, n: int) -> float:
     return took
 
 
-async def run(server: TestServer, rounds: int) -> dict[str, float]:
+def summary(direct: list[float], routed: list[float]) -> dict[str, float]:
+    figures = {
+        "direct_p50_ms": percentile(direct, 0.5),
+        "direct_p99_ms": percentile(direct, 0.99),
+        "routed_p50_ms": percentile(routed, 0.5),
+        "routed_p99_ms": percentile(routed, 0.99),
+    }
+    figures["overhead_p50_ms"] = figures["routed_p50_ms"] - figures["direct_p50_ms"]
+    figures["overhead_p99_ms"] = figures["routed_p99_ms"] - figures["direct_p99_ms"]
+    return figures
+
+
+def line(figures: dict[str, float]) -> str:
+    return (
+        f"direct p50 {figures['direct_p50_ms']:.2f} / p99 {figures['direct_p99_ms']:.2f} ms, "
+        f"routed p50 {figures['routed_p50_ms']:.2f} / p99 {figures['routed_p99_ms']:.2f} ms, "
+        f"overhead p50 {figures['overhead_p50_ms']:.2f} / p99 {figures['overhead_p99_ms']:.2f} ms"
+    )
+
+
+async def run(server: TestServer, rounds: int, attempts: int) -> list[dict[str, float]]:
     store_url = await server.fresh_schema_url()
     with tempfile.TemporaryDirectory() as d:
         config = {"server": {"unknown_chargers": "accept"}}
@@ -75,35 +98,34 @@ async def run(server: TestServer, rounds: int) -> dict[str, float]:
             for n in range(WARM_UP):
                 await one_call(http, a, n)
                 await one_call(http, b, n)
-            direct: list[float] = []
-            routed: list[float] = []
-            for n in range(rounds):
-                if n % 2:
-                    routed.append(await one_call(http, a, n))
-                    direct.append(await one_call(http, b, n))
-                else:
-                    direct.append(await one_call(http, b, n))
-                    routed.append(await one_call(http, a, n))
-    figures = {
-        "direct_p50_ms": percentile(direct, 0.5),
-        "direct_p99_ms": percentile(direct, 0.99),
-        "routed_p50_ms": percentile(routed, 0.5),
-        "routed_p99_ms": percentile(routed, 0.99),
-    }
-    figures["overhead_p50_ms"] = figures["routed_p50_ms"] - figures["direct_p50_ms"]
-    figures["overhead_p99_ms"] = figures["routed_p99_ms"] - figures["direct_p99_ms"]
-    return figures
+            results = []
+            for attempt in range(attempts):
+                direct: list[float] = []
+                routed: list[float] = []
+                for n in range(rounds):
+                    if n % 2:
+                        routed.append(await one_call(http, a, n))
+                        direct.append(await one_call(http, b, n))
+                    else:
+                        direct.append(await one_call(http, b, n))
+                        routed.append(await one_call(http, a, n))
+                results.append(summary(direct, routed))
+                print(f"  attempt {attempt + 1}: {line(results[-1])}", flush=True)
+    return results
 
 
 def main() -> None:
     rounds = int(os.environ.get("BENCH_CLUSTER_CALLS", "500"))
+    attempts = max(1, int(os.environ.get("BENCH_ATTEMPTS", "3")))
     server = TestServer.open()
     try:
-        figures = asyncio.run(run(server, rounds))
+        results = asyncio.run(run(server, rounds, attempts))
     finally:
         server.close()
+    figures = min(results, key=lambda f: f["direct_p99_ms"])
     print(
-        f"{rounds} ChangeConfiguration calls each way, charger on node B, admin API:\n"
+        f"{rounds} ChangeConfiguration calls each way, charger on node B, admin API "
+        "(least disturbed attempt):\n"
         f"  direct (asked of B): p50 {figures['direct_p50_ms']:.2f} ms, "
         f"p99 {figures['direct_p99_ms']:.2f} ms\n"
         f"  routed (asked of A): p50 {figures['routed_p50_ms']:.2f} ms, "
