@@ -1,6 +1,6 @@
 """``python -m tests.bench [NAME ...] [--baseline REV]``: run the benchmarks (all, or those
 named: ``authorize``, ``ocpi_tokens``, ``fuzz_ocpi``, ``store``, ``retention``,
-``flood``, ``auth_storm``, ``ocpp_fuzz``, ``cluster_call``).
+``status``, ``flood``, ``auth_storm``, ``ocpp_fuzz``, ``cluster_call``).
 
 ``--baseline REV`` measures the Authorize benchmark's CSMS steps for a checkout of REV
 (set up under ``var/bench/baseline`` with its own venv) beside this checkout, in the same
@@ -62,6 +62,12 @@ def auth_storm(args: argparse.Namespace) -> None:
     bench_hostile.main("auth_storm")
 
 
+def status(args: argparse.Namespace) -> None:
+    from tests.bench import bench_status
+
+    bench_status.main()
+
+
 def ocpp_fuzz(args: argparse.Namespace) -> None:
     from tests.bench import bench_hostile
 
@@ -77,6 +83,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "fuzz_ocpi": fuzz_ocpi,
     "store": store,
     "retention": retention,
+    "status": status,
     "flood": flood,
     "auth_storm": auth_storm,
     "ocpp_fuzz": ocpp_fuzz,
@@ -91,7 +98,7 @@ def main(argv: list[str]) -> int:
         nargs="*",
         metavar="NAME",
         help=(
-            "authorize, ocpi_tokens, fuzz_ocpi, store, retention, flood, auth_storm, "
+            "authorize, ocpi_tokens, fuzz_ocpi, store, retention, status, flood, auth_storm, "
             "ocpp_fuzz, cluster_call"
         ),
     )
