@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -124,7 +125,9 @@ class CommandService:
         notify: Callable[[], None] | None = None,
         expiry_check_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        exclusive: Callable[[str], AbstractAsyncContextManager[bool]] | None = None,
     ) -> None:
+        self.exclusive = exclusive  # several nodes: one runs the expiry check at a time
         self.db = db
         self.store = CommandRepo(db)
         self.locations = locations
@@ -447,7 +450,12 @@ class CommandService:
     async def _expiry_loop(self) -> None:
         while True:
             try:
-                await self.expire_due()
+                if self.exclusive is None:
+                    await self.expire_due()
+                else:
+                    async with self.exclusive("reservation_expiry") as mine:
+                        if mine:
+                            await self.expire_due()
             except Exception:
                 log.exception("ocpi.reservation_expiry_failed")
             await asyncio.sleep(self.expiry_check_s)
