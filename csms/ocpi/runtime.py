@@ -17,6 +17,7 @@ from aiohttp import web
 from csms import logs
 from csms.cluster.coherence import PARTNERS, TOKENS, Coherence
 from csms.config import Config
+from csms.ocpi.memo import TtlMemo
 from csms.store.db import Database
 from roaming.admin import admin_routes
 from roaming.app import create_ocpi_app
@@ -160,13 +161,18 @@ async def build_runtime(
     return RoamingRuntime(config=config, ctx=ctx, sync=sync, admin_routes=admin_routes(ctx, sync))
 
 
-def share_roaming_caches(coherence: Coherence, store: RoamingStore) -> None:
+def share_roaming_caches(
+    coherence: Coherence, store: RoamingStore, locations: TtlMemo | None = None
+) -> None:
     """The roaming store's memos follow the other nodes' writes (PostgreSQL): token
     writes are announced by uid and told to this node's token listeners (the
     authorization's memo, the local lists); partner writes drop the partner memo, which
-    also starts over every ``cluster.cache_bound_s``."""
+    also starts over every ``cluster.cache_bound_s``; the location memo (which EVSEs a
+    charger publishes, sent with real-time Authorizes) lives no longer than that."""
     coherence.share(TOKENS, store.tokens.add_token_listener, store.tokens.listeners.notify)
     partners = coherence.topic(PARTNERS)
     partners.follow(lambda _keys: store.partners.forget())  # forgetting announces nothing
     store.partners.write_listeners.append(lambda: partners.publish(None))
     store.partners.max_age_s = coherence.max_age_s
+    if locations is not None and coherence.max_age_s is not None:
+        locations.ttl_s = min(locations.ttl_s, coherence.max_age_s)
