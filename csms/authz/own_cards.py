@@ -16,6 +16,7 @@ Two ways to serve them, one per deployment:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -78,6 +79,7 @@ class HeldOwnCards:
         self._now = monotonic
         self.verified_at = monotonic()  # when the table last matched the copy (read start)
         self._fingerprint: object = None
+        self._pending: asyncio.Future[None] | None = None
         self.reloads = 0
 
     @classmethod
@@ -96,8 +98,16 @@ class HeldOwnCards:
 
     async def get(self, uid_norm: str) -> OwnCard | None:
         if not self.fresh():
-            await self.reload()
+            await self._reload_shared()
         return self.cards.get(uid_norm)
+
+    async def _reload_shared(self) -> None:
+        """One reload for every request that found the copy too old at the same time."""
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = asyncio.ensure_future(self.reload())
+            pending.add_done_callback(lambda _done: setattr(self, "_pending", None))
+        await asyncio.shield(pending)
 
     async def reload(self) -> None:
         started = self._now()

@@ -7,7 +7,8 @@ over WebSocket, real simulator) and OCPI token PUT throughput (the real roaming 
 
 On PostgreSQL the node runs as one of a cluster would: its caches bounded by
 ``cluster.cache_bound_s`` (the token memo refreshed ahead, the own cards verified every
-half bound), so the cache-hit figures include what coherence costs.
+half bound), so the cache-hit figures include what coherence costs. Logging is at
+``warning`` for the run: the figures are the store's, not the log's.
 
 Each backend gets a fresh store: a SQLite file in a temporary folder, a fresh PostgreSQL
 database from the test server (``CSMS_TEST_POSTGRES_URL``, 127.0.0.1:5432 or a throwaway
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import aiohttp
 
+from csms import logs
 from csms.authz.model import NEED_IO, AuthRequest, AuthStatus
 from csms.system import System
 from simulator.emsp import EmspSandbox
@@ -231,6 +233,8 @@ async def bench_puts(tmp: Path, store_url: str, total: int, clients: int = 8) ->
 
 async def run(server: TestServer) -> None:
     logging.getLogger().setLevel(logging.WARNING)
+    # The CSMS runs in this process: its per-decision info lines would be the figure.
+    logs.configure("warning", "json")
     chargers = int(os.environ.get("BENCH_STORE_CHARGERS", "20"))
     pairs = int(os.environ.get("BENCH_STORE_PAIRS", "50"))
     puts = int(os.environ.get("BENCH_STORE_PUTS", "8000"))
