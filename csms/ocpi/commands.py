@@ -69,6 +69,7 @@ PREAUTH_TTL_S = 900.0
 RESERVATION_PREAUTH_MAX_S = 86400.0
 OCPP_ID_TAG_MAX = 20
 EXPIRY_BATCH = 100
+EXPIRY_JOB = "reservation_expiry"  # the job lock of the expiry check (one node runs it)
 
 OnResult = Callable[[ResultType], Awaitable[None]]
 
@@ -453,7 +454,7 @@ class CommandService:
                 if self.exclusive is None:
                     await self.expire_due()
                 else:
-                    async with self.exclusive("reservation_expiry") as mine:
+                    async with self.exclusive(EXPIRY_JOB) as mine:
                         if mine:
                             await self.expire_due()
             except Exception:
