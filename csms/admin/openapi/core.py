@@ -10,6 +10,7 @@ from csms.admin.openapi.schema import (
     CHARGER_ID,
     ID_TAG,
     INT,
+    NODE,
     OBJECT,
     PASSWORD,
     STR,
@@ -31,7 +32,8 @@ CORE: dict[tuple[str, str], Json] = {
         response=record("status", status={"const": "ok"}),
     ),
     ("GET", "/api/ready"): op(
-        "Readiness: store reachable, OCPP listener up, OCPI listener up when enabled",
+        "Readiness: store reachable, OCPP listener up, OCPI listener up when enabled, "
+        "cluster bus listening (PostgreSQL)",
         "operations",
         public=True,
         errors=(503,),
@@ -60,6 +62,14 @@ CORE: dict[tuple[str, str], Json] = {
         },
         errors=(400,),
         response=list_of("entries", AUDIT_ENTRY),
+    ),
+    ("GET", "/api/nodes"): op(
+        "The CSMS nodes sharing this store: lease, liveness and how many chargers each "
+        "holds (on SQLite, this node alone)",
+        "operations",
+        query={"chargers": (BOOL, "true: also list each node's charger ids")},
+        errors=(400,),
+        response=list_of("nodes", NODE),
     ),
     # --- chargers
     ("GET", "/api/chargers"): op(
