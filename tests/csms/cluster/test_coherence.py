@@ -17,8 +17,11 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
+from csms.authz.own_cards import HeldOwnCards
+from csms.cluster.bus import PgBus
 from csms.cluster.coherence import OWN_CARDS, PARTNERS, TOKENS
 from csms.ocpi.authorization import StoreTokenCache
 from csms.system import System
@@ -187,3 +190,26 @@ async def test_a_partner_unregistered_on_node_a_is_forgotten_by_node_b(nodes: No
         await wait_until(forgotten, timeout=3.0, what="node B sees the partner unregistered")
         assert await partners_b.registered_partners_with_tokens_sender() == []
         assert b.coherence.topic(PARTNERS).received >= 1
+
+
+async def test_a_gap_in_node_bs_bus_flushes_its_caches(nodes: Nodes, postgres_url: str):
+    """Whatever was announced while B's listening connection was down is lost: B
+    forgets its token memo, its partner memo and reloads its own cards."""
+    async with nodes(60.0) as (a, b), EmspSandbox.start(control_port=None) as emsp:
+        emsp.add_token(CARD, whitelist="ALLOWED")
+        await paired(a, emsp)
+        memo_b: StoreTokenCache = b.authorization.token_cache
+        await memo_b.lookup(CARD, "RFID")
+        assert memo_b.peek(CARD, "RFID")
+        held = b.authorization.service.own_cards
+        assert isinstance(held, HeldOwnCards)
+        reloads = held.reloads
+        bus = b.cluster.bus
+        assert isinstance(bus, PgBus) and bus._conn is not None
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            await conn.execute("SELECT pg_terminate_backend($1)", bus._conn.get_server_pid())
+        finally:
+            await conn.close()
+        await wait_until(lambda: memo_b.peek(CARD, "RFID") is None, what="B's memo flushed")
+        await wait_until(lambda: held.reloads > reloads, what="B's own cards reloaded")
