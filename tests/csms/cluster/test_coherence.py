@@ -199,8 +199,12 @@ async def test_a_gap_in_node_bs_bus_flushes_its_caches(nodes: Nodes, postgres_ur
         emsp.add_token(CARD, whitelist="ALLOWED")
         await paired(a, emsp)
         memo_b: StoreTokenCache = b.authorization.token_cache
-        await memo_b.lookup(CARD, "RFID")
-        assert memo_b.peek(CARD, "RFID")
+
+        async def memoised() -> bool:  # a read raced by the sync's notifications is not kept
+            await memo_b.lookup(CARD, "RFID")
+            return memo_b.peek(CARD, "RFID") is not None
+
+        await wait_until(memoised, what="the token in B's memo")
         held = b.authorization.service.own_cards
         assert isinstance(held, HeldOwnCards)
         reloads = held.reloads
