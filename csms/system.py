@@ -11,7 +11,8 @@ Build order (:func:`compose`, nothing listens yet):
    this release, else the CSMS's migrations applied);
 2. the charger gateway (CSMS-initiated calls; the OCPP server fills it as chargers
    connect, the admin API and OCPI commands call through it) and the cluster (this
-   node among the others on PostgreSQL: presence, bus, one-node jobs);
+   node among the others on PostgreSQL: presence, bus, one-node jobs) with the
+   coherence of the caches over its bus (:mod:`csms.cluster.coherence`);
 3. the authorization: the operator's own cards (``id_tags``) and the decision log;
 4. with ``ocpi.enabled``: the roaming runtime (partners, tokens, client, token sync),
    the CPO modules (locations, sessions, CDRs, outbox, OCPP event sink), the roaming
