@@ -50,6 +50,7 @@ from csms.authorization import Authorization, build_local_authorization
 from csms.authz.own_cards import HeldOwnCards
 from csms.authz.ports import Authorizer
 from csms.cluster.coherence import Coherence
+from csms.cluster.forwarding import Forwarder
 from csms.cluster.node import Cluster
 from csms.config import Config
 from csms.locallist.admin_routes import local_list_routes
@@ -117,6 +118,7 @@ class System:
     cluster: Cluster
     coherence: Coherence
     metrics: Metrics | None = None
+    forwarder: Forwarder | None = None  # calls to chargers on other nodes (PostgreSQL)
     admin_token: TokenSource = field(default_factory=lambda: TokenSource("config"))
     local_lists: LocalListManager | None = None
     retention: Retention | None = None
@@ -142,6 +144,9 @@ class System:
         self._exit.push_async_callback(bounded, "cluster", self.cluster.stop)
         await self.coherence.start()
         self._exit.push_async_callback(bounded, "coherence", self.coherence.stop)
+        if self.forwarder is not None:
+            await self.forwarder.start()
+            self._exit.push_async_callback(bounded, "forwarding", self.forwarder.stop)
         self.ocpp = await start_ocpp_server(
             self.config,
             self.db,
@@ -277,6 +282,10 @@ async def compose(
             cluster.bus, cluster.node_id, multi=cluster.multi, bound_s=cluster.cache_bound_s
         )
         held_cards: HeldOwnCards | None = None
+        forwarder = None
+        if cluster.multi:  # a charger connected to another node is called there
+            forwarder = Forwarder(cluster.node_id, cluster.bus, cluster.presence, db, gateway)
+            gateway.remote = forwarder
         authorization = build_local_authorization(config, db)
         exit_stack.push_async_callback(bounded, "decision_log", authorization.decisions.close)
         sources = ScrapeSources(connected=lambda: len(gateway.all()), node_id=cluster.node_id)
@@ -316,7 +325,11 @@ async def compose(
                 cpo.locations,
                 runtime.client,
                 gateway=gateway,
-                preauthorizer=authorization.service,
+                preauthorizer=(
+                    authorization.service
+                    if forwarder is None
+                    else forwarder.carrying(authorization.service)
+                ),
                 timeout_s=config.ocpi_cpo.command_timeout_s,
                 reservations=cpo.reservations,
                 notify=cpo.worker.notify,
@@ -356,6 +369,8 @@ async def compose(
         routes += list(local_list_routes(db, local_lists))
         if authorizer is not None:
             authorization.authorizer = authorizer
+        if forwarder is not None:  # holds command pre-authorizations other nodes send
+            forwarder.preauthorizer = authorization.service
         admin = AdminContext(
             config=config,
             db=db,
@@ -388,6 +403,7 @@ async def compose(
         admin=admin,
         admin_routes=routes,
         cluster=cluster,
+        forwarder=forwarder,
         metrics=metrics,
         admin_token=token_source,
         local_lists=local_lists,

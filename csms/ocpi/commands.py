@@ -243,8 +243,9 @@ class CommandService:
         )
         service.preauthorize(ref.charger_id, token.uid, decision, ttl_s=ttl_s)
 
-    def _connected(self, charger_id: str) -> bool:
-        return self.gateway.is_connected(charger_id)
+    async def _connected(self, charger_id: str) -> bool:
+        """Connected to this node or, with several nodes, to another live one."""
+        return await self.gateway.reachable(charger_id)
 
     async def _start(self, partner: Partner, cmd: StartSession) -> tuple[CommandResponse, Any]:
         reason = self._own_token(partner, cmd.token)
@@ -253,7 +254,7 @@ class CommandService:
         target = await self._target(cmd.location_id, cmd.evse_uid, cmd.connector_id)
         if isinstance(target, str):
             return self._answer(ResponseType.REJECTED, target), None
-        if not self._connected(target.charger_id):
+        if not await self._connected(target.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         self._preauthorize(partner, target, cmd.token, cmd.authorization_reference)
         payload = {"connectorId": target.connector_id, "idTag": cmd.token.uid}
@@ -278,7 +279,7 @@ class CommandService:
         target = await self._target(cmd.location_id, cmd.evse_uid, cmd.connector_id)
         if isinstance(target, str):
             return self._answer(ResponseType.REJECTED, target), None
-        if not self._connected(target.charger_id):
+        if not await self._connected(target.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         return self._answer(ResponseType.ACCEPTED), _Job(
             target.charger_id, "UnlockConnector", {"connectorId": target.connector_id}
@@ -291,7 +292,7 @@ class CommandService:
         target = await self._target(cmd.location_id, cmd.evse_uid)
         if isinstance(target, str):
             return self._answer(ResponseType.REJECTED, target), None
-        if not self._connected(target.charger_id):
+        if not await self._connected(target.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         expiry = parse_datetime(cmd.expiry_date)
         now = self.clock()
@@ -363,7 +364,7 @@ class CommandService:
                 ), None
             if status in ("cancelled", "expired", "rejected"):
                 return self._answer(ResponseType.REJECTED, f"reservation is {status}"), None
-        if not self._connected(reservation.charger_id):
+        if not await self._connected(reservation.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         our_id = reservation.id
 
