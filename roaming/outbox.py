@@ -43,8 +43,8 @@ worker takes the messages it delivers by claiming them (:meth:`OutboxStore.claim
 message is delivered by two at once and per-object order holds across them; a message
 left in flight by a process that died is taken over by another and is ambiguous there
 (looked up first). Releasing held pushes (``release_held``) runs on one process at a
-time when an ``exclusive`` guard is given: two releasing one Session at once would fill
-and let go its pushes twice.
+time when a :class:`~roaming.ports.JobLock` is given: two releasing one Session at once
+would fill and let go its pushes twice.
 
 Sessions need no lookup: a PUT replaces the whole object and a PATCH sets fields, so
 re-sending an in-flight one is harmless, and per-object order (the marked message stays
@@ -64,7 +64,7 @@ import structlog
 from roaming.client import OcpiClient, join_url
 from roaming.errors import InvalidResponse, PartnerRejected, PartnerUnreachable
 from roaming.models import InterfaceRole
-from roaming.ports import Exclusive, PartnerDirectory, SqlExecutor
+from roaming.ports import JobLock, PartnerDirectory, SqlExecutor
 from roaming.store.outbox import OutboxMessage, OutboxStore, Status, insert_message, parse_stamp
 
 log = structlog.get_logger("roaming.outbox")
@@ -302,14 +302,14 @@ class OutboxWorker:
         batch: int = 100,
         clock: Callable[[], datetime] = utcnow,
         release_held: Callable[[datetime], Awaitable[int]] | None = None,
-        exclusive: Exclusive | None = None,
+        jobs: JobLock | None = None,
     ) -> None:
         self.store = store
         # Run before every round: releases held pushes whose missing part has appeared
         # (e.g. a connector was mapped, by whatever means), so they go in the same round;
-        # under ``exclusive("outbox_release")`` when given (skipped while another holds it).
+        # as job ``outbox_release`` of ``jobs`` when given (skipped while another runs it).
         self.release_held = release_held
-        self.exclusive = exclusive
+        self.jobs = jobs
         self.transport = transport
         self.policy = policy or RetryPolicy()
         self.poll_interval_s = poll_interval_s
@@ -341,10 +341,10 @@ class OutboxWorker:
             return len(heads)
 
     async def _release(self, release: Callable[[datetime], Awaitable[int]]) -> None:
-        if self.exclusive is None:
+        if self.jobs is None:
             await release(self.clock())
             return
-        async with self.exclusive("outbox_release") as held:
+        async with self.jobs.exclusive("outbox_release") as held:
             if held:
                 await release(self.clock())
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +69,7 @@ PREAUTH_TTL_S = 900.0
 RESERVATION_PREAUTH_MAX_S = 86400.0
 OCPP_ID_TAG_MAX = 20
 EXPIRY_BATCH = 100
+EXPIRY_JOB = "reservation_expiry"  # the job lock of the expiry check (one node runs it)
 
 OnResult = Callable[[ResultType], Awaitable[None]]
 
@@ -124,7 +126,9 @@ class CommandService:
         notify: Callable[[], None] | None = None,
         expiry_check_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        exclusive: Callable[[str], AbstractAsyncContextManager[bool]] | None = None,
     ) -> None:
+        self.exclusive = exclusive  # several nodes: one runs the expiry check at a time
         self.db = db
         self.store = CommandRepo(db)
         self.locations = locations
@@ -239,8 +243,9 @@ class CommandService:
         )
         service.preauthorize(ref.charger_id, token.uid, decision, ttl_s=ttl_s)
 
-    def _connected(self, charger_id: str) -> bool:
-        return self.gateway.is_connected(charger_id)
+    async def _connected(self, charger_id: str) -> bool:
+        """Connected to this node or, with several nodes, to another live one."""
+        return await self.gateway.reachable(charger_id)
 
     async def _start(self, partner: Partner, cmd: StartSession) -> tuple[CommandResponse, Any]:
         reason = self._own_token(partner, cmd.token)
@@ -249,7 +254,7 @@ class CommandService:
         target = await self._target(cmd.location_id, cmd.evse_uid, cmd.connector_id)
         if isinstance(target, str):
             return self._answer(ResponseType.REJECTED, target), None
-        if not self._connected(target.charger_id):
+        if not await self._connected(target.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         self._preauthorize(partner, target, cmd.token, cmd.authorization_reference)
         payload = {"connectorId": target.connector_id, "idTag": cmd.token.uid}
@@ -274,7 +279,7 @@ class CommandService:
         target = await self._target(cmd.location_id, cmd.evse_uid, cmd.connector_id)
         if isinstance(target, str):
             return self._answer(ResponseType.REJECTED, target), None
-        if not self._connected(target.charger_id):
+        if not await self._connected(target.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         return self._answer(ResponseType.ACCEPTED), _Job(
             target.charger_id, "UnlockConnector", {"connectorId": target.connector_id}
@@ -287,7 +292,7 @@ class CommandService:
         target = await self._target(cmd.location_id, cmd.evse_uid)
         if isinstance(target, str):
             return self._answer(ResponseType.REJECTED, target), None
-        if not self._connected(target.charger_id):
+        if not await self._connected(target.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         expiry = parse_datetime(cmd.expiry_date)
         now = self.clock()
@@ -359,7 +364,7 @@ class CommandService:
                 ), None
             if status in ("cancelled", "expired", "rejected"):
                 return self._answer(ResponseType.REJECTED, f"reservation is {status}"), None
-        if not self._connected(reservation.charger_id):
+        if not await self._connected(reservation.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         our_id = reservation.id
 
@@ -447,7 +452,12 @@ class CommandService:
     async def _expiry_loop(self) -> None:
         while True:
             try:
-                await self.expire_due()
+                if self.exclusive is None:
+                    await self.expire_due()
+                else:
+                    async with self.exclusive(EXPIRY_JOB) as mine:
+                        if mine:
+                            await self.expire_due()
             except Exception:
                 log.exception("ocpi.reservation_expiry_failed")
             await asyncio.sleep(self.expiry_check_s)

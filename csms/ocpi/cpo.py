@@ -184,7 +184,7 @@ async def build_cpo(
         poll_interval_s=cpo_cfg.outbox_poll_interval_s,
         concurrency=cpo_cfg.outbox_concurrency,
         release_held=service.release_waiting,
-        exclusive=cluster.exclusive if cluster is not None else None,
+        jobs=cluster,
     )
     reservations = ReservationService(db, service)
     events = OcpiChargerEvents(locations, service, notify=worker.notify, reservations=reservations)

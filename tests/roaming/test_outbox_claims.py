@@ -383,7 +383,7 @@ async def test_held_pushes_are_released_on_one_node_at_a_time(
         releases.append(NODE_A)
         return 0
 
-    a = await rig.node(NODE_A, db_a, release_held=release, exclusive=cluster_a.exclusive)
+    a = await rig.node(NODE_A, db_a, release_held=release, jobs=cluster_a)
     async with cluster_b.exclusive("outbox_release") as held:
         assert held  # node B is releasing now
         await a.run_once()
