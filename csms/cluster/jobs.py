@@ -44,13 +44,25 @@ async def pg_exclusive(pool: asyncpg.Pool, name: str) -> AsyncIterator[bool]:
         finally:
             try:
                 await asyncio.shield(conn.execute("SELECT pg_advisory_unlock($1)", key))
+            except Exception as exc:
+                # The connection broke under the job (the lock went with it): the job
+                # itself is done, so this is not its error.
+                log.warning("cluster.job_unlock_failed", job=name, error=str(exc))
+                _end(conn)
             except BaseException:
-                # Unlock unsure (cancelled, connection broken): end the session, which
-                # releases its locks, rather than return a locked connection to the pool.
-                conn.terminate()
+                # Cancelled mid-unlock: end the session, which releases its locks,
+                # rather than return a locked connection to the pool.
+                _end(conn)
                 raise
     finally:
-        await asyncio.shield(pool.release(conn))
+        with contextlib.suppress(Exception):  # a connection the pool already took back
+            await asyncio.shield(pool.release(conn))
+
+
+def _end(conn: asyncpg.Connection) -> None:
+    """Close the session at once (a broken one may already be detached from the pool)."""
+    with contextlib.suppress(Exception):
+        conn.terminate()
 
 
 class LocalExclusive:

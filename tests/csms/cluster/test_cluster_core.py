@@ -156,8 +156,7 @@ async def test_a_job_lock_dies_with_its_holders_connection(two, postgres_url: st
 
     await wait_until(free, timeout=15, what="the lock freed by the holder's end")
     release.set()
-    with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
-        await task
+    await task  # the holder's block ends quietly: its lock went with its connection
 
 
 async def test_the_bus_tells_of_a_gap_and_listens_again(two, postgres_url: str):
