@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.connector import Status
+from simulator.errors import NotConnected
 from simulator.session import Session
 from simulator.state import ChargerState
 from simulator.wire import now_iso
@@ -45,7 +46,8 @@ class StatusReporter:
         info: str | None = None,
         ts: str | None = None,
     ) -> dict[str, Any]:
-        """Report the connector's current status; offline, it is reported on reconnect."""
+        """Report the connector's current status; offline (or lost on the way), it is
+        reported on reconnect."""
         conn = self.state.connector(connector)
         if not self.session.connected:
             return {}
@@ -57,7 +59,10 @@ class StatusReporter:
         }
         if info:
             payload["info"] = info
-        response = await self.session.request("StatusNotification", payload)
+        try:
+            response = await self.session.request("StatusNotification", payload)
+        except NotConnected:  # the link died on the way: reported again once back
+            return {}
         self.reported[connector] = conn.status
         return response
 
