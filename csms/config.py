@@ -1,12 +1,11 @@
 """Typed, frozen configuration read from ``config.toml`` plus environment overrides.
 
-Why this is hand-written rather than pydantic: the rules are few (known keys only, exact
-types, a handful of ranges) and the error must name the offending key the way an operator
-writes it (``ocpi.port``), which a ten-line walker over dataclass fields does unaided.
+Why hand-written, not pydantic: the rules are few (known keys, exact types, some ranges)
+and an error must name the key as an operator writes it (``ocpi.port``): a short walker.
 
 Overrides: ``CSMS__<SECTION>__<KEY>=value`` (case-insensitive), parsed as the field's
-type. ``[partners.<name>]`` tables hold per-partner authorization overrides. Errors:
-every problem raises :class:`ConfigError` whose message starts with the key.
+type. ``[partners.<name>]`` tables hold per-partner authorization overrides. Every
+problem raises :class:`ConfigError` whose message starts with the key.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from csms.cluster.config import ClusterConfig, validate_cluster
 from csms.retention_config import RetentionConfig, validate_retention
 from csms.security_config import ConnectionLimits, SecurityConfig, validate_limits
 from csms.store.dialects import StoreUrlError, dialect_of, sqlite_path
@@ -207,6 +207,7 @@ class Config:
     local_lists: LocalListsConfig = field(default_factory=LocalListsConfig)
     security_profile: SecurityProfileConfig = field(default_factory=SecurityProfileConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     log: LogConfig = field(default_factory=LogConfig)
     partners: Mapping[str, PartnerOverride] = field(default_factory=dict)
 
@@ -357,6 +358,7 @@ def _validate(cfg: Config) -> None:
             f"({shortest:g} s)",
         )
     validate_retention(cfg.retention, ConfigError)
+    validate_cluster(cfg.cluster, ConfigError)
     cpo = cfg.ocpi_cpo
     positive("ocpi_cpo.session_update_interval_s", cpo.session_update_interval_s)
     positive("ocpi_cpo.command_timeout_s", cpo.command_timeout_s)

@@ -32,6 +32,7 @@ from websockets.typing import Subprotocol
 
 from csms import logs
 from csms.authz.ports import Authorizer
+from csms.cluster.presence import Presence
 from csms.config import Config
 from csms.datetimes import now_millis
 from csms.domain.chargers import HandshakeFacts
@@ -134,8 +135,10 @@ class _Endpoint:
         gateway: ChargerGateway,
         passwords: PasswordChecker,
         observer: MessageObserver = NO_OBSERVER,
+        presence: Presence | None = None,
     ):
         self.config = config
+        self.presence = presence
         self.passwords = passwords
         self.observer = observer
         sec = config.security
@@ -301,9 +304,11 @@ class _Endpoint:
         _connected(remote=info.remote_address)
         try:
             await self.handlers.writes.connected(charger_id, connected_at)
+            await self._present(conn)
             await conn.serve()
         finally:
             self.gateway.detach(conn)
+            await self._absent(conn)
             _disconnected(
                 code=ws.close_code,
                 reason=ws.close_reason,
@@ -315,6 +320,28 @@ class _Endpoint:
                 except Exception:
                     log.exception("ocpp.mark_disconnected_failed")
 
+    async def _present(self, conn: ChargerConnection) -> None:
+        """Tell the other nodes this one holds the socket now (they close older ones).
+
+        A store error costs the charger nothing here: the node announces its chargers
+        again when it renews its lease after an outage.
+        """
+        if self.presence is None:
+            return
+        info = conn.info
+        try:
+            await self.presence.connected(conn.charger_id, info.connected_at, info.remote_address)
+        except Exception:
+            log.exception("cluster.presence_write_failed")
+
+    async def _absent(self, conn: ChargerConnection) -> None:
+        if self.presence is None:
+            return
+        try:
+            await self.presence.disconnected(conn.charger_id, conn.info.connected_at)
+        except Exception:
+            log.exception("cluster.presence_write_failed")
+
 
 async def start_ocpp_server(
     config: Config,
@@ -325,18 +352,20 @@ async def start_ocpp_server(
     gateway: ChargerGateway | None = None,
     passwords: PasswordChecker | None = None,
     observer: MessageObserver = NO_OBSERVER,
+    presence: Presence | None = None,
 ) -> OcppServer:
     """Bind and serve; returns once listening. ``config.server.port`` may be 0.
 
     ``gateway`` is passed in when other parts (admin API, OCPI commands) are built
     before the server listens and must hold the same gateway. ``passwords`` checks
-    HTTP Basic passwords (tests pass one with a counting verifier).
+    HTTP Basic passwords (tests pass one with a counting verifier). ``presence`` is told
+    which chargers this node holds (several nodes on PostgreSQL).
     """
     passwords = passwords or PasswordChecker()
     vendors = vendors or VendorRegistry()
     gateway = gateway or ChargerGateway(config.server.call_timeout_s)
     handlers = Handlers(config, db, authorizer, events or NoEvents(), vendors)
-    endpoint = _Endpoint(config, db, handlers, gateway, passwords, observer)
+    endpoint = _Endpoint(config, db, handlers, gateway, passwords, observer, presence)
     SecurityHandlers(db, gateway, signing_ca_from(config), endpoint.background).install(handlers)
     s = config.server
     server = await serve(

@@ -10,7 +10,8 @@ Build order (:func:`compose`, nothing listens yet):
 1. the store (``store.url``: SQLite or PostgreSQL; refused if its schema is newer than
    this release, else the CSMS's migrations applied);
 2. the charger gateway (CSMS-initiated calls; the OCPP server fills it as chargers
-   connect, the admin API and OCPI commands call through it);
+   connect, the admin API and OCPI commands call through it) and the cluster (this
+   node among the others on PostgreSQL: presence, bus, one-node jobs);
 3. the authorization: the operator's own cards (``id_tags``) and the decision log;
 4. with ``ocpi.enabled``: the roaming runtime (partners, tokens, client, token sync),
    the CPO modules (locations, sessions, CDRs, outbox, OCPP event sink), the roaming
@@ -25,7 +26,7 @@ Build order (:func:`compose`, nothing listens yet):
 With ``admin.token`` empty, the generated token of ``admin.token_file`` is read (or made
 on first start): :mod:`csms.admin.token_file`.
 
-Start order (:meth:`System.start`): the OCPP server, the local list manager, then OCPI
+Start order (:meth:`System.start`): the cluster (the node's lease), the OCPP server, the local list manager, then OCPI
 (outbox worker, OCPI server, token sync), then the admin API. :meth:`System.stop` closes everything in the
 reverse order of opening, also after a start that failed half-way.
 """
@@ -47,6 +48,7 @@ from csms.admin.token_file import TokenSource, ensure_admin_token
 from csms.authorization import Authorization, build_local_authorization
 from csms.authz.own_cards import HeldOwnCards
 from csms.authz.ports import Authorizer
+from csms.cluster.node import Cluster
 from csms.config import Config
 from csms.locallist.admin_routes import local_list_routes
 from csms.locallist.attribution import ListedOfflineStarts
@@ -110,6 +112,7 @@ class System:
     roaming: Roaming | None
     admin: AdminContext
     admin_routes: list[web.AbstractRouteDef]
+    cluster: Cluster
     metrics: Metrics | None = None
     admin_token: TokenSource = field(default_factory=lambda: TokenSource("config"))
     local_lists: LocalListManager | None = None
@@ -131,6 +134,9 @@ class System:
             raise
 
     async def _start(self) -> None:
+        # The node's lease first: its chargers' presence rows are believed only while it runs.
+        await self.cluster.start()
+        self._exit.push_async_callback(bounded, "cluster", self.cluster.stop)
         self.ocpp = await start_ocpp_server(
             self.config,
             self.db,
@@ -138,6 +144,7 @@ class System:
             events=self.events,
             gateway=self.gateway,
             observer=self.metrics or NO_OBSERVER,
+            presence=self.cluster.presence if self.cluster.multi else None,
         )
         self._exit.push_async_callback(bounded, "ocpp", self.ocpp.close)
         self.ocpp_port = int(self.ocpp.port)
@@ -260,6 +267,7 @@ async def compose(
         db = await open_store(config)
         exit_stack.push_async_callback(db.close)
         gateway = ChargerGateway(config.server.call_timeout_s)
+        cluster = Cluster(config.cluster, db, gateway)
         authorization = build_local_authorization(config, db)
         exit_stack.push_async_callback(bounded, "decision_log", authorization.decisions.close)
         sources = ScrapeSources(connected=lambda: len(gateway.all()))
@@ -355,6 +363,7 @@ async def compose(
         roaming=roaming,
         admin=admin,
         admin_routes=routes,
+        cluster=cluster,
         metrics=metrics,
         admin_token=token_source,
         local_lists=local_lists,

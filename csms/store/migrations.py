@@ -336,4 +336,28 @@ MIGRATIONS: list[tuple[str, str | PerDialect]] = [
         CREATE INDEX signed_certificates_charger ON signed_certificates (charger_id, id);
         """,
     ),
+    (
+        # Several nodes on one database (csms/cluster/). ``cluster_nodes``: every node that
+        # ran, its lease (alive while ``lease_until`` is ahead and ``stopped_at`` unset).
+        # ``charger_presence``: which node holds each charger's socket (PostgreSQL only;
+        # the one SQLite node knows it in memory). Times are the nodes' ISO-8601 UTC text.
+        "0018_cluster",
+        """
+        CREATE TABLE cluster_nodes (
+            node_id      TEXT PRIMARY KEY,
+            version      TEXT NOT NULL,
+            started_at   TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL,
+            lease_until  TEXT NOT NULL,
+            stopped_at   TEXT
+        );
+        CREATE TABLE charger_presence (
+            charger_id      TEXT PRIMARY KEY,
+            node_id         TEXT NOT NULL,
+            connected_since TEXT NOT NULL,
+            remote_address  TEXT NOT NULL
+        );
+        CREATE INDEX charger_presence_node ON charger_presence (node_id);
+        """,
+    ),
 ]
