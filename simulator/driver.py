@@ -202,11 +202,11 @@ class Driver:
                 steps = await self.reconnect(boot=True)
             except SimulatorError as exc:
                 attempt += 1
-                self._log.info("sim.failover_attempt_failed", url=url, error=str(exc))
+                self._log.debug("sim.failover_attempt_failed", url=url, error=str(exc))
                 if policy.attempts is not None and attempt >= policy.attempts:
                     raise
                 continue
-            self._log.info("sim.failed_over", url=url, replayed=len(steps), attempts=attempt + 1)
+            self._log.debug("sim.failed_over", url=url, replayed=len(steps), attempts=attempt + 1)
             return steps
 
     # ----------------------------------------------------------------- follow-ups

@@ -132,7 +132,7 @@ class TransactionFlow:
             try:
                 return await self.session.request(action, payload)
             except NotConnected:
-                self._log.info("sim.unanswered_kept_for_replay", action=action)
+                self._log.debug("sim.unanswered_kept_for_replay", action=action)
         queue.append(QueuedMessage(action, payload, tx))
         self.session.notify()
         return None
