@@ -270,7 +270,12 @@ async def compose(
         cluster = Cluster(config.cluster, db, gateway)
         authorization = build_local_authorization(config, db)
         exit_stack.push_async_callback(bounded, "decision_log", authorization.decisions.close)
-        sources = ScrapeSources(connected=lambda: len(gateway.all()))
+        sources = ScrapeSources(connected=lambda: len(gateway.all()), node_id=cluster.node_id)
+
+        async def node_states() -> list[tuple[str, bool, int]]:
+            return [(n.node_id, n.alive, n.chargers) for n in await cluster.nodes()]
+
+        sources.nodes = node_states
         readiness = Readiness(db, ocpp_serving=lambda: False)
         events: ChargerEvents = NoEvents()
         roaming: Roaming | None = None
@@ -344,6 +349,7 @@ async def compose(
             own_cards=FollowOwnCards(authorization.service, local_lists),
             sites=catalog,
             roaming_view=roaming_view,
+            cluster=cluster,
         )
         if metrics is not None:
             db.write_observer = metrics.store_wrote

@@ -28,6 +28,7 @@ from csms.admin import (
     authorizations,
     calls,
     chargers,
+    nodes,
     openapi,
     security,
     tokens,
@@ -70,6 +71,7 @@ def create_admin_app(
     app.add_routes(calls.routes)
     app.add_routes(security.routes)
     app.add_routes(audit.routes)
+    app.add_routes(nodes.routes)
     app.add_routes(openapi.routes)
     app.add_routes(list(extra_routes))
     mount_dashboard(app)

@@ -71,11 +71,16 @@ def _columns(record: object, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(record, name) for name in names}
 
 
-def _view(charger: Charger, connectors: list[dict[str, Any]], gateway: Any) -> dict[str, Any]:
+def _view(
+    charger: Charger, connectors: list[dict[str, Any]], gateway: Any, node: str | None
+) -> dict[str, Any]:
+    """``node``: the node holding the charger's socket (None: connected nowhere); the
+    socket's details are known only on that node."""
     doc = _columns(charger, CHARGER_COLUMNS)
     doc["has_password"] = charger.has_password
     conn = gateway.connection(charger.id)
-    doc["connected"] = conn is not None
+    doc["connected"] = conn is not None or node is not None
+    doc["node"] = node or None
     doc["connection"] = (
         None
         if conn is None
@@ -103,7 +108,10 @@ async def list_chargers(request: web.Request) -> web.Response:
     gateway = csms_app.gateway
     chargers = await _repo(csms_app).list()
     conns = await _connectors(csms_app.db)
-    return json_response({"chargers": [_view(c, conns.get(c.id, []), gateway) for c in chargers]})
+    placed = await csms_app.placed()
+    return json_response(
+        {"chargers": [_view(c, conns.get(c.id, []), gateway, placed.get(c.id)) for c in chargers]}
+    )
 
 
 @routes.get("/api/chargers/{charger_id}")
@@ -114,7 +122,8 @@ async def get_charger(request: web.Request) -> web.Response:
     if row is None:
         raise ApiError(404, "unknown_charger", f"no charger {charger_id!r} in the registry")
     conns = await _connectors(csms_app.db, charger_id)
-    doc = _view(row, conns.get(charger_id, []), csms_app.gateway)
+    placed = await csms_app.placed()
+    doc = _view(row, conns.get(charger_id, []), csms_app.gateway, placed.get(charger_id))
     active = await TransactionRepo(csms_app.db).running_at(charger_id)
     doc["active_transactions"] = [_columns(t, ACTIVE_TRANSACTION_COLUMNS) for t in active]
     return json_response(doc)
@@ -168,7 +177,7 @@ async def add_charger(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_body", str(exc)) from None
     row = await load_charger_row(csms_app.db, charger_id)
     assert row is not None
-    out = _view(row, [], csms_app.gateway)
+    out = _view(row, [], csms_app.gateway, None)
     if site is not None and csms_app.sites is not None:
         try:
             out["site"] = await csms_app.sites.attach_site(charger_id, site)

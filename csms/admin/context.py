@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from csms.admin.dashboard.ports import RoamingView
+from csms.cluster.node import Cluster
 from csms.config import Config
 from csms.ocpp16.gateway import ChargerGateway
 from csms.store.authorizations import AuthorizationLog
@@ -45,6 +46,14 @@ class AdminContext:
     sites: ChargerSites | None = None
     # What the dashboard shows of roaming; None when OCPI is off ("roaming off").
     roaming_view: RoamingView | None = None
+    # This node among the others (on SQLite: alone); None only in tests of the API alone.
+    cluster: Cluster | None = None
+
+    async def placed(self) -> dict[str, str]:
+        """Connected chargers, on whichever node, with the node's id."""
+        if self.cluster is None:
+            return dict.fromkeys(self.gateway.connections(), "")
+        return await self.cluster.presence.placed()
 
     async def own_cards_changed(self) -> None:
         """After a write to ``id_tags``: the in-memory own-card set follows."""

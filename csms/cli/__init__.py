@@ -25,6 +25,7 @@ from csms.cli import (
     db,
     local_lists,
     locations,
+    nodes,
     partners,
     security,
     serve,
@@ -46,6 +47,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     audit,
     local_lists,
     security,
+    nodes,
     db,
 )
 

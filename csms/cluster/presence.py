@@ -51,6 +51,10 @@ class Presence(Protocol):
 
     async def chargers_of(self, node_id: str) -> list[str]: ...
 
+    async def placed(self) -> dict[str, str]:
+        """Every charger held by a live node, with that node's id (one query, for lists)."""
+        ...
+
 
 class LocalPresence:
     """The one node of a SQLite store: the connected chargers are this node's."""
@@ -70,6 +74,9 @@ class LocalPresence:
 
     async def chargers_of(self, node_id: str) -> list[str]:
         return sorted(self._connected()) if node_id == self.node_id else []
+
+    async def placed(self) -> dict[str, str]:
+        return dict.fromkeys(self._connected(), self.node_id)
 
 
 class TablePresence:
@@ -115,6 +122,14 @@ class TablePresence:
             (node_id,),
         )
         return [str(r["charger_id"]) for r in rows]
+
+    async def placed(self) -> dict[str, str]:
+        rows = await self.db.fetchall(
+            "SELECT p.charger_id, p.node_id FROM charger_presence p JOIN cluster_nodes n"
+            f" ON n.node_id = p.node_id WHERE {ALIVE}",
+            (stamp(self.clock()),),
+        )
+        return {str(r["charger_id"]): str(r["node_id"]) for r in rows}
 
     async def forget_node(self, node_id: str) -> None:
         """Drop every row of ``node_id`` (its earlier life, or its clean stop)."""

@@ -219,6 +219,9 @@ class ScrapeSources:
     syncs: SyncRuns | None = None
     # Connectors chargers report that no EVSE maps: roaming charges there wait (held).
     unmapped: Callable[[], Awaitable[int]] | None = None
+    # This node's id, and the nodes sharing the store: (node id, alive, chargers held).
+    node_id: str = ""
+    nodes: Callable[[], Awaitable[list[tuple[str, bool, int]]]] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     async def read(self) -> list[Metric]:
@@ -230,6 +233,14 @@ class ScrapeSources:
                 value=self.connected(),
             )
         )
+        if self.node_id:
+            node = GaugeMetricFamily(
+                "csms_node", "This CSMS node (1), named by cluster.node_id", labels=["node_id"]
+            )
+            node.add_metric([self.node_id], 1)
+            out.append(node)
+        if self.nodes is not None:
+            out += _node_families(await self.nodes())
         if self.outbox is not None:
             out += _outbox_families(await self.outbox.backlog(), self.clock())
         if self.unmapped is not None:
@@ -286,3 +297,22 @@ def _version() -> str:
 def _parse(stamp: str) -> datetime:
     value = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _node_families(nodes: list[tuple[str, bool, int]]) -> list[Metric]:
+    """Why from every node: any node's scrape tells how many of the others are alive and
+    which holds how many chargers, so a dead node shows even where nobody scrapes it."""
+    alive = GaugeMetricFamily(
+        "csms_cluster_nodes", "Nodes sharing the store, by lease state", labels=["state"]
+    )
+    alive.add_metric(["alive"], sum(1 for _, up, _ in nodes if up))
+    alive.add_metric(["expired"], sum(1 for _, up, _ in nodes if not up))
+    held = GaugeMetricFamily(
+        "csms_cluster_node_chargers",
+        "Chargers whose socket each live node holds (from the presence table)",
+        labels=["node_id"],
+    )
+    for node_id, up, chargers in nodes:
+        if up:
+            held.add_metric([node_id], chargers)
+    return [alive, held]

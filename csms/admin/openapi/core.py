@@ -10,6 +10,7 @@ from csms.admin.openapi.schema import (
     CHARGER_ID,
     ID_TAG,
     INT,
+    NODE,
     OBJECT,
     PASSWORD,
     STR,
@@ -60,6 +61,14 @@ CORE: dict[tuple[str, str], Json] = {
         },
         errors=(400,),
         response=list_of("entries", AUDIT_ENTRY),
+    ),
+    ("GET", "/api/nodes"): op(
+        "The CSMS nodes sharing this store: lease, liveness and how many chargers each "
+        "holds (on SQLite, this node alone)",
+        "operations",
+        query={"chargers": (BOOL, "true: also list each node's charger ids")},
+        errors=(400,),
+        response=list_of("nodes", NODE),
     ),
     # --- chargers
     ("GET", "/api/chargers"): op(

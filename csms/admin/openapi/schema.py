@@ -116,6 +116,14 @@ AUDIT_ENTRY = record(
 CHARGER = record(
     "id", "registration_status", "connected",
     id=STR, registration_status=STR, connected=BOOL, connectors={"type": "array"},
+    node=_NULLABLESTR,
+)  # fmt: skip
+NODE = record(
+    "node_id", "version", "started_at", "heartbeat_at", "lease_until", "alive", "this",
+    "chargers",
+    node_id=STR, version=STR, started_at=STR, heartbeat_at=STR, lease_until=STR,
+    stopped_at=_NULLABLESTR, alive=BOOL, this=BOOL, chargers=INT,
+    charger_ids={"type": "array", "items": STR},
 )  # fmt: skip
 TRANSACTION = record("id", "charger_id", "active", id=INT, charger_id=STR, active=BOOL)
 
