@@ -87,6 +87,7 @@ class LeanCharger:
         self.ws: ClientConnection | None = None
         self.mover: asyncio.Task[None] | None = None  # the failover under way
         self.unanswered: tuple[str, bytes] | None = None  # action, frame tail to send again
+        self.lost_at = 0.0  # when the CSMS side dropped the socket
         self.moved_at: tuple[float, float] | None = None  # new socket open, boot answered
         self.closing = False
         self.writes: set[asyncio.Task[None]] = set()
@@ -277,7 +278,10 @@ class LeanCharger:
         if self.moved_at is not None:
             opened, booted = self.moved_at
             self.moved_at = None
-            self.rec.moved((booted - opened) * 1000.0, (time.perf_counter() - opened) * 1000.0)
+            now = time.perf_counter()
+            self.rec.moved(
+                (booted - opened) * 1000.0, (now - opened) * 1000.0, (now - self.lost_at) * 1000.0
+            )
         if kind == 3:
             self.rec.ok(action, (time.perf_counter() - inflight[2]) * 1000.0)
             self._settle(action, msg)
@@ -309,6 +313,7 @@ class LeanCharger:
                 return
             inflight, self.inflight = self.inflight, None
             if len(self.urls) > 1:
+                self.lost_at = time.perf_counter()
                 self.unanswered = (inflight[1], self.inflight_tail) if inflight else None
                 self.mover = self.loop.create_task(self._fail_over())
                 return

@@ -63,7 +63,8 @@ class LoadReport:
     calibration: dict[str, Any] | None = None
     failovers: int = 0  # chargers that moved to another URL after losing their socket
     # ms from the new socket to its BootNotification answered ("boot_*") and to its first
-    # other call answered ("served_*"): p50, p99, max
+    # other call answered ("served_*"), and from the lost socket to that call answered
+    # ("outage_*", the backoff included): p50, p99, max
     failover_ms: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -83,14 +84,21 @@ class Recorder:
         self.failovers = 0
         self.moved_boot: list[float] = []
         self.moved_served: list[float] = []
+        self.moved_outage: list[float] = []
 
-    def moved(self, boot_ms: float, served_ms: float) -> None:
+    def moved(self, boot_ms: float, served_ms: float, outage_ms: float) -> None:
         self.moved_boot.append(boot_ms)
         self.moved_served.append(served_ms)
+        self.moved_outage.append(outage_ms)
 
     def failover_ms(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        for name, values in (("boot", self.moved_boot), ("served", self.moved_served)):
+        series = (
+            ("boot", self.moved_boot),
+            ("served", self.moved_served),
+            ("outage", self.moved_outage),
+        )
+        for name, values in series:
             ordered = sorted(values)
             if ordered:
                 out[f"{name}_p50"] = round(percentile(ordered, 50), 1)

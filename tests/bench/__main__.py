@@ -74,6 +74,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "flood": flood,
     "auth_storm": auth_storm,
     "ocpp_fuzz": ocpp_fuzz,
+    "failover": lambda _args: __import__("tests.bench.bench_failover", fromlist=["main"]).main(),
 }
 
 
