@@ -26,7 +26,9 @@ Example::
 Several CSMS nodes: pass a list of base URLs (or one comma-separated string) and
 ``failover=FailoverPolicy()``; a socket the CSMS side loses then makes the charger boot
 again on the next URL and replay the transaction messages that were queued, or sent
-and not answered, when the link died (``links`` records each socket's timings)::
+and not answered, when the link died (``links`` records each socket's timings).
+``keep_unanswered=True`` keeps unanswered messages for :meth:`failover` or
+:meth:`reconnect` without failing over by itself::
 
     cp = SimulatedChargePoint(["ws://a:9000/ocpp", "ws://b:9000/ocpp"], "CP1",
                               failover=FailoverPolicy(initial_s=0.2, max_s=5))
@@ -118,6 +120,7 @@ class SimulatedChargePoint:
         csr_key: str = "ec",
         reconnect_on_new_certificate: bool = True,
         failover: FailoverPolicy | None = None,
+        keep_unanswered: bool = False,
         seed: int | None = None,
     ) -> None:
         serial = (serial or f"SIM-{cp_id}")[:25]  # CiString25 in BootNotification
@@ -154,6 +157,9 @@ class SimulatedChargePoint:
         )
         statuses = StatusReporter(self.state, self.session)
         flow = TransactionFlow(self.state, self.session, statuses)
+        # A charger that fails over keeps what the lost link left unanswered for the next.
+        keep = keep_unanswered or failover is not None
+        flow.keep_unanswered = statuses.tolerate_loss = keep
         self.driver = Driver(self.state, self.session, statuses, flow)
         self.security = SecurityCalls(
             self.driver,

@@ -164,6 +164,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 local_list_max_length=args.local_list_max,
                 send_local_list_max_length=args.send_local_list_max,
                 feature_profiles=args.feature_profiles,
+                keep_unanswered=True,  # replayed by _reconnect
                 **tls_options(args),
             )
             chargers.append(cp)

@@ -6,9 +6,11 @@ replaying them must fill in the ``transactionId`` the CSMS hands out for the que
 so the queue and the transactions it refers to belong together.
 
 A transaction message must reach the CSMS (OCPP 1.6, "Transaction-related messages"):
-one sent but unanswered when the socket died joins the queue too, and is sent
-again on the next link with a new message id and the same content; while the queue holds
-older messages, a new one waits behind them, so the CSMS sees them in the charger's order.
+with ``keep_unanswered`` (a charger that fails over), one sent but unanswered when the
+socket died joins the queue too, and is sent again on the next link with a new message id
+and the same content; while the queue holds older messages, a new one waits behind them,
+so the CSMS sees them in the charger's order. Without it the caller gets
+:class:`NotConnected`, as fault tests that count only answered calls expect.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class TransactionFlow:
         self.session = session
         self.statuses = statuses
         self.meter_tasks: dict[int, asyncio.Task[None]] = {}
+        self.keep_unanswered = False
         self._log = log.bind(cp_id=state.identity.cp_id)
 
     async def start_transaction(
@@ -126,12 +129,16 @@ class TransactionFlow:
         self, action: str, payload: dict[str, Any], tx: Tx | None
     ) -> dict[str, Any] | None:
         """Send a transaction message now, or keep it for the replay (None): when offline,
-        when older messages still wait, or when the link died before the answer came."""
+        and with ``keep_unanswered`` when older messages still wait or when the link died
+        before the answer came."""
         queue = self.state.offline_queue
-        if self.session.connected and not queue:
+        keep = self.keep_unanswered
+        if self.session.connected and not (keep and queue):
             try:
                 return await self.session.request(action, payload)
             except NotConnected:
+                if not keep:
+                    raise
                 self._log.debug("sim.unanswered_kept_for_replay", action=action)
         queue.append(QueuedMessage(action, payload, tx))
         self.session.notify()

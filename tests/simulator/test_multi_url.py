@@ -22,7 +22,7 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from simulator.chargepoint import FailoverPolicy, SimulatedChargePoint
+from simulator.chargepoint import FailoverPolicy, NotConnected, SimulatedChargePoint
 from simulator.failover import split_urls
 from simulator.load import LoadConfig, run_load
 from simulator.wire import SUBPROTOCOL, now_iso
@@ -157,6 +157,23 @@ async def test_a_stop_left_unanswered_is_sent_again_on_the_next_node_and_stops_o
         assert [link.url for link in cp.links] == [a.url + "/CP-F", b.url + "/CP-F"]
         assert cp.links[0].lost_at is not None and cp.links[1].booted_at is not None
         assert cp.links[1].served_at is not None  # the replayed stop was answered
+
+
+async def test_without_failover_a_lost_stop_raises_as_before() -> None:
+    """Fault tests count only the calls answered: a charger that does not fail over still
+    gets NotConnected for a call its socket took down with it, and keeps nothing."""
+    async with nodes("a", "b") as (a, b):
+        cp = SimulatedChargePoint([a.url, b.url], "CP-P", heartbeat=False, step_delay_s=0)
+        await cp.open()
+        try:
+            await cp.boot()
+            await cp.start_transaction(1, "TAG1", meter_start=0, meter_loop=False)
+            a.dies_on.add("StopTransaction")
+            with pytest.raises(NotConnected):
+                await cp.stop_transaction(1, meter_stop=10, move_status=False)
+            assert not cp.offline_queue and len(cp.links) == 1
+        finally:
+            await cp.close()
 
 
 async def test_a_start_whose_answer_was_lost_gets_its_id_from_the_next_node() -> None:
