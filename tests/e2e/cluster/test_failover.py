@@ -261,6 +261,13 @@ async def test_a_node_killed_mid_load_loses_and_duplicates_nothing(
             key = (r["charger_id"], r["connector_id"], r["start_timestamp"], r["meter_start"])
             by_content.setdefault(key, []).append(r["id"])
         duplicated = {k: v for k, v in by_content.items() if len(v) > 1}
+        # A start sent again (new message id, same content) got the id of its one row.
+        for cp in on_a:
+            for step in cp.steps:
+                if step.queued and step.action == "StartTransaction" and step.response:
+                    req = step.request
+                    key = (cp.id, req["connectorId"], req["timestamp"], req["meterStart"])
+                    assert by_content.get(key) == [step.response["transactionId"]], (key, step)
         row_of = {r["id"]: r for r in rows}
         started_ids = [tx.id for _, tx in fleet.started]
         lost = [
