@@ -277,6 +277,8 @@ async def compose(
 
         sources.nodes = node_states
         readiness = Readiness(db, ocpp_serving=lambda: False)
+        if cluster.multi:
+            readiness.cluster_hearing = lambda: cluster.bus.healthy
         events: ChargerEvents = NoEvents()
         roaming: Roaming | None = None
         catalog: CatalogAdmin | None = None

@@ -42,11 +42,17 @@ class Readiness:
     db: Database
     ocpp_serving: Callable[[], bool]
     ocpi_serving: Callable[[], bool] | None = None
+    # Several nodes: whether this node hears the others (its LISTEN connection is up).
+    # Why it gates readiness: a node deaf to the bus cannot be asked to close a charger's
+    # older socket or to answer a forwarded call, so it should not take new chargers.
+    cluster_hearing: Callable[[], bool] | None = None
 
     async def check(self) -> dict[str, bool]:
         checks = {"store": await self._store(), "ocpp": self.ocpp_serving()}
         if self.ocpi_serving is not None:
             checks["ocpi"] = self.ocpi_serving()
+        if self.cluster_hearing is not None:
+            checks["cluster"] = self.cluster_hearing()
         return checks
 
     async def _store(self) -> bool:

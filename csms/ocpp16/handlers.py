@@ -274,7 +274,11 @@ class Handlers:
         samples = samples_of(stop.transaction_data or [])
         kind: str | None = None
         async with self.db.transaction() as tx:
-            txn = None if "transactionId" in raw else await TransactionRepo.get_in(tx, tid)
+            txn = (
+                None
+                if "transactionId" in raw
+                else await TransactionRepo.get_in(tx, tid, for_update=True)
+            )
             if txn is None or txn.charger_id != cid:
                 kind = "orphan"
             elif not txn.active:

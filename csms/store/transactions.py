@@ -114,8 +114,17 @@ class TransactionRepo:
         return _record(row), n > 0
 
     @staticmethod
-    async def get_in(ex: Executor, transaction_id: int) -> TransactionRecord | None:
-        row = await ex.fetchone(_SELECT_ONE, (transaction_id,))
+    async def get_in(
+        ex: Executor, transaction_id: int, *, for_update: bool = False
+    ) -> TransactionRecord | None:
+        """``for_update``: on PostgreSQL the row stays locked until ``ex``'s transaction
+        ends. Why: a StopTransaction replayed on another node while the first node is
+        still handling it must wait and then see the transaction stopped, or both would
+        stop it and queue two CDRs. (SQLite's single writer already serialises them.)"""
+        sql = _SELECT_ONE
+        if for_update and ex.dialect == "postgresql":
+            sql += " FOR UPDATE"
+        row = await ex.fetchone(sql, (transaction_id,))
         return _record(row) if row else None
 
     @staticmethod

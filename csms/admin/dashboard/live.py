@@ -46,8 +46,9 @@ def _digest(*parts: object) -> str:
 async def version(ctx: AdminContext, topic: str) -> str:
     """The current version of one topic (changes whenever its pages would)."""
     if topic == "chargers":
-        connected = sorted(ctx.gateway.connections())
-        return _digest(await queries.chargers_fingerprint(ctx.db), connected)
+        # Every node's chargers (presence), so a charger moving between nodes shows too.
+        placed = sorted((await ctx.placed()).items())
+        return _digest(await queries.chargers_fingerprint(ctx.db), placed)
     if topic == "transactions":
         return _digest(await queries.transactions_fingerprint(ctx.db))
     if topic == "authorizations":

@@ -72,7 +72,8 @@ async def overview(request: web.Request) -> web.Response:
         topics=" ".join(topics),
         versions=seen,
         roaming_on=ctx.roaming_view is not None,
-        online=len(ctx.gateway.connections()),
+        online=len(await ctx.placed()),
+        nodes=[] if ctx.cluster is None or not ctx.cluster.multi else await ctx.cluster.nodes(),
         registered=await queries.charger_count(ctx.db),
         active=await queries.active_transaction_count(ctx.db),
         summary=summary,
@@ -99,8 +100,14 @@ async def _charger_rows(ctx: AdminContext, charger_id: str | None = None) -> lis
     else:
         one = await repo.get(charger_id)
         chargers = [] if one is None else [one]
+    placed = await ctx.placed()
     return [
-        views.charger_row(c, ctx.gateway.is_connected(c.id), connectors.get(c.id, []))
+        views.charger_row(
+            c,
+            c.id in placed or ctx.gateway.is_connected(c.id),
+            connectors.get(c.id, []),
+            placed.get(c.id) or None,
+        )
         for c in chargers
     ]
 

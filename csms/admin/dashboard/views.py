@@ -153,11 +153,15 @@ def _cdr_state(delivery: Delivery | None) -> str | None:
 
 
 def charger_row(
-    charger: Charger, connected: bool, connectors: Sequence[Mapping[str, Any]]
+    charger: Charger,
+    connected: bool,
+    connectors: Sequence[Mapping[str, Any]],
+    node: str | None = None,
 ) -> dict[str, Any]:
     return {
         "id": charger.id,
         "connected": connected,
+        "node": node,
         "registration_status": charger.registration_status,
         "vendor": charger.vendor,
         "model": charger.model,

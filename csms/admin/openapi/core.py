@@ -32,7 +32,8 @@ CORE: dict[tuple[str, str], Json] = {
         response=record("status", status={"const": "ok"}),
     ),
     ("GET", "/api/ready"): op(
-        "Readiness: store reachable, OCPP listener up, OCPI listener up when enabled",
+        "Readiness: store reachable, OCPP listener up, OCPI listener up when enabled, "
+        "cluster bus listening (PostgreSQL)",
         "operations",
         public=True,
         errors=(503,),

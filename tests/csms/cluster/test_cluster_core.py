@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -192,3 +193,18 @@ async def test_on_sqlite_the_node_is_alone(tmp_path: Path):
             assert mine
             async with app.cluster.exclusive("job") as again:
                 assert not again
+
+
+async def test_a_node_deaf_to_the_bus_is_not_ready(two):
+    a, _b = two
+    url = f"http://127.0.0.1:{a.admin_port}/api/ready"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["checks"]["cluster"] is True
+        bus = a.cluster.bus
+        assert isinstance(bus, PgBus)
+        await bus.close()  # as if its listening connection could not be opened again
+        async with http.get(url) as resp:
+            assert resp.status == 503
+            assert (await resp.json())["checks"]["cluster"] is False

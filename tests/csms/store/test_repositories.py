@@ -3,6 +3,7 @@ SQLite file and a real PostgreSQL database: every test runs once on each)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -212,3 +213,43 @@ def test_charger_time_reads_offsets_naive_values_and_falls_back() -> None:
     assert charger_time("yesterday", fallback) is fallback
     assert charger_time(None, fallback) is fallback
     assert charger_time("", fallback) is fallback
+
+
+async def test_two_nodes_stopping_one_transaction_take_turns(postgres_url: str) -> None:
+    """Two nodes (two pools on one database) handle the same StopTransaction at once: the
+    second reads the row only after the first committed its stop, so it sees a stopped
+    transaction (and records a duplicate) instead of stopping it a second time."""
+    first, second = await Database.open(postgres_url), await Database.open(postgres_url)
+    try:
+        repo = TransactionRepo(first)
+        async with first.transaction() as tx:
+            txn, _ = await repo.insert_start(tx, start())
+        stop = transaction_stop(
+            {"transactionId": txn.id, "meterStop": 900, "timestamp": "2026-01-01T11:00:00Z"}
+        )
+        order: list[str] = []
+        holding = asyncio.Event()
+
+        async def node_a() -> None:
+            async with first.transaction() as tx:
+                seen = await TransactionRepo.get_in(tx, txn.id, for_update=True)
+                assert seen is not None and seen.active
+                holding.set()
+                await asyncio.sleep(0.3)  # node a is slow; node b must wait, not race
+                await TransactionRepo.stop(tx, stop, "2026-01-01T11:00:01.000Z")
+                order.append("a stopped")
+
+        async def node_b() -> bool:
+            await holding.wait()
+            async with second.transaction() as tx:
+                seen = await TransactionRepo.get_in(tx, txn.id, for_update=True)
+                order.append("b read")
+                assert seen is not None
+                return seen.active
+
+        _, b_saw_active = await asyncio.gather(node_a(), node_b())
+        assert order == ["a stopped", "b read"]
+        assert b_saw_active is False
+    finally:
+        await first.close()
+        await second.close()
