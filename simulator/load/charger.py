@@ -90,6 +90,7 @@ class LeanCharger:
         self.lost_at = 0.0  # when the CSMS side dropped the socket
         self.moved_at: tuple[float, float] | None = None  # new socket open, boot answered
         self.closing = False
+        self.due: asyncio.TimerHandle | None = None  # the next CALL, scheduled (open loop)
         self.writes: set[asyncio.Task[None]] = set()
         self.reader: asyncio.Task[None] | None = None
         self.k = 0  # CALLs of the quota done (answered, failed or timed out)
@@ -232,7 +233,7 @@ class LeanCharger:
             due = self.start_at + self.k * interval
             delay = due - time.perf_counter()
             if delay > 0:
-                self.loop.call_later(delay, self._send, action, tail, due)
+                self.due = self.loop.call_later(delay, self._send, action, tail, due)
                 return
             if delay < -interval:
                 self.rec.behind += 1
@@ -241,7 +242,11 @@ class LeanCharger:
             self._send(action, tail, time.perf_counter())
 
     def _send(self, action: str, tail: bytes, t0: float) -> None:
+        self.due = None
         if self.finished.done():
+            return
+        if self.mover is not None and not self.mover.done():
+            self.unanswered = (action, tail)  # due while moving: sent once moved
             return
         mid = self.prefix + str(next(self.ids)).encode()
         self.inflight = (mid.decode(), action, t0)
@@ -343,6 +348,7 @@ class LeanCharger:
             ws = self.ws
             assert isinstance(ws, DirectClientConnection)
             self.moved_at = (opened, time.perf_counter())
+            self.mover = None  # moved: calls go out again
             self.rec.failovers += 1
             ws.on_frame = self._on_frame
             self.reader = self.loop.create_task(self._read_library_path(ws))
@@ -350,7 +356,7 @@ class LeanCharger:
                 action, tail = self.unanswered
                 self.unanswered = None
                 self._send(action, tail, time.perf_counter())
-            else:
+            elif self.due is None:  # else the CALL scheduled before the loss goes then
                 self._next()
             return
         self._give_up(self.unanswered[0] if self.unanswered else "Authorize")

@@ -81,6 +81,7 @@ class Node:
     dies_on: set[str] = field(default_factory=set)
     server: Server | None = None
     sockets: set[ServerConnection] = field(default_factory=set)
+    died_on: list[Received] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -95,10 +96,12 @@ class Node:
                 kind, mid, action, payload = json.loads(raw)
                 if kind != 2:
                     continue
-                self.ledger.calls.append(Received(self.name, charger, mid, action, payload))
+                got = Received(self.name, charger, mid, action, payload)
+                self.ledger.calls.append(got)
                 result = self.ledger.apply(action, payload)
                 if action in self.dies_on:
                     self.dies_on.discard(action)
+                    self.died_on.append(got)
                     ws.transport.abort()  # committed, never answered
                     return
                 await ws.send(json.dumps([3, mid, result]))
@@ -322,3 +325,27 @@ async def test_the_load_generator_replays_its_unanswered_call_on_the_next_node()
             "a",
             "b",
         ]
+
+
+async def test_the_load_generator_in_open_loop_keeps_every_session_whole() -> None:
+    """On a schedule (open loop) too: the MeterValues a node died on is sent again on the
+    next one, no call fails, and every session still ends with its one stop."""
+    async with nodes("a", "b") as (a, b):
+        ledger = a.ledger
+        a.dies_on.add("MeterValues")
+        cfg = LoadConfig(
+            url=f"{a.url},{b.url}",
+            chargers=4,
+            calls=120,
+            rate=400,
+            id_pattern="LO{n}",
+            timeout=5.0,
+            failover_initial_s=0.05,
+        )
+        report = await asyncio.wait_for(run_load(cfg), scaled(20))
+        assert report.errors == 0 and report.failovers == 1, report.error_kinds
+        assert report.calls_done == report.calls_planned == 120
+        [lost] = a.died_on
+        assert any(c.payload == lost.payload for c in ledger.of("MeterValues", "b"))
+        assert set(ledger.stopped) == set(ledger.starts.values())
+        assert all(n == 1 for n in ledger.stopped.values())
