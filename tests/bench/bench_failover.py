@@ -74,7 +74,23 @@ async def measure(server: TestServer) -> dict[str, Any]:
             if kill_task:
                 await kill_task[0]
             survivors = await chargers_on(b)
-    return summary(report, killed, took, chargers, rate, survivors)
+            out = summary(report, killed, took, chargers, rate, survivors)
+            out["survivor_warnings"] = warnings_of(b)
+    return out
+
+
+def warnings_of(node: Node) -> dict[str, int]:
+    """The survivor's warning and error log events, counted by name."""
+    counts: dict[str, int] = {}
+    for line in list(node.lines):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("level") in ("warning", "error", "critical"):
+            name = str(event.get("event"))
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 async def chargers_on(node: Node) -> int | None:
@@ -137,6 +153,7 @@ def render(out: dict[str, Any]) -> str:
             f" / p99 {f.get('outage_p99', 0):.0f} / max {f.get('outage_max', 0):.0f} ms",
             f"calls {out['calls_done']}/{out['calls_planned']}, errors {out['errors']} "
             f"{out['error_kinds'] or ''}",
+            f"survivor's warnings and errors: {out.get('survivor_warnings') or 'none'}",
             f"target: all served within {out['target_ms'] / 1000:g} s of their reconnect: "
             f"{'met' if out['met'] else 'MISSED'} (load average {out['load_average'][0]:.1f}, "
             f"wall {out['wall_s']} s)",
