@@ -50,6 +50,7 @@ from csms.store.charger_writes import AuthFactsReader, ChargerWrites
 from csms.store.chargers import ChargerRepo, charger_id_problem
 from csms.store.db import Database
 from csms.store.passwords import PasswordChecker
+from csms.store.status_writes import StatusWrites
 
 SUBPROTOCOL = "ocpp1.6"
 log = structlog.get_logger("csms.ocpp")
@@ -96,6 +97,7 @@ class OcppServer:
     faults: Faults = field(default_factory=Faults)
     passwords: PasswordChecker = field(default_factory=PasswordChecker)
     throttle: AuthThrottle | None = None
+    _statuses: StatusWrites | None = None
 
     @property
     def internal_errors(self) -> int:
@@ -118,6 +120,8 @@ class OcppServer:
         await self._server.wait_closed()
         if self._writes is not None:
             await self._writes.close()
+        if self._statuses is not None:
+            await self._statuses.close()
         self.passwords.close()
         for task in list(self._background):
             task.cancel()
@@ -393,4 +397,5 @@ async def start_ocpp_server(
         endpoint.faults,
         passwords,
         endpoint.throttle,
+        handlers.statuses,
     )

@@ -48,6 +48,7 @@ from csms.admin.token_file import TokenSource, ensure_admin_token
 from csms.authorization import Authorization, build_local_authorization
 from csms.authz.own_cards import HeldOwnCards
 from csms.authz.ports import Authorizer
+from csms.cluster.forwarding import Forwarder
 from csms.cluster.node import Cluster
 from csms.config import Config
 from csms.locallist.admin_routes import local_list_routes
@@ -114,6 +115,7 @@ class System:
     admin_routes: list[web.AbstractRouteDef]
     cluster: Cluster
     metrics: Metrics | None = None
+    forwarder: Forwarder | None = None  # calls to chargers on other nodes (PostgreSQL)
     admin_token: TokenSource = field(default_factory=lambda: TokenSource("config"))
     local_lists: LocalListManager | None = None
     retention: Retention | None = None
@@ -137,6 +139,9 @@ class System:
         # The node's lease first: its chargers' presence rows are believed only while it runs.
         await self.cluster.start()
         self._exit.push_async_callback(bounded, "cluster", self.cluster.stop)
+        if self.forwarder is not None:
+            await self.forwarder.start()
+            self._exit.push_async_callback(bounded, "forwarding", self.forwarder.stop)
         self.ocpp = await start_ocpp_server(
             self.config,
             self.db,
@@ -268,6 +273,10 @@ async def compose(
         exit_stack.push_async_callback(db.close)
         gateway = ChargerGateway(config.server.call_timeout_s)
         cluster = Cluster(config.cluster, db, gateway)
+        forwarder = None
+        if cluster.multi:  # a charger connected to another node is called there
+            forwarder = Forwarder(cluster.node_id, cluster.bus, cluster.presence, db, gateway)
+            gateway.remote = forwarder
         authorization = build_local_authorization(config, db)
         exit_stack.push_async_callback(bounded, "decision_log", authorization.decisions.close)
         sources = ScrapeSources(connected=lambda: len(gateway.all()), node_id=cluster.node_id)
@@ -304,7 +313,11 @@ async def compose(
                 cpo.locations,
                 runtime.client,
                 gateway=gateway,
-                preauthorizer=authorization.service,
+                preauthorizer=(
+                    authorization.service
+                    if forwarder is None
+                    else forwarder.carrying(authorization.service)
+                ),
                 timeout_s=config.ocpi_cpo.command_timeout_s,
                 reservations=cpo.reservations,
                 notify=cpo.worker.notify,
@@ -343,6 +356,8 @@ async def compose(
         routes += list(local_list_routes(db, local_lists))
         if authorizer is not None:
             authorization.authorizer = authorizer
+        if forwarder is not None:  # holds command pre-authorizations other nodes send
+            forwarder.preauthorizer = authorization.service
         admin = AdminContext(
             config=config,
             db=db,
@@ -372,6 +387,7 @@ async def compose(
         admin=admin,
         admin_routes=routes,
         cluster=cluster,
+        forwarder=forwarder,
         metrics=metrics,
         admin_token=token_source,
         local_lists=local_lists,

@@ -194,11 +194,9 @@ async def remove_charger(request: web.Request) -> web.Response:
     if await load_charger_row(csms_app.db, charger_id) is None:
         raise ApiError(404, "unknown_charger", f"no charger {charger_id!r} in the registry")
     await _repo(csms_app).remove(charger_id)
-    # A removed charger must not keep the session it was admitted with.
-    conn = csms_app.gateway.connection(charger_id)
-    if conn is not None:
-        await conn.close("removed from registry")
-    return json_response({"id": charger_id, "removed": True, "disconnected": conn is not None})
+    # A removed charger must not keep the session it was admitted with (on any node).
+    disconnected = await csms_app.gateway.disconnect(charger_id, "removed from registry")
+    return json_response({"id": charger_id, "removed": True, "disconnected": disconnected})
 
 
 @routes.post("/api/chargers/{charger_id}/registration")
@@ -224,11 +222,9 @@ async def set_registration(request: web.Request) -> web.Response:
         )
     if not await _repo(csms_app).set_registration_status(charger_id, status):
         raise ApiError(404, "unknown_charger", f"no charger {charger_id!r} in the registry")
-    conn = csms_app.gateway.connection(charger_id)
-    disconnected = False
-    if conn is not None and status != "Accepted" and conn.registration_status == "Accepted":
-        await conn.close(f"registration set to {status}")
-        disconnected = True
+    disconnected = status != "Accepted" and await csms_app.gateway.disconnect(
+        charger_id, f"registration set to {status}", if_accepted=True
+    )
     return json_response(
         {"id": charger_id, "registration_status": status, "disconnected": disconnected}
     )

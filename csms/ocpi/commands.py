@@ -239,8 +239,9 @@ class CommandService:
         )
         service.preauthorize(ref.charger_id, token.uid, decision, ttl_s=ttl_s)
 
-    def _connected(self, charger_id: str) -> bool:
-        return self.gateway.is_connected(charger_id)
+    async def _connected(self, charger_id: str) -> bool:
+        """Connected to this node or, with several nodes, to another live one."""
+        return await self.gateway.reachable(charger_id)
 
     async def _start(self, partner: Partner, cmd: StartSession) -> tuple[CommandResponse, Any]:
         reason = self._own_token(partner, cmd.token)
@@ -249,7 +250,7 @@ class CommandService:
         target = await self._target(cmd.location_id, cmd.evse_uid, cmd.connector_id)
         if isinstance(target, str):
             return self._answer(ResponseType.REJECTED, target), None
-        if not self._connected(target.charger_id):
+        if not await self._connected(target.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         self._preauthorize(partner, target, cmd.token, cmd.authorization_reference)
         payload = {"connectorId": target.connector_id, "idTag": cmd.token.uid}
@@ -274,7 +275,7 @@ class CommandService:
         target = await self._target(cmd.location_id, cmd.evse_uid, cmd.connector_id)
         if isinstance(target, str):
             return self._answer(ResponseType.REJECTED, target), None
-        if not self._connected(target.charger_id):
+        if not await self._connected(target.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         return self._answer(ResponseType.ACCEPTED), _Job(
             target.charger_id, "UnlockConnector", {"connectorId": target.connector_id}
@@ -287,7 +288,7 @@ class CommandService:
         target = await self._target(cmd.location_id, cmd.evse_uid)
         if isinstance(target, str):
             return self._answer(ResponseType.REJECTED, target), None
-        if not self._connected(target.charger_id):
+        if not await self._connected(target.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         expiry = parse_datetime(cmd.expiry_date)
         now = self.clock()
@@ -359,7 +360,7 @@ class CommandService:
                 ), None
             if status in ("cancelled", "expired", "rejected"):
                 return self._answer(ResponseType.REJECTED, f"reservation is {status}"), None
-        if not self._connected(reservation.charger_id):
+        if not await self._connected(reservation.charger_id):
             return self._answer(ResponseType.REJECTED, "charge point is offline"), None
         our_id = reservation.id
 

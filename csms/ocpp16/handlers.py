@@ -43,10 +43,11 @@ from csms.ocpp16.payloads import (
     unstorable_integers,
 )
 from csms.store.charger_writes import ChargerWrites
-from csms.store.chargers import ChargerRepo, ConnectorRepo
+from csms.store.chargers import ChargerRepo
 from csms.store.db import Database
 from csms.store.events import ChargerEventRepo
 from csms.store.meter_values import MeterValueRepo
+from csms.store.status_writes import StatusWrites
 from csms.store.transactions import TransactionRepo
 
 if TYPE_CHECKING:
@@ -90,6 +91,9 @@ class Handlers:
     ) -> None:
         self.config = config
         self.writes = writes or ChargerWrites(db)
+        self.statuses = StatusWrites(
+            db, lambda tx, charger_id, report: self.events.status_changed(tx, charger_id, report)
+        )
         self.db = db
         self.authorizer = authorizer
         self.events = events
@@ -194,10 +198,7 @@ class Handlers:
         self, conn: ChargerConnection, p: dict[str, Any]
     ) -> dict[str, Any]:
         now, report = now_millis(), status_report(p)
-        async with self.db.transaction() as tx:
-            previous = await ConnectorRepo.current_status(tx, conn.charger_id, report.connector_id)
-            await ConnectorRepo.record_status(tx, conn.charger_id, report, now)
-            await self.events.status_changed(tx, conn.charger_id, report)
+        previous = await self.statuses.record(conn.charger_id, report, now)
         problem = transition_problem(previous, report.status, report.connector_id)
         if problem:
             log.warning("ocpp.unexpected_status", connector_id=p["connectorId"], problem=problem)

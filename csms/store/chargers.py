@@ -164,6 +164,36 @@ class ChargerRepo:
         )
 
 
+HISTORY_INSERT = (
+    "INSERT INTO status_notifications (charger_id, connector_id, status, error_code, info, "
+    "vendor_id, vendor_error_code, status_timestamp, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPSERT_CONNECTOR = (
+    "INSERT INTO connectors (charger_id, connector_id, status, error_code, info, vendor_id, "
+    "vendor_error_code, status_timestamp, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (charger_id, connector_id) DO UPDATE SET status = excluded.status, "
+    "error_code = excluded.error_code, info = excluded.info, vendor_id = excluded.vendor_id, "
+    "vendor_error_code = excluded.vendor_error_code, "
+    "status_timestamp = excluded.status_timestamp, received_at = excluded.received_at"
+)
+
+
+def status_row(charger_id: str, report: StatusReport, at: str) -> tuple[object, ...]:
+    """The parameters of :data:`HISTORY_INSERT` and :data:`UPSERT_CONNECTOR`."""
+    return (
+        charger_id,
+        report.connector_id,
+        report.status,
+        report.error_code,
+        report.info,
+        report.vendor_id,
+        report.vendor_error_code,
+        report.status_timestamp,
+        at,
+    )
+
+
 class ConnectorRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -178,33 +208,11 @@ class ConnectorRepo:
 
     @staticmethod
     async def record_status(ex: Executor, charger_id: str, report: StatusReport, at: str) -> None:
-        """Upsert the current row and append the history row (charger timestamp as sent)."""
-        params = (
-            charger_id,
-            report.connector_id,
-            report.status,
-            report.error_code,
-            report.info,
-            report.vendor_id,
-            report.vendor_error_code,
-            report.status_timestamp,
-            at,
-        )
-        await ex.execute(
-            "INSERT INTO status_notifications (charger_id, connector_id, status, error_code, info, "
-            "vendor_id, vendor_error_code, status_timestamp, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params,
-        )
-        await ex.execute(
-            "INSERT INTO connectors (charger_id, connector_id, status, error_code, info, vendor_id, "
-            "vendor_error_code, status_timestamp, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (charger_id, connector_id) DO UPDATE SET status = excluded.status, "
-            "error_code = excluded.error_code, info = excluded.info, vendor_id = excluded.vendor_id, "
-            "vendor_error_code = excluded.vendor_error_code, "
-            "status_timestamp = excluded.status_timestamp, received_at = excluded.received_at",
-            params,
-        )
+        """Upsert the current row and append the history row (charger timestamp as sent).
+        Many at once: :mod:`csms.store.status_writes`."""
+        params = status_row(charger_id, report, at)
+        await ex.execute(HISTORY_INSERT, params)
+        await ex.execute(UPSERT_CONNECTOR, params)
 
     @staticmethod
     async def status_history(

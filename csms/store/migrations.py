@@ -360,4 +360,18 @@ MIGRATIONS: list[tuple[str, str | PerDialect]] = [
         CREATE INDEX charger_presence_node ON charger_presence (node_id);
         """,
     ),
+    (
+        # Calls forwarded between nodes whose message is too large for a notification
+        # (csms.cluster.forwarding): the notification names the row, its reader deletes
+        # it, and rows nobody read are swept by age.
+        "0019_cluster_calls",
+        """
+        CREATE TABLE cluster_calls (
+            id          INTEGER PRIMARY KEY,
+            body        TEXT NOT NULL,
+            created_at  TEXT NOT NULL
+        );
+        CREATE INDEX cluster_calls_created ON cluster_calls (created_at);
+        """,
+    ),
 ]

@@ -1,6 +1,6 @@
 """``python -m tests.bench [NAME ...] [--baseline REV]``: run the benchmarks (all, or those
 named: ``authorize``, ``ocpi_tokens``, ``fuzz_ocpi``, ``store``, ``retention``,
-``flood``, ``auth_storm``, ``ocpp_fuzz``).
+``status``, ``flood``, ``auth_storm``, ``ocpp_fuzz``, ``cluster_call``).
 
 ``--baseline REV`` measures the Authorize benchmark's CSMS steps for a checkout of REV
 (set up under ``var/bench/baseline`` with its own venv) beside this checkout, in the same
@@ -18,6 +18,12 @@ def authorize(args: argparse.Namespace) -> None:
     from tests.bench import bench_authorize
 
     bench_authorize.main(baseline=args.baseline)
+
+
+def cluster_call(args: argparse.Namespace) -> None:
+    from tests.bench import bench_cluster_call
+
+    bench_cluster_call.main()
 
 
 def retention(args: argparse.Namespace) -> None:
@@ -56,6 +62,12 @@ def auth_storm(args: argparse.Namespace) -> None:
     bench_hostile.main("auth_storm")
 
 
+def status(args: argparse.Namespace) -> None:
+    from tests.bench import bench_status
+
+    bench_status.main()
+
+
 def ocpp_fuzz(args: argparse.Namespace) -> None:
     from tests.bench import bench_hostile
 
@@ -71,9 +83,11 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "fuzz_ocpi": fuzz_ocpi,
     "store": store,
     "retention": retention,
+    "status": status,
     "flood": flood,
     "auth_storm": auth_storm,
     "ocpp_fuzz": ocpp_fuzz,
+    "cluster_call": cluster_call,
     "failover": lambda _args: __import__("tests.bench.bench_failover", fromlist=["main"]).main(),
 }
 
@@ -84,7 +98,10 @@ def main(argv: list[str]) -> int:
         "names",
         nargs="*",
         metavar="NAME",
-        help="authorize, ocpi_tokens, fuzz_ocpi, store, retention, flood, auth_storm, ocpp_fuzz",
+        help=(
+            "authorize, ocpi_tokens, fuzz_ocpi, store, retention, status, flood, auth_storm, "
+            "ocpp_fuzz, cluster_call"
+        ),
     )
     parser.add_argument(
         "--baseline",
