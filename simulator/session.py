@@ -132,6 +132,11 @@ class Session:
         """The charger URL the next (or current) socket goes to."""
         return self.urls[self._at]
 
+    @url.setter
+    def url(self, value: str) -> None:
+        """Point the current entry elsewhere (a CSMS restarted on another port)."""
+        self.urls[self._at] = value
+
     def next_url(self) -> str:
         """Move on to the next base URL (round robin); returns the new charger URL."""
         self._at = (self._at + 1) % len(self.urls)
