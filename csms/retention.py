@@ -16,6 +16,9 @@ decision order, so the oldest rows are the lowest ids: each statement looks at t
 of the primary key however large the table is. A window with nothing to delete ends the
 round; a row stamped out of order (a wall-clock step) waits until the rows before it
 have gone.
+
+Several nodes on one database: a round runs under the cluster's job lock
+(``exclusive``), so one node purges while the others skip that round.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,6 +36,8 @@ from csms.config import RetentionConfig
 from csms.store.db import Database
 
 log = logs.get("csms.retention")
+
+JOB = "retention_purge"  # the job lock's name
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,10 @@ class Retention:
         *,
         now: Callable[[], datetime] = datetimes.utc_now,
         tables: tuple[Purgeable, ...] | None = None,
+        exclusive: Callable[[str], AbstractAsyncContextManager[bool]] | None = None,
     ) -> None:
         self.db = db
+        self.exclusive = exclusive
         self.config = config
         self.now = now
         self.tables = tuple(t for t in (tables or purgeables(config)) if t.days > 0)
@@ -127,11 +135,21 @@ class Retention:
         if self._task is None and self.tables:
             self._task = asyncio.get_running_loop().create_task(self._run(first_delay_s))
 
+    async def exclusive_round(self) -> RoundResult | None:
+        """:meth:`purge_round` unless another node runs one now (then None)."""
+        if self.exclusive is None:
+            return await self.purge_round()
+        async with self.exclusive(JOB) as mine:
+            return await self.purge_round() if mine else None
+
     async def _run(self, delay_s: float) -> None:
         while True:
             await asyncio.sleep(delay_s)
             try:
-                result = await self.purge_round()
+                result = await self.exclusive_round()
+                if result is None:  # another node purges; look again next interval
+                    delay_s = self.config.interval_s
+                    continue
             except Exception:  # the store is busy or failing: try again next interval
                 log.exception("retention_failed")
                 delay_s = self.config.interval_s

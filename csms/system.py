@@ -11,7 +11,8 @@ Build order (:func:`compose`, nothing listens yet):
    this release, else the CSMS's migrations applied);
 2. the charger gateway (CSMS-initiated calls; the OCPP server fills it as chargers
    connect, the admin API and OCPI commands call through it) and the cluster (this
-   node among the others on PostgreSQL: presence, bus, one-node jobs);
+   node among the others on PostgreSQL: presence, bus, one-node jobs) with the
+   coherence of the caches over its bus (:mod:`csms.cluster.coherence`);
 3. the authorization: the operator's own cards (``id_tags``) and the decision log;
 4. with ``ocpi.enabled``: the roaming runtime (partners, tokens, client, token sync),
    the CPO modules (locations, sessions, CDRs, outbox, OCPP event sink), the roaming
@@ -48,6 +49,7 @@ from csms.admin.token_file import TokenSource, ensure_admin_token
 from csms.authorization import Authorization, build_local_authorization
 from csms.authz.own_cards import HeldOwnCards
 from csms.authz.ports import Authorizer
+from csms.cluster.coherence import Coherence
 from csms.cluster.forwarding import Forwarder
 from csms.cluster.node import Cluster
 from csms.config import Config
@@ -73,7 +75,7 @@ from csms.ocpi.dashboard import StoreRoamingView
 from csms.ocpi.local_list_tokens import StoreRoamingCards
 from csms.ocpi.location_routes import location_routes
 from csms.ocpi.locations import unmapped_connectors
-from csms.ocpi.runtime import RoamingRuntime, build_runtime
+from csms.ocpi.runtime import RoamingRuntime, build_runtime, share_roaming_caches
 from csms.ocpp16.events import ChargerEvents, NoEvents
 from csms.ocpp16.gateway import ChargerGateway
 from csms.ocpp16.observer import NO_OBSERVER
@@ -114,6 +116,7 @@ class System:
     admin: AdminContext
     admin_routes: list[web.AbstractRouteDef]
     cluster: Cluster
+    coherence: Coherence
     metrics: Metrics | None = None
     forwarder: Forwarder | None = None  # calls to chargers on other nodes (PostgreSQL)
     admin_token: TokenSource = field(default_factory=lambda: TokenSource("config"))
@@ -139,6 +142,8 @@ class System:
         # The node's lease first: its chargers' presence rows are believed only while it runs.
         await self.cluster.start()
         self._exit.push_async_callback(bounded, "cluster", self.cluster.stop)
+        await self.coherence.start()
+        self._exit.push_async_callback(bounded, "coherence", self.coherence.stop)
         if self.forwarder is not None:
             await self.forwarder.start()
             self._exit.push_async_callback(bounded, "forwarding", self.forwarder.stop)
@@ -273,6 +278,10 @@ async def compose(
         exit_stack.push_async_callback(db.close)
         gateway = ChargerGateway(config.server.call_timeout_s)
         cluster = Cluster(config.cluster, db, gateway)
+        coherence = Coherence(
+            cluster.bus, cluster.node_id, multi=cluster.multi, bound_s=cluster.cache_bound_s
+        )
+        held_cards: HeldOwnCards | None = None
         forwarder = None
         if cluster.multi:  # a charger connected to another node is called there
             forwarder = Forwarder(cluster.node_id, cluster.bus, cluster.presence, db, gateway)
@@ -295,17 +304,20 @@ async def compose(
         routes: list[web.AbstractRouteDef] = []
         roaming_cards: RoamingCards | None = None
         if config.ocpi.enabled:
-            runtime = await build_runtime(config, db, observer=metrics)
+            runtime = await build_runtime(config, db, observer=metrics, jobs=cluster)
             exit_stack.push_async_callback(bounded, "ocpi", runtime.stop)
             cpo = await build_cpo(config, db, runtime.store, runtime.client)
+            share_roaming_caches(coherence, runtime.store, cpo.lookup)
+            held_cards = await HeldOwnCards.load(IdTagRepo(db), max_age_s=coherence.max_age_s)
             authorization = await build_roaming_authorization(
                 config,
                 runtime.store,
                 runtime.client,
                 decisions=authorization.decisions,
-                own_cards=await HeldOwnCards.load(IdTagRepo(db)),
+                own_cards=held_cards,
                 locations=cpo.lookup,
                 transactions=TransactionRepo(db),
+                max_age_s=coherence.max_age_s,
             )
             exit_stack.push_async_callback(bounded, "authorization", authorization.close)
             commands = CommandService(
@@ -322,6 +334,7 @@ async def compose(
                 reservations=cpo.reservations,
                 notify=cpo.worker.notify,
                 expiry_check_s=config.ocpi_cpo.reservation_check_interval_s,
+                exclusive=cluster.exclusive,
             )
             runtime.ctx.on_registered.append(partial(push_all_tariffs, db, cpo))
             runtime.ctx.on_registered.append(partial(push_all_locations, db, cpo))
@@ -363,7 +376,10 @@ async def compose(
             db=db,
             gateway=gateway,
             decisions=authorization.decisions,
-            own_cards=FollowOwnCards(authorization.service, local_lists),
+            own_cards=FollowOwnCards(
+                followers := FollowOwnCards(authorization.service, local_lists),
+                coherence.share_own_cards(followers, held_cards),
+            ),
             sites=catalog,
             roaming_view=roaming_view,
             cluster=cluster,
@@ -391,7 +407,8 @@ async def compose(
         metrics=metrics,
         admin_token=token_source,
         local_lists=local_lists,
-        retention=Retention(db, config.retention),
+        coherence=coherence,
+        retention=Retention(db, config.retention, exclusive=cluster.exclusive),
         _exit=exit_stack,
     )
     readiness.ocpp_serving = lambda: system.ocpp is not None and system.ocpp.serving

@@ -9,7 +9,7 @@ csms imports; the PostgreSQL adapter fits it the same way.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -117,6 +117,35 @@ class SyncRun:
         }
 
 
+class JobLock(Protocol):
+    """Jobs that must run on one process at a time when several share the database (a
+    partner's token sync): ``async with lock.exclusive(name) as mine``; ``mine`` False
+    means another process runs job ``name`` now, and the caller skips its run."""
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]: ...
+
+
+class LocalJobLock:
+    """The one process on its database: a job is exclusive within the process only."""
+
+    def __init__(self) -> None:
+        self._held: set[str] = set()
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]:
+        return self._hold(name)
+
+    @asynccontextmanager
+    async def _hold(self, name: str) -> AsyncIterator[bool]:
+        if name in self._held:
+            yield False
+            return
+        self._held.add(name)
+        try:
+            yield True
+        finally:
+            self._held.discard(name)
+
+
 class PartnerDirectory(Protocol):
     """The partners a push is routed to (the outbox transport reads only these)."""
 
@@ -126,6 +155,8 @@ class PartnerDirectory(Protocol):
 
 __all__ = [
     "AsyncIterator",
+    "JobLock",
+    "LocalJobLock",
     "PartnerDirectory",
     "SqlDatabase",
     "SqlExecutor",

@@ -13,7 +13,10 @@ not see is not proof that it is gone.
 Scheduling: every registered partner with a tokens SENDER interface gets a full run
 when its last complete run is older than ``token_sync_interval_s``, right after
 registration, and on demand (admin API / ``csms tokens sync``). One run per partner at a
-time.
+time, across every process on the database: a run holds the partner's job lock
+(:class:`~roaming.ports.JobLock`; an advisory lock on PostgreSQL), a process that does
+not get it skips, and a scheduled run checks again under the lock that no other process
+completed one meanwhile, so the full syncs do not run twice.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -29,9 +32,14 @@ from roaming.context import RoamingContext
 from roaming.errors import RoamingError
 from roaming.models import norm, parse_datetime
 from roaming.partners import Partner
-from roaming.ports import SyncRun
+from roaming.ports import JobLock, LocalJobLock, SyncRun
 
 log = structlog.get_logger("roaming.sync")
+
+
+def job_name(partner: Partner) -> str:
+    """The job lock a partner's runs hold."""
+    return f"token_sync:{partner.key}"
 
 
 class SyncAlreadyRunning(Exception):
@@ -51,8 +59,10 @@ class TokenSync:
         *,
         after_registration_delay_s: float = 0.2,
         check_every_s: float | None = None,
+        jobs: JobLock | None = None,
     ) -> None:
         self.ctx = ctx
+        self.jobs: JobLock = jobs or LocalJobLock()
         self.delay = after_registration_delay_s
         interval = ctx.settings.token_sync_interval_s
         self.check_every_s = check_every_s or max(0.05, min(interval / 10, 60.0))
@@ -68,11 +78,39 @@ class TokenSync:
     # ------------------------------------------------------------------ one run
 
     async def run(self, partner: Partner, *, incremental: bool = False) -> SyncOutcome:
+        outcome = await self._exclusive(partner, incremental, None)
+        assert outcome is not None  # without done_since a run is never skipped as done
+        return outcome
+
+    async def run_unless_done(self, partner: Partner, done_since: datetime) -> SyncOutcome | None:
+        """A full run, unless a run that started at or after ``done_since`` completed
+        (another process did it while this one waited to decide): then None."""
+        return await self._exclusive(partner, False, done_since)
+
+    async def _exclusive(
+        self, partner: Partner, incremental: bool, done_since: datetime | None
+    ) -> SyncOutcome | None:
         lock = self._locks.setdefault(partner.id, asyncio.Lock())
         if lock.locked():
             raise SyncAlreadyRunning(f"a token sync for {partner.key} is already running")
-        async with lock:
+        async with lock, self.jobs.exclusive(job_name(partner)) as mine:
+            if not mine:
+                raise SyncAlreadyRunning(
+                    f"a token sync for {partner.key} is already running on another node"
+                )
+            if done_since is not None:
+                last = await self.ctx.store.token_syncs.last_complete_sync(partner.id)
+                if last is not None and parse_datetime(last.started_at) >= done_since:
+                    return None
             return await self._run(partner, incremental)
+
+    async def fail_interrupted(self) -> None:
+        """Runs left 'running' by a process that stopped mid-run are failed (they removed
+        nothing); a run another live process holds the lock of is left alone."""
+        for partner in await self.ctx.store.partners.list_partners():
+            async with self.jobs.exclusive(job_name(partner)) as mine:
+                if mine:
+                    await self.ctx.store.token_syncs.fail_stale_runs(partner.id)
 
     async def _run(self, partner: Partner, incremental: bool) -> SyncOutcome:
         store = self.ctx.store
@@ -136,13 +174,15 @@ class TokenSync:
     def schedule_now(self, partner: Partner) -> None:
         """Start a full run in the background (after registration); errors are logged."""
 
+        asked = datetime.now(UTC)
+
         async def later() -> None:
             await asyncio.sleep(self.delay)
             fresh = await self.ctx.store.partners.partner_by_key(partner.key)
             if fresh is None or fresh.registered is False:
                 return
             with contextlib.suppress(SyncAlreadyRunning):
-                await self.run(fresh)
+                await self.run_unless_done(fresh, asked)
 
         task = asyncio.get_running_loop().create_task(later())
         self._tasks.add(task)
@@ -168,8 +208,11 @@ class TokenSync:
                 for partner in await self.due_partners():
                     if self._locks.get(partner.id) and self._locks[partner.id].locked():
                         continue
+                    horizon = datetime.now(UTC) - timedelta(
+                        seconds=self.ctx.settings.token_sync_interval_s
+                    )
                     with contextlib.suppress(SyncAlreadyRunning):
-                        await self.run(partner)
+                        await self.run_unless_done(partner, horizon)
             except Exception:
                 log.exception("token_sync.scheduler_error")
             await asyncio.sleep(self.check_every_s)

@@ -139,6 +139,7 @@ class PgBus:
         self._ns = namespace_of(url)
         self._names: dict[str, str] = {}  # wire channel -> the name listeners use
         self._adding: set[asyncio.Future[None]] = set()
+        self._op = asyncio.Lock()
         self.healthy = False
         self.healthy_since = 0.0
         self._listeners = _Listeners()
@@ -159,10 +160,15 @@ class PgBus:
         fresh = channel not in self._listeners.by_channel
         self._listeners.by_channel.setdefault(channel, []).append(callback)
         if fresh and self._conn is not None and not self._conn.is_closed():
-            conn = self._conn
-            task = asyncio.ensure_future(conn.add_listener(self._wire(channel), self._received))
+            task = asyncio.ensure_future(self._add(self._conn, channel))
             self._adding.add(task)
             task.add_done_callback(self._added)
+
+    async def _add(self, conn: asyncpg.Connection, channel: str) -> None:
+        # One operation at a time on the listening connection: asyncpg refuses a LISTEN
+        # while the heartbeat's check is running on it ("another operation is in progress").
+        async with self._op:
+            await conn.add_listener(self._wire(channel), self._received)
 
     def _added(self, task: asyncio.Future[None]) -> None:
         self._adding.discard(task)
@@ -233,7 +239,7 @@ class PgBus:
         if conn is None or self._closed:
             return
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(timeout_s), self._op:
                 await conn.fetchval("SELECT 1")
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self._lost(f"check failed: {exc or type(exc).__name__}")

@@ -10,8 +10,12 @@ What each adapter serves:
   short-lived in-memory memo in front so that a card presented again and again does
   not cost a SQLite round trip per Authorize. The memo listens to the store's token
   writes (push, PATCH, sync, sweep, learning), so it never serves a token older than
-  the last committed write; ``memo_ttl_s`` (default 300 s) is only a backstop for
-  writes made by another process on the same database file.
+  the last committed write of this process; ``memo_ttl_s`` (default 300 s) is only a
+  backstop for writes made by another process on the same database file. With several
+  nodes on PostgreSQL the other nodes' writes arrive as notifications
+  (:mod:`csms.cluster.coherence`) and the TTL is the cluster's bound: an entry is never
+  served longer than that after its read began, and a hot entry is re-read in the
+  background before it runs out, so the hot path still does not wait.
 * :class:`OcpiRemoteAuthorizer` - ``OcpiClient.authorize``; maps the client's error
   tree onto the outcomes the policy knows (see :func:`outcome_of_error`).
 
@@ -22,6 +26,7 @@ memory first, then roaming.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, assert_never
@@ -142,6 +147,11 @@ class StoreTokenCache(TtlMemo):
     (another process on the same file). A lookup whose store read raced an invalidation
     answers what it read but does not memoise it, so an in-flight read of the old row
     cannot put that row back into the memo after the write.
+
+    ``refresh_ahead`` (several nodes, a TTL of a few seconds): an entry served in the
+    last half of its life is re-read in the background, so a uid presented again and
+    again never misses; its age still never passes the TTL, counted from the start of
+    the read that filled it.
     """
 
     def __init__(
@@ -151,9 +161,12 @@ class StoreTokenCache(TtlMemo):
         ttl_s: float = 300.0,
         max_entries: int = 200_000,
         monotonic: Callable[[], float] = time.monotonic,
+        refresh_ahead: bool = False,
     ) -> None:
         super().__init__(ttl_s=ttl_s, max_entries=max_entries, monotonic=monotonic)
         self.store = store
+        self.refresh_ahead = refresh_ahead
+        self._refreshing: dict[tuple[str, str], asyncio.Task[None]] = {}
         # uid_norm -> token_type -> (expires_at, tokens); per-uid so one uid's
         # invalidation costs O(1) however large the memo is.
         self._memo: dict[str, dict[str, tuple[float, tuple[CachedToken, ...]]]] = {}
@@ -173,15 +186,22 @@ class StoreTokenCache(TtlMemo):
         if self._detach is not None:
             self._detach()
             self._detach = None
+        for task in self._refreshing.values():
+            task.cancel()
+        self._refreshing.clear()
 
     def peek(self, uid_norm: str, token_type: str) -> Sequence[CachedToken] | None:
         """The memo's answer without I/O, or None when the store must be asked."""
         by_type = self._memo.get(uid_norm)
         if by_type is not None:
             held = by_type.get(token_type)
-            if held is not None and held[0] > self._now():
-                self.hits += 1
-                return held[1]
+            if held is not None:
+                left = held[0] - self._now()
+                if left > 0:
+                    self.hits += 1
+                    if self.refresh_ahead and left < self.ttl_s / 2:
+                        self._refresh(uid_norm, token_type)
+                    return held[1]
         return None
 
     async def lookup(self, uid_norm: str, token_type: str) -> Sequence[CachedToken]:
@@ -189,7 +209,12 @@ class StoreTokenCache(TtlMemo):
         if held is not None:
             return held
         self.misses += 1
+        return await self._read(uid_norm, token_type)
+
+    async def _read(self, uid_norm: str, token_type: str) -> tuple[CachedToken, ...]:
+        """Read the store and memoise what it said, unless a write raced the read."""
         generation = self._generation
+        started = self._now()  # the entry's age counts from before the read
         rows = await self.store.tokens.get_token(uid_norm, token_type)
         tokens = tuple(cached_from_stored(s) for s in rows if not s.removed)
         if self.ttl_s > 0 and generation == self._generation:
@@ -197,10 +222,28 @@ class StoreTokenCache(TtlMemo):
                 self._memo.clear()  # crude but bounded; the memo refills from hot uids
                 self._entries = 0
             by_type = self._memo.setdefault(uid_norm, {})
-            if token_type not in by_type:
+            held = by_type.get(token_type)
+            if held is None:
                 self._entries += 1
-            by_type[token_type] = (self.expires_at(), tokens)
+            elif held[1] == tokens:
+                tokens = held[1]  # the same objects: decisions memoised on them still hold
+            by_type[token_type] = (started + self.ttl_s, tokens)
         return tokens
+
+    def _refresh(self, uid_norm: str, token_type: str) -> None:
+        key = (uid_norm, token_type)
+        if key in self._refreshing:
+            return
+
+        async def refresh() -> None:
+            try:
+                await self._read(uid_norm, token_type)
+            except Exception as exc:  # the entry runs out; the next lookup reads again
+                log.warning("authz.token_refresh_failed", error=str(exc) or type(exc).__name__)
+            finally:
+                self._refreshing.pop(key, None)
+
+        self._refreshing[key] = asyncio.get_running_loop().create_task(refresh())
 
     def invalidate(self, uid_norm: str | None = None) -> None:
         """Forget one uid (any type), or everything (``None``), e.g. after a token sync."""
@@ -329,14 +372,18 @@ async def build_roaming_authorization(
     locations: LocationLookup | None,
     transactions: ActiveTransactions,
     memo_ttl_s: float = 300.0,
+    max_age_s: float | None = None,
 ) -> Authorization:
     """One :class:`AuthorizationService`: the operator's own cards first, then roaming.
 
     ``decisions`` is the one decision log of the system; ``own_cards`` are held in memory
     (:class:`~csms.authz.own_cards.HeldOwnCards`), so both own cards and roaming cache
-    hits are decided without awaiting.
+    hits are decided without awaiting. ``max_age_s`` (several nodes): the token memo
+    serves no entry older than this, refreshing hot ones ahead of time.
     """
-    cache = StoreTokenCache(store, ttl_s=memo_ttl_s)
+    if max_age_s is not None:
+        memo_ttl_s = min(memo_ttl_s, max_age_s)
+    cache = StoreTokenCache(store, ttl_s=memo_ttl_s, refresh_ahead=max_age_s is not None)
     cache.attach()
     service = AuthorizationService(
         own_cards=own_cards,

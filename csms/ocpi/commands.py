@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +69,7 @@ PREAUTH_TTL_S = 900.0
 RESERVATION_PREAUTH_MAX_S = 86400.0
 OCPP_ID_TAG_MAX = 20
 EXPIRY_BATCH = 100
+EXPIRY_JOB = "reservation_expiry"  # the job lock of the expiry check (one node runs it)
 
 OnResult = Callable[[ResultType], Awaitable[None]]
 
@@ -124,7 +126,9 @@ class CommandService:
         notify: Callable[[], None] | None = None,
         expiry_check_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        exclusive: Callable[[str], AbstractAsyncContextManager[bool]] | None = None,
     ) -> None:
+        self.exclusive = exclusive  # several nodes: one runs the expiry check at a time
         self.db = db
         self.store = CommandRepo(db)
         self.locations = locations
@@ -448,7 +452,12 @@ class CommandService:
     async def _expiry_loop(self) -> None:
         while True:
             try:
-                await self.expire_due()
+                if self.exclusive is None:
+                    await self.expire_due()
+                else:
+                    async with self.exclusive(EXPIRY_JOB) as mine:
+                        if mine:
+                            await self.expire_due()
             except Exception:
                 log.exception("ocpi.reservation_expiry_failed")
             await asyncio.sleep(self.expiry_check_s)

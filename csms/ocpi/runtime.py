@@ -15,13 +15,16 @@ from dataclasses import dataclass, field, fields
 from aiohttp import web
 
 from csms import logs
+from csms.cluster.coherence import PARTNERS, TOKENS, Coherence
 from csms.config import Config
+from csms.ocpi.memo import TtlMemo
 from csms.store.db import Database
 from roaming.admin import admin_routes
 from roaming.app import create_ocpi_app
 from roaming.client import OcpiClient
 from roaming.context import OcpiModule, RoamingContext
 from roaming.observer import CallObserver
+from roaming.ports import JobLock
 from roaming.settings import RoamingSettings
 from roaming.store import RoamingStore, TokenStore
 from roaming.store import schema as roaming_schema
@@ -132,13 +135,17 @@ class RoamingRuntime:
 
 
 async def build_runtime(
-    config: Config, db: Database, observer: CallObserver | None = None
+    config: Config,
+    db: Database,
+    observer: CallObserver | None = None,
+    *,
+    jobs: JobLock | None = None,
 ) -> RoamingRuntime:
-    """``observer`` is told every outgoing OCPI call (metrics)."""
+    """``observer`` is told every outgoing OCPI call (metrics); ``jobs`` keeps a partner's
+    token sync to one node at a time (several nodes on one database)."""
     settings = settings_from_config(config)
     await roaming_schema.migrate(db)  # roaming's tables, right after the CSMS's own
     store = RoamingStore(db)
-    await store.token_syncs.fail_stale_runs()
     client = OcpiClient(
         timeout_s=settings.http_timeout_s,
         connection_limit_per_partner=settings.connection_limit_per_partner,
@@ -148,6 +155,24 @@ async def build_runtime(
         allow_private_urls=settings.allow_private_partner_urls,
     )
     ctx = RoamingContext(settings=settings, store=store, client=client)
-    sync = TokenSync(ctx)
+    sync = TokenSync(ctx, jobs=jobs)
+    await sync.fail_interrupted()
     ctx.on_registered.append(sync.schedule_now)
     return RoamingRuntime(config=config, ctx=ctx, sync=sync, admin_routes=admin_routes(ctx, sync))
+
+
+def share_roaming_caches(
+    coherence: Coherence, store: RoamingStore, locations: TtlMemo | None = None
+) -> None:
+    """The roaming store's memos follow the other nodes' writes (PostgreSQL): token
+    writes are announced by uid and told to this node's token listeners (the
+    authorization's memo, the local lists); partner writes drop the partner memo, which
+    also starts over every ``cluster.cache_bound_s``; the location memo (which EVSEs a
+    charger publishes, sent with real-time Authorizes) lives no longer than that."""
+    coherence.share(TOKENS, store.tokens.add_token_listener, store.tokens.listeners.notify)
+    partners = coherence.topic(PARTNERS)
+    partners.follow(lambda _keys: store.partners.forget())  # forgetting announces nothing
+    store.partners.write_listeners.append(lambda: partners.publish(None))
+    store.partners.max_age_s = coherence.max_age_s
+    if locations is not None and coherence.max_age_s is not None:
+        locations.ttl_s = min(locations.ttl_s, coherence.max_age_s)

@@ -60,6 +60,19 @@ class IdTagRepo:
         )
         return [IdTag(**dict(r)) for r in rows]
 
+    async def fingerprint(self) -> tuple[object, ...]:
+        """What changes whenever any row does (another node's write included): on
+        PostgreSQL a digest of every row, on SQLite (one node) the count and newest stamp."""
+        if self.db.dialect == "postgresql":
+            row = await self.db.fetchone(
+                "SELECT count(*) AS n, md5(string_agg(id_tag_norm || '|' || id_tag || '|' || "
+                "status || '|' || coalesce(expiry_date, '') || '|' || "
+                "coalesce(parent_id_tag, ''), ',' ORDER BY id_tag_norm)) AS h FROM id_tags"
+            )
+        else:
+            row = await self.db.fetchone("SELECT count(*) AS n, max(updated_at) AS h FROM id_tags")
+        return (row["n"], row["h"])
+
     async def block(self, id_tag: str) -> bool:
         return await self.set_status(id_tag, "Blocked")
 

@@ -2,14 +2,19 @@
 
 Why a memo: every OCPI request resolves its caller from a token hash, and every remote
 Authorize reads a partner by key; the partner table is tiny and changes only through
-this class (the CLI goes through the admin API of the same process), so an in-memory
-map invalidated on every write saves a query per request without ever serving a stale
-token.
+this class (the CLI goes through the admin API), so an in-memory map invalidated on
+every write saves a query per request without ever serving a stale token.
+
+Several processes on one database (nodes on PostgreSQL): each write is told to the
+``write_listeners`` (the CSMS announces it to the other nodes, whose :meth:`forget`
+drops their memo), and with ``max_age_s`` set the memo starts over once it is that old,
+so a lost announcement leaves a revoked credentials token usable for at most that long.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -53,8 +58,18 @@ def _partner_from_row(row: Any) -> Partner:
 class PartnerStore:
     """Partners by token hash, key and id; every write drops the memo."""
 
-    def __init__(self, db: SqlDatabase) -> None:
+    def __init__(
+        self,
+        db: SqlDatabase,
+        *,
+        max_age_s: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.db = db
+        self.max_age_s = max_age_s
+        self._now = monotonic
+        self._memo_since = monotonic()  # every memoised read began after this
+        self.write_listeners: list[Callable[[], None]] = []
         self._by_hash: dict[str, Partner | None] = {}
         # Partners by key and the eMSPs to ask for unknown tokens: read on every remote
         # Authorize, written only by the methods below, which all call _invalidate().
@@ -63,29 +78,45 @@ class PartnerStore:
         self._partners_generation = 0  # bumped by every partner write
 
     def _invalidate(self) -> None:
+        """After a write: the memo starts over and the write listeners hear of it."""
+        self.forget()
+        for listener in tuple(self.write_listeners):
+            listener()
+
+    def forget(self) -> None:
+        """Drop the memo (another process wrote a partner)."""
         self._by_hash.clear()
         self._by_key.clear()
         self._senders = None
         self._partners_generation += 1
+        self._memo_since = self._now()
+
+    def _aged(self) -> None:
+        if self.max_age_s is not None and self._now() - self._memo_since > self.max_age_s:
+            self.forget()
 
     async def partner_by_token_hash(self, token_hash: str) -> Partner | None:
+        self._aged()
         if token_hash in self._by_hash:
             return self._by_hash[token_hash]
+        generation = self._partners_generation
         row = await self.db.fetchone(
             f"SELECT {_PARTNER_COLS} FROM ocpi_partners "
             "WHERE token_in_hash = ? OR token_in_next_hash = ?",
             (token_hash, token_hash),
         )
         partner = _partner_from_row(row) if row else None
-        if len(self._by_hash) > 10_000:
-            self._by_hash.clear()  # unknown hashes must not grow the cache without bound
-        self._by_hash[token_hash] = partner
+        if generation == self._partners_generation:
+            if len(self._by_hash) > 10_000:
+                self._by_hash.clear()  # unknown hashes must not grow the cache without bound
+            self._by_hash[token_hash] = partner
         return partner
 
     async def partner_by_key(self, key: str) -> Partner | None:
         """Memoised (Partner is frozen); a read that raced a partner write is answered
         but not kept, so the memo never holds a row older than the last write."""
         key = key.upper()
+        self._aged()
         if key in self._by_key:
             return self._by_key[key]
         generation = self._partners_generation
@@ -112,6 +143,7 @@ class PartnerStore:
     async def registered_partners_with_tokens_sender(self) -> list[Partner]:
         """Registered partners whose version details list a tokens SENDER interface
         (memoised like :meth:`partner_by_key`: asked for every unknown token)."""
+        self._aged()
         if self._senders is not None:
             return list(self._senders)
         generation = self._partners_generation

@@ -110,13 +110,17 @@ class TokenSyncStore:
         )
         return _sync_from_row(row) if row else None
 
-    async def fail_stale_runs(self) -> None:
-        """Runs left 'running' by a crash are failed at start-up (they removed nothing)."""
-        await self.db.execute(
+    async def fail_stale_runs(self, partner_id: int | None = None) -> None:
+        """Runs left 'running' by a crash are failed at start-up (they removed nothing);
+        ``partner_id``: that partner's only."""
+        sql = (
             "UPDATE ocpi_token_syncs SET status = 'failed', finished_at = ?, "
-            "error = 'interrupted (process stopped)' WHERE status = 'running'",
-            (now_str(),),
+            "error = 'interrupted (process stopped)' WHERE status = 'running'"
         )
+        if partner_id is None:
+            await self.db.execute(sql, (now_str(),))
+        else:
+            await self.db.execute(sql + " AND partner_id = ?", (now_str(), partner_id))
 
     async def run_counts(self) -> list[tuple[str, str, str, int]]:
         """Finished runs per partner key, kind and status (complete, failed): counters

@@ -1,7 +1,14 @@
 """The store on SQLite vs PostgreSQL, side by side in one run: Authorize of an own card
-(served from memory: the store must not slow it), StartTransaction + StopTransaction
-pairs through the real CSMS (OCPP over WebSocket, real simulator) and OCPI token PUT
-throughput (the real roaming app).
+without roaming (read from ``id_tags`` per call), Authorize cache hits with roaming on
+(an own card held in memory and an eMSP token, whitelist ALWAYS, from the roaming token
+cache: the store must not slow them; over OCPP and, in process, the authorizer's
+``try_now`` alone), StartTransaction + StopTransaction pairs through the real CSMS (OCPP
+over WebSocket, real simulator) and OCPI token PUT throughput (the real roaming app).
+
+On PostgreSQL the node runs as one of a cluster would: its caches bounded by
+``cluster.cache_bound_s`` (the token memo refreshed ahead, the own cards verified every
+half bound), so the cache-hit figures include what coherence costs. Logging is at
+``warning`` for the run: the figures are the store's, not the log's.
 
 Each backend gets a fresh store: a SQLite file in a temporary folder, a fresh PostgreSQL
 database from the test server (``CSMS_TEST_POSTGRES_URL``, 127.0.0.1:5432 or a throwaway
@@ -26,10 +33,15 @@ from pathlib import Path
 
 import aiohttp
 
+from csms import logs
+from csms.authz.model import NEED_IO, AuthRequest, AuthStatus
+from csms.system import System
+from simulator.emsp import EmspSandbox
 from tests.bench.bench_ocpi_tokens import LOAD as PUT_LOAD
 from tests.roaming.conftest import start_cpo
 from tests.support.csms import ADMIN_TOKEN, admin_url, ocpp_url, running_csms
 from tests.support.postgres import TestServer
+from tests.support.waiting import wait_until
 
 PAIRS_LOAD = """
 import asyncio, sys, time
@@ -89,6 +101,83 @@ async def main(url, chargers, calls):
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
 """
 
+# The same closed loop, for the uid named by the fourth argument.
+AUTHORIZE_UID_LOAD = AUTHORIZE_LOAD.replace('cp.authorize("BENCH")', "cp.authorize(sys.argv[4])")
+assert AUTHORIZE_UID_LOAD != AUTHORIZE_LOAD
+
+EMSP_UID = "BENCHEMSP1"
+
+
+async def run_load(load: str, *args: str) -> tuple[float, float, float]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", load, *args, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError("load process failed")
+    elapsed, p50, p99 = map(float, out.decode().strip().splitlines()[-1].split())
+    return elapsed, p50, p99
+
+
+def try_now_us(app: System, uid: str, calls: int) -> float:
+    """Mean µs of the authorizer's memory path for ``uid`` (asserted a decision, never
+    NEED_IO: a cache hit must not need the store)."""
+    authorizer = app.authorization.service
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        answer = authorizer.try_now(AuthRequest("TRY-NOW", uid))
+        if answer is NEED_IO or answer.status is not AuthStatus.ACCEPTED:
+            raise RuntimeError(f"try_now of {uid} answered {answer}")
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+async def bench_cache_hits(tmp: Path, store_url: str, chargers: int, calls: int) -> list[str]:
+    """Authorize cache hits with roaming on: an own card, then an eMSP token."""
+    async with (
+        running_csms(
+            tmp,
+            store={"url": store_url},
+            server={"unknown_chargers": "accept"},
+            ocpi={"enabled": True},
+        ) as app,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http,
+        EmspSandbox.start(country_code="NL", party_id="EMS", control_port=None) as emsp,
+    ):
+        resp = await http.post(f"{admin_url(app)}/api/tokens", json={"id_tag": "BENCH"})
+        assert resp.status == 201, await resp.text()
+        resp = await http.post(
+            f"{admin_url(app)}/api/partners/invite", json={"country_code": "NL", "party_id": "EMS"}
+        )
+        assert resp.status in (200, 201), await resp.text()
+        invite = await resp.json()
+        emsp.add_token(EMSP_UID, whitelist="ALWAYS")
+        await emsp.register_with(invite["versions_url"], invite["token_a"])
+        assert app.roaming is not None
+        tokens = app.roaming.runtime.store.tokens
+
+        async def synced() -> bool:
+            return bool(await tokens.get_token(EMSP_UID, "RFID"))
+
+        await wait_until(synced, timeout=30, what="the eMSP token synced")
+        lines = []
+        for label, uid in (("own card", "BENCH"), ("eMSP token", EMSP_UID)):
+            await app.authorization.service.decide(AuthRequest("TRY-NOW", uid))  # fills caches
+            elapsed, p50, p99 = await run_load(
+                AUTHORIZE_UID_LOAD, ocpp_url(app), str(chargers), str(calls), uid
+            )
+            n = chargers * calls
+            # In process, in slices: the decision log flushes between them.
+            us = []
+            for _ in range(20):
+                us.append(try_now_us(app, uid, 2_000))
+                await asyncio.sleep(0.01)
+            us.sort()
+            lines.append(
+                f"{label}: {n} Authorize, {chargers} chargers: {n / elapsed:,.0f}/s, "
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; try_now median {us[len(us) // 2]:.2f} µs"
+            )
+        return lines
+
 
 async def bench_pairs(
     tmp: Path, store_url: str, chargers: int, pairs: int, load: str = PAIRS_LOAD
@@ -144,6 +233,8 @@ async def bench_puts(tmp: Path, store_url: str, total: int, clients: int = 8) ->
 
 async def run(server: TestServer) -> None:
     logging.getLogger().setLevel(logging.WARNING)
+    # The CSMS runs in this process: its per-decision info lines would be the figure.
+    logs.configure("warning", "json")
     chargers = int(os.environ.get("BENCH_STORE_CHARGERS", "20"))
     pairs = int(os.environ.get("BENCH_STORE_PAIRS", "50"))
     puts = int(os.environ.get("BENCH_STORE_PUTS", "8000"))
@@ -158,7 +249,7 @@ async def run(server: TestServer) -> None:
     ]
     with tempfile.TemporaryDirectory() as d:
         for n, (backend, extra) in enumerate(variants):
-            for what in ("authorize", "pairs", "puts"):
+            for what in ("authorize", "hits", "pairs", "puts"):
                 tmp = Path(d) / f"{n}-{what}"
                 tmp.mkdir()
                 if not extra:
@@ -168,6 +259,9 @@ async def run(server: TestServer) -> None:
                 t0 = time.perf_counter()
                 if what == "authorize":
                     line = await bench_pairs(tmp, url, chargers, 10 * pairs, AUTHORIZE_LOAD)
+                elif what == "hits":
+                    found = await bench_cache_hits(tmp, url, chargers, 10 * pairs)
+                    line = ("\n" + " " * 37).join(found)
                 elif what == "pairs":
                     line = await bench_pairs(tmp, url, chargers, pairs)
                 else:

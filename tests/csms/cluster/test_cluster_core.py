@@ -154,7 +154,7 @@ async def test_a_job_lock_dies_with_its_holders_connection(two, postgres_url: st
         async with b.cluster.exclusive("purge") as theirs:
             return theirs
 
-    await wait_until(free, what="the lock freed by the holder's end")
+    await wait_until(free, timeout=15, what="the lock freed by the holder's end")
     release.set()
     with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
         await task
