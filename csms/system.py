@@ -306,7 +306,7 @@ async def compose(
         if config.ocpi.enabled:
             runtime = await build_runtime(config, db, observer=metrics, jobs=cluster)
             exit_stack.push_async_callback(bounded, "ocpi", runtime.stop)
-            cpo = await build_cpo(config, db, runtime.store, runtime.client)
+            cpo = await build_cpo(config, db, runtime.store, runtime.client, cluster)
             share_roaming_caches(coherence, runtime.store, cpo.lookup)
             held_cards = await HeldOwnCards.load(IdTagRepo(db), max_age_s=coherence.max_age_s)
             authorization = await build_roaming_authorization(

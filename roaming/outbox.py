@@ -38,6 +38,14 @@ The lookup of a CDR that was in flight at a crash waits until the request is as 
 own timeout for its answer: an eMSP still working on the POST when we restarted would
 answer "not here" too early, and a second POST would follow.
 
+Several processes (nodes sharing one database) may run a worker each on one outbox: a
+worker takes the messages it delivers by claiming them (:meth:`OutboxStore.claim`), so no
+message is delivered by two at once and per-object order holds across them; a message
+left in flight by a process that died is taken over by another and is ambiguous there
+(looked up first). Releasing held pushes (``release_held``) runs on one process at a
+time when a :class:`~roaming.ports.JobLock` is given: two releasing one Session at once
+would fill and let go its pushes twice.
+
 Sessions need no lookup: a PUT replaces the whole object and a PATCH sets fields, so
 re-sending an in-flight one is harmless, and per-object order (the marked message stays
 ``pending``, first in line) keeps a PATCH from overtaking its PUT across a restart.
@@ -56,7 +64,7 @@ import structlog
 from roaming.client import OcpiClient, join_url
 from roaming.errors import InvalidResponse, PartnerRejected, PartnerUnreachable
 from roaming.models import InterfaceRole
-from roaming.ports import PartnerDirectory, SqlExecutor
+from roaming.ports import JobLock, PartnerDirectory, SqlExecutor
 from roaming.store.outbox import OutboxMessage, OutboxStore, Status, insert_message, parse_stamp
 
 log = structlog.get_logger("roaming.outbox")
@@ -294,11 +302,14 @@ class OutboxWorker:
         batch: int = 100,
         clock: Callable[[], datetime] = utcnow,
         release_held: Callable[[datetime], Awaitable[int]] | None = None,
+        jobs: JobLock | None = None,
     ) -> None:
         self.store = store
         # Run before every round: releases held pushes whose missing part has appeared
-        # (e.g. a connector was mapped, by whatever means), so they go in the same round.
+        # (e.g. a connector was mapped, by whatever means), so they go in the same round;
+        # as job ``outbox_release`` of ``jobs`` when given (skipped while another runs it).
         self.release_held = release_held
+        self.jobs = jobs
         self.transport = transport
         self.policy = policy or RetryPolicy()
         self.poll_interval_s = poll_interval_s
@@ -307,22 +318,35 @@ class OutboxWorker:
         self._sem = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # One round at a time: a round may take this process's own claims again (those
+        # of a round that failed, or of an earlier life), never one still being handled.
+        self._round = asyncio.Lock()
 
     def notify(self) -> None:
         self._wake.set()
 
     async def run_once(self) -> int:
-        """Handle every message due now (heads only); returns how many were handled."""
-        if self.release_held is not None:
-            try:
-                await self.release_held(self.clock())
-            except Exception:
-                log.exception("outbox.release_failed")
-        heads = await self.store.heads(self.clock(), self.batch)
-        if not heads:
-            return 0
-        await asyncio.gather(*(self._handle(m) for m in heads))
-        return len(heads)
+        """Handle every message due now that this process could claim (heads only);
+        returns how many were handled."""
+        async with self._round:
+            if self.release_held is not None:
+                try:
+                    await self._release(self.release_held)
+                except Exception:
+                    log.exception("outbox.release_failed")
+            heads = await self.store.claim(self.clock(), self.batch)
+            if not heads:
+                return 0
+            await asyncio.gather(*(self._handle(m) for m in heads))
+            return len(heads)
+
+    async def _release(self, release: Callable[[datetime], Awaitable[int]]) -> None:
+        if self.jobs is None:
+            await release(self.clock())
+            return
+        async with self.jobs.exclusive("outbox_release") as held:
+            if held:
+                await release(self.clock())
 
     async def _handle(self, msg: OutboxMessage) -> None:
         async with self._sem:
@@ -331,9 +355,21 @@ class OutboxWorker:
                     keys = await self.transport.receivers(msg.module)
                     await self.store.expand(msg, keys, self.clock())
                     return
+                if msg.in_flight_at is not None:
+                    # Its last attempt has no recorded outcome (this process's earlier
+                    # life, or another that died): it may have reached the partner.
+                    log.warning(
+                        "outbox.in_flight_taken",
+                        message_id=msg.id,
+                        module=msg.module,
+                        object=msg.object_key,
+                        in_flight_at=msg.in_flight_at,
+                    )
                 # Committed before the request leaves: a crash from here on leaves the
                 # message marked, and the next process treats it as ambiguous.
-                await self.store.mark_in_flight(msg.id, self.clock())
+                if not await self.store.mark_in_flight(msg.id, self.clock()):
+                    log.warning("outbox.claim_lost", message_id=msg.id, object=msg.object_key)
+                    return
                 outcome = await self.transport.deliver(msg)
                 await self._record(msg, outcome)
             except Exception:

@@ -8,9 +8,9 @@ csms imports; the PostgreSQL adapter fits it the same way.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from roaming.models import Token
@@ -155,6 +155,7 @@ class PartnerDirectory(Protocol):
 
 __all__ = [
     "AsyncIterator",
+    "Claims",
     "JobLock",
     "LocalJobLock",
     "PartnerDirectory",
@@ -163,3 +164,31 @@ __all__ = [
     "StoredToken",
     "SyncRun",
 ]
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def _no_params() -> Sequence[Any]:
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """Who takes outbox messages here, and when another taker no longer counts.
+
+    Why passed in: several processes may deliver one outbox (nodes sharing a PostgreSQL
+    database). Which of them is alive is the cluster's knowledge (its node table and
+    leases), and roaming never imports the CSMS, so the wiring hands over this process's
+    id and the liveness rule as a SQL predicate; the store puts it into the one statement
+    that picks and takes the heads, so the choice and the check see the same data.
+
+    ``alive_sql`` is true when the process named by ``o.claimed_by`` is alive now; it may
+    use ``?`` placeholders, whose values ``alive_params`` gives at each claim (the time
+    now, read from the process's clock). The default, no other process is alive, is the
+    single-process store: whatever another id claimed was left by an earlier process.
+    """
+
+    node_id: str
+    alive_sql: str = "1 = 0"
+    alive_params: Callable[[], Sequence[Any]] = field(default=_no_params)

@@ -64,6 +64,10 @@ class WaitingSessions:
     # waiting. Saves the worker a store round trip per round in the common case (one
     # service per process writes every Session).
     _maybe_waiting: bool = True
+    # True when other processes write Sessions to the same store (nodes sharing one
+    # database): a Session waiting there never sets the flag above here, so every
+    # release round asks the store (one lone read, outside any transaction).
+    shared_store: bool = False
 
     # Provided by the service.
     async def _where(self, tx: SqlExecutor, ref: EvseRef) -> dict[str, Any]:
@@ -165,7 +169,9 @@ class WaitingSessions:
 
     async def release_waiting(self, now: datetime) -> int:
         """Release every waiting Session whose connector is mapped now; returns how many."""
-        if not self._maybe_waiting:
+        if not self._maybe_waiting and not (
+            self.shared_store and await self.store.any_waiting(self.store.db)
+        ):
             return 0
         released = 0
         async with self.store.db.transaction() as tx:

@@ -33,6 +33,7 @@ OUTBOX_COLUMNS = [
     "next_attempt_at",
     "last_error",
     "held_reason",
+    "claimed_by",
 ]
 
 

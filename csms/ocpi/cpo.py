@@ -8,10 +8,13 @@ the finished :class:`CpoModules` and the OCPI modules that serve them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from csms import logs
+from csms.cluster.node import Cluster
+from csms.cluster.presence import ALIVE, stamp, utc_now
 from csms.config import Config
 from csms.ocpi.charger_events import OcpiChargerEvents
 from csms.ocpi.locations import (
@@ -30,12 +33,13 @@ from roaming.context import OcpiModule
 from roaming.models import InterfaceRole, ModuleID
 from roaming.outbox import OcpiTransport, OutboxWorker, RetryPolicy, enqueue
 from roaming.partners import Partner
+from roaming.ports import Claims
 from roaming.reservations import ReservationService
 from roaming.sessions import SessionService
 from roaming.store import RoamingStore
 from roaming.store.cdrs import CdrStore
 from roaming.store.locations import LocationStore
-from roaming.store.outbox import OutboxStore
+from roaming.store.outbox import SINGLE_PROCESS, OutboxStore
 
 log = logs.get("csms.ocpi.cpo")
 
@@ -117,12 +121,36 @@ async def warn_unmapped(db: Database) -> None:
         )
 
 
+# A claimer is alive while its node is (the cluster's rule: a lease that has not run
+# out, not stopped); a claim by a node without a row is stale too.
+_CLAIMER_ALIVE = (
+    f"EXISTS (SELECT 1 FROM cluster_nodes n WHERE n.node_id = o.claimed_by AND {ALIVE})"
+)
+
+
+def outbox_claims(node_id: str, *, multi: bool, clock: Callable[[], datetime] = utc_now) -> Claims:
+    """How this node's outbox worker claims messages (see :class:`roaming.ports.Claims`).
+
+    A single node (SQLite) knows no other: whatever another id claimed, an earlier
+    process left. Several nodes: another node's claim holds while that node is alive.
+    """
+    if not multi:
+        return Claims(node_id=node_id)
+    return Claims(node_id=node_id, alive_sql=_CLAIMER_ALIVE, alive_params=lambda: (stamp(clock()),))
+
+
 async def build_cpo(
-    config: Config, db: Database, store: RoamingStore, client: OcpiClient
+    config: Config,
+    db: Database,
+    store: RoamingStore,
+    client: OcpiClient,
+    cluster: Cluster | None = None,
 ) -> CpoModules:
     """Load the locations file and build the stores, the outbox and the OCPP event sink.
 
     Nothing runs yet: the outbox worker starts with the system (:meth:`OutboxWorker.start`).
+    With ``cluster``, the worker shares the outbox with the other nodes (claims) and
+    releases held pushes on one node at a time.
     """
     cpo_cfg = config.ocpi_cpo
     cc, pid = config.ocpi.country_code, config.ocpi.party_id
@@ -139,7 +167,12 @@ async def build_cpo(
         currency=cpo_cfg.currency,
         update_interval_s=cpo_cfg.session_update_interval_s,
     )
-    box = OutboxStore(db)
+    claims = SINGLE_PROCESS
+    if cluster is not None:
+        # Sessions may start waiting on any node: none can trust its own "none waiting".
+        service.shared_store = cluster.multi
+        claims = outbox_claims(cluster.node_id, multi=cluster.multi, clock=cluster.clock)
+    box = OutboxStore(db, claims)
     worker = OutboxWorker(
         box,
         OcpiTransport(store.partners, client),
@@ -151,6 +184,7 @@ async def build_cpo(
         poll_interval_s=cpo_cfg.outbox_poll_interval_s,
         concurrency=cpo_cfg.outbox_concurrency,
         release_held=service.release_waiting,
+        jobs=cluster,
     )
     reservations = ReservationService(db, service)
     events = OcpiChargerEvents(locations, service, notify=worker.notify, reservations=reservations)

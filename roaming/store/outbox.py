@@ -10,19 +10,32 @@ In flight: ``in_flight_at`` is set, committed, just before an attempt's request 
 attempt's outcome. A message read while it is still set had an attempt with no recorded
 outcome (the process died, or was stopped, mid-request), so it is read as ``ambiguous``:
 the partner may have acted on it.
+
+Claims: several processes may deliver one outbox (nodes sharing a PostgreSQL database).
+A process takes due heads with :meth:`OutboxStore.claim`, which records it in
+``claimed_by`` in the same transaction that picks them (on PostgreSQL the picked rows are
+locked ``FOR UPDATE SKIP LOCKED``, so two processes claiming at once take different rows;
+SQLite has one writer, and one process). A message claimed by a live process is taken by
+no other; per-object order needs nothing more, because a claimed message is still
+``pending`` and so keeps every later message of its object from being a head. A claim
+by a dead process (see :class:`roaming.ports.Claims`) is free, and so is one this
+process's id made in an earlier life; if it was in flight, its new taker reads it as
+ambiguous like any in-flight message. Recording an outcome is refused when another
+process holds the claim (it took the message over from this one, thought dead), so a
+late answer cannot undo what the new taker recorded.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from roaming.ports import SqlDatabase, SqlExecutor
+from roaming.ports import Claims, SqlDatabase, SqlExecutor
 from roaming.store.cdrs import set_emsp_location
 
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -50,6 +63,12 @@ _HEAD = (
     "SELECT 1 FROM ocpi_outbox p WHERE p.partner_key = o.partner_key"
     " AND p.object_key = o.object_key AND p.status IN ('pending', 'dead') AND p.id < o.id)"
 )
+
+# One process in one store unless told otherwise (tests, tools): every other claim is stale.
+SINGLE_PROCESS = Claims(node_id="local")
+
+# An outcome may be recorded by the claimer, or on a message nobody claims.
+_MINE = "(claimed_by IS NULL OR claimed_by = ?)"
 
 
 class Status(enum.StrEnum):
@@ -80,6 +99,7 @@ class OutboxMessage:
     held_reason: str | None = None  # set while the push waits for something (not sent)
     in_flight_at: str | None = None  # an attempt without a recorded outcome began then
     location: str | None = None  # where the partner said it stored the object
+    claimed_by: str | None = None  # the process delivering it (pending) or that finished it
 
     @classmethod
     def from_row(cls, row: Any) -> OutboxMessage:
@@ -100,6 +120,7 @@ class OutboxMessage:
             held_reason=row["held_reason"],
             in_flight_at=row["in_flight_at"],
             location=row["location"],
+            claimed_by=row["claimed_by"],
         )
 
     def summary(self) -> dict[str, Any]:
@@ -119,6 +140,7 @@ class OutboxMessage:
             "last_error": self.last_error,
             "created_at": self.created_at,
             "in_flight_at": self.in_flight_at,
+            "claimed_by": self.claimed_by,
         }
 
 
@@ -153,11 +175,49 @@ async def insert_message(
 class OutboxStore:
     """The SQL of the outbox table (shared SQLite connection, see :mod:`roaming.ports`)."""
 
-    def __init__(self, db: SqlDatabase) -> None:
+    def __init__(self, db: SqlDatabase, claims: Claims = SINGLE_PROCESS) -> None:
         self.db = db
+        self.claims = claims
+        # Free to take: unclaimed, claimed by this process's id (now or in an earlier
+        # life: the worker takes no message twice at once), or by a process not alive.
+        self._free = f"(o.claimed_by IS NULL OR o.claimed_by = ? OR NOT ({claims.alive_sql}))"
+
+    @property
+    def me(self) -> str:
+        """This process's id, as its claims name it."""
+        return self.claims.node_id
+
+    def _free_params(self) -> tuple[Any, ...]:
+        return (self.claims.node_id, *self.claims.alive_params())
+
+    async def claim(self, now: datetime, limit: int) -> list[OutboxMessage]:
+        """Take up to ``limit`` due heads that are free (see the module docstring).
+
+        Read and taken inside one transaction: besides excluding other processes, on
+        SQLite the store lock keeps us from seeing outbox rows of an OCPP transaction
+        that has not committed yet.
+        """
+        lock = " FOR UPDATE OF o SKIP LOCKED" if self.db.dialect == "postgresql" else ""
+        node = self.claims.node_id
+        ts = stamp(now)
+        async with self.db.transaction() as tx:
+            rows = await tx.fetchall(
+                f"SELECT o.* FROM ocpi_outbox o WHERE o.next_attempt_at <= ? AND {_HEAD}"
+                f" AND {self._free} ORDER BY o.id LIMIT ?{lock}",
+                (ts, *self._free_params(), limit),
+            )
+            if rows:
+                ids = [r["id"] for r in rows]
+                await tx.execute(
+                    "UPDATE ocpi_outbox SET claimed_by = ?, claimed_at = ?"
+                    f" WHERE id IN ({', '.join('?' * len(ids))})",
+                    (node, ts, *ids),
+                )
+        return [replace(OutboxMessage.from_row(r), claimed_by=node) for r in rows]
 
     async def heads(self, now: datetime, limit: int) -> list[OutboxMessage]:
-        """Due messages that are first in line for their (partner, object).
+        """Due messages that are first in line for their (partner, object), claimed or
+        not (what the operator would see go next; delivery takes them by :meth:`claim`).
 
         Read inside a transaction: the CSMS shares one connection, and the store lock keeps
         us from seeing outbox rows of an OCPP transaction that has not committed yet.
@@ -171,20 +231,32 @@ class OutboxStore:
         return [OutboxMessage.from_row(r) for r in rows]
 
     async def next_due(self) -> str | None:
-        """When the earliest head (as :meth:`heads` picks them) falls due.
+        """When the earliest head this process may take (as :meth:`claim` picks them)
+        falls due.
 
         Why heads only: a message behind a dead or held one of its object cannot go, and
-        counting its past due time would wake the worker at once, forever.
+        counting its past due time would wake the worker at once, forever; the same for
+        a head another live process is delivering.
         """
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
-                f"SELECT min(o.next_attempt_at) AS t FROM ocpi_outbox o WHERE {_HEAD}"
+                "SELECT min(o.next_attempt_at) AS t FROM ocpi_outbox o"
+                f" WHERE {_HEAD} AND {self._free}",
+                self._free_params(),
             )
         return row["t"] if row else None
 
     async def expand(self, msg: OutboxMessage, partner_keys: Sequence[str], now: datetime) -> None:
-        """Replace a broadcast by one copy per partner, keeping its place in line."""
+        """Replace a broadcast by one copy per partner, keeping its place in line (not
+        when another process took the broadcast over meanwhile: it expands it)."""
         async with self.db.transaction() as tx:
+            mine = await tx.execute(
+                "UPDATE ocpi_outbox SET status = 'expanded', finished_at = ?, last_error = ?"
+                f" WHERE id = ? AND status = 'pending' AND {_MINE}",
+                (stamp(now), f"sent to {len(partner_keys)} partner(s)", msg.id, self.me),
+            )
+            if not mine:
+                return
             for key in partner_keys:
                 await tx.insert(
                     "INSERT INTO ocpi_outbox (partner_key, module, method, path, body,"
@@ -193,23 +265,27 @@ class OutboxStore:
                     " FROM ocpi_outbox WHERE id = ?",
                     (key, stamp(now), msg.id),
                 )
-            await tx.execute(
-                "UPDATE ocpi_outbox SET status = 'expanded', finished_at = ?, last_error = ?"
-                " WHERE id = ?",
-                (stamp(now), f"sent to {len(partner_keys)} partner(s)", msg.id),
-            )
 
-    async def mark_in_flight(self, msg_id: int, now: datetime) -> None:
-        """Committed before the attempt's request leaves (see the module docstring)."""
-        await self.db.execute(
-            "UPDATE ocpi_outbox SET in_flight_at = ? WHERE id = ?", (stamp(now), msg_id)
+    async def mark_in_flight(self, msg_id: int, now: datetime) -> bool:
+        """Committed before the attempt's request leaves (see the module docstring).
+
+        False when this process no longer holds the claim (another took the message over,
+        having found this process dead): then nothing may be sent.
+        """
+        n = await self.db.execute(
+            "UPDATE ocpi_outbox SET in_flight_at = ?"
+            " WHERE id = ? AND status = 'pending' AND claimed_by = ?",
+            (stamp(now), msg_id, self.me),
         )
+        return n > 0
 
     async def in_flight(self) -> int:
-        """Pending messages whose last attempt has no recorded outcome (after a crash)."""
+        """Pending messages this process may take whose last attempt has no recorded
+        outcome (left by a crash, of this process or of another one that died)."""
         row = await self.db.fetchone(
-            "SELECT count(*) AS n FROM ocpi_outbox"
-            " WHERE in_flight_at IS NOT NULL AND status = 'pending'"
+            "SELECT count(*) AS n FROM ocpi_outbox o"
+            f" WHERE o.in_flight_at IS NOT NULL AND o.status = 'pending' AND {self._free}",
+            self._free_params(),
         )
         return int(row["n"]) if row else 0
 
@@ -218,12 +294,12 @@ class OutboxStore:
     ) -> None:
         """Done; a delivered CDR also keeps the URL the eMSP stored it at."""
         async with self.db.transaction() as tx:
-            await tx.execute(
+            mine = await tx.execute(
                 "UPDATE ocpi_outbox SET status = 'delivered', attempts = ?, finished_at = ?,"
-                " location = ?, last_error = NULL, in_flight_at = NULL WHERE id = ?",
-                (attempts, stamp(now), location, msg.id),
+                f" location = ?, last_error = NULL, in_flight_at = NULL WHERE id = ? AND {_MINE}",
+                (attempts, stamp(now), location, msg.id, self.me),
             )
-            if msg.module == "cdrs" and location:
+            if mine and msg.module == "cdrs" and location:
                 await set_emsp_location(tx, msg.body.get("id"), location)
 
     async def mark_finished(
@@ -232,8 +308,8 @@ class OutboxStore:
         """Done without delivery (rejected or skipped); the next message of the object goes."""
         await self.db.execute(
             "UPDATE ocpi_outbox SET status = ?, attempts = ?, finished_at = ?, last_error = ?,"
-            " in_flight_at = NULL WHERE id = ?",
-            (status.value, attempts, stamp(now), reason, msg_id),
+            f" in_flight_at = NULL WHERE id = ? AND {_MINE}",
+            (status.value, attempts, stamp(now), reason, msg_id, self.me),
         )
 
     async def reschedule(
@@ -246,11 +322,12 @@ class OutboxStore:
         ambiguous: bool,
         dead: bool,
     ) -> None:
-        """Another attempt later, or ``dead`` (blocking its object) when out of attempts."""
+        """Another attempt later, or ``dead`` (blocking its object) when out of attempts;
+        either way back in line, claimed by nobody."""
         await self.db.execute(
             "UPDATE ocpi_outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
             " last_error = ?, ambiguous = CASE WHEN ambiguous = 1 OR ? = 1 THEN 1 ELSE 0 END,"
-            " in_flight_at = NULL WHERE id = ?",
+            f" in_flight_at = NULL, claimed_by = NULL WHERE id = ? AND {_MINE}",
             (
                 Status.DEAD.value if dead else Status.PENDING.value,
                 attempts,
@@ -258,6 +335,7 @@ class OutboxStore:
                 error,
                 1 if ambiguous else 0,
                 msg_id,
+                self.me,
             ),
         )
 
@@ -279,9 +357,11 @@ class OutboxStore:
         return {r["status"]: r["n"] for r in rows}
 
     async def retry(self, msg_id: int, now: datetime | None = None) -> bool:
-        """Operator: put a dead/rejected message back in line with a fresh attempt budget."""
+        """Operator: put a dead/rejected message back in line with a fresh attempt budget
+        (a pending one keeps its claim: it may be on its way now)."""
         n = await self.db.execute(
-            "UPDATE ocpi_outbox SET status = 'pending', attempts = 0, next_attempt_at = ?"
+            "UPDATE ocpi_outbox SET status = 'pending', attempts = 0, next_attempt_at = ?,"
+            " claimed_by = CASE WHEN status = 'pending' THEN claimed_by END"
             " WHERE id = ? AND status IN ('dead', 'rejected', 'pending')",
             (stamp(now or datetime.now(UTC)), msg_id),
         )

@@ -296,6 +296,17 @@ MIGRATIONS: list[tuple[str, str | PerDialect]] = [
         CREATE INDEX ocpi_sessions_reservation ON ocpi_sessions (reservation_id) WHERE reservation_id IS NOT NULL;
         """,
     ),
+    (
+        "0020_ocpi_outbox_claims",
+        """
+        -- Several processes may deliver one outbox: claimed_by names the one that took a
+        -- message (set with claimed_at when taken; cleared when it goes back in line, kept
+        -- on a finished message as the one that finished it). A message claimed by a live
+        -- process is not taken by another; one claimed by a dead process is free again.
+        ALTER TABLE ocpi_outbox ADD COLUMN claimed_by TEXT;
+        ALTER TABLE ocpi_outbox ADD COLUMN claimed_at TEXT;
+        """,
+    ),
 ]
 
 # SQLite's json_extract over a TEXT document and a '$.a.b' path: the scalar as text, JSON
