@@ -22,11 +22,21 @@ Example::
         tx = await cp.start_transaction(1, "TAG1", meter_start=1000)
         await cp.send_meter_values(1)
         await cp.stop_transaction(1, reason="Local")
+
+Several CSMS nodes: pass a list of base URLs (or one comma-separated string) and
+``failover=FailoverPolicy()``; a socket the CSMS side loses then makes the charger boot
+again on the next URL and replay the transaction messages that were queued, or sent
+and not answered, when the link died (``links`` records each socket's timings).
+``keep_unanswered=True`` keeps unanswered messages for :meth:`failover` or
+:meth:`reconnect` without failing over by itself::
+
+    cp = SimulatedChargePoint(["ws://a:9000/ocpp", "ws://b:9000/ocpp"], "CP1",
+                              failover=FailoverPolicy(initial_s=0.2, max_s=5))
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,6 +51,7 @@ from simulator.errors import (
     NotConnected,
     SimulatorError,
 )
+from simulator.failover import FailoverPolicy, Link, split_urls
 from simulator.remote import handlers
 from simulator.remote.security import SecurityCalls
 from simulator.session import Session, Step
@@ -54,6 +65,8 @@ __all__ = [
     "CallFailed",
     "CallTimeout",
     "ConnectFailed",
+    "FailoverPolicy",
+    "Link",
     "NotConnected",
     "SimulatedChargePoint",
     "SimulatorError",
@@ -74,12 +87,13 @@ class SimulatedChargePoint:
     ``transactions`` (connector id -> active Tx), ``config`` (ConfigTable), ``steps``,
     ``received_calls`` ((action, camelCase payload) in arrival order), ``local_list``,
     ``local_list_version``, ``reservations``, ``boot_count``, ``registration``,
-    ``connected``, ``offline_queue``, ``certificates`` (client identity, installed roots).
+    ``connected``, ``offline_queue``, ``certificates`` (client identity, installed roots),
+    ``links`` (every socket opened and its timings).
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         cp_id: str,
         *,
         password: str | None = None,
@@ -105,13 +119,17 @@ class SimulatedChargePoint:
         client_key: str | None = None,
         csr_key: str = "ec",
         reconnect_on_new_certificate: bool = True,
+        failover: FailoverPolicy | None = None,
+        keep_unanswered: bool = False,
+        seed: int | None = None,
     ) -> None:
         serial = (serial or f"SIM-{cp_id}")[:25]  # CiString25 in BootNotification
         identity = Identity(
             cp_id, vendor, model, serial, firmware, power_w, time_scale, step_delay_s
         )
         self.id = cp_id
-        self.base_url = url
+        self.base_urls = split_urls(url)
+        self.base_url = self.base_urls[0]
         self.state = ChargerState.fresh(
             identity,
             connectors,
@@ -139,6 +157,9 @@ class SimulatedChargePoint:
         )
         statuses = StatusReporter(self.state, self.session)
         flow = TransactionFlow(self.state, self.session, statuses)
+        # A charger that fails over keeps what the lost link left unanswered for the next.
+        keep = keep_unanswered or failover is not None
+        flow.keep_unanswered = statuses.tolerate_loss = keep
         self.driver = Driver(self.state, self.session, statuses, flow)
         self.security = SecurityCalls(
             self.driver,
@@ -146,6 +167,8 @@ class SimulatedChargePoint:
             reconnect_on_new_certificate=reconnect_on_new_certificate,
         )
         self.session.answer_with(*handlers(self.driver, self.security))
+        if failover is not None:  # ``seed``: the same run waits the same jittered times
+            self.driver.fail_over_on_loss(failover, seed)
         # The public surface, each method implemented by the part it belongs to.
         self.open = self.session.open
         self.wait_closed = self.session.wait_closed
@@ -157,6 +180,7 @@ class SimulatedChargePoint:
         self.close = self.driver.close
         self.disconnect = self.driver.disconnect
         self.reconnect = self.driver.reconnect
+        self.failover = self.driver.failover
         self.boot = self.driver.boot
         self.authorize = self.driver.authorize
         self.data_transfer = self.driver.data_transfer
@@ -192,6 +216,10 @@ class SimulatedChargePoint:
     @property
     def connected(self) -> bool:
         return self.session.connected
+
+    @property
+    def links(self) -> list[Link]:
+        return self.session.links
 
     @property
     def steps(self) -> list[Step]:

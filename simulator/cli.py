@@ -6,11 +6,14 @@ stderr; 2 bad usage.
 
 ``--register`` (run, serve, load) first registers the ids through the CSMS's admin API
 (:mod:`simulator.register`), so a fresh CSMS that rejects unknown ids accepts them.
-``--ca-file`` trusts a private CA for a ``wss://`` URL.
+``--ca-file`` trusts a private CA for a ``wss://`` URL. ``--url`` may be repeated (or
+hold comma-separated URLs) for several CSMS nodes: a charger whose link is lost boots
+again on the next one and replays the transaction messages left unanswered.
 
     csms-sim run --url ws://127.0.0.1:9000/ocpp --id CP1 --id-tag TAG1 --scenario basic
     csms-sim run ... --chargers 10 --id-pattern 'CP{n:04d}' --id-tags TAG1,TAG2 --seed 7
     csms-sim serve --url ws://127.0.0.1:9000/ocpp --id CP1
+    csms-sim serve --url ws://node-a:9000/ocpp --url ws://node-b:9000/ocpp --chargers 50
     csms-sim scenarios
     csms-sim load --url ws://127.0.0.1:9000/ocpp --chargers 100 --calls 20000
     csms-sim echo-server --port 9900
@@ -30,9 +33,16 @@ from typing import Any
 
 import structlog
 
-from simulator.chargepoint import ConnectFailed, SimulatedChargePoint, SimulatorError
+from simulator.chargepoint import (
+    ConnectFailed,
+    FailoverPolicy,
+    SimulatedChargePoint,
+    SimulatorError,
+)
 from simulator.cpconfig import DEFAULT_PROFILES
+from simulator.failover import split_urls
 from simulator.load import cli as load_cli
+from simulator.load.cli import DEFAULT_URL
 from simulator.load.echo import serve_echo
 from simulator.register import (
     DEFAULT_ADMIN_URL,
@@ -154,6 +164,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 local_list_max_length=args.local_list_max,
                 send_local_list_max_length=args.send_local_list_max,
                 feature_profiles=args.feature_profiles,
+                keep_unanswered=True,  # replayed by _reconnect
                 **tls_options(args),
             )
             chargers.append(cp)
@@ -176,26 +187,23 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                 fut.cancel()
             if stop.is_set():
                 break
-            for cp in chargers:
-                if not cp.connected and "reset" not in cp.follow_ups():
-                    _out(f"{cp.id} connection lost; reconnecting")
-                    await _reconnect_with_backoff(cp)
+            lost = [cp for cp in chargers if not cp.connected and "reset" not in cp.follow_ups()]
+            for cp in lost:
+                _out(f"{cp.id} connection lost; reconnecting")
+            await asyncio.gather(*(_reconnect(cp) for cp in lost))
         return 0
     finally:
         for cp in chargers:
             await cp.close()
 
 
-async def _reconnect_with_backoff(cp: SimulatedChargePoint) -> None:
-    delay = 0.5
-    while True:
-        try:
-            await cp.reconnect(boot=True)
-            return
-        except ConnectFailed as exc:
-            _err(f"{cp.id}: {exc}; retry in {delay:g} s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30)
+RECONNECT = FailoverPolicy(initial_s=0.5, max_s=30.0)
+
+
+async def _reconnect(cp: SimulatedChargePoint) -> None:
+    """Boot again on the next URL (the same one when there is one), replay what was left."""
+    replayed = await cp.failover(RECONNECT)
+    _out(f"{cp.id} connected to {cp.url}; replayed {len(replayed)} message(s)")
 
 
 async def cmd_load(args: argparse.Namespace) -> int:
@@ -244,7 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def charger_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
-            "--url", default="ws://127.0.0.1:9000/ocpp", help="CSMS base URL; the id is appended"
+            "--url",
+            action="append",
+            default=None,
+            help=f"CSMS base URL; the id is appended (default {DEFAULT_URL}). Repeat it, or "
+            "separate URLs with commas, for several nodes: a charger that loses its link "
+            "moves to the next",
         )
         sp.add_argument("--id", default="CP1", help="charge point id (single charger)")
         sp.add_argument("--password", default=None, help="HTTP Basic password (security profile 1)")
@@ -339,6 +352,12 @@ def configure_logging(level: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "url"):  # every command taking --url sees one comma-separated string
+        try:
+            args.url = ",".join(split_urls(args.url or [DEFAULT_URL]))
+        except ValueError as exc:
+            _err(f"--url: {exc}")
+            return 2
     configure_logging(args.log_level)
     return pipe_safe(lambda: _main(args))
 

@@ -9,12 +9,15 @@ recorded, and closing the charger cancels it.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
+from simulator.errors import SimulatorError
+from simulator.failover import FailoverPolicy, jittered_backoff
 from simulator.session import Session, Step
 from simulator.state import ChargerState
 from simulator.status import StatusReporter
@@ -40,6 +43,22 @@ class Driver:
         self.flow = flow
         self._tasks: set[asyncio.Task[Any]] = set()
         self._log = log.bind(cp_id=state.identity.cp_id)
+        self.policy: FailoverPolicy | None = None
+        self._closing = False
+        self._rng = random.Random()
+
+    def fail_over_on_loss(self, policy: FailoverPolicy, seed: int | None = None) -> None:
+        """From now on a socket the CSMS side loses makes the charger look for the next URL
+        by itself (:meth:`failover`), as a charger in the field does."""
+        self.policy = policy
+        if seed is not None:
+            self._rng = random.Random(seed)
+        self.session.on_lost = self._lost
+
+    def _lost(self) -> None:
+        if self._closing or self.policy is None or "failover" in self.follow_ups():
+            return
+        self.spawn(self.failover(), "failover")
 
     async def boot(
         self,
@@ -134,6 +153,7 @@ class Driver:
 
     async def close(self) -> None:
         """Stop every background task and close the socket; safe to call twice."""
+        self._closing = True
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
@@ -161,6 +181,33 @@ class Driver:
         steps = await self.flow.replay_queue() if replay else []
         await self.statuses.send_changed()
         return steps
+
+    async def failover(self, policy: FailoverPolicy | None = None) -> list[Step]:
+        """Reconnect to the next URL (round robin) until one boots us, then replay.
+
+        Each attempt waits a jittered, doubling time first (bounded by ``policy.max_s``),
+        opens the next URL, sends BootNotification as a charger back from a lost link
+        does, replays the messages that were queued or unanswered when the link died
+        (new message ids, same content), and reports changed statuses. Raises the last
+        error once ``policy.attempts`` attempts failed.
+        """
+        policy = policy or self.policy or FailoverPolicy()
+        attempt = 0
+        while True:
+            await asyncio.sleep(
+                jittered_backoff(attempt, policy.initial_s, policy.max_s, self._rng)
+            )
+            url = self.session.next_url()
+            try:
+                steps = await self.reconnect(boot=True)
+            except SimulatorError as exc:
+                attempt += 1
+                self._log.debug("sim.failover_attempt_failed", url=url, error=str(exc))
+                if policy.attempts is not None and attempt >= policy.attempts:
+                    raise
+                continue
+            self._log.debug("sim.failed_over", url=url, replayed=len(steps), attempts=attempt + 1)
+            return steps
 
     # ----------------------------------------------------------------- follow-ups
 

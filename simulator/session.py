@@ -21,7 +21,7 @@ import json
 import ssl
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ from simulator.errors import (
     NotConnected,
     SimulatorError,
 )
+from simulator.failover import Link, split_urls
 from simulator.wire import SUBPROTOCOL, basic_auth, charger_url
 
 log = structlog.get_logger("simulator")
@@ -77,12 +78,15 @@ class Session:
     """One charge point's link to the CSMS; reconnecting opens a new socket on it.
 
     ``steps`` (every CALL we sent), ``received_calls`` ((action, camelCase payload) in
-    arrival order), ``errors`` (failures nobody awaited) and ``connected`` are public.
+    arrival order), ``errors`` (failures nobody awaited), ``connected`` and ``links``
+    (every socket opened, :class:`Link`) are public. With several base URLs the socket
+    goes to ``url`` until :meth:`next_url` moves on; ``on_lost`` is called when the CSMS
+    side closes a socket the charger did not close itself.
     """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         cp_id: str,
         config: ConfigTable,
         *,
@@ -95,7 +99,10 @@ class Session:
         ssl_context: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
         self.cp_id = cp_id
-        self.url = charger_url(base_url, cp_id)
+        self.urls = [charger_url(u, cp_id) for u in split_urls(base_url)]
+        self._at = 0
+        self.links: list[Link] = []
+        self.on_lost: Callable[[], None] | None = None
         self.password = password
         self.config = config
         self.response_timeout = response_timeout
@@ -119,6 +126,21 @@ class Session:
         self._changed = asyncio.Event()
         self._closed = asyncio.Event()
         self._log = log.bind(cp_id=cp_id)
+
+    @property
+    def url(self) -> str:
+        """The charger URL the next (or current) socket goes to."""
+        return self.urls[self._at]
+
+    @url.setter
+    def url(self, value: str) -> None:
+        """Point the current entry elsewhere (a CSMS restarted on another port)."""
+        self.urls[self._at] = value
+
+    def next_url(self) -> str:
+        """Move on to the next base URL (round robin); returns the new charger URL."""
+        self._at = (self._at + 1) % len(self.urls)
+        return self.url
 
     def answer_with(self, *handlers: object) -> None:
         """Route the CSMS's CALLs to the ``@on``/``@after`` methods of ``handlers``."""
@@ -154,6 +176,7 @@ class Session:
             raise ConnectFailed(self.url, None, f"server did not agree to {SUBPROTOCOL}")
         self._ws = ws
         self._router.attach(ws)
+        self.links.append(Link(self.url, time.monotonic()))
         self.connected = True
         self._closed = asyncio.Event()
         self._reader = asyncio.create_task(self._read_loop(ws), name=f"sim-read-{self.cp_id}")
@@ -193,12 +216,18 @@ class Session:
             self.errors.append(exc)
             self._log.exception("sim.read_loop_failed")
         finally:
-            if self._ws is ws or self._ws is None:
+            lost = self._ws is ws
+            if lost or self._ws is None:
                 self.connected = False
                 self.stop_heartbeat()
                 self._fail_pending()
             self._closed.set()
             self.notify()
+            if lost:
+                if self.links:
+                    self.links[-1].lost_at = time.monotonic()
+                if self.on_lost is not None:
+                    self.on_lost()
 
     async def _dispatch(self, text: str) -> None:
         try:
@@ -322,6 +351,13 @@ class Session:
         started: float,
     ) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
+        if response is not None and self.links:
+            link = self.links[-1]
+            if action == "BootNotification":
+                if response.get("status") == "Accepted" and link.booted_at is None:
+                    link.booted_at = time.monotonic()
+            elif link.booted_at is not None and link.served_at is None:
+                link.served_at = time.monotonic()
         step = Step(action, payload, response, error, elapsed_ms, self.replaying)
         self.steps.append(step)
         self._changed.set()

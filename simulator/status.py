@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.connector import Status
+from simulator.errors import NotConnected
 from simulator.session import Session
 from simulator.state import ChargerState
 from simulator.wire import now_iso
@@ -21,6 +22,7 @@ class StatusReporter:
         self.state = state
         self.session = session
         self.reported: dict[int, Status] = {}  # what the CSMS last heard, per connector
+        self.tolerate_loss = False  # a failing-over charger reports it again once back
 
     async def status(
         self,
@@ -45,7 +47,8 @@ class StatusReporter:
         info: str | None = None,
         ts: str | None = None,
     ) -> dict[str, Any]:
-        """Report the connector's current status; offline, it is reported on reconnect."""
+        """Report the connector's current status; offline (or, with ``tolerate_loss``, lost
+        on the way), it is reported on reconnect."""
         conn = self.state.connector(connector)
         if not self.session.connected:
             return {}
@@ -57,7 +60,12 @@ class StatusReporter:
         }
         if info:
             payload["info"] = info
-        response = await self.session.request("StatusNotification", payload)
+        try:
+            response = await self.session.request("StatusNotification", payload)
+        except NotConnected:
+            if not self.tolerate_loss:
+                raise
+            return {}  # the link died on the way: reported again once back
         self.reported[connector] = conn.status
         return response
 

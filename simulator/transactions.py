@@ -4,6 +4,13 @@ Why the offline queue lives with the transactions: only transaction messages
 (StartTransaction, MeterValues, StopTransaction) are kept while the socket is down, and
 replaying them must fill in the ``transactionId`` the CSMS hands out for the queued start,
 so the queue and the transactions it refers to belong together.
+
+A transaction message must reach the CSMS (OCPP 1.6, "Transaction-related messages"):
+with ``keep_unanswered`` (a charger that fails over), one sent but unanswered when the
+socket died joins the queue too, and is sent again on the next link with a new message id
+and the same content; while the queue holds older messages, a new one waits behind them,
+so the CSMS sees them in the charger's order. Without it the caller gets
+:class:`NotConnected`, as fault tests that count only answered calls expect.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class TransactionFlow:
         self.session = session
         self.statuses = statuses
         self.meter_tasks: dict[int, asyncio.Task[None]] = {}
+        self.keep_unanswered = False
         self._log = log.bind(cp_id=state.identity.cp_id)
 
     async def start_transaction(
@@ -72,11 +80,10 @@ class TransactionFlow:
         if move_status and conn.status in (Status.AVAILABLE, Status.RESERVED):
             conn.move(Status.PREPARING)
             await self.statuses.send(connector)
-        if not self.session.connected:
-            self.state.offline_queue.append(QueuedMessage("StartTransaction", payload, tx))
+        response = await self._deliver("StartTransaction", payload, tx)
+        if response is None:
             conn.move(Status.CHARGING)
             return {}
-        response = await self.session.request("StartTransaction", payload)
         tx.id = response.get("transactionId")
         tx.auth_status = (response.get("idTagInfo") or {}).get("status")
         if reservation_id is not None:
@@ -112,12 +119,30 @@ class TransactionFlow:
         tid = transaction_id if transaction_id is not None else (tx.id if tx else None)
         if tid is not None:
             payload["transactionId"] = tid
-        if not self.session.connected:
-            if tx is None:
+        if tx is None:  # not about a transaction: not kept for later
+            if not self.session.connected:
                 raise NotConnected("MeterValues")
-            self.state.offline_queue.append(QueuedMessage("MeterValues", payload, tx))
-            return {}
-        return await self.session.request("MeterValues", payload)
+            return await self.session.request("MeterValues", payload)
+        return await self._deliver("MeterValues", payload, tx) or {}
+
+    async def _deliver(
+        self, action: str, payload: dict[str, Any], tx: Tx | None
+    ) -> dict[str, Any] | None:
+        """Send a transaction message now, or keep it for the replay (None): when offline,
+        and with ``keep_unanswered`` when older messages still wait or when the link died
+        before the answer came."""
+        queue = self.state.offline_queue
+        keep = self.keep_unanswered
+        if self.session.connected and not (keep and queue):
+            try:
+                return await self.session.request(action, payload)
+            except NotConnected:
+                if not keep:
+                    raise
+                self._log.debug("sim.unanswered_kept_for_replay", action=action)
+        queue.append(QueuedMessage(action, payload, tx))
+        self.session.notify()
+        return None
 
     def _sample(
         self, conn: Connector, context: str, ts: str, power_w: float | None = None
@@ -197,11 +222,7 @@ class TransactionFlow:
         ):
             conn.move(Status.FINISHING)
             await self.statuses.send(conn.id)
-        if not self.session.connected:
-            self.state.offline_queue.append(QueuedMessage("StopTransaction", payload, tx))
-            response: dict[str, Any] = {}
-        else:
-            response = await self.session.request("StopTransaction", payload)
+        response = await self._deliver("StopTransaction", payload, tx) or {}
         if move_status and conn is not None:
             target = Status.UNAVAILABLE if conn.unavailable_after_tx else Status.AVAILABLE
             conn.unavailable_after_tx = False

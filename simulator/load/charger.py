@@ -5,6 +5,12 @@ server it measures, so answers come straight from the socket
 (``simulator/fastws.py``), frames are assembled from pre-encoded pieces, answers are
 parsed with orjson only to read the message id, status and transactionId, and no
 coroutine runs per call.
+
+With several URLs (``LoadConfig.url`` "A,B"), charger n starts on URL n (round robin) and,
+when the CSMS side drops its socket, moves to the next after a jittered backoff, boots
+again, and sends the CALL left unanswered once more with a new message id and the same
+content: the load a node's death puts on the nodes that remain, measured per charger
+from its new socket to its BootNotification answered and its first call served.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import time
 from typing import Any
 
@@ -20,6 +27,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from simulator.failover import jittered_backoff, split_urls
 from simulator.fastws import DirectClientConnection, send_now
 from simulator.load.model import LoadConfig, Recorder
 from simulator.tls import client_context, tls_kwargs
@@ -73,11 +81,21 @@ class LeanCharger:
         self.cfg = cfg
         self.rec = rec
         self.clock = clock
+        self.urls = split_urls(cfg.url)
+        self.at = (n - 1) % len(self.urls)
+        self.rng = random.Random(cfg.seed * 1_000_003 + n)
         self.ws: ClientConnection | None = None
+        self.mover: asyncio.Task[None] | None = None  # the failover under way
+        self.unanswered: tuple[str, bytes] | None = None  # action, frame tail to send again
+        self.lost_at = 0.0  # when the CSMS side dropped the socket
+        self.moved_at: tuple[float, float] | None = None  # new socket open, boot answered
+        self.closing = False
+        self.due: asyncio.TimerHandle | None = None  # the next CALL, scheduled (open loop)
         self.writes: set[asyncio.Task[None]] = set()
         self.reader: asyncio.Task[None] | None = None
         self.k = 0  # CALLs of the quota done (answered, failed or timed out)
         self.inflight: tuple[str, str, float] | None = None  # message id, action, t0
+        self.inflight_tail = b""
         self.sent_at = 0.0
         self.interval = self.start_at = 0.0
         self.timeout = cfg.timeout
@@ -96,10 +114,19 @@ class LeanCharger:
         }
 
     async def connect(self) -> None:
+        await self._open(boot=self.cfg.boot)
+        # Started here, not at the measured phase's start: a thousand first task steps
+        # at once held the generator's loop for ~20 ms and showed as the open loop's tail.
+        self.loop = asyncio.get_running_loop()
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        self.reader = self.loop.create_task(self._read_library_path(self.ws))
+
+    async def _open(self, *, boot: bool) -> None:
+        """A socket to the current URL; BootNotification on it unless ``boot`` is False."""
         headers = {}
         if self.cfg.password is not None:
             headers["Authorization"] = basic_auth(self.cp_id, self.cfg.password)
-        url = charger_url(self.cfg.url, self.cp_id)
+        url = charger_url(self.urls[self.at], self.cp_id)
         self.ws = await websockets.connect(
             url,
             **tls_kwargs(url, client_context(self.cfg.ca_file)),
@@ -111,17 +138,12 @@ class LeanCharger:
             max_size=2**20,
             create_connection=DirectClientConnection,
         )
-        if self.cfg.boot:
+        if boot:
             reply = await self._exchange(
                 b'","BootNotification",{"chargePointVendor":"csms-sim","chargePointModel":"Load"}]'
             )
             if reply[0] != 3 or reply[2].get("status") != "Accepted":
                 raise RuntimeError(f"{self.cp_id}: BootNotification not accepted: {reply}")
-        # Started here, not at the measured phase's start: a thousand first task steps
-        # at once held the generator's loop for ~20 ms and showed as the open loop's tail.
-        self.loop = asyncio.get_running_loop()
-        self.finished: asyncio.Future[None] = self.loop.create_future()
-        self.reader = self.loop.create_task(self._read_library_path())
 
     async def _exchange(self, tail: bytes) -> list[Any]:
         ws = self.ws
@@ -211,7 +233,7 @@ class LeanCharger:
             due = self.start_at + self.k * interval
             delay = due - time.perf_counter()
             if delay > 0:
-                self.loop.call_later(delay, self._send, action, tail, due)
+                self.due = self.loop.call_later(delay, self._send, action, tail, due)
                 return
             if delay < -interval:
                 self.rec.behind += 1
@@ -220,10 +242,15 @@ class LeanCharger:
             self._send(action, tail, time.perf_counter())
 
     def _send(self, action: str, tail: bytes, t0: float) -> None:
+        self.due = None
         if self.finished.done():
+            return
+        if self.mover is not None and not self.mover.done():
+            self.unanswered = (action, tail)  # due while moving: sent once moved
             return
         mid = self.prefix + str(next(self.ids)).encode()
         self.inflight = (mid.decode(), action, t0)
+        self.inflight_tail = tail
         self.sent_at = time.perf_counter()
         self._write(b'[2,"' + mid + tail)
 
@@ -253,6 +280,13 @@ class LeanCharger:
             return  # the answer to a CALL that already timed out
         self.inflight = None
         action = inflight[1]
+        if self.moved_at is not None:
+            opened, booted = self.moved_at
+            self.moved_at = None
+            now = time.perf_counter()
+            self.rec.moved(
+                (booted - opened) * 1000.0, (now - opened) * 1000.0, (now - self.lost_at) * 1000.0
+            )
         if kind == 3:
             self.rec.ok(action, (time.perf_counter() - inflight[2]) * 1000.0)
             self._settle(action, msg)
@@ -272,28 +306,71 @@ class LeanCharger:
             self.k += 1
             self._next()
 
-    async def _read_library_path(self) -> None:
+    async def _read_library_path(self, ws: ClientConnection | None) -> None:
         """Frames the direct path leaves to websockets (fragmented ones) arrive here; the
         loop also learns that the socket closed."""
-        ws = self.ws
         assert ws is not None
         try:
             while True:
                 self._on_frame(await ws.recv(decode=False))
         except websockets.ConnectionClosed:
-            if not self.finished.done():
-                inflight, self.inflight = self.inflight, None
-                action = inflight[1] if inflight is not None else "Authorize"
-                for _ in range(self.quota - self.k):
-                    self.rec.error(action, "connection_closed")
-                self.k = self.quota
-                self._finish()
+            if self.finished.done() or ws is not self.ws or self.closing:
+                return
+            inflight, self.inflight = self.inflight, None
+            if len(self.urls) > 1:
+                self.lost_at = time.perf_counter()
+                self.unanswered = (inflight[1], self.inflight_tail) if inflight else None
+                self.mover = self.loop.create_task(self._fail_over())
+                return
+            self._give_up(inflight[1] if inflight is not None else "Authorize")
+
+    def _give_up(self, action: str) -> None:
+        for _ in range(self.quota - self.k):
+            self.rec.error(action, "connection_closed")
+        self.k = self.quota
+        self._finish()
+
+    async def _fail_over(self) -> None:
+        """Next URL, jittered backoff, boot, then the unanswered CALL again (new id)."""
+        cfg = self.cfg
+        for attempt in range(cfg.failover_attempts):
+            await asyncio.sleep(
+                jittered_backoff(attempt, cfg.failover_initial_s, cfg.failover_max_s, self.rng)
+            )
+            self.at = (self.at + 1) % len(self.urls)
+            opened = time.perf_counter()
+            try:
+                await self._open(boot=True)
+            except Exception as exc:  # refused, closed or silent: try the next one
+                kind = f"failover:{type(exc).__name__}"
+                self.rec.kinds[kind] = self.rec.kinds.get(kind, 0) + 1
+                continue
+            ws = self.ws
+            assert isinstance(ws, DirectClientConnection)
+            self.moved_at = (opened, time.perf_counter())
+            self.mover = None  # moved: calls go out again
+            self.rec.failovers += 1
+            ws.on_frame = self._on_frame
+            self.reader = self.loop.create_task(self._read_library_path(ws))
+            if self.unanswered is not None:
+                action, tail = self.unanswered
+                self.unanswered = None
+                self._send(action, tail, time.perf_counter())
+            elif self.due is None:  # else the CALL scheduled before the loss goes then
+                self._next()
+            return
+        self._give_up(self.unanswered[0] if self.unanswered else "Authorize")
 
     def _finish(self) -> None:
         if not self.finished.done():
             self.finished.set_result(None)
 
     async def close(self) -> None:
+        self.closing = True
+        if self.mover is not None:
+            self.mover.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.mover
         if self.ws is not None:
             await self.ws.close()
         if self.reader is not None:

@@ -12,13 +12,22 @@ import json
 import sys
 from collections.abc import Callable
 
+from simulator.failover import split_urls
 from simulator.load.echo import echo_subprocess
 from simulator.load.engine import run_load
 from simulator.load.model import STATELESS, LoadConfig, LoadReport, Recorder
 
+DEFAULT_URL = "ws://127.0.0.1:9000/ocpp"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default="ws://127.0.0.1:9000/ocpp", help="CSMS base URL")
+    p.add_argument(
+        "--url",
+        action="append",
+        default=None,
+        help=f"CSMS base URL (default {DEFAULT_URL}); repeat it, or separate URLs with "
+        "commas, for several nodes: a charger that loses its link moves to the next",
+    )
     p.add_argument("--chargers", type=int, default=100, help="simulated chargers, one socket each")
     p.add_argument("--calls", type=int, default=10000, help="total CALLs in the measured phase")
     p.add_argument(
@@ -53,7 +62,7 @@ def config_from(args: argparse.Namespace, url: str | None = None) -> LoadConfig:
         if bad:
             raise SystemExit(f"csms-sim load: --mix: cannot send {bad}; use session or {STATELESS}")
     return LoadConfig(
-        url=url or args.url,
+        url=url or ",".join(split_urls(args.url or [DEFAULT_URL])),
         chargers=args.chargers,
         calls=args.calls,
         rate=args.rate,
@@ -86,6 +95,14 @@ def render(report: LoadReport) -> str:
         )
     if report.error_kinds:
         lines.append("errors: " + ", ".join(f"{k}={v}" for k, v in report.error_kinds.items()))
+    if report.failovers:
+        f = report.failover_ms
+        lines.append(
+            f"failovers: {report.failovers} charger(s) moved to another URL; boot answered "
+            f"p50 {f.get('boot_p50', 0):.0f} / p99 {f.get('boot_p99', 0):.0f} ms, first call "
+            f"served p50 {f.get('served_p50', 0):.0f} / p99 {f.get('served_p99', 0):.0f} / "
+            f"max {f.get('served_max', 0):.0f} ms after the new socket"
+        )
     if report.behind_schedule:
         lines.append(
             f"behind schedule: {report.behind_schedule} sends (generator or target saturated)"

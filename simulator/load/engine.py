@@ -136,4 +136,6 @@ async def run_load(
         behind_schedule=rec.behind,
         generator_cpu_s=round(cpu, 3),
         generator_capacity=round(rec.done / cpu, 1) if cpu > 0 else 0.0,
+        failovers=rec.failovers,
+        failover_ms=rec.failover_ms(),
     )

@@ -28,6 +28,9 @@ class LoadConfig:
     connect_concurrency: int = 200
     boot: bool = True
     ca_file: str | None = None  # trusted CA for a wss:// url
+    failover_initial_s: float = 0.2  # several urls: first jittered wait before moving on
+    failover_max_s: float = 5.0  # the backoff's bound
+    failover_attempts: int = 20  # sockets tried before a charger gives up its quota
 
 
 @dataclass
@@ -58,6 +61,11 @@ class LoadReport:
     generator_cpu_s: float = 0.0  # CPU this process spent in the measured phase
     generator_capacity: float = 0.0  # calls per CPU-second: our one-core ceiling
     calibration: dict[str, Any] | None = None
+    failovers: int = 0  # chargers that moved to another URL after losing their socket
+    # ms from the new socket to its BootNotification answered ("boot_*") and to its first
+    # other call answered ("served_*"), and from the lost socket to that call answered
+    # ("outage_*", the backoff included): p50, p99, max
+    failover_ms: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +81,30 @@ class Recorder:
         self.kinds: dict[str, int] = {}
         self.done = 0
         self.behind = 0
+        self.failovers = 0
+        self.moved_boot: list[float] = []
+        self.moved_served: list[float] = []
+        self.moved_outage: list[float] = []
+
+    def moved(self, boot_ms: float, served_ms: float, outage_ms: float) -> None:
+        self.moved_boot.append(boot_ms)
+        self.moved_served.append(served_ms)
+        self.moved_outage.append(outage_ms)
+
+    def failover_ms(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        series = (
+            ("boot", self.moved_boot),
+            ("served", self.moved_served),
+            ("outage", self.moved_outage),
+        )
+        for name, values in series:
+            ordered = sorted(values)
+            if ordered:
+                out[f"{name}_p50"] = round(percentile(ordered, 50), 1)
+                out[f"{name}_p99"] = round(percentile(ordered, 99), 1)
+                out[f"{name}_max"] = round(ordered[-1], 1)
+        return out
 
     def ok(self, action: str, ms: float) -> None:
         lst = self.lat.get(action)

@@ -14,12 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from simulator.chargepoint import ConnectFailed, SimulatedChargePoint, SimulatorError, shifted
+from simulator.failover import jittered_backoff
 from simulator.scenarios.context import Context, ScenarioFailed, expect, tag_status
-
-
-def jittered_backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Full-jitter exponential backoff: spreads a reconnect storm instead of synchronising it."""
-    return rng.uniform(0, min(cap, base * (2**attempt)))
 
 
 def _last_request(cp: SimulatedChargePoint, action: str) -> dict[str, Any]:

@@ -88,6 +88,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "auth_storm": auth_storm,
     "ocpp_fuzz": ocpp_fuzz,
     "cluster_call": cluster_call,
+    "failover": lambda _args: __import__("tests.bench.bench_failover", fromlist=["main"]).main(),
 }
 
 
