@@ -13,12 +13,14 @@ from typing import Protocol
 @dataclass(frozen=True)
 class ConnectionLimits:
     """``[server]`` keys (ServerConfig inherits them): a charger's CALLs waiting on I/O
-    at once, beyond which its socket is not read until one is answered; and the bytes
-    of its frames handled per turn of the event loop, then the other chargers' turn
-    (csms/ocpp16/connection.py, wire.py)."""
+    at once, beyond which its socket is not read until one is answered; the bytes of
+    its frames handled per turn of the event loop, then the other chargers' turn
+    (csms/ocpp16/connection.py, wire.py); and how long a StatusNotification waits for
+    others to share its commit when few are waiting (csms/store/status_writes.py)."""
 
     max_calls_in_flight: int = 4
     read_budget_bytes: int = 4096
+    status_linger_s: float = 0.02
 
 
 class _ServerChecked(Protocol):
@@ -28,6 +30,8 @@ class _ServerChecked(Protocol):
     def read_budget_bytes(self) -> int: ...
     @property
     def gc_freeze_interval_s(self) -> float: ...
+    @property
+    def status_linger_s(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,12 @@ def validate_limits(
 ) -> None:
     """Raise ``error(key, message)`` for the first bad ``[security]`` key or ``[server]``
     limit (the collector's freeze interval too, checked here to keep config.py short)."""
-    if server.gc_freeze_interval_s < 0:
-        raise error(
-            "server.gc_freeze_interval_s",
-            f"must be 0 (off) or more, got {server.gc_freeze_interval_s}",
-        )
+    for key, value in (
+        ("server.gc_freeze_interval_s", server.gc_freeze_interval_s),
+        ("server.status_linger_s", server.status_linger_s),
+    ):
+        if value < 0:
+            raise error(key, f"must be 0 (off) or more, got {value}")
     for key, value in (
         ("server.max_calls_in_flight", server.max_calls_in_flight),
         ("server.read_budget_bytes", server.read_budget_bytes),

@@ -92,7 +92,9 @@ class Handlers:
         self.config = config
         self.writes = writes or ChargerWrites(db)
         self.statuses = StatusWrites(
-            db, lambda tx, charger_id, report: self.events.status_changed(tx, charger_id, report)
+            db,
+            lambda tx, charger_id, report: self.events.status_changed(tx, charger_id, report),
+            linger_s=config.server.status_linger_s,
         )
         self.db = db
         self.authorizer = authorizer

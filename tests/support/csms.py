@@ -46,7 +46,10 @@ def _toml_value(value: Any) -> str:
 def config_sections(tmp_path: Path, **sections: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The section tables a test CSMS uses: safe defaults merged with ``sections``."""
     base: dict[str, dict[str, Any]] = {
-        "server": {"host": "127.0.0.1", "port": 0, "call_timeout_s": 5.0},
+        # No linger for lone status reports: a test's chargers send them one at a time,
+        # so each would wait for company that never comes (csms/store/status_writes.py
+        # has its own tests with the linger).
+        "server": {"host": "127.0.0.1", "port": 0, "call_timeout_s": 5.0, "status_linger_s": 0},
         "store": {"path": str(tmp_path / "csms.sqlite3")},
         "admin": {"host": "127.0.0.1", "port": 0, "token": ADMIN_TOKEN},
         # Partners in tests listen on 127.0.0.1: private partner URLs allowed by default.
