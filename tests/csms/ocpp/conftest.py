@@ -70,7 +70,9 @@ class RawClient:
 
 
 def make_config(**server: Any) -> Config:
-    base = ServerConfig(host="127.0.0.1", port=0, call_timeout_s=2.0, ping_interval_s=0)
+    base = ServerConfig(
+        host="127.0.0.1", port=0, call_timeout_s=2.0, ping_interval_s=0, status_linger_s=0
+    )
     return Config(server=replace(base, **server))
 
 
