@@ -1,6 +1,6 @@
 """``python -m tests.bench [NAME ...] [--baseline REV]``: run the benchmarks (all, or those
 named: ``authorize``, ``ocpi_tokens``, ``fuzz_ocpi``, ``store``, ``retention``,
-``status``, ``flood``, ``auth_storm``, ``ocpp_fuzz``, ``cluster_call``).
+``status``, ``flood``, ``auth_storm``, ``ocpp_fuzz``, ``cluster_call``, ``failover``).
 
 ``--baseline REV`` measures the Authorize benchmark's CSMS steps for a checkout of REV
 (set up under ``var/bench/baseline`` with its own venv) beside this checkout, in the same
