@@ -1,6 +1,6 @@
 """Calls to a charger connected to another node: two real CSMS systems on one PostgreSQL
 database, the real simulator (or the bare peer for a CALLERROR and a charger that never
-answers) connected to node B, every call asked of node A's gateway."""
+answers) connected to node B, every call asked of the gateway of node A."""
 
 from __future__ import annotations
 

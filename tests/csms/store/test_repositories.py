@@ -22,6 +22,7 @@ from csms.store.events import ChargerEventRepo
 from csms.store.meter_values import MeterValueRepo
 from csms.store.transactions import TransactionRepo
 from roaming.store import schema as roaming_schema
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -230,12 +231,20 @@ async def test_two_nodes_stopping_one_transaction_take_turns(postgres_url: str) 
         order: list[str] = []
         holding = asyncio.Event()
 
+        async def b_waits_for_the_row() -> bool:
+            row = await first.fetchone(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"
+            )
+            return bool(row["n"])
+
         async def node_a() -> None:
             async with first.transaction() as tx:
                 seen = await TransactionRepo.get_in(tx, txn.id, for_update=True)
                 assert seen is not None and seen.active
                 holding.set()
-                await asyncio.sleep(0.3)  # node a is slow; node b must wait, not race
+                # Node a is slow: it stops only once node b is blocked on the row.
+                await wait_until(b_waits_for_the_row, what="node b waiting for the row lock")
                 await TransactionRepo.stop(tx, stop, "2026-01-01T11:00:01.000Z")
                 order.append("a stopped")
 
