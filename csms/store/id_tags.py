@@ -6,6 +6,8 @@ for display and answers.
 
 from __future__ import annotations
 
+import hashlib
+
 from csms.authz.model import normalise
 from csms.datetimes import now_millis
 from csms.domain.tokens import IdTag
@@ -61,17 +63,23 @@ class IdTagRepo:
         return [IdTag(**dict(r)) for r in rows]
 
     async def fingerprint(self) -> tuple[object, ...]:
-        """What changes whenever any row does (another node's write included): on
-        PostgreSQL a digest of every row, on SQLite (one node) the count and newest stamp."""
+        """What changes whenever any row does (another node's write included): a digest
+        of every row, made by PostgreSQL; on SQLite (one node, where nothing reads it but
+        tests) made here. Why not the newest ``updated_at``: two writes within one
+        millisecond, or on nodes whose clocks differ, would leave it unchanged."""
         if self.db.dialect == "postgresql":
             row = await self.db.fetchone(
                 "SELECT count(*) AS n, md5(string_agg(id_tag_norm || '|' || id_tag || '|' || "
                 "status || '|' || coalesce(expiry_date, '') || '|' || "
                 "coalesce(parent_id_tag, ''), ',' ORDER BY id_tag_norm)) AS h FROM id_tags"
             )
-        else:
-            row = await self.db.fetchone("SELECT count(*) AS n, max(updated_at) AS h FROM id_tags")
-        return (row["n"], row["h"])
+            return (row["n"], row["h"])
+        rows = await self.db.fetchall(
+            "SELECT id_tag_norm, id_tag, status, expiry_date, parent_id_tag FROM id_tags"
+            " ORDER BY id_tag_norm"
+        )
+        digest = hashlib.md5(repr([tuple(r) for r in rows]).encode(), usedforsecurity=False)
+        return (len(rows), digest.hexdigest())
 
     async def block(self, id_tag: str) -> bool:
         return await self.set_status(id_tag, "Blocked")
