@@ -40,7 +40,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--meter-per-session", type=int, default=2, help="MeterValues per session (mix session)"
     )
     p.add_argument("--id-pattern", default="LOAD{n:05d}", help="charger ids; {n} counts from 1")
-    p.add_argument("--id-tags", default="LOADTAG", help="comma-separated idTags, one per charger")
+    p.add_argument(
+        "--id-tags",
+        default="LOADTAG",
+        help="comma-separated idTags, each charger takes one at random",
+    )
+    p.add_argument(
+        "--tags-in-order",
+        action="store_true",
+        help="charger n takes the n-th idTag (cycling) instead of a random one",
+    )
     p.add_argument("--password", default=None, help="HTTP Basic password of every charger")
     p.add_argument("--ca-file", default=None, help="PEM CA to trust for a wss:// url")
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice")
@@ -70,6 +79,7 @@ def config_from(args: argparse.Namespace, url: str | None = None) -> LoadConfig:
         meter_per_session=args.meter_per_session,
         id_pattern=args.id_pattern,
         id_tags=tuple(t for t in args.id_tags.split(",") if t) or ("LOADTAG",),
+        tags_in_order=args.tags_in_order,
         password=args.password,
         seed=args.seed,
         timeout=args.timeout,

@@ -44,11 +44,17 @@ async def run_load(
     rec = Recorder()
     clock = FrameClock()
     base, extra = divmod(cfg.calls, cfg.chargers)
+
+    def tag(n: int) -> str:
+        if cfg.tags_in_order:
+            return cfg.id_tags[(n - 1) % len(cfg.id_tags)]
+        return cfg.id_tags[0] if len(cfg.id_tags) == 1 else rng.choice(cfg.id_tags)
+
     chargers = [
         LeanCharger(
             n,
             cfg.id_pattern.format(n=n),
-            cfg.id_tags[0] if len(cfg.id_tags) == 1 else rng.choice(cfg.id_tags),
+            tag(n),
             base + (1 if n <= extra else 0),
             cfg,
             rec,

@@ -22,6 +22,9 @@ class LoadConfig:
     meter_per_session: int = 2
     id_pattern: str = "LOAD{n:05d}"
     id_tags: tuple[str, ...] = ("LOADTAG",)
+    # Charger n takes id_tags[n-1] (cycling) instead of a random one: a token a command
+    # pre-authorized at one charger, or a tag that must not charge at two at once.
+    tags_in_order: bool = False
     password: str | None = None
     seed: int = 0
     timeout: float = 10.0

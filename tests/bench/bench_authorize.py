@@ -34,6 +34,7 @@ from typing import Any
 
 from tests.bench.authorize.compare import compare, comparison_table, interleaved
 from tests.bench.authorize.measure import Runs
+from tests.bench.authorize.paths import command_steps, reuse_steps
 from tests.bench.authorize.report import (
     ladder_table,
     machine_line,
@@ -88,7 +89,7 @@ async def csms_rounds(trees: list[Tree], rounds: int) -> list[dict[str, Runs]]:
     the next step begins, ``rounds`` times over; then the storm the same way. Returns
     each round's runs by tree label."""
     out: list[dict[str, Runs]] = [{t.label: {} for t in trees} for _ in range(rounds)]
-    steps = csms_steps()
+    steps = csms_steps() + command_steps() + reuse_steps()
     templates = {t.label: store_template(t, CHARGERS) for t in trees}
     under_test: list[CsmsUnderTest] = []
     try:

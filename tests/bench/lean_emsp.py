@@ -11,7 +11,10 @@ CSMS. It speaks only OCPI over HTTP, like the sandbox.
 Run: ``python -m tests.bench.lean_emsp --register-with URL --token-a T --tokens CSV``.
 Prints ``control API: http://.../control/state`` and ``pushed N tokens, M accepted``
 (the same lines the benchmark waits for with the sandbox). Control:
-``POST /control/behaviour {"mode": "normal"|"delay"|"hang", "delay_ms": 50, "nagle": false}``.
+``POST /control/behaviour {"mode": "normal"|"delay"|"hang", "delay_ms": 50, "nagle": false}``;
+``POST /control/start_sessions {"location_id": L, "starts": [[evse_uid, uid], ...]}`` sends
+one OCPI START_SESSION per pair (the command pre-authorization path of the benchmark)
+and answers how the CSMS answered them; the CommandResults are accepted and counted.
 
 ``"nagle": true`` answers authorize like some eMSPs' web stacks do: the response head and
 body in two writes with Nagle's algorithm on (TCP_NODELAY off), so the body waits for
@@ -65,6 +68,9 @@ class LeanEmsp:
         self.connections = 0  # accepted by _AuthorizeProtocol (the CSMS's pool reuses them)
         self.refs = itertools.count(1)
         self.released = asyncio.Event()
+        self.token_c = ""  # what the CSMS gave us in the handshake
+        self.commands_url = ""  # the CSMS's commands RECEIVER endpoint
+        self.command_results: dict[str, int] = {}  # CommandResult result -> count
 
     # ---------------------------------------------------------------- OCPI server
 
@@ -75,6 +81,8 @@ class LeanEmsp:
         app.router.add_post(f"/ocpi/{VERSION}/tokens/{{uid}}/authorize", self.authorize)
         app.router.add_get("/control/state", self.state)
         app.router.add_post("/control/behaviour", self.behaviour)
+        app.router.add_post("/control/start_sessions", self.start_sessions)
+        app.router.add_post(f"/ocpi/{VERSION}/commands/results/{{n}}", self.command_result)
         return app
 
     def _json(self, body: bytes, status: int = 200) -> web.Response:
@@ -111,6 +119,7 @@ class LeanEmsp:
             "delay_ms": self.delay_s * 1000,
             "nagle": self.nagle,
             "connections": self.connections,
+            "command_results": self.command_results,
         }
         return self._json(orjson.dumps(state))
 
@@ -123,6 +132,37 @@ class LeanEmsp:
             self.released.set()
             self.released = asyncio.Event()
         return self._json(b"{}")
+
+    async def start_sessions(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        location_id = str(body["location_id"])
+        auth = {"Authorization": token_header(self.token_c), "Content-Type": "application/json"}
+        answers: dict[str, int] = {}
+        async with aiohttp.ClientSession() as http:
+            for n, (evse_uid, uid) in enumerate(body["starts"]):
+                token = self.tokens.get(str(uid).upper()) or token_object(str(uid), "ALLOWED")
+                command = {
+                    "response_url": f"{self.base}/ocpi/{VERSION}/commands/results/{n}",
+                    "token": token,
+                    "location_id": location_id,
+                    "evse_uid": evse_uid,
+                    "authorization_reference": f"Cmd-{n}",
+                }
+                url = f"{self.commands_url}/START_SESSION"
+                async with http.post(url, data=orjson.dumps(command), headers=auth) as r:
+                    answer = orjson.loads(await r.read())
+                data = answer.get("data") or {}
+                key = str(data.get("result") or answer.get("status_code"))
+                if key != "ACCEPTED":
+                    message = (data.get("message") or [{}])[0].get("text", "")
+                    key = f"{key}: {message}" if message else key
+                answers[key] = answers.get(key, 0) + 1
+        return self._json(orjson.dumps(answers))
+
+    async def command_result(self, request: web.Request) -> web.Response:
+        result = str(orjson.loads(await request.read()).get("result"))
+        self.command_results[result] = self.command_results.get(result, 0) + 1
+        return self._json(envelope(None))
 
     # ---------------------------------------------------------------- handshake, push
 
@@ -165,6 +205,8 @@ class LeanEmsp:
                 if answer.get("status_code") != 1000:
                     raise RuntimeError(f"registration refused: {answer}")
                 token_c = answer["data"]["token"]
+            self.token_c = token_c
+            self.commands_url = eps.get(("commands", "RECEIVER"), "")
             receiver = eps[("tokens", "RECEIVER")]
             gate = asyncio.Semaphore(16)
             auth = {"Authorization": token_header(token_c), "Content-Type": "application/json"}
@@ -259,18 +301,24 @@ def load_tokens(path: str) -> dict[str, dict[str, Any]]:
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             uid = row["uid"]
-            out[uid.upper()] = {
-                "country_code": COUNTRY,
-                "party_id": PARTY,
-                "uid": uid,
-                "type": row.get("type") or "RFID",
-                "contract_id": f"NL-EMS-C{abs(hash(uid)) % 10**8:08d}",
-                "issuer": "Bench eMSP",
-                "valid": True,
-                "whitelist": row.get("whitelist") or "ALLOWED",
-                "last_updated": LAST_UPDATED,
-            }
+            out[uid.upper()] = token_object(
+                uid, row.get("whitelist") or "ALLOWED", row.get("type") or "RFID"
+            )
     return out
+
+
+def token_object(uid: str, whitelist: str, kind: str = "RFID") -> dict[str, Any]:
+    return {
+        "country_code": COUNTRY,
+        "party_id": PARTY,
+        "uid": uid,
+        "type": kind,
+        "contract_id": f"NL-EMS-C{abs(hash(uid)) % 10**8:08d}",
+        "issuer": "Bench eMSP",
+        "valid": True,
+        "whitelist": whitelist,
+        "last_updated": LAST_UPDATED,
+    }
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -35,16 +35,20 @@ async def load(
     rate: float = 0.0,
     timeout: float = 10.0,
     id_pattern: str = CHARGER_IDS,
+    in_order: bool = False,
+    mix: str = "Authorize",
 ) -> LoadReport:
-    """Authorize only, ``chargers`` connected at once; closed loop unless ``rate`` > 0."""
+    """Authorize only (unless ``mix``), ``chargers`` connected at once; closed loop unless
+    ``rate`` > 0; ``in_order``: charger n presents ``tags[n-1]``."""
     cfg = LoadConfig(
         url=url,
         chargers=chargers,
         calls=max(chargers, calls // QUICK),
         rate=rate,
-        mix="Authorize",
+        mix=mix,
         id_pattern=id_pattern,
         id_tags=tags[:chargers] if chargers <= len(tags) else tags,
+        tags_in_order=in_order,
         timeout=timeout,
         connect_concurrency=500,
     )

@@ -103,7 +103,7 @@ def _latency_rows(runs: Runs) -> list[Row]:
 
 
 # The decision paths measured on the closed-loop ladder: (key infix, what it is).
-PATHS = (("", "cache hit"), ("-own", "own card"))
+PATHS = (("", "cache hit"), ("-own", "own card"), ("-command", "command pre-authorization"))
 
 
 def _path_rows(runs: Runs, infix: str, what: str) -> list[Row]:
@@ -151,6 +151,53 @@ def _path_rows(runs: Runs, infix: str, what: str) -> list[Row]:
     return out
 
 
+def _reuse_rows(runs: Runs) -> list[Row]:
+    """The reuse window: sessions whose StartTransaction reuses a real-time Authorize,
+    beside the same sessions on own cards. A session's calls include its transaction's
+    store writes, so their rate is set against the echo's Authorize only as a reference;
+    the decision itself is the server's own latency of the reused decisions."""
+    reuse, own = runs.get("csms-reuse-sessions@100"), runs.get("csms-own-sessions@100")
+    if reuse is None:
+        return []
+    e100 = runs["echo@100"]["throughput"]
+    decided = reuse.get("decisions_reused", {"count": 0})
+    start = reuse["actions"]["StartTransaction"]
+    out = [
+        Row(
+            "reuse window @100: StartTransaction decisions reused (server side p99)",
+            decided.get("p99_ms", 0.0),
+            "ms",
+            "reference",
+            None,
+            f"{decided['count']} reused of {start['count']} StartTransactions, p50 "
+            f"{decided.get('p50_ms', 0):.3f} ms; StartTransaction round trip p50 "
+            f"{start['p50_ms']} ms, p99 {start['p99_ms']} ms, rejected {start['rejected']}",
+        ),
+        Row(
+            "reuse window @100: session calls vs echo (Authorize)",
+            100 * reuse["throughput"] / e100 if e100 else 0,
+            "%",
+            ">= 60 %",
+            reuse["throughput"] >= 0.6 * e100 and decided["count"] == start["count"],
+            f"{reuse['throughput']:,.0f} calls/s, server "
+            f"{reuse.get('server_cpu_us_per_call', 0):.0f} µs CPU/call, errors {reuse['errors']}",
+        ),
+    ]
+    if own is not None:
+        out.append(
+            Row(
+                "own card @100: the same sessions (reference)",
+                own["throughput"],
+                "calls/s",
+                "reference",
+                None,
+                f"server {own.get('server_cpu_us_per_call', 0):.0f} µs CPU/call, StartTransaction "
+                f"p50 {own['actions']['StartTransaction']['p50_ms']} ms",
+            )
+        )
+    return out
+
+
 def _throughput_rows(runs: Runs) -> list[Row]:
     e100, n100 = runs["echo@100"]["throughput"], runs["naive@100"]["throughput"]
     out = [
@@ -170,6 +217,7 @@ def _throughput_rows(runs: Runs) -> list[Row]:
     for infix, what in PATHS:
         if f"csms{infix}@100" in runs:
             out += _path_rows(runs, infix, what)
+    out += _reuse_rows(runs)
     c100, c1000 = runs["csms@100"]["throughput"], runs["csms@1000"]["throughput"]
     # Headroom: what the generator can drive on its one core (calls per CPU-second of
     # its own, measured against the echo) over what the CSMS run needed. Not the echo's
@@ -206,7 +254,8 @@ def _storm_rows(runs: Runs) -> list[Row]:
             "<= 10 s, 0 fail",
             accepted == STORM and took <= 10.0,
             f"{accepted}/{STORM} accepted; CPU s server {s['server_cpu_s']:.2f}, generator "
-            f"{s['generator_cpu_s']:.2f}; steal {s['steal_share']:.1%}, attempt {s['attempt']}",
+            f"{s['generator_cpu_s']:.2f}; steal {s['steal_share']:.1%}, attempt {s['attempt']}; "
+            f"net.core.somaxconn {s.get('somaxconn', '?')}",
         ),
         Row(
             f"{accepted:,} idle chargers, Heartbeat/300 s + StatusNotification/60 s: server CPU",
@@ -254,7 +303,7 @@ def table(rows: list[Row]) -> str:
 def ladder_table(runs: Runs) -> str:
     head = "| server | chargers | Authorize/s | p50 ms | p95 ms | p99 ms | server CPU µs/call | errors |"
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for label in ("echo", "echo-fast", "naive", "csms", "csms-own"):
+    for label in ("echo", "echo-fast", "naive", "csms", "csms-own", "csms-command"):
         for chargers, _ in LADDER:
             run = runs.get(f"{label}@{chargers}")
             if run:

@@ -71,7 +71,7 @@ host = "127.0.0.1"
 port = {ports.ocpp}
 unknown_chargers = "accept"
 ping_interval_s = 0
-listen_backlog = 8192
+listen_backlog = 16384
 call_timeout_s = 10.0
 
 [store]

@@ -18,6 +18,9 @@ HIT_TAGS = tuple(f"HIT{n:05d}" for n in range(1, 1001))
 REM_TAGS = tuple(f"REM{n:05d}" for n in range(1, 1001))
 # OWN* are the operator's own cards (``id_tags``, what ``csms tokens add`` writes).
 OWN_TAGS = tuple(f"OWN{n:05d}" for n in range(1, 1001))
+# CMD* are sent only in OCPI START_SESSION commands (CMD n at charger n): the eMSP does
+# not otherwise know them, so only the command's pre-authorization accepts them.
+CMD_TAGS = tuple(f"CMD{n:05d}" for n in range(1, 1001))
 LOG_LEVEL = os.environ.get("BENCH_CSMS_LOG_LEVEL", "info")  # what production runs at
 # "lean": tests/bench/lean_emsp.py (keeps nothing per call, see there why); "sandbox":
 # the simulator's eMSP sandbox, which records every request.

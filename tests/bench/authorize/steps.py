@@ -18,6 +18,7 @@ from typing import Any
 from simulator.load import LoadReport
 from tests.bench.authorize.measure import Runs, load, measured, settle
 from tests.bench.authorize.servers import (
+    Ports,
     emsp_behaviour,
     fresh_store,
     start_csms,
@@ -54,6 +55,7 @@ class CsmsUnderTest:
     server: Server
     emsp: Proc
     control: str
+    ports: Ports
 
     def stop(self) -> None:
         self.emsp.stop()
@@ -71,7 +73,7 @@ async def start_under_test(tree: Tree, template: Path) -> CsmsUnderTest:
         proc.stop()
         raise
     server = Server("csms", f"csms[{tree.label}]", proc, ports.ocpp_url)
-    csms = CsmsUnderTest(tree, server, emsp, control)
+    csms = CsmsUnderTest(tree, server, emsp, control, ports)
     try:
         # Warm the token memo and the connections' code paths before measuring.
         await load(csms.server.url, CHARGERS, WARM_UP_CALLS)
@@ -121,13 +123,14 @@ async def closed_loop(
     *,
     tags: tuple[str, ...] | None = None,
     path: str = "",
+    in_order: bool = False,
 ) -> LoadReport:
     """Closed-loop Authorize with ``chargers`` (``tags``: the decision path's tokens,
     ``path`` its key suffix; the cache hit by default)."""
     key = f"{server.label}{path}@{chargers}"
     run_load = partial(load, server.url, chargers, calls)
     if tags is not None:
-        run_load = partial(load, server.url, chargers, calls, tags=tags)
+        run_load = partial(load, server.url, chargers, calls, tags=tags, in_order=in_order)
     report, run, us = await with_cpu(key, server, runs, run_load)
     show(server, key, report, run, f"server {us:.0f} µs CPU/call  ")
     return report
@@ -180,7 +183,7 @@ async def hung(csms: CsmsUnderTest, runs: Runs) -> None:
     report, run = await measured(key, step, runs, server.proc)
     emsp_behaviour(csms.control, "normal")
     await settle(server.proc)
-    run["server_side"] = side = fallback_latencies(server.proc.log_path, log_from)
+    run["server_side"] = side = decision_latencies(server.proc.log_path, log_from)
     show(
         server,
         key,
@@ -190,22 +193,29 @@ async def hung(csms: CsmsUnderTest, runs: Runs) -> None:
     )
 
 
-def fallback_latencies(log: Path, from_byte: int) -> dict[str, float]:
-    """The hung step seen from the server: its own decision latency (frame arrival to the
-    fallback, the ``latency_ms`` of each ``authorization_decided`` logged since
-    ``from_byte``), which separates the CSMS's deadline handling from the generator's
-    and the machine's tail."""
+def decision_latencies(log: Path, from_byte: int, source: str = "fallback") -> dict[str, float]:
+    """The server's own view of the decisions of ``source`` logged since ``from_byte``:
+    frame arrival to decision, the ``latency_ms`` of each ``authorization_decided``. For
+    the hung step it separates the CSMS's deadline handling from the generator's and the
+    machine's tail; for the reuse window it is the decision alone, without the
+    transaction's store write."""
     with log.open("rb") as f:
         f.seek(from_byte)
         text = f.read().decode(errors="replace")
     found = []
+    needle = f'"source":"{source}"'
     for line in text.splitlines():
-        if '"authorization_decided"' in line and '"source":"fallback"' in line:
+        if '"authorization_decided"' in line and needle in line:
             found.append(float(json.loads(line)["latency_ms"]))
     found.sort()
     if not found:
         return {"count": 0}
-    return {"count": len(found), "p50_ms": found[len(found) // 2], "max_ms": found[-1]}
+    return {
+        "count": len(found),
+        "p50_ms": found[len(found) // 2],
+        "p99_ms": found[min(len(found) - 1, len(found) * 99 // 100)],
+        "max_ms": found[-1],
+    }
 
 
 CsmsStep = Callable[[CsmsUnderTest, Runs], Awaitable[Any]]

@@ -100,11 +100,19 @@ async def _connect_all(proc: Proc, url: str) -> tuple[list[_Idle], dict[str, Any
         "steal_share": round(steal_share(s0, took), 4),
         "server_cpu_s": round(proc.cpu_seconds() - cpu0, 3),
         "generator_cpu_s": round(time.process_time() - own0, 3),
+        # The kernel caps every listen backlog at this (the server asks LISTEN_BACKLOG):
+        # a storm beyond it overflows the queue and the dropped SYNs retry after 1, 3, 7 s.
+        "somaxconn": somaxconn(),
     }
     for c, good in zip(chargers, ok, strict=True):
         if not good:
             c.close()
     return [c for c, good in zip(chargers, ok, strict=True) if good], figures
+
+
+def somaxconn() -> int:
+    with open("/proc/sys/net/core/somaxconn") as f:
+        return int(f.read())
 
 
 async def _idle(proc: Proc, live: list[_Idle], rss0: int) -> dict[str, Any]:

@@ -66,6 +66,21 @@ async def test_unknown_tags_are_counted_as_rejected_not_errors(csms: Csms) -> No
     assert authorize.rejected == authorize.count > 0
 
 
+async def test_tags_in_order_give_charger_n_the_nth_tag(csms: Csms) -> None:
+    tags = (TAG, "ORDER2", "ORDER3")
+    cfg = LoadConfig(
+        url=csms.url, chargers=6, calls=60, id_tags=tags, id_pattern="LO{n}", tags_in_order=True
+    )
+    report = await run_load(cfg)
+    assert report.errors == 0
+    rows = await csms.rows(
+        "SELECT DISTINCT charger_id, id_tag FROM transactions WHERE charger_id LIKE 'LO%'"
+    )
+    assert {(r["charger_id"], r["id_tag"]) for r in rows} == {
+        (f"LO{n}", tags[(n - 1) % 3]) for n in range(1, 7)
+    }
+
+
 async def test_cli_json_output_and_calibration() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
