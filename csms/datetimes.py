@@ -13,6 +13,7 @@ decision (measured with callgrind), so the prefix is formatted once a second.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 __all__ = ["PerSecond", "charger_time", "millis", "now_millis", "parse", "seconds", "utc_now"]
@@ -72,9 +73,27 @@ def millis(dt: datetime) -> str:
     return f"{dt.strftime('%Y-%m-%dT%H:%M:%S')}.{dt.microsecond // 1000:03d}Z"
 
 
+# (second since the epoch, its text up to the dot): swapped whole, so threads that
+# stamp rows at once never pair one second with another's text.
+_now_head: tuple[int, str] = (-1, "")
+
+
 def now_millis() -> str:
-    """The current time as :func:`millis` text (what the store stamps rows with)."""
-    return millis(utc_now())
+    """The current time as :func:`millis` text (what the store stamps rows with).
+
+    Why not ``millis(utc_now())``: ``strftime`` on every call, several stamps per
+    message, showed among the event loop's largest items in a profile of idle chargers
+    sending StatusNotifications; formatting the date and time once a second takes a
+    stamp from 2.8 to 0.5 µs (timeit, this machine)."""
+    global _now_head
+    second, nanos = divmod(time.time_ns(), 1_000_000_000)
+    head = _now_head
+    if head[0] != second:
+        head = _now_head = (
+            second,
+            datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."),
+        )
+    return f"{head[1]}{nanos // 1_000_000:03d}Z"
 
 
 class PerSecond:

@@ -18,14 +18,14 @@ store lock to read, so it sees the rows only once the OCPP transaction has commi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from csms import datetimes, logs
 from csms.domain.chargers import StatusReport
 from csms.domain.transactions import MeterReport, MeterSample, TransactionRecord
 from csms.ocpi.locations import (
-    push_status,
+    push_statuses,
 )
 from csms.store.chargers import ConnectorRepo
 from csms.store.db import Executor
@@ -218,10 +218,11 @@ class OcpiChargerEvents:
         if cdr_id:
             self._nudge()
 
-    async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None:
-        if await push_status(
-            tx, self.locations, charger_id, report.connector_id, report.status, self.clock()
-        ):
+    async def statuses_changed(
+        self, tx: Executor, reports: Sequence[tuple[str, StatusReport]]
+    ) -> None:
+        changes = [(cid, r.connector_id, r.status) for cid, r in reports]
+        if await push_statuses(tx, self.locations, changes, self.clock()):
             self._nudge()
 
 

@@ -11,7 +11,7 @@ Unavailable/Faulted is followed by per-connector notifications on real chargers.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -211,36 +211,36 @@ async def queue_tariff_put(
     )
 
 
-async def push_status(
+async def push_statuses(
     tx: Executor,
     store: LocationStore,
-    charger_id: str,
-    connector_id: int,
-    ocpp_status: str,
+    changes: Sequence[tuple[str, int, str]],
     now: datetime,
 ) -> bool:
-    """Store the mapped status; when it changed, queue the EVSE PATCH to every partner."""
-    if connector_id == 0:
+    """Store the mapped statuses of (charger id, connector id, OCPP status), in order;
+    for each EVSE whose status changed, queue its PATCH to every partner. True when any
+    PATCH was queued."""
+    mapped = [(cid, conn, ocpi_status(status)) for cid, conn, status in changes if conn != 0]
+    if not mapped:
         return False
-    changed = await store.set_status(tx, charger_id, connector_id, ocpi_status(ocpp_status), now)
-    if changed is None:
-        return False
-    ref, ts = changed
-    if not ref.published:  # kept in the store (GETs stay right once published), not pushed
-        return False
-    await outbox.enqueue(
-        tx,
-        partner_key=outbox.BROADCAST,
-        module=ModuleID.LOCATIONS.value,
-        method="PATCH",
-        path=[store.country_code, store.party_id, ref.location_id, ref.evse_uid],
-        body={"status": ref.status, "last_updated": ts},
-        # The whole location is one ordering unit: an EVSE PATCH must not overtake a PUT
-        # of its location.
-        object_key=f"location:{ref.location_id.upper()}",
-        now=now,
-    )
-    return True
+    queued = False
+    for ref, ts in await store.set_statuses(tx, mapped, now):
+        if not ref.published:  # kept in the store (GETs stay right once published), not pushed
+            continue
+        await outbox.enqueue(
+            tx,
+            partner_key=outbox.BROADCAST,
+            module=ModuleID.LOCATIONS.value,
+            method="PATCH",
+            path=[store.country_code, store.party_id, ref.location_id, ref.evse_uid],
+            body={"status": ref.status, "last_updated": ts},
+            # The whole location is one ordering unit: an EVSE PATCH must not overtake a
+            # PUT of its location.
+            object_key=f"location:{ref.location_id.upper()}",
+            now=now,
+        )
+        queued = True
+    return queued
 
 
 # Bumped by every write to locations (write_locations): the only writer of which EVSEs

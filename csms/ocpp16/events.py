@@ -13,6 +13,7 @@ Order within one StopTransaction: ``meter_values`` (its transactionData, if any)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from csms.domain.chargers import StatusReport
@@ -31,7 +32,11 @@ class ChargerEvents(Protocol):
 
     async def meter_values(self, tx: Executor, charger_id: str, report: MeterReport) -> None: ...
 
-    async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None: ...
+    async def statuses_changed(
+        self, tx: Executor, reports: Sequence[tuple[str, StatusReport]]
+    ) -> None:
+        """``reports``: (charger id, report) of one committed batch, in arrival order (one
+        call per batch, so a listener can read what it needs for all of them at once)."""
 
 
 class NoEvents:
@@ -46,5 +51,7 @@ class NoEvents:
     async def meter_values(self, tx: Executor, charger_id: str, report: MeterReport) -> None:
         return None
 
-    async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None:
+    async def statuses_changed(
+        self, tx: Executor, reports: Sequence[tuple[str, StatusReport]]
+    ) -> None:
         return None

@@ -93,7 +93,7 @@ class Handlers:
         self.writes = writes or ChargerWrites(db)
         self.statuses = StatusWrites(
             db,
-            lambda tx, charger_id, report: self.events.status_changed(tx, charger_id, report),
+            lambda tx, reports: self.events.statuses_changed(tx, reports),
             linger_s=config.server.status_linger_s,
         )
         self.db = db

@@ -7,8 +7,8 @@ StatusNotifications as fast as answered, handing a statement to the worker threa
 about 50 µs of the loop's time per hop, six hops per report: the largest single cost of
 the message. Here reports that arrive while a batch is being written join the next one,
 and a batch costs ``BEGIN``, one SELECT of the previous statuses, one ``executemany``
-for the history, one for the connectors' current rows, the roaming hook per report, and
-``COMMIT``. Measured figures: tests/bench/README.md ("StatusNotification").
+for the history, one for the connectors' current rows, the roaming hook once (one SELECT
+of the batch's EVSE mappings, a write per EVSE whose status changed), and ``COMMIT``. Measured figures: tests/bench/README.md ("StatusNotification").
 
 A report is answered only after its batch is committed, as before. A batch of fewer
 than :data:`LINGER_BELOW` reports lingers ``linger_s`` (20 ms) so that a steady trickle
@@ -35,9 +35,9 @@ from csms.store.db import Database, Executor
 # chargers that send reports back to back.
 LINGER_BELOW = 8
 
-# Told each report inside its batch's transaction, in arrival order (the roaming EVSE
-# status push is queued in the same transaction as the status it comes from).
-StatusHook = Callable[[Executor, str, StatusReport], Awaitable[None]]
+# Told a batch's reports, (charger id, report) in arrival order, inside its transaction
+# (the roaming EVSE status push is queued in the same transaction as the status).
+StatusHook = Callable[[Executor, Sequence[tuple[str, StatusReport]]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -65,8 +65,7 @@ async def _apply(tx: Executor, batch: Sequence[_Report], hook: StatusHook) -> li
     params = [status_row(r.charger_id, r.report, r.at) for r in batch]
     await tx.executemany(HISTORY_INSERT, params)
     await tx.executemany(UPSERT_CONNECTOR, params)
-    for r in batch:
-        await hook(tx, r.charger_id, r.report)
+    await hook(tx, [(r.charger_id, r.report) for r in batch])
     return previous
 
 

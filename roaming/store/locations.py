@@ -10,6 +10,7 @@ for objects whose content changed and marks EVSEs ``REMOVED`` instead of deletin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -291,16 +292,46 @@ class LocationStore:
         self, tx: SqlExecutor, charger_id: str, connector_id: int, status: str, now: datetime
     ) -> tuple[EvseRef, str] | None:
         """Store a new EVSE status; returns (ref, last_updated) when it actually changed."""
-        ref = await self.evse_for(tx, charger_id, connector_id)
-        if ref is None or ref.status == status:
-            return None
-        ts = format_datetime(now)
-        await tx.execute(
-            "UPDATE ocpi_evses SET status = ?, last_updated = ? WHERE uid_norm = ?",
-            (status, ts, norm(ref.evse_uid)),
+        changed = await self.set_statuses(tx, [(charger_id, connector_id, status)], now)
+        return changed[0] if changed else None
+
+    async def set_statuses(
+        self, tx: SqlExecutor, changes: Sequence[tuple[str, int, str]], now: datetime
+    ) -> list[tuple[EvseRef, str]]:
+        """New OCPI statuses of (charger id, connector id, status), in order; returns
+        (ref, last_updated) of each that changed its EVSE.
+
+        Why one SELECT for all: a batch of StatusNotifications from idle chargers was
+        one round trip to the store's thread per report for this lookup alone."""
+        ids = sorted({cid for cid, _, _ in changes})
+        rows = await tx.fetchall(
+            "SELECT e.*, l.id AS location_id, l.body AS location_body FROM ocpi_evses e"
+            " JOIN ocpi_locations l ON l.id_norm = e.location_id_norm"
+            f" WHERE e.charger_id IN ({', '.join('?' * len(ids))}) AND e.status != 'REMOVED'",
+            ids,
         )
-        await self._bump_location(tx, norm(ref.location_id), ts)
-        return ref._replace(status=status), ts
+        refs = {(r["charger_id"], int(r["connector_id"])): r for r in rows}
+        current: dict[tuple[str, int], EvseRef] = {}
+        out: list[tuple[EvseRef, str]] = []
+        for cid, conn, status in changes:
+            key = (cid, conn)
+            ref = current.get(key)
+            if ref is None:
+                row = refs.get(key)
+                if row is None:
+                    continue
+                ref = current[key] = _ref(row)
+            if ref.status == status:
+                continue
+            ts = format_datetime(now)
+            await tx.execute(
+                "UPDATE ocpi_evses SET status = ?, last_updated = ? WHERE uid_norm = ?",
+                (status, ts, norm(ref.evse_uid)),
+            )
+            await self._bump_location(tx, norm(ref.location_id), ts)
+            ref = current[key] = ref._replace(status=status)
+            out.append((ref, ts))
+        return out
 
     # ---------------------------------------------------------------- tariffs
 

@@ -143,3 +143,22 @@ async def test_unmapped_evses_stand_for_no_connector(store):
     with pytest.raises(ValidationError) as err:
         parse_evse({"uid": "U3", "connector_id": 1, **EVSE}, "", set())
     assert err.value.field == "charger_id"
+
+
+async def test_a_batch_of_statuses_changes_each_mapped_evse_in_order(store):
+    await write(store, T0, lambda w: w.sync_file(catalog(FILE)))
+    batch = [
+        ("CP1", 1, "AVAILABLE"),
+        ("CP9", 1, "CHARGING"),  # no EVSE maps it
+        ("CP1", 2, "UNKNOWN"),  # E2 is UNKNOWN already: no change
+        ("CP1", 1, "CHARGING"),  # follows the first report of the same batch
+        ("CP1", 1, "CHARGING"),  # no change
+    ]
+    async with store.db.transaction() as tx:
+        changed = await store.set_statuses(tx, batch, T0 + timedelta(seconds=1))
+    assert [(ref.evse_uid, ref.status) for ref, _ in changed] == [
+        ("E1", "AVAILABLE"),
+        ("E1", "CHARGING"),
+    ]
+    assert (await statuses(store))["E1"][0] == "CHARGING"
+    assert (await statuses(store))["E2"][0] == "UNKNOWN"

@@ -108,7 +108,7 @@ class GatedStatus(NoEvents):
         self.gate = asyncio.Event()
         self.entered = asyncio.Event()
 
-    async def status_changed(self, *args: Any) -> None:
+    async def statuses_changed(self, *args: Any) -> None:
         self.entered.set()
         await self.gate.wait()
 

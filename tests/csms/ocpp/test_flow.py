@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -32,11 +33,13 @@ class RecordingEvents(NoEvents):
         r = report
         self.calls.append(("meter", (charger_id, r.connector_id, r.transaction_id, r.samples)))
 
-    async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None:
-        r = report
-        self.calls.append(
-            ("status", (charger_id, r.connector_id, r.status, r.error_code, r.status_timestamp))
-        )
+    async def statuses_changed(
+        self, tx: Executor, reports: Sequence[tuple[str, StatusReport]]
+    ) -> None:
+        for charger_id, r in reports:
+            self.calls.append(
+                ("status", (charger_id, r.connector_id, r.status, r.error_code, r.status_timestamp))
+            )
 
 
 def start_payload(**kw: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ exact decimal text. InternalError is for our own bugs only, and is counted.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -129,7 +130,9 @@ async def test_a_stop_with_an_unstorable_meter_stop_stops_its_transaction(
 class FailingEvents(NoEvents):
     """A consumer with a bug: every status change raises."""
 
-    async def status_changed(self, tx: Executor, charger_id: str, report: StatusReport) -> None:
+    async def statuses_changed(
+        self, tx: Executor, reports: Sequence[tuple[str, StatusReport]]
+    ) -> None:
         raise RuntimeError("a bug in a consumer")
 
 

@@ -94,7 +94,7 @@ async def test_handler_failure_is_internal_error_without_details(
     from csms.ocpp16.events import NoEvents
 
     class Exploding(NoEvents):
-        async def status_changed(self, *args: object) -> None:
+        async def statuses_changed(self, *args: object) -> None:
             raise RuntimeError("secret internals")
 
     srv = await start_server(events=Exploding())

@@ -6,7 +6,7 @@ hook refuses fails alone. On a SQLite file and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -38,10 +38,14 @@ def report(connector_id: int, status: str) -> StatusReport:
 async def test_concurrent_reports_share_commits_and_each_gets_its_previous_status(db: Database):
     seen: list[tuple[str, int, str]] = []
 
-    async def hook(tx: Executor, charger_id: str, r: StatusReport) -> None:
-        # Runs inside the batch: the report's own rows are already there.
-        assert await ConnectorRepo.current_status(tx, charger_id, r.connector_id) is not None
-        seen.append((charger_id, r.connector_id, r.status))
+    calls: list[int] = []
+
+    async def hook(tx: Executor, reports: Sequence[tuple[str, StatusReport]]) -> None:
+        calls.append(len(reports))  # once per batch, with all of its reports
+        for charger_id, r in reports:
+            # Runs inside the batch: the report's own rows are already there.
+            assert await ConnectorRepo.current_status(tx, charger_id, r.connector_id) is not None
+            seen.append((charger_id, r.connector_id, r.status))
 
     writes = StatusWrites(db, hook, linger_s=0.05)
     first = [writes.record(f"CP{i}", report(1, "Available"), "t1") for i in range(40)]
@@ -54,6 +58,7 @@ async def test_concurrent_reports_share_commits_and_each_gets_its_previous_statu
     )
     assert again == ["Available", "Preparing", "Available"]
     assert writes.batches <= 3  # 43 reports, not 43 transactions
+    assert len(calls) == writes.batches and sum(calls) == 43
     assert len(seen) == 43 and seen[-3:] == [
         ("CP0", 1, "Preparing"),
         ("CP0", 1, "Charging"),
@@ -68,8 +73,8 @@ async def test_concurrent_reports_share_commits_and_each_gets_its_previous_statu
 
 
 async def test_a_report_the_hook_refuses_fails_alone(db: Database):
-    async def hook(tx: Executor, charger_id: str, r: StatusReport) -> None:
-        if charger_id == "BAD":
+    async def hook(tx: Executor, reports: Sequence[tuple[str, StatusReport]]) -> None:
+        if any(charger_id == "BAD" for charger_id, _ in reports):
             raise ValueError("refused")
 
     writes = StatusWrites(db, hook, linger_s=0.05)
@@ -87,7 +92,7 @@ async def test_a_report_the_hook_refuses_fails_alone(db: Database):
 
 
 async def test_close_writes_what_was_submitted(db: Database):
-    async def hook(tx: Executor, charger_id: str, r: StatusReport) -> None:
+    async def hook(tx: Executor, reports: Sequence[tuple[str, StatusReport]]) -> None:
         return None
 
     writes = StatusWrites(db, hook, linger_s=5.0)  # would linger far longer than the test
