@@ -22,15 +22,19 @@ from csms import datetimes
 def test_now_millis_matches_millis_of_the_same_moment(
     moment: datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    nanos = int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
-    monkeypatch.setattr(datetimes.time, "time_ns", lambda: nanos)
+    monkeypatch.setattr(datetimes, "utc_now", lambda: moment)
     assert datetimes.now_millis() == datetimes.millis(moment)
     assert datetimes.now_millis() == datetimes.millis(moment)  # the held second's text
 
 
 def test_a_new_second_gets_its_own_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = iter([1_796_000_000_999_000_000, 1_796_000_001_000_000_000])
-    monkeypatch.setattr(datetimes.time, "time_ns", lambda: next(clock))
+    clock = iter(
+        [
+            datetime(2026, 12, 7, 11, 0, 0, 999_000, tzinfo=UTC),
+            datetime(2026, 12, 7, 11, 0, 1, 0, tzinfo=UTC),
+        ]
+    )
+    monkeypatch.setattr(datetimes, "utc_now", lambda: next(clock))
     first, second = datetimes.now_millis(), datetimes.now_millis()
     assert first.endswith(".999Z") and second.endswith(".000Z")
     assert first[:19] != second[:19]
