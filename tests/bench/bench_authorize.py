@@ -53,7 +53,7 @@ from tests.bench.authorize.steps import (
     open_loop,
     start_under_test,
 )
-from tests.bench.authorize.storm import storm
+from tests.bench.authorize.storm import echo_floor, storm
 from tests.bench.authorize.trees import Tree, baseline_tree, current_tree, verify
 from tests.bench.procs import CLIENT_CPU, OUT, loadavg, pin_self, raise_nofile, steal_seconds
 
@@ -82,6 +82,7 @@ async def references(runs: Runs) -> None:
         await ladder(Server("naive", "naive", proc, url), runs)
     finally:
         proc.stop()
+    await echo_floor(runs)
 
 
 async def csms_rounds(trees: list[Tree], rounds: int) -> list[dict[str, Runs]]:

@@ -266,6 +266,7 @@ def _storm_rows(runs: Runs) -> list[Row]:
             f"{s['heartbeats']} heartbeats, {s.get('status_notifications', 0)} status "
             f"notifications in {s['idle_window_s']:.0f} s",
         ),
+        *_echo_floor_rows(runs),
         Row(
             "RSS per idle connection",
             per,
@@ -283,6 +284,24 @@ def _storm_rows(runs: Runs) -> list[Row]:
             f"p50 {s.get('open_p50_ms')} ms, errors {s.get('open_errors')}, "
             f"behind {s.get('open_behind')}",
         ),
+    ]
+
+
+def _echo_floor_rows(runs: Runs) -> list[Row]:
+    echo = runs.get("storm-echo")
+    if echo is None:
+        return []
+    share = runs["storm"]["idle_cpu_share"]
+    return [
+        Row(
+            f"the same idle load against the bare echo ({echo['accepted']:,} chargers)",
+            echo["idle_cpu_share"] * 100,
+            "% core",
+            "reference",
+            None,
+            f"{echo['heartbeats']} heartbeats, {echo['status_notifications']} status "
+            f"notifications; the CSMS used {share / max(echo['idle_cpu_share'], 1e-9):.1f}x",
+        )
     ]
 
 

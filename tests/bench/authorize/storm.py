@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.bench import rawws
 from tests.bench.authorize.measure import Runs, load, settle
-from tests.bench.authorize.servers import fresh_store, start_csms
+from tests.bench.authorize.servers import fresh_store, start_csms, start_echo
 from tests.bench.authorize.settings import (
     ATTEMPTS,
     CHARGER_IDS,
@@ -45,7 +45,8 @@ class _Idle:
         rest = url.removeprefix("ws://")
         hostport, _, path = rest.partition("/")
         host, _, port = hostport.partition(":")
-        self.host, self.port, self.path = host, int(port), f"/{path}/{cp_id}"
+        self.host, self.port = host, int(port)
+        self.path = f"/{path}/{cp_id}" if path else f"/{cp_id}"
         self.source = source
         self.ws: rawws.RawCharger | None = None
 
@@ -158,6 +159,32 @@ async def _authorize_while_connected(proc: Proc, url: str) -> dict[str, Any]:
         "open_rejected": a.rejected,
         "open_behind": report.behind_schedule,
     }
+
+
+async def echo_floor(runs: Runs) -> None:
+    """The idle step against the bare echo (``csms-sim echo-server``): the same chargers
+    and message rates, so the CSMS's idle share can be set against what the WebSocket
+    stack and this machine cost with no work behind the answers. Kept as
+    ``runs["storm-echo"]``."""
+    proc, url = start_echo()
+    live: list[_Idle] = []
+    try:
+        await asyncio.sleep(1.0)
+        rss0 = proc.rss_kb()
+        live, connected = await _connect_all(proc, url)
+        idle = await _idle(proc, live, rss0)
+        runs["storm-echo"] = {**connected, **idle}
+        print(
+            f"  {'echo':<17} storm: {connected['accepted']}/{STORM} Accepted in "
+            f"{connected['seconds']:.3f} s; idle {idle['idle_cpu_share']:.1%} of a core, "
+            f"{idle['heartbeats']} heartbeats, {idle['status_notifications']} status "
+            f"notifications; RSS {idle['rss_per_connection_kb']:.1f} KB per connection",
+            flush=True,
+        )
+    finally:
+        for c in live:
+            c.close()
+        proc.stop()
 
 
 async def storm(tree: Tree, template: Path, runs: Runs, name: str) -> None:
