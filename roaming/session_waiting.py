@@ -41,6 +41,9 @@ from roaming.store.sessions import SessionStore
 
 log = structlog.get_logger("roaming.sessions")
 
+# Waiting Sessions looked at per store transaction by a release.
+RELEASE_CHUNK = 50
+
 
 def waiting_reason(charger_id: str, connector_id: int) -> str:
     """What the operator reads in ``csms outbox list``: what is missing and where."""
@@ -173,11 +176,18 @@ class WaitingSessions:
             self.shared_store and await self.store.any_waiting(self.store.db)
         ):
             return 0
-        released = 0
         async with self.store.db.transaction() as tx:
-            for row in await self.store.releasable(tx):
-                if await self._release(tx, row, now):
-                    released += 1
+            ids = [row["id"] for row in await self.store.releasable(tx)]
+        released = 0
+        # Released in chunks, one transaction each (a Session's release is its own): one
+        # transaction over thousands of waiting Sessions held the store, and every OCPP
+        # write behind it, for as long as the whole look took.
+        for at in range(0, len(ids), RELEASE_CHUNK):
+            async with self.store.db.transaction() as tx:
+                for row in await self.store.waiting_rows(tx, ids[at : at + RELEASE_CHUNK]):
+                    if await self._release(tx, row, now):
+                        released += 1
+        async with self.store.db.transaction() as tx:
             self._maybe_waiting = await self.store.any_waiting(tx)
         return released
 

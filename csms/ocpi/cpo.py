@@ -24,6 +24,7 @@ from csms.ocpi.locations import (
     sync_catalog,
     unmapped_connectors,
 )
+from csms.ocpi.release_gate import ReleaseGate
 from csms.store.db import Database
 from roaming import cdrs, locations, sessions, tariffs
 from roaming import commands as ocpi_commands
@@ -123,6 +124,9 @@ async def warn_unmapped(db: Database) -> None:
 
 # A claimer is alive while its node is (the cluster's rule: a lease that has not run
 # out, not stopped); a claim by a node without a row is stale too.
+# How often held Session pushes are looked at without a catalogue write seen here.
+RELEASE_RECHECK_S = 60.0
+
 _CLAIMER_ALIVE = (
     f"EXISTS (SELECT 1 FROM cluster_nodes n WHERE n.node_id = o.claimed_by AND {ALIVE})"
 )
@@ -168,7 +172,10 @@ async def build_cpo(
         update_interval_s=cpo_cfg.session_update_interval_s,
     )
     claims = SINGLE_PROCESS
+    recheck_s = RELEASE_RECHECK_S
     if cluster is not None:
+        if cluster.multi:  # another node's catalogue write moves only its own generation
+            recheck_s = min(recheck_s, cluster.cache_bound_s)
         # Sessions may start waiting on any node: none can trust its own "none waiting".
         service.shared_store = cluster.multi
         claims = outbox_claims(cluster.node_id, multi=cluster.multi, clock=cluster.clock)
@@ -183,7 +190,7 @@ async def build_cpo(
         ),
         poll_interval_s=cpo_cfg.outbox_poll_interval_s,
         concurrency=cpo_cfg.outbox_concurrency,
-        release_held=service.release_waiting,
+        release_held=ReleaseGate(service.release_waiting, recheck_s=recheck_s),
         jobs=cluster,
     )
     reservations = ReservationService(db, service)

@@ -248,6 +248,11 @@ async def push_statuses(
 _catalog_generation = 0
 
 
+def catalog_generation() -> int:
+    """Moves with every write to locations (what may map a connector or attach a tariff)."""
+    return _catalog_generation
+
+
 def invalidate_lookups() -> None:
     """Every :class:`StoreLocationLookup` forgets what it memoised (locations changed)."""
     global _catalog_generation

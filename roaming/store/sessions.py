@@ -12,6 +12,7 @@ the connector is mapped (:meth:`roaming.sessions.SessionService.release_waiting`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -55,6 +56,16 @@ class SessionStore(PartnerObjects):
             " AND e.charger_id = json_extract(s.body, '$._meta.charger_id')"
             " AND e.connector_id = CAST(json_extract(s.body, '$._meta.connector_id') AS INTEGER))"
             " ORDER BY s.created_at, s.id"
+        )
+
+    async def waiting_rows(self, tx: SqlExecutor, ids: Sequence[str]) -> list[Any]:
+        """Those of ``ids`` still waiting, in the order :meth:`releasable` gives."""
+        if not ids:
+            return []
+        return await tx.fetchall(
+            f"SELECT * FROM ocpi_sessions WHERE id IN ({', '.join('?' * len(ids))})"
+            " AND waiting_for IS NOT NULL ORDER BY created_at, id",
+            list(ids),
         )
 
     async def any_waiting(self, tx: SqlExecutor) -> bool:

@@ -41,8 +41,14 @@ REUSE_CHARGERS, REUSE_CALLS = 100, 30000
 
 
 def locations_toml(chargers: int) -> str:
-    """One published Location with an EVSE on connector 1 of every bench charger."""
+    """One published Location with an EVSE on connector 1 of every bench charger, each
+    priced by one tariff (so a roaming charge's CDR goes at its stop, as in production)."""
     head = """
+[[tariffs]]
+id = "BENCH-AC"
+currency = "EUR"
+energy_price = 0.40
+
 [[locations]]
 id = "BENCH-LOC"
 name = "Bench"
@@ -60,6 +66,7 @@ parking_type = "PARKING_LOT"
         f'charger_id = "{CHARGER_IDS.format(n=n)}"\nconnector_id = 1\n'
         'capabilities = ["REMOTE_START_STOP_CAPABLE"]\nstandard = "IEC_62196_T2"\n'
         'format = "SOCKET"\npower_type = "AC_3_PHASE"\nmax_voltage = 230\nmax_amperage = 32\n'
+        'tariff_ids = ["BENCH-AC"]\n'
         for n in range(1, chargers + 1)
     ]
     return head + "".join(evses)
