@@ -264,7 +264,8 @@ def _storm_rows(runs: Runs) -> list[Row]:
             "<= 5 %",
             share <= 0.05,
             f"{s['heartbeats']} heartbeats, {s.get('status_notifications', 0)} status "
-            f"notifications in {s['idle_window_s']:.0f} s",
+            f"notifications in {s['idle_window_s']:.0f} s, from "
+            f"{s.get('settled_after_s', '?')} s after the storm (post-connect work done)",
         ),
         *_echo_floor_rows(runs),
         Row(
