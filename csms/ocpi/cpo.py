@@ -122,11 +122,11 @@ async def warn_unmapped(db: Database) -> None:
         )
 
 
-# A claimer is alive while its node is (the cluster's rule: a lease that has not run
-# out, not stopped); a claim by a node without a row is stale too.
 # How often held Session pushes are looked at without a catalogue write seen here.
 RELEASE_RECHECK_S = 60.0
 
+# A claimer is alive while its node is (the cluster's rule: a lease that has not run
+# out, not stopped); a claim by a node without a row is stale too.
 _CLAIMER_ALIVE = (
     f"EXISTS (SELECT 1 FROM cluster_nodes n WHERE n.node_id = o.claimed_by AND {ALIVE})"
 )
