@@ -8,7 +8,8 @@ about 50 µs of the loop's time per hop, six hops per report: the largest single
 the message. Here reports that arrive while a batch is being written join the next one,
 and a batch costs ``BEGIN``, one SELECT of the previous statuses, one ``executemany``
 for the history, one for the connectors' current rows, the roaming hook once (one SELECT
-of the batch's EVSE mappings, a write per EVSE whose status changed), and ``COMMIT``. Measured figures: tests/bench/README.md ("StatusNotification").
+of the batch's EVSE mappings, a write per EVSE whose status changed), and ``COMMIT``.
+Measured figures: tests/bench/README.md ("StatusNotification").
 
 A report is answered only after its batch is committed, as before. A batch of fewer
 than :data:`LINGER_BELOW` reports lingers ``linger_s`` (20 ms) so that a steady trickle

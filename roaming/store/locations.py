@@ -313,6 +313,7 @@ class LocationStore:
         refs = {(r["charger_id"], int(r["connector_id"])): r for r in rows}
         current: dict[tuple[str, int], EvseRef] = {}
         out: list[tuple[EvseRef, str]] = []
+        ts = format_datetime(now)
         for cid, conn, status in changes:
             key = (cid, conn)
             ref = current.get(key)
@@ -323,7 +324,6 @@ class LocationStore:
                 ref = current[key] = _ref(row)
             if ref.status == status:
                 continue
-            ts = format_datetime(now)
             await tx.execute(
                 "UPDATE ocpi_evses SET status = ?, last_updated = ? WHERE uid_norm = ?",
                 (status, ts, norm(ref.evse_uid)),
