@@ -6,7 +6,10 @@ to the general stack it wraps, so the client can route every authorize call here
 without checking each URL itself.
 
 Partner URLs (:mod:`roaming.urlcheck`): checked before the request, and each pool checks
-the addresses it resolved before it connects.
+the addresses it resolved before it connects. The check's verdict depends only on the
+URL's scheme and authority, so it is kept per (scheme, authority): ``urlsplit`` and the
+address parse cost ~8 µs a call in isolation and ~7 % of the server's samples on the
+remote authorize path at 1,000 calls/s.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Http11Transport:
         self.policy = policy or UrlPolicy()
         self._pools: dict[tuple[str, Origin], http11.Pool] = {}
         self._tls: ssl.SSLContext | None = None
+        self._passed: set[tuple[str, str]] = set()  # (scheme, authority) checked and allowed
 
     def _pool(self, key: str, origin: Origin) -> http11.Pool:
         pool = self._pools.get((key, origin))
@@ -82,7 +86,7 @@ class Http11Transport:
             return await self.fallback.send(call)
         origin, path = lean
         try:
-            self.policy.check_url(call.url)
+            self._check(call.url, origin[0])
         except UnsafeUrl as exc:
             raise refused(call, str(exc)) from None
         pool = self._pool(call.key, origin)
@@ -93,6 +97,26 @@ class Http11Transport:
         except http11.HttpError as exc:
             raise failed(call, exc, exc.errno) from None
         return Answer(resp.status, resp.headers, resp.body)
+
+    def _check(self, url: str, scheme: str) -> None:
+        """:meth:`UrlPolicy.check_url` on ``url``, skipped when a URL with the same scheme
+        and authority (the text between ``://`` and the first ``/``, ``?`` or ``#``: all
+        the check reads) passed before. Only passes are kept: a refusal is checked and
+        worded afresh each time, naming its own URL. Bounded; partners' endpoints share a
+        few authorities."""
+        start = len(scheme) + 3
+        end = len(url)
+        for sep in "/?#":
+            at = url.find(sep, start)
+            if 0 <= at < end:
+                end = at
+        key = (scheme, url[start:end])
+        if key in self._passed:
+            return
+        self.policy.check_url(url)
+        if len(self._passed) >= 1024:
+            self._passed.clear()
+        self._passed.add(key)
 
     async def forget(self, key: str) -> None:
         """Drop this partner's lean pools (the fallback is the owner's to forget)."""

@@ -124,6 +124,9 @@ class Metrics:
         self._decided: dict[
             tuple[Any, Any], tuple[Callable[[], None], Callable[[float], None]]
         ] = {}
+        self._called: dict[
+            tuple[str, str, str], tuple[Callable[[], None], Callable[[float], None]]
+        ] = {}
 
     # ---------------------------------------------------------------- observers
 
@@ -170,9 +173,18 @@ class Metrics:
         children[1](entry.latency_ms / 1000.0)
 
     def call_finished(self, partner: str, method: str, outcome: str, seconds: float) -> None:
-        """:class:`roaming.observer.CallObserver`."""
-        self.emsp_requests.labels(partner, method, outcome).inc()
-        self.emsp_seconds.labels(partner, outcome).observe(seconds)
+        """:class:`roaming.observer.CallObserver`; once per real-time authorize, so the
+        label children are kept as in :meth:`decided`. Partner keys, methods and outcomes
+        are few and all come from our own code and store, never from the wire."""
+        key = (partner, method, outcome)
+        children = self._called.get(key)
+        if children is None:
+            children = self._called[key] = (
+                self.emsp_requests.labels(partner, method, outcome).inc,
+                self.emsp_seconds.labels(partner, outcome).observe,
+            )
+        children[0]()
+        children[1](seconds)
 
     def store_wrote(self, seconds: float) -> None:
         """``Database.write_observer``."""

@@ -77,6 +77,35 @@ async def test_with_private_urls_allowed_the_same_calls_go_through(
     assert server.hits == ["POST /x", "POST /y"]
 
 
+async def test_the_lean_path_checks_every_authority_not_only_the_first(
+    partner_server: tuple[Counting, int],
+) -> None:
+    """The lean transport keeps the URL check's passes per scheme and authority: an
+    authority that passed must not let a different one through, however alike, and a
+    refusal is refused again, naming its own URL."""
+    server, port = partner_server
+    client = OcpiClient(timeout_s=5.0, allow_private_urls=True)
+    try:
+        for path in ("a", "b"):
+            await client.request(
+                "POST", PEER, f"http://127.0.0.1:{port}/{path}", json={}, lean=True
+            )
+        refused = [
+            "http://169.254.169.254/one",
+            "http://169.254.169.254/two",
+            "http://169.254.169.254?x=/three",
+            f"http://169.254.169.254:{port}/four",
+            "https://169.254.169.254/five",
+        ]
+        for url in refused:
+            with pytest.raises(PartnerNotCallable, match="refused partner") as caught:
+                await client.request("POST", PEER, url, json={}, lean=True)
+            assert url.rsplit("/", 1)[-1] in str(caught.value)
+    finally:
+        await client.close()
+    assert server.hits == ["POST /a", "POST /b"]
+
+
 @pytest.mark.parametrize(
     "url",
     [
