@@ -119,6 +119,7 @@ class LeanEmsp:
             "delay_ms": self.delay_s * 1000,
             "nagle": self.nagle,
             "connections": self.connections,
+            "hot_base": self.hot_base,
             "command_results": self.command_results,
         }
         return self._json(orjson.dumps(state))

@@ -31,6 +31,34 @@ def _auth(runs: Runs, key: str) -> dict[str, Any]:
     return runs[key]["actions"]["Authorize"]  # type: ignore[no-any-return]
 
 
+def _remote_cpu_rows(runs: Runs) -> list[Row]:
+    """The remote path's CPU per call against its target, beside the bare exchange's."""
+    run = runs.get("csms-remote-50ms")
+    if run is None or "server_cpu_us_per_call" not in run:
+        return []
+    us = run["server_cpu_us_per_call"]
+    out = [Row("remote path: server CPU per real-time authorize", us, "µs", "<= 300 µs", us <= 300)]
+    floor = runs.get("remote-echo-50ms")
+    if floor is not None and "server_cpu_us_per_call" in floor:
+        f = floor["server_cpu_us_per_call"]
+        a = _auth(runs, "remote-echo-50ms")
+        out.append(
+            Row(
+                "the same load on the bare remote exchange (a WebSocket frame in and out, "
+                "one kept-alive POST to the eMSP): server CPU per call",
+                f,
+                "µs",
+                "reference",
+                None,
+                f"p50 {a['p50_ms']} ms, p99 {a['p99_ms']} ms, errors {floor['errors']}; "
+                f"the CSMS used {us / f:.1f}x"
+                if f
+                else "",
+            )
+        )
+    return out
+
+
 def _latency_rows(runs: Runs) -> list[Row]:
     out = []
     run, a = runs["csms-open-2000"], _auth(runs, "csms-open-2000")
@@ -74,6 +102,7 @@ def _latency_rows(runs: Runs) -> list[Row]:
                 + (f", server {us:.0f} µs CPU/call" if us else ""),
             )
         )
+    out += _remote_cpu_rows(runs)
     run, a = runs["csms-hung"], _auth(runs, "csms-hung")
     limit = DEADLINE_S * 1000 + 50
     answered = 100.0 * (a["count"] - a["errors"]) / max(1, a["count"])

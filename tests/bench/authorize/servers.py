@@ -55,6 +55,16 @@ def start_fast_echo() -> tuple[Proc, str]:
     return proc, proc.wait_for(r"listening on (ws://\S+)").group(1)
 
 
+def start_remote_echo(control: str) -> tuple[Proc, str]:
+    """The remote path's floor (:mod:`tests.bench.remote_echo`) asking the eMSP whose
+    control API is ``control``, at the endpoint the CSMS's authorize calls go to."""
+    with urllib.request.urlopen(f"{control}/control/state", timeout=10) as resp:
+        hot = json.loads(resp.read())["hot_base"]
+    argv = ["-m", "tests.bench.remote_echo", "--emsp", f"{hot}/ocpi/2.2.1/tokens"]
+    proc = Proc("remote-echo", argv)
+    return proc, proc.wait_for(r"listening on (ws://\S+)").group(1)
+
+
 def start_naive() -> tuple[Proc, str]:
     argv = ["-m", "tests.bench.naive_csms", "--port", "0"]
     proc = Proc("naive", [*argv, "--log-file", str(OUT / "naive-frames.log")])

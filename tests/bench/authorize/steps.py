@@ -23,6 +23,7 @@ from tests.bench.authorize.servers import (
     fresh_store,
     start_csms,
     start_emsp,
+    start_remote_echo,
 )
 from tests.bench.authorize.settings import (
     CHARGERS,
@@ -159,6 +160,25 @@ async def remote(csms: CsmsUnderTest, runs: Runs) -> None:
     show(server, key, report, run, f"server {us:.0f} µs CPU/call  ")
 
 
+async def remote_floor(csms: CsmsUnderTest, runs: Runs) -> None:
+    """The remote step's load on the bare remote exchange (:mod:`tests.bench.remote_echo`)
+    asking the same eMSP: what a real-time authorize costs any server on this stack and
+    machine, beside the CSMS's CPU per call. Measured once per run."""
+    key = "remote-echo-50ms"
+    if key in runs:
+        return
+    proc, url = start_remote_echo(csms.control)
+    try:
+        floor = Server("remote-echo", "remote echo", proc, url)
+        emsp_behaviour(csms.control, "delay", 50)
+        step = partial(load, url, CHARGERS, 10000, tags=REM_TAGS, rate=1000)
+        report, run, us = await with_cpu(key, floor, runs, step)
+        emsp_behaviour(csms.control, "normal")
+        show(floor, key, report, run, f"server {us:.0f} µs CPU/call  ")
+    finally:
+        proc.stop()
+
+
 async def remote_nagle(csms: CsmsUnderTest, runs: Runs) -> None:
     """The remote step against an eMSP that writes the answer's head and body as two
     segments with Nagle on: a client in delayed-ACK mode would pay ~40 ms per kept-alive
@@ -243,5 +263,10 @@ def csms_steps() -> list[tuple[str, CsmsStep]]:
 
         steps.append((f"csms own card @{chargers}", own))
     steps.append(("open loop", lambda s, runs: open_loop(s.server, runs)))
-    steps += [("remote path", remote), ("remote, Nagle eMSP", remote_nagle), ("hung eMSP", hung)]
+    steps += [
+        ("remote path", remote),
+        ("remote path's floor", remote_floor),
+        ("remote, Nagle eMSP", remote_nagle),
+        ("hung eMSP", hung),
+    ]
     return steps
