@@ -255,8 +255,11 @@ async def test_a_node_killed_mid_delivery_leaves_its_claims_to_the_other(
                 return str(row["claimed_by"]) if row is not None and row["n"] >= 2 else None
 
             await w.emsp.set_down("up")
-            await wait_until(a_node_with_cdrs_out, timeout=30, interval=0.01, what="CDR POSTs")
-            dead_id = await a_node_with_cdrs_out() or w.a.node_id
+            # The node seen with CDRs out is the one killed: asking again could find
+            # none for a moment (a POST just answered) and pick a node with none out.
+            dead_id = await wait_until(
+                a_node_with_cdrs_out, timeout=30, interval=0.01, what="CDR POSTs"
+            )
             dead = nodes.pop(dead_id)
             [survivor] = nodes.values()
             await dead.kill()
