@@ -11,6 +11,7 @@ Run: ``python -m tests.bench.fast_echo --port 0`` (prints ``listening on ws://..
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import orjson
@@ -45,8 +46,16 @@ async def echo(ws: ServerConnection) -> None:
 
 
 async def main(host: str, port: int) -> None:
+    await listen(echo, host, port)
+
+
+async def listen(
+    handler: Callable[[ServerConnection], Awaitable[None]], host: str, port: int
+) -> None:
+    """Serve ``handler`` as the bench's bare servers do (no pings, no compression, a
+    backlog for the storm) and print the URL the benchmark waits for."""
     server = await serve(
-        echo,
+        handler,
         host,
         port,
         subprotocols=[websockets.Subprotocol("ocpp1.6")],

@@ -21,10 +21,9 @@ from collections import deque
 
 import orjson
 import uvloop
-import websockets
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 
-from tests.bench.fast_echo import booted
+from tests.bench.fast_echo import booted, listen
 
 EMPTY = orjson.Fragment(b"{}")  # every other CALL the generator sends
 
@@ -113,18 +112,7 @@ async def main(host: str, port: int, emsp: str) -> None:
             reply = booted() if msg[2] == "BootNotification" else EMPTY
             await ws.send(orjson.dumps([3, msg[1], reply]).decode())
 
-    server = await serve(
-        handler,
-        host,
-        port,
-        subprotocols=[websockets.Subprotocol("ocpp1.6")],
-        ping_interval=None,
-        compression=None,
-        backlog=4096,
-    )
-    bound = next(iter(server.sockets)).getsockname()[1]
-    print(f"listening on ws://{host}:{bound}/ocpp", flush=True)
-    await server.wait_closed()
+    await listen(handler, host, port)
 
 
 if __name__ == "__main__":
