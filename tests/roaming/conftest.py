@@ -153,6 +153,17 @@ async def start_cpo(
 
 
 @pytest.fixture
+async def db(store_url: str) -> AsyncIterator[Database]:
+    """The roaming store's schema alone on each backend, for store-level tests."""
+    database = await Database.open(store_url)
+    await roaming_schema.migrate(database)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
 async def cpo(tmp_path: Any, store_url: str) -> AsyncIterator[Cpo]:
     c = await start_cpo(tmp_path, store_url=store_url)
     try:

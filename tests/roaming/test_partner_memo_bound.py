@@ -5,14 +5,9 @@ other still accepts a revoked credentials token. A fake clock stands for time.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from csms.store.db import Database
 from roaming import auth
 from roaming.partners import TokenKind
-from roaming.store import schema as roaming_schema
 from roaming.store.partners import PartnerStore
 
 TOKEN = auth.hash_token("the-credentials-token")
@@ -24,16 +19,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def db(store_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(store_url)
-    await roaming_schema.migrate(database)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def test_a_write_is_told_to_the_write_listeners(db: Database) -> None:

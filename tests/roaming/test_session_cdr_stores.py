@@ -4,26 +4,14 @@ once an EVSE maps their connector, CDRs by transaction."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-
-import pytest
 
 from csms.store.db import Database
 from roaming.store import cdrs
-from roaming.store import schema as roaming_schema
 from roaming.store.cdrs import CdrStore
 from roaming.store.sessions import SessionStore
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(store_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(store_url)
-    await roaming_schema.migrate(database)
-    yield database
-    await database.close()
 
 
 def session(n: int, updated: str, charger: str = "CP1", connector: int = 1) -> dict[str, object]:

@@ -3,30 +3,18 @@ when there are more of them than one release transaction takes (SQLite and Postg
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from csms.ocpi.locations import load_catalog, sync_catalog
 from csms.store.db import Database
 from roaming import outbox
 from roaming.session_waiting import RELEASE_CHUNK
 from roaming.sessions import SessionService
-from roaming.store import schema as roaming_schema
 from roaming.store.locations import LocationStore
 from roaming.store.sessions import SessionStore
 from tests.roaming.test_outbox_claims import LOCATIONS
 
 COUNT = 2 * RELEASE_CHUNK + 7
-
-
-@pytest.fixture
-async def db(store_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(store_url)
-    await roaming_schema.migrate(database)
-    yield database
-    await database.close()
 
 
 async def test_more_waiting_sessions_than_one_chunk_are_all_released_in_order(
